@@ -1,0 +1,3 @@
+"""voicebot: Hebrew phone agents on Twilio Media Streams."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,268 @@
+"""The one Settings object, read from the environment (and ``.env``) at start-up.
+
+Business code never reads ``os.environ``: it receives a :class:`Settings`.
+A bad value fails at start-up with a :class:`~voicebot.errors.ConfigError`
+naming the environment variable.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voicebot.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./voicebot.db"
+DEFAULT_TIMEZONE = "Asia/Jerusalem"
+DEFAULT_STT_MODEL = "gpt-4o-mini-transcribe"
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+DEFAULT_TTS_MODEL = "gpt-4o-mini-tts"
+DEFAULT_TTS_VOICE = "alloy"
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+Stage = Literal["stt", "llm", "tts"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEndpoint:
+    """Where one AI stage (STT, LLM or TTS) is served, resolved from the shared defaults."""
+
+    stage: Stage
+    base_url: str
+    api_key: SecretStr
+    model: str
+    timeout_s: float
+    configured: bool
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderEndpoint(stage={self.stage!r}, base_url={self.base_url!r}, "
+            f"model={self.model!r}, configured={self.configured})"
+        )
+
+
+class Settings(BaseSettings):
+    """Every tunable of the product. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    # Storage and infrastructure.
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    # API protection.
+    api_key: SecretStr | None = None
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    secret_key: SecretStr | None = None
+
+    # Twilio.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = None
+    twilio_validate_signatures: bool = True
+    public_base_url: str = "http://127.0.0.1:8000"
+    stream_token_ttl_s: int = Field(default=120, ge=5)
+
+    # AI providers: shared defaults, overridden per stage.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    stt_base_url: str | None = None
+    stt_api_key: SecretStr | None = None
+    stt_model: str = DEFAULT_STT_MODEL
+    stt_timeout_s: float = Field(default=6.0, gt=0)
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = DEFAULT_LLM_MODEL
+    llm_timeout_s: float = Field(default=8.0, gt=0)
+    tts_base_url: str | None = None
+    tts_api_key: SecretStr | None = None
+    tts_model: str = DEFAULT_TTS_MODEL
+    tts_voice: str = DEFAULT_TTS_VOICE
+    tts_timeout_s: float = Field(default=6.0, gt=0)
+    tts_cache_dir: str = ".cache/tts"
+    espeak_voice: str = "he"
+
+    # Conversation and calls.
+    timezone: str = DEFAULT_TIMEZONE
+    business_days: str = "sun,mon,tue,wed,thu"
+    business_hours_start: time = time(9, 0)
+    business_hours_end: time = time(18, 0)
+    meeting_duration_min: int = Field(default=30, ge=5, le=480)
+    endpoint_silence_ms: int = Field(default=600, ge=100, le=3000)
+    barge_in_min_speech_ms: int = Field(default=160, ge=40, le=2000)
+    silence_checkin_s: float = Field(default=8.0, gt=0)
+    max_call_duration_s: int = Field(default=900, ge=10)
+    ws_send_timeout_s: float = Field(default=2.0, gt=0)
+    turn_state_ttl_s: int = Field(default=3600, ge=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
+            value = "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _valid_public_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("business_days")
+    @classmethod
+    def _valid_business_days(cls, value: str) -> str:
+        days = [d.strip().lower()[:3] for d in value.split(",") if d.strip()]
+        unknown = [d for d in days if d not in WEEKDAY_NAMES]
+        if unknown or not days:
+            raise ValueError(f"unknown day names {unknown}; use sun,mon,tue,wed,thu,fri,sat")
+        return ",".join(days)
+
+    # Derived values.
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def business_weekdays(self) -> frozenset[int]:
+        """Python weekday numbers (Monday=0) on which meetings may be booked."""
+        return frozenset(WEEKDAY_NAMES[d] for d in self.business_days.split(","))
+
+    @property
+    def media_stream_url(self) -> str:
+        """The wss:// URL Twilio opens for the Media Stream, derived from the public URL."""
+        base = self.public_base_url
+        scheme, rest = base.split("://", 1)
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/twilio/media"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def stream_secret(self) -> bytes:
+        """Key for signing stream tokens: SECRET_KEY, else the Twilio auth token."""
+        for secret in (self.secret_key, self.twilio_auth_token):
+            if secret is not None and secret.get_secret_value():
+                return secret.get_secret_value().encode()
+        return _PROCESS_SECRET
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if sys.stderr.isatty() else "json"
+
+    def provider(self, stage: Stage) -> ProviderEndpoint:
+        """Resolve one stage's endpoint from its own settings and the shared OpenAI ones."""
+        own_url: str | None = getattr(self, f"{stage}_base_url")
+        own_key: SecretStr | None = getattr(self, f"{stage}_api_key")
+        base_url = own_url or self.openai_base_url or DEFAULT_OPENAI_BASE_URL
+        key = own_key or self.openai_api_key
+        configured = key is not None or own_url is not None or self.openai_base_url is not None
+        return ProviderEndpoint(
+            stage=stage,
+            base_url=base_url.rstrip("/"),
+            # A self-hosted OpenAI-compatible server may need no key; the client needs one.
+            api_key=key or SecretStr("not-needed"),
+            model=getattr(self, f"{stage}_model"),
+            timeout_s=getattr(self, f"{stage}_timeout_s"),
+            configured=configured,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Configuration for /health/info: no secrets, URLs with credentials masked."""
+        return {
+            "database": mask_url(self.database_url),
+            "redis": mask_url(self.redis_url) if self.redis_url else None,
+            "api_key_required": self.api_key is not None,
+            "twilio_configured": bool(self.twilio_account_sid and self.twilio_auth_token),
+            "public_base_url": self.public_base_url,
+            "timezone": self.timezone,
+            "stt": _endpoint_summary(self.provider("stt")),
+            "llm": _endpoint_summary(self.provider("llm")),
+            "tts": _endpoint_summary(self.provider("tts")),
+            "log_format": self.resolved_log_format,
+        }
+
+
+WEEKDAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+# Without SECRET_KEY or a Twilio token, stream tokens are signed with a per-process key:
+# fine for one dev process, wrong for several instances (documented in .env.example).
+_PROCESS_SECRET = __import__("secrets").token_bytes(32)
+
+
+def _endpoint_summary(endpoint: ProviderEndpoint) -> dict[str, Any]:
+    return {
+        "configured": endpoint.configured,
+        "base_url": mask_url(endpoint.base_url),
+        "model": endpoint.model,
+    }
+
+
+def mask_url(url: str) -> str:
+    """Hide the password part of a URL (``postgresql://u:***@host/db``)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment, raising ConfigError that names the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

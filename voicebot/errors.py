@@ -1,0 +1,120 @@
+"""The one error tree of voicebot.
+
+Every error the product raises on purpose derives from :class:`VoicebotError`.
+Each class says whether retrying the same operation can succeed (``retryable``),
+so the Dramatiq actors and the provider wrappers decide on the type alone, and
+the API edge maps each type to one HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VoicebotError(Exception):
+    """Root of every voicebot error."""
+
+    retryable: ClassVar[bool] = False
+    http_status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(VoicebotError):
+    """A setting is missing or invalid; raised at start-up."""
+
+    code = "config_error"
+
+
+class NotFoundError(VoicebotError):
+    """An id names no stored object."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class ConflictError(VoicebotError):
+    """The request contradicts stored state (duplicate phone, overlapping meeting)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class InvalidInputError(VoicebotError):
+    """Input failed validation; ``details`` lists the fields at fault."""
+
+    http_status = 422
+    code = "validation_error"
+
+
+class InvalidStateError(ConflictError):
+    """An action is not allowed in the object's current state (start a cancelled campaign)."""
+
+    code = "invalid_state"
+
+
+class AuthError(VoicebotError):
+    """Missing or wrong credentials."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
+class SignatureError(VoicebotError):
+    """A Twilio request or stream handshake failed signature or token checks."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class RateLimitedError(VoicebotError):
+    """Too many requests from one key or address."""
+
+    retryable = True
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLargeError(VoicebotError):
+    """A request body exceeded the configured cap."""
+
+    http_status = 413
+    code = "payload_too_large"
+
+
+class ProviderError(VoicebotError):
+    """An STT, LLM or TTS backend failed; another try may succeed."""
+
+    retryable = True
+    http_status = 502
+    code = "provider_error"
+
+
+class ProviderTimeoutError(ProviderError):
+    """A provider did not answer within its timeout."""
+
+    code = "provider_timeout"
+
+
+class TelephonyError(VoicebotError):
+    """The Twilio REST API refused or failed an operation."""
+
+    retryable = True
+    http_status = 502
+    code = "telephony_error"
+
+
+class StateStoreError(VoicebotError):
+    """The turn-state store (Redis) is unreachable."""
+
+    retryable = True
+    http_status = 503
+    code = "state_store_unavailable"
