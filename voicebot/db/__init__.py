@@ -1,0 +1,1 @@
+"""Relational storage: SQLAlchemy 2 async models, engine and session factory."""

@@ -1,0 +1,249 @@
+"""The relational schema: leads, do-not-call, campaigns, membership, calls, turns, meetings.
+
+Enumerations are stored as short strings (portable across SQLite and Postgres and
+cheap to extend); the allowed values live in the ``*Status`` classes below.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from voicebot.db.types import JSONType, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    CALLBACK = "callback"
+    MEETING_BOOKED = "meeting_booked"
+    NOT_INTERESTED = "not_interested"
+    DO_NOT_CALL = "do_not_call"
+    WRONG_NUMBER = "wrong_number"
+    UNREACHABLE = "unreachable"
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class MemberState(StrEnum):
+    PENDING = "pending"
+    DIALING = "dialing"
+    IN_CALL = "in_call"
+    RETRY = "retry"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class CallStatus(StrEnum):
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class CallOutcome(StrEnum):
+    MEETING_BOOKED = "meeting_booked"
+    CALLBACK_SCHEDULED = "callback_scheduled"
+    NOT_INTERESTED = "not_interested"
+    DO_NOT_CALL = "do_not_call"
+    TRANSFERRED = "transferred"
+    WRONG_NUMBER = "wrong_number"
+    NO_ANSWER = "no_answer"
+    VOICEMAIL = "voicemail"
+    FAILED = "failed"
+    COMPLETED = "completed"
+
+
+class MeetingStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class Lead(TimestampMixin, Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(32), default=LeadStatus.NEW, nullable=False)
+    consent_source: Mapped[str | None] = mapped_column(String(200))
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    last_called_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_leads_status", "status"),)
+
+
+class DoNotCall(Base):
+    __tablename__ = "do_not_call"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(32), default="api", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class Campaign(TimestampMixin, Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT, nullable=False)
+    agent_script: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=5, nullable=False)
+    calls_per_minute: Mapped[int] = mapped_column(Integer, default=10, nullable=False)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
+    retry_delay_min: Mapped[int] = mapped_column(Integer, default=60, nullable=False)
+    window_start: Mapped[str] = mapped_column(String(5), default="09:00", nullable=False)
+    window_end: Mapped[str] = mapped_column(String(5), default="19:00", nullable=False)
+    window_days: Mapped[str] = mapped_column(String(32), default="sun,mon,tue,wed,thu", nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Jerusalem", nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    members: Mapped[list[CampaignLead]] = relationship(back_populates="campaign")
+
+
+class CampaignLead(TimestampMixin, Base):
+    __tablename__ = "campaign_leads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
+    )
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), default=MemberState.PENDING, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+
+    campaign: Mapped[Campaign] = relationship(back_populates="members")
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "lead_id", name="uq_campaign_leads_campaign_lead"),
+        Index("ix_campaign_leads_due", "campaign_id", "state", "next_attempt_at"),
+    )
+
+
+class Call(TimestampMixin, Base):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL")
+    )
+    direction: Mapped[str] = mapped_column(String(16), default="outbound", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=CallStatus.QUEUED, nullable=False)
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    to_number: Mapped[str | None] = mapped_column(String(20))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    summary: Mapped[str | None] = mapped_column(Text)
+    status_events: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+
+    turns: Mapped[list[CallTurn]] = relationship(
+        back_populates="call", order_by="CallTurn.seq", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_calls_lead_id", "lead_id"), Index("ix_calls_campaign", "campaign_id"))
+
+
+class CallTurn(Base):
+    __tablename__ = "call_turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    intent: Mapped[str | None] = mapped_column(String(32))
+    latency: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+    call: Mapped[Call] = relationship(back_populates="turns")
+
+    __table_args__ = (UniqueConstraint("call_id", "seq", name="uq_call_turns_call_seq"),)
+
+
+class Meeting(TimestampMixin, Base):
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), nullable=False)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    duration_min: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=MeetingStatus.SCHEDULED, nullable=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_meetings_active_range", "status", "start_at", "end_at"),)
+
+
+class TwilioEvent(Base):
+    """Idempotency ledger of Twilio webhooks (``I-Twilio-Idempotency-Token``)."""
+
+    __tablename__ = "twilio_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
