@@ -1,0 +1,1 @@
+"""REST API under /api/v1, health probes and metrics: the HTTP edge of voicebot."""

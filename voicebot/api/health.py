@@ -1,0 +1,74 @@
+"""Health probes (liveness, readiness naming the failing part, info) and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from voicebot import __version__
+from voicebot.api.state import app_state
+from voicebot.db.engine import engine_kind, ping
+
+READY_CHECK_TIMEOUT_S = 2.0
+log = structlog.get_logger(__name__)
+
+
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _check(name: str, coro: Any) -> tuple[str, str | None]:
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+            await coro
+    except (TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - a probe reports any failure
+        return name, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return name, None
+
+
+async def ready(request: Request) -> Response:
+    state = app_state(request)
+    checks = [_check(engine_kind(state.engine), ping(state.engine))]
+    if state.redis is not None:
+        checks.append(_check("redis", state.redis.ping()))
+    results = await asyncio.gather(*checks)
+    broker = state.extras.get("broker_name", "stub")
+    parts: dict[str, str] = {name: ("ok" if err is None else err) for name, err in results}
+    parts["broker"] = "ok"
+    failing = [name for name, err in results if err is not None]
+    if failing:
+        log.warning("health.not_ready", failing=failing)
+        return JSONResponse(
+            {"status": "unavailable", "failing": failing, "checks": parts, "broker": broker},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "checks": parts, "broker": broker})
+
+
+async def info(request: Request) -> Response:
+    state = app_state(request)
+    return JSONResponse(
+        {
+            "version": __version__,
+            "config": state.settings.summary(),
+            "features": state.extras.get("features", {}),
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(app_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/health/ready", ready, methods=["GET"]),
+    Route("/health/info", info, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

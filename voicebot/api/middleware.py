@@ -1,0 +1,190 @@
+"""Pure-ASGI middleware: request context + access log + metrics, body cap, API key, rate limit."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voicebot.api.errors import error_response
+from voicebot.config import Settings
+from voicebot.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+RATE_WINDOW_S = 60
+LOCAL_LIMITER_MAX_KEYS = 10_000
+
+
+class RequestContextMiddleware:
+    """Binds a request id to every log line, logs one access event, records route metrics."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"].append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.http_latency.labels(route, scope["method"]).observe(elapsed)
+            if not route.startswith(("/health", "/metrics")):
+                log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                )
+            structlog.contextvars.clear_contextvars()
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path: str | None = getattr(route, "path", None)
+    return path or "unmatched"
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_body_bytes`` with 413, by header or while streaming."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "payload_too_large", f"request body over {self.max_body_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class ApiGuardMiddleware:
+    """On /api: API key (constant-time) when configured, then a per-key and per-address limit."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, metrics: Metrics, redis: Any) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.redis = redis
+        self.expected = (
+            settings.api_key.get_secret_value().encode() if settings.api_key is not None else None
+        )
+        self.local: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self.redis_down = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        presented = _presented_key(headers)
+        if self.expected is not None and (
+            presented is None or not hmac.compare_digest(presented.encode(), self.expected)
+        ):
+            response = error_response(401, "unauthorized", "missing or invalid API key")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        keys = [f"addr:{address}"]
+        if presented:
+            keys.append("key:" + hmac.new(b"rl", presented.encode(), "sha256").hexdigest()[:16])
+        for key in keys:
+            retry_after = await self._hit(key)
+            if retry_after is not None:
+                self.metrics.rate_limited.inc()
+                response = error_response(429, "rate_limited", "too many requests")
+                response.headers["Retry-After"] = str(retry_after)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _hit(self, key: str) -> int | None:
+        """Count one request in the current window; return seconds to wait if over the limit."""
+        now = int(time.time())
+        window = now // RATE_WINDOW_S
+        retry_after = (window + 1) * RATE_WINDOW_S - now
+        limit = self.settings.rate_limit_per_minute
+        if self.redis is not None:
+            try:
+                redis_key = f"voicebot:rl:{key}:{window}"
+                pipe = self.redis.pipeline()
+                pipe.incr(redis_key)
+                pipe.expire(redis_key, RATE_WINDOW_S + 1)
+                count = int((await pipe.execute())[0])
+                self.redis_down = False
+                return retry_after if count > limit else None
+            except Exception as exc:  # noqa: BLE001 - Redis down: fall back to local counting
+                if not self.redis_down:
+                    log.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
+                self.redis_down = True
+        current = self.local.get(key)
+        count = current[1] + 1 if current and current[0] == window else 1
+        self.local[key] = (window, count)
+        self.local.move_to_end(key)
+        while len(self.local) > LOCAL_LIMITER_MAX_KEYS:
+            self.local.popitem(last=False)
+        return retry_after if count > limit else None
+
+
+def _presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth and auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return headers.get("x-api-key")

@@ -1,0 +1,18 @@
+"""Phone numbers: parse anything a person types into E.164 with ``phonenumbers``."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+DEFAULT_REGION = "IL"
+
+
+def normalize_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
+    """Return E.164 (``054-1234567`` → ``+972541234567``); raise ValueError if not a valid number."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,27 @@
+"""What the lifespan builds and every route reads: engine, sessions, settings, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+
+from voicebot.config import Settings
+from voicebot.metrics import Metrics
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    metrics: Metrics
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def app_state(conn: HTTPConnection) -> AppState:
+    state: AppState = conn.app.state.voicebot
+    return state

@@ -1,0 +1,93 @@
+"""The Starlette app factory and its lifespan, which owns every connection."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+
+from voicebot.api import calls, campaigns, dnc, health, leads, meetings
+from voicebot.api.errors import EXCEPTION_HANDLERS
+from voicebot.api.middleware import ApiGuardMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from voicebot.api.openapi import openapi
+from voicebot.api.state import AppState
+from voicebot.config import Settings, load_settings
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.logging import configure_logging
+from voicebot.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+
+def features(settings: Settings) -> dict[str, Any]:
+    """Which optional features are on, so the server can say what is off and why."""
+    return {
+        "espeak_tts": shutil.which("espeak-ng") is not None,
+        "openai_stt": settings.provider("stt").configured,
+        "openai_llm": settings.provider("llm").configured,
+        "openai_tts": settings.provider("tts").configured,
+        "redis": settings.redis_url is not None,
+        "twilio": bool(settings.twilio_account_sid and settings.twilio_auth_token),
+    }
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    metrics = Metrics()
+    redis_client: Any = None
+    if settings.redis_url is not None:
+        import redis.asyncio as aioredis
+
+        # Lazy pool: nothing connects until the first command.
+        redis_client = aioredis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        state = AppState(
+            settings=settings,
+            metrics=metrics,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            redis=redis_client,
+        )
+        state.extras["features"] = features(settings)
+        app.state.voicebot = state
+        off = [name for name, on in state.extras["features"].items() if not on]
+        log.info("app.started", database=engine.dialect.name, features_off=off)
+        if not state.extras["features"]["espeak_tts"]:
+            log.warning("app.espeak_missing", install="apt-get install -y espeak-ng")
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            if redis_client is not None:
+                await redis_client.aclose()
+            log.info("app.stopped")
+
+    api_routes = [*leads.routes, *meetings.routes, *campaigns.routes, *calls.routes, *dnc.routes]
+    routes = [
+        *health.routes,
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Mount("/api/v1", routes=api_routes),
+    ]
+    middleware = [
+        Middleware(RequestContextMiddleware, metrics=metrics),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(ApiGuardMiddleware, settings=settings, metrics=metrics, redis=redis_client),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

@@ -1,0 +1,151 @@
+"""Canonical form of recognised speech, the one input of intent and time parsing.
+
+Owns: niqqud and punctuation removal, final-letter folding, spelling variants and
+English loan words, filler words, and Hebrew number words turned into digits.
+Every pattern matched against canonical text must itself be passed through
+:func:`fold_finals` (the pattern modules do this at import).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from voicebot.brain.hebrew_numbers import TEEN_SUFFIXES, WORD_VALUES
+
+_NIQQUD_RE = re.compile("[\u0591-\u05bd\u05bf-\u05c7]")
+_FINALS = str.maketrans("ךםןףץ", "כמנפצ")
+# ASR writes gershayim abbreviations with ASCII or Hebrew quote marks.
+_ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"אחה[\"״'׳]?צ", " אחרי הצהריים "),
+        (r"אח[\"״'׳]כ", " אחר כך "),
+        (r"ש[\"״'׳]ח", " שקלים "),
+        (r"₪", " שקלים "),
+        (r"בע[\"״'׳]מ", " "),
+        (r"ז[\"״'׳]א", " זאת אומרת "),
+    )
+)
+# Keep ":" "/" "." between digits (clock times and dates); everything else is a separator.
+_PUNCT_RE = re.compile(r"(?<!\d)[:/.](?!\d)|(?<=\d)[:/.](?!\d)|(?<!\d)[:/.](?=\d)|[^\w\s:/.]|_")
+_DIGIT_PREFIX_RE = re.compile(r"(?<![\w])([ובלמהש]{1,2})(?=\d)")
+_SPACES_RE = re.compile(r"\s+")
+
+# Spelling variants and loan words, keyed by their folded spelling.
+_VARIANTS_RAW: dict[str, str] = {
+    "אוקי": "אוקיי", "אוקיי": "אוקיי", "אוקייי": "אוקיי", "אוקיה": "אוקיי", "ok": "אוקיי",
+    "okay": "אוקיי", "אוקה": "אוקיי", "קיי": "אוקיי",
+    "סבבא": "סבבה", "סבאבה": "סבבה", "sababa": "סבבה",
+    "bye": "ביי", "ביביי": "ביי", "בייביי": "ביי", "ביוש": "ביי",
+    "יס": "כן", "yes": "כן", "yeah": "כן", "יאפ": "כן", "yep": "כן", "יא": "כן", "כנ": "כן",
+    "no": "לא", "נופ": "לא", "nope": "לא",
+    "פרייס": "מחיר", "price": "מחיר", "פרייסינג": "מחיר",
+    "תנקס": "תודה", "טנקס": "תודה", "thanks": "תודה", "thank": "תודה",
+    "סורי": "סליחה", "sorry": "סליחה",
+    "ביזי": "עסוק", "busy": "עסוק",
+    "email": "מייל", "mail": "מייל", "אימייל": "מייל", "אימיל": "מייל", "מיל": "מייל",
+    "whatsapp": "וואטסאפ", "ווטסאפ": "וואטסאפ", "וואצאפ": "וואטסאפ", "ווצאפ": "וואטסאפ",
+    "וואטסאפ": "וואטסאפ", "וואטספ": "וואטסאפ",
+    "please": "בבקשה", "פליז": "בבקשה",
+    "hello": "הלו", "הלוו": "הלו", "אלו": "הלו", "הללו": "הלו",
+    "מעונין": "מעוניין", "מעונינת": "מעוניינת", "מעונינים": "מעוניינים",
+    "מענין": "מעניין", "עכשו": "עכשיו", "שתים": "שתיים", "אינטרסנט": "מעניין",
+    "נציגה": "נציג", "בנאדם": "בן אדם", "תתקשרי": "תתקשר", "תתקשרו": "תתקשר",
+    "תחזרי": "תחזור", "תחזרו": "תחזור",
+    "תורידי": "תוריד", "תורידו": "תוריד", "תשלחי": "תשלח", "תשלחו": "תשלח",
+    "תעבירי": "תעביר", "תעבירו": "תעביר", "תגידי": "תגיד", "תגידו": "תגיד",
+    "תספרי": "תספר", "תספרו": "תספר", "תקבעי": "תקבע", "תקבעו": "תקבע",
+}  # fmt: skip
+FILLERS_RAW = frozenset({"אממ", "אמממ", "אמ", "אהה", "אההה", "אה", "אהמ", "הממ", "המממ", "כאילו",
+                         "נו", "יעני", "אמממממ", "אההם", "אממם", "מממ", "אה"})  # fmt: skip
+
+_NUMBER_PREFIXES = ("וב", "ול", "ומ", "וה", "בה", "לה", "מה", "ו", "ב", "ל", "מ", "ה")
+
+
+def fold_finals(text: str) -> str:
+    """Replace final letters (ך ם ן ף ץ) by their regular forms, so typos in them never matter."""
+    return text.translate(_FINALS)
+
+
+VARIANTS: dict[str, str] = {fold_finals(k): fold_finals(v) for k, v in _VARIANTS_RAW.items()}
+FILLERS: frozenset[str] = frozenset(fold_finals(w) for w in FILLERS_RAW)
+_WORD_VALUES: dict[str, int] = {fold_finals(k): v for k, v in WORD_VALUES.items()}
+_TEENS: frozenset[str] = frozenset(fold_finals(w) for w in TEEN_SUFFIXES)
+
+
+def strip_niqqud(text: str) -> str:
+    """Remove Hebrew vowel points and cantillation marks, keep the letters."""
+    return _NIQQUD_RE.sub("", text)
+
+
+@lru_cache(maxsize=4096)
+def normalize(text: str) -> str:
+    """Canonical text: no niqqud/punctuation/fillers, folded finals, unified variants.
+
+    Number words are left as words; see :func:`words_to_digits`. Digits keep their
+    ``:`` ``/`` ``.`` separators, and a prefix letter glued to digits ("ב-9", "ב9")
+    becomes a separate token ("ב 9").
+    """
+    text = strip_niqqud(text).replace("\u05be", " ").lower()
+    for pattern, replacement in _ABBREVIATIONS:
+        text = pattern.sub(replacement, text)
+    text = _PUNCT_RE.sub(" ", text)
+    text = _DIGIT_PREFIX_RE.sub(r"\1 ", fold_finals(text))
+    tokens = []
+    for token in text.split():
+        token = VARIANTS.get(token, token)
+        if token in FILLERS:
+            continue
+        tokens.append(token)
+    return " ".join(tokens)
+
+
+def _number_value(token: str) -> tuple[str, int] | None:
+    """Split a token into (prefix, value) when it is a number word, else None."""
+    value = _WORD_VALUES.get(token)
+    if value is not None:
+        return "", value
+    for prefix in _NUMBER_PREFIXES:
+        if token.startswith(prefix) and len(token) > len(prefix):
+            value = _WORD_VALUES.get(token[len(prefix) :])
+            if value is not None:
+                return prefix, value
+    return None
+
+
+@lru_cache(maxsize=4096)
+def words_to_digits(canonical: str) -> str:
+    """Turn Hebrew number words in canonical text into digit tokens.
+
+    "בשתיים ועשרים וחמש" → "ב 2 ו 25"; teens ("אחת עשרה") and tens + "ו" + unit
+    ("עשרים ושלוש") become one number; a prefix letter stays a token of its own.
+    """
+    tokens = canonical.split()
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        parsed = _number_value(tokens[i])
+        if parsed is None:
+            out.append(tokens[i])
+            i += 1
+            continue
+        prefix, value = parsed
+        i += 1
+        if 1 <= value <= 9 and i < len(tokens) and tokens[i] in _TEENS:
+            value += 10
+            i += 1
+        elif value == 100 and i < len(tokens):
+            nxt = _number_value(tokens[i])
+            if nxt is not None and nxt[0] in ("", "ו") and nxt[1] < 100:
+                value += nxt[1]
+                i += 1
+        elif value >= 20 and value % 10 == 0 and i < len(tokens):
+            nxt = _number_value(tokens[i])
+            if nxt is not None and nxt[0] == "ו" and 1 <= nxt[1] <= 9:
+                value += nxt[1]
+                i += 1
+        if prefix:
+            out.append(prefix)
+        out.append(str(value))
+    return " ".join(out)

@@ -1,0 +1,105 @@
+"""The one command surface: ``voicebot serve | migrate | import-leads``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from voicebot.config import Settings, load_settings
+from voicebot.errors import ConfigError, InvalidInputError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def alembic_config(settings: Settings) -> object:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = settings.database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(settings), revision)  # type: ignore[arg-type]
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from voicebot.app import create_app
+
+    if workers > 1:
+        uvicorn.run(
+            "voicebot.app:create_app", factory=True, host=host, port=port, workers=workers,
+            log_config=None, ws_ping_interval=None,
+        )
+        return
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, ws_ping_interval=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def import_leads_file(settings: Settings, path: Path) -> dict[str, object]:
+    from voicebot.api.leads import import_leads_csv
+    from voicebot.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await import_leads_csv(session, path.read_text(encoding="utf-8-sig"))
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicebot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="run the web process")
+    p_serve.add_argument("--host", default=DEFAULT_HOST)
+    p_serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p_serve.add_argument("--workers", type=int, default=1)
+    p_serve.add_argument("--migrate", action="store_true", help="upgrade the schema first")
+    p_mig = sub.add_parser("migrate", help="upgrade the database schema")
+    p_mig.add_argument("revision", nargs="?", default="head")
+    p_imp = sub.add_parser("import-leads", help="import leads from a CSV file")
+    p_imp.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "migrate":
+        migrate(settings, args.revision)
+        return 0
+    if args.command == "serve":
+        if args.migrate:
+            migrate(settings)
+        serve(settings, args.host, args.port, args.workers)
+        return 0
+    if args.command == "import-leads":
+        try:
+            report = asyncio.run(import_leads_file(settings, args.file))
+        except (OSError, InvalidInputError) as exc:
+            print(f"voicebot: {exc}", file=sys.stderr)
+            return 1
+        import json
+
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0 if report["failed"] == 0 else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

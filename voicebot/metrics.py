@@ -1,0 +1,43 @@
+"""Every Prometheus metric of voicebot, in one place, on one registry per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class Metrics:
+    """Metrics bound to their own registry, so tests and several apps do not collide."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.http_requests = Counter(
+            "voicebot_http_requests_total", "HTTP requests", ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "voicebot_http_request_duration_seconds", "HTTP request latency", ["route", "method"],
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )
+        self.active_calls = Gauge("voicebot_active_calls", "Live media-stream calls", registry=r)
+        self.turns = Counter("voicebot_turns_total", "Completed agent turns", registry=r)
+        self.barge_ins = Counter("voicebot_barge_ins_total", "Caller barge-ins", registry=r)
+        self.stage_latency = Histogram(
+            "voicebot_stage_latency_seconds", "Per-stage turn latency", ["stage"],
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )
+        self.provider_errors = Counter(
+            "voicebot_provider_errors_total", "Provider failures", ["stage", "kind"], registry=r
+        )
+        self.inbound_frame_gaps = Counter(
+            "voicebot_inbound_frame_gaps_total", "Inbound media gaps over 100 ms", registry=r
+        )
+        self.rate_limited = Counter(
+            "voicebot_rate_limited_total", "Requests refused by the rate limiter", registry=r
+        )
