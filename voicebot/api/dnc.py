@@ -33,10 +33,10 @@ async def add_dnc(request: Request) -> Response:
     data = await parse_body(request, DncIn)
     async with app_state(request).sessions() as session:
         entry = DoNotCall(phone=data.phone, reason=data.reason, source="api")
-        session.add(entry)
         await session.execute(
             update(Lead).where(Lead.phone == data.phone).values(status=LeadStatus.DO_NOT_CALL)
         )
+        session.add(entry)
         try:
             await session.commit()
         except IntegrityError as exc:

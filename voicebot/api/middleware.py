@@ -68,7 +68,9 @@ class RequestContextMiddleware:
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path: str | None = getattr(route, "path", None)
-    return path or "unmatched"
+    if path is None:
+        return "unmatched"
+    return str(scope.get("root_path", "")) + path
 
 
 class BodyLimitMiddleware:

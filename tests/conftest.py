@@ -1,0 +1,134 @@
+"""Shared fixtures: settings, databases (SQLite and real Postgres), the app and an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from voicebot.app import create_app
+from voicebot.cli import migrate
+from voicebot.config import Settings, load_settings
+
+POSTGRES_ADMIN_DSN = os.environ.get("VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("VOICEBOT_TEST_REDIS", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("VOICEBOT_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(what: str, error: Exception) -> None:
+    """Skip locally, fail in CI (VOICEBOT_REQUIRE_SERVICES=1), when a real service is down."""
+    message = f"{what} unavailable: {error}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def make_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "log_format": "json",
+        "log_level": "WARNING",
+        "redis_url": None,
+        "api_key": None,
+        "openai_api_key": None,
+        "twilio_account_sid": None,
+        "twilio_auth_token": None,
+    }
+    base.update(overrides)
+    return load_settings(_env_file=None, **base)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres database for this test session, migrated to head; dropped afterwards."""
+    import asyncpg
+
+    name = f"voicebot_test_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        service_unavailable("Postgres", exc)
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://")
+    migrate(make_settings(database_url=url))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every DB test runs on SQLite and on the real Postgres."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        migrate(make_settings(database_url=url))
+        return url
+    url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(_truncate_postgres(url))
+    return url
+
+
+async def _truncate_postgres(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from voicebot.db.models import Base
+
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the real Redis (db 15), flushed; skip locally / fail in CI when it is down."""
+    import redis
+
+    try:
+        conn = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1)
+        conn.flushdb()
+        conn.close()
+    except redis.RedisError as exc:
+        service_unavailable("Redis", exc)
+    return REDIS_TEST_URL

@@ -1,0 +1,60 @@
+"""Campaigns, do-not-call and calls over HTTP, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_campaign_state_machine_and_stats(client: httpx.AsyncClient) -> None:
+    """Leads are added (do-not-call excluded), the status moves start→pause→resume→cancel only."""
+    ids = []
+    for phone in ("054-4567890", "052-5551234", "03-5551234"):
+        ids.append((await client.post("/api/v1/leads", json={"phone": phone})).json()["id"])
+    assert (await client.post("/api/v1/do-not-call", json={"phone": "03-5551234"})).status_code == 201
+
+    campaign = (await client.post("/api/v1/campaigns", json={"name": "מבצע חורף"})).json()
+    cid = campaign["id"]
+    assert campaign["status"] == "draft"
+    added = (await client.post(f"/api/v1/campaigns/{cid}/leads", json={"lead_ids": ids})).json()
+    assert added["added"] == 2
+    assert added["skipped"] == [ids[2]]
+
+    assert (await client.post(f"/api/v1/campaigns/{cid}/resume")).status_code == 409
+    assert (await client.post(f"/api/v1/campaigns/{cid}/start")).json()["status"] == "running"
+    assert (await client.post(f"/api/v1/campaigns/{cid}/pause")).json()["status"] == "paused"
+    assert (await client.post(f"/api/v1/campaigns/{cid}/resume")).json()["status"] == "running"
+    assert (await client.post(f"/api/v1/campaigns/{cid}/cancel")).json()["status"] == "cancelled"
+    assert (await client.post(f"/api/v1/campaigns/{cid}/start")).status_code == 409
+
+    stats = (await client.get(f"/api/v1/campaigns/{cid}/stats")).json()
+    assert stats["total"] == 2
+    assert stats["states"]["pending"] == 2
+
+
+async def test_campaign_validation(client: httpx.AsyncClient) -> None:
+    """A calling window that ends before it starts and an unknown zone are 422 with fields."""
+    response = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "x", "window_start": "18:00", "window_end": "09:00", "timezone": "Mars/Base"},
+    )
+    assert response.status_code == 422
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert fields == {"timezone", "window_end"}
+
+
+async def test_dnc_add_list_remove(client: httpx.AsyncClient) -> None:
+    """A number is added once (409 the second time), listed, and removed."""
+    assert (await client.post("/api/v1/do-not-call", json={"phone": "054-4567890"})).status_code == 201
+    assert (await client.post("/api/v1/do-not-call", json={"phone": "+972544567890"})).status_code == 409
+    items = (await client.get("/api/v1/do-not-call")).json()["items"]
+    assert [i["phone"] for i in items] == ["+972544567890"]
+    assert (await client.delete("/api/v1/do-not-call/+972544567890")).status_code == 204
+    assert (await client.delete("/api/v1/do-not-call/+972544567890")).status_code == 404
+
+
+async def test_unknown_call_is_404_and_list_is_empty(client: httpx.AsyncClient) -> None:
+    """Calls list starts empty; an unknown call id is 404 in the common shape."""
+    assert (await client.get("/api/v1/calls")).json()["items"] == []
+    response = await client.get("/api/v1/calls/12345")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -1,0 +1,126 @@
+"""Health probes, metrics, OpenAPI, API key, rate limit, body cap and log masking."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from voicebot.app import create_app
+
+
+def _client(app: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")  # type: ignore[arg-type]
+
+
+async def test_ready_names_postgres_when_database_is_down() -> None:
+    """With the DB URL on a closed port, /health/ready is 503 naming postgres; the app lives on."""
+    settings = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["postgres"]
+        assert (await client.get("/health")).status_code == 200
+        again = await client.get("/health/ready")
+        assert again.status_code == 503
+
+
+async def test_ready_names_redis_when_redis_is_down(tmp_path: object) -> None:
+    """A Redis URL on a closed port makes readiness 503 with `redis` failing."""
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", redis_url="redis://127.0.0.1:1/0"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["redis"]
+
+
+async def test_info_masks_secrets(client: httpx.AsyncClient) -> None:
+    """/health/info gives version and config without secrets."""
+    body = (await client.get("/health/info")).json()
+    assert body["version"]
+    assert "api_key" not in json.dumps(body["config"]).replace("api_key_required", "")
+
+
+async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:
+    """Requests appear in /metrics under their route template."""
+    await client.get("/api/v1/leads/5")
+    text = (await client.get("/metrics")).text
+    assert 'route="/api/v1/leads/{lead_id:int}"' in text
+    assert "voicebot_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_lists_the_api(client: httpx.AsyncClient) -> None:
+    """/openapi.json documents leads, meetings and their request schemas."""
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    assert "post" in doc["paths"]["/api/v1/leads"]
+    assert "LeadIn" in doc["components"]["schemas"]
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
+async def test_api_key_required_when_configured(database_url: str, header: str) -> None:
+    """With API_KEY set, /api needs it (Bearer or X-API-Key); health stays open."""
+    app = create_app(make_settings(database_url=database_url, api_key="s3cret-key"))
+    value = "Bearer s3cret-key" if header == "Authorization" else "s3cret-key"
+    async with app.router.lifespan_context(app), _client(app) as client:
+        assert (await client.get("/api/v1/leads")).status_code == 401
+        wrong = await client.get("/api/v1/leads", headers={header: value + "x"})
+        assert wrong.status_code == 401
+        assert (await client.get("/api/v1/leads", headers={header: value})).status_code == 200
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> None:
+    """Past the per-minute limit, /api answers 429 with Retry-After."""
+    app = create_app(make_settings(database_url=database_url, rate_limit_per_minute=3))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        codes = [(await client.get("/api/v1/leads")).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        limited = await client.get("/api/v1/leads")
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+async def test_rate_limit_shared_through_redis(database_url: str, redis_url: str) -> None:
+    """Two app instances on one Redis share the same counter."""
+    settings = make_settings(database_url=database_url, redis_url=redis_url, rate_limit_per_minute=2)
+    first, second = create_app(settings), create_app(settings)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        async with _client(first) as a, _client(second) as b:
+            assert (await a.get("/api/v1/leads")).status_code == 200
+            assert (await b.get("/api/v1/leads")).status_code == 200
+            assert (await a.get("/api/v1/leads")).status_code == 429
+
+
+async def test_body_cap_is_413(database_url: str) -> None:
+    """A body over MAX_BODY_BYTES is refused with 413."""
+    app = create_app(make_settings(database_url=database_url, max_body_bytes=2048))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        response = await client.post("/api/v1/leads", content=b"x" * 4096)
+        assert response.status_code == 413
+
+
+async def test_logs_do_not_contain_phone_in_clear(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """A request carrying a phone number leaves only the masked form in the logs."""
+    import logging
+
+    logging.getLogger().setLevel(logging.INFO)
+    import structlog
+
+    app = create_app(make_settings(database_url=database_url, log_level="INFO"))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        structlog.get_logger("test").warning("lead.seen", phone="+972544567890", note="054-4567890")
+        await client.post("/api/v1/leads", json={"phone": "054-4567890"})
+        await client.post("/api/v1/leads", json={"phone": "054-4567890"})
+    err = capsys.readouterr().err
+    assert "lead.seen" in err
+    assert "+97254***7890" in err
+    assert "972544567890" not in err
+    assert "4567890" not in err.replace("***7890", "")

@@ -1,0 +1,355 @@
+"""Hebrew time expressions ("מחר בעשר", "רבע לשלוש", "בעוד שעתיים") to aware datetimes.
+
+Owns the grammar of spoken times and dates and the rules that make them concrete:
+
+* A bare clock hour 1–7 means 13:00–19:00 and 8–11 means morning: the business-day
+  reading ("בעשר" is 10:00, "בחמש" is 17:00). "בבוקר" forces AM, "בצהריים",
+  "אחרי הצהריים", "בערב" force PM; "בלילה" is PM for 8–11 and AM for 12–5.
+  A 24-hour clock ("14:30", "09:00") is taken as written.
+* A clock time with no day that is already past today moves to the next day, and to
+  the next business day when ``business_days`` is given ("בעשר" said at 11:00 on a
+  Thursday is Sunday 10:00).
+* "ביום חמישי" is the next Thursday after today; "יום חמישי הבא" is the Thursday of the
+  next calendar week (weeks start on Sunday). "שבוע הבא" is next week from Sunday.
+* "בעוד שעתיים" / "בעוד חצי שעה" are exact instants (elapsed time, so DST-correct);
+  "עוד שבוע" / "בעוד יומיים" name a day.
+* A date with no year ("15/12") is the next such date from today; "ב-3 לחודש" is the
+  3rd of this month, or of next month once it has passed.
+
+Results are aware datetimes in the given zone; wall-clock times that do not exist on
+a DST change day are moved forward by the gap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from voicebot.brain.normalize import fold_finals, normalize, words_to_digits
+
+Precision = Literal["instant", "part_of_day", "day", "week"]
+PartOfDay = Literal["morning", "noon", "afternoon", "evening", "night"]
+
+DEFAULT_BUSINESS_HOURS = (time(9, 0), time(18, 0))
+# Spans of the parts of the day, used when no clock time is given.
+PART_OF_DAY_SPANS: dict[PartOfDay, tuple[time, time]] = {
+    "morning": (time(8, 0), time(12, 0)),
+    "noon": (time(12, 0), time(14, 0)),
+    "afternoon": (time(14, 0), time(18, 0)),
+    "evening": (time(18, 0), time(21, 0)),
+    "night": (time(20, 0), time(23, 0)),
+}
+BARE_PM_HOURS = range(1, 8)  # 1–7 without a part of day is afternoon
+FEW_MINUTES_MIN = 10  # "עוד כמה דקות"
+DAYS_PER_WEEK = 7
+SUNDAY_WEEKDAY = 6  # Python weekday number of Sunday
+
+WEEKDAYS: dict[str, int] = {
+    fold_finals(name): number
+    for name, number in (
+        ("ראשון", 6), ("שני", 0), ("שלישי", 1), ("רביעי", 2),
+        ("חמישי", 3), ("שישי", 4), ("שבת", 5),
+    )
+}  # fmt: skip
+MONTHS: dict[str, int] = {
+    fold_finals(name): number
+    for number, names in enumerate(
+        (
+            ("ינואר",), ("פברואר",), ("מרץ", "מרס"), ("אפריל",), ("מאי",), ("יוני",),
+            ("יולי",), ("אוגוסט",), ("ספטמבר",), ("אוקטובר",), ("נובמבר",), ("דצמבר",),
+        ),
+        start=1,
+    )
+    for name in names
+}  # fmt: skip
+RELATIVE_UNITS_MIN: dict[str, int] = {
+    fold_finals(k): v
+    for k, v in (
+        ("דקה", 1), ("דקות", 1), ("שעה", 60), ("שעות", 60), ("שעתיים", 120),
+        ("יום", 1440), ("ימים", 1440), ("יומיים", 2880),
+        ("שבוע", 10080), ("שבועות", 10080), ("שבועיים", 20160),
+    )
+}  # fmt: skip
+_DUAL_UNITS = {fold_finals("שעתיים"), fold_finals("יומיים"), fold_finals("שבועיים")}
+MINUTES_PER_DAY = 1440
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(fold_finals(pattern))
+
+
+_B = r"(?<!\S)"  # token start
+_E = r"(?!\S)"  # token end
+_UNITS = "|".join(sorted(RELATIVE_UNITS_MIN, key=len, reverse=True))
+_RELATIVE_RE = re.compile(
+    _B + fold_finals(r"(?:ב?עוד|בתוך|תוך)\s+(?:(?P<n>\d+)\s+)?(?P<frac>חצי\s+|רבע\s+)?")
+    + f"(?P<unit>{_UNITS})"
+    + fold_finals(r"(?:\s+ו(?P<plus>חצי|רבע))?")
+    + _E
+)
+_FEW_MINUTES_RE = _rx(_B + r"(?:ב?עוד|תוך)\s+כמה\s+דקות" + _E)
+_NUMERIC_DATE_RE = re.compile(r"(?<!\S)(?P<d>\d{1,2})[/.](?P<m>\d{1,2})(?:[/.](?P<y>\d{2,4}))?(?!\S)")
+_MONTH_DATE_RE = _rx(
+    _B + r"(?P<d>\d{1,2})\s+(?:ה?[בל])(?:(?P<chodesh>חודש)(?P<next>\s+הבא)?|(?P<month>"
+    + "|".join(MONTHS) + "))" + _E
+)
+_DAY_WORD_RE = _rx(_B + r"(?:ו?[בל]?|עד\s+)(?P<word>מחרתיים|מחר|היום)" + _E)
+_WEEKDAY_RE = _rx(
+    _B + r"(?:(?:ו?[בל]?|עד\s+)?יום\s+|ו?[בל])(?P<wd>" + "|".join(WEEKDAYS) + r")"
+    r"(?P<next>\s+ה?בא|\s+שבוע\s+הבא)?" + _E
+)
+_NEXT_WEEK_RE = _rx(_B + r"(?:ב|ל)?שבוע\s+הבא" + _E)
+_PARTS: tuple[tuple[re.Pattern[str], PartOfDay, bool], ...] = (
+    (_rx(_B + r"(?:ו?[בל])?(?:אחרי|אחר)\s+ה?צהריים" + _E), "afternoon", False),
+    (_rx(_B + r"(?:ו?[בל])?לפני\s+ה?צהריים" + _E), "morning", False),
+    (_rx(_B + r"הבוקר" + _E), "morning", True),
+    (_rx(_B + r"(?:ו?[בל])?בוקר" + _E), "morning", False),
+    (_rx(_B + r"(?:ו?[בל]|ה)?צהריים" + _E), "noon", False),
+    (_rx(_B + r"הערב" + _E), "evening", True),
+    (_rx(_B + r"(?:ו?[בל])?ערב" + _E), "evening", False),
+    (_rx(_B + r"הלילה" + _E), "night", True),
+    (_rx(_B + r"(?:ו?[בל])?לילה" + _E), "night", False),
+)
+_H = r"(?P<h>\d{1,2})"
+_TRIGGER = r"(?:(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות|בערך)\s+)?(?:ב?שעה\s+|לשעה\s+)?"
+_CLOCK_RES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<!\S)(?P<h>\d{1,2})[:.](?P<m>\d{2})(?!\S)"), "hm"),
+    (_rx(_B + r"(?:ו?[בל]\s+)?רבע\s+ל\s+" + _H + _E), "quarter_to"),
+    (_rx(_B + r"(?:ו?[בל]\s+)?(?P<m>\d{1,2})\s+(?:דקות\s+)?ל\s+" + _H + _E), "minutes_to"),
+    (_rx(_B + _TRIGGER + _H + r"\s+ו?רבע" + _E), "quarter_past"),
+    (_rx(_B + _TRIGGER + _H + r"\s+וחצי" + _E), "half_past"),
+    (_rx(_B + _TRIGGER + _H + r"\s+ו\s+(?P<m>\d{1,2})(?:\s+דקות)?" + _E), "minutes_past"),
+    (_rx(_B + r"(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות)\s+(?:שעה\s+)?" + _H
+         + r"(?:\s+(?P<m>[1-5][05]))?(?!\s+(?:דקות|שעות|ימים|אנשים|עובדים))" + _E), "hour"),
+    (_rx(_B + r"(?:ב?שעה|לשעה)\s+" + _H + _E), "hour"),
+)  # fmt: skip
+_BARE_HOUR_RE = re.compile(r"^(?:[ובל]\s+)?(?P<h>\d{1,2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeParse:
+    """A spoken time made concrete: an instant, or a span (part of day, day, week)."""
+
+    start: datetime
+    end: datetime
+    precision: Precision
+    part_of_day: PartOfDay | None = None
+
+    @property
+    def is_instant(self) -> bool:
+        return self.precision == "instant"
+
+
+@dataclass(slots=True)
+class _Found:
+    day: date | None = None
+    week_start: date | None = None
+    part: PartOfDay | None = None
+    hour: int | None = None
+    minute: int = 0
+    explicit_24h: bool = False
+    instant: datetime | None = None
+
+
+def at(day: date, clock: time, tz: ZoneInfo) -> datetime:
+    """Aware wall-clock time on ``day``; a time inside a DST gap moves forward by the gap."""
+    naive = datetime.combine(day, clock)
+    aware = naive.replace(tzinfo=tz)
+    return aware.astimezone(UTC).astimezone(tz)
+
+
+def _sunday_index(day: date) -> int:
+    return (day.weekday() + 1) % DAYS_PER_WEEK
+
+
+def _next_weekday(today: date, weekday: int, *, next_week: bool) -> date:
+    if next_week:
+        next_sunday = today + timedelta(days=DAYS_PER_WEEK - _sunday_index(today))
+        return next_sunday + timedelta(days=(weekday + 1) % DAYS_PER_WEEK)
+    ahead = (weekday - today.weekday()) % DAYS_PER_WEEK
+    return today + timedelta(days=ahead or DAYS_PER_WEEK)
+
+
+def _month_day(today: date, day: int, *, skip: int) -> date | None:
+    year, month = today.year, today.month
+    for step in range(skip, skip + 12):
+        y, m = year + (month - 1 + step) // 12, (month - 1 + step) % 12 + 1
+        try:
+            candidate = date(y, m, day)
+        except ValueError:
+            continue
+        if candidate >= today:
+            return candidate
+    return None
+
+
+def _dated(today: date, day: int, month: int, year: int | None) -> date | None:
+    try:
+        if year is not None:
+            return date(year if year >= 100 else 2000 + year, month, day)
+        candidate = date(today.year, month, day)
+        return candidate if candidate >= today else date(today.year + 1, month, day)
+    except ValueError:
+        return None
+
+
+def _take(text: str, match: re.Match[str]) -> str:
+    return text[: match.start()] + " " + text[match.end() :]
+
+
+def _parse_relative(text: str, found: _Found, now: datetime) -> str:
+    match = _RELATIVE_RE.search(text)
+    few = _FEW_MINUTES_RE.search(text) if match is None else None
+    if few is not None:
+        found.instant = now + timedelta(minutes=FEW_MINUTES_MIN)
+        return _take(text, few)
+    if match is None:
+        return text
+    unit = match["unit"]
+    per_unit = RELATIVE_UNITS_MIN[unit]
+    count = float(match["n"] or 1)
+    if unit in _DUAL_UNITS:
+        per_unit, count = per_unit // 2, 2.0 * (float(match["n"]) if match["n"] else 1.0)
+    if match["frac"]:
+        count = 0.5 if match["frac"].strip() == fold_finals("חצי") else 0.25
+    if match["plus"]:
+        count += 0.5 if match["plus"] == fold_finals("חצי") else 0.25
+    minutes = round(per_unit * count)
+    if per_unit >= MINUTES_PER_DAY:
+        found.day = now.date() + timedelta(minutes=minutes)
+    else:
+        found.instant = (now.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(now.tzinfo)
+    return _take(text, match)
+
+
+def _parse_day(text: str, found: _Found, today: date) -> str:
+    if (m := _NUMERIC_DATE_RE.search(text)) is not None:
+        day, month = int(m["d"]), int(m["m"])
+        if 1 <= month <= 12 and not (m.group(0).count(".") == 1 and int(m["m"]) > 12):
+            found.day = _dated(today, day, month, int(m["y"]) if m["y"] else None)
+            return _take(text, m)
+    if (m := _MONTH_DATE_RE.search(text)) is not None:
+        day = int(m["d"])
+        if m["month"]:
+            found.day = _dated(today, day, MONTHS[m["month"]], None)
+        else:
+            found.day = _month_day(today, day, skip=1 if m["next"] else 0)
+        return _take(text, m)
+    if (m := _WEEKDAY_RE.search(text)) is not None:
+        found.day = _next_weekday(today, WEEKDAYS[m["wd"]], next_week=bool(m["next"]))
+        text = _take(text, m)
+    elif (m := _DAY_WORD_RE.search(text)) is not None:
+        offset = {fold_finals("היום"): 0, fold_finals("מחר"): 1}.get(m["word"], 2)
+        found.day = today + timedelta(days=offset)
+        text = _take(text, m)
+    elif (m := _NEXT_WEEK_RE.search(text)) is not None:
+        found.week_start = today + timedelta(days=DAYS_PER_WEEK - _sunday_index(today))
+        text = _take(text, m)
+    return text
+
+
+def _parse_part(text: str, found: _Found, today: date) -> str:
+    for pattern, part, means_today in _PARTS:
+        if (m := pattern.search(text)) is not None:
+            found.part = part
+            if means_today and found.day is None:
+                found.day = today
+            return _take(text, m)
+    return text
+
+
+def _parse_clock(text: str, found: _Found) -> None:
+    for pattern, kind in _CLOCK_RES:
+        m = pattern.search(text)
+        if m is None:
+            continue
+        hour = int(m["h"])
+        minute = int(m["m"]) if "m" in m.groupdict() and m["m"] else 0
+        if kind == "hm":
+            found.explicit_24h = hour >= 13 or m.group(0).startswith("0")
+        elif kind == "quarter_to":
+            hour, minute = hour - 1, 45
+        elif kind == "minutes_to":
+            if not 1 <= minute <= 30:
+                continue
+            hour, minute = hour - 1, 60 - minute
+        elif kind == "quarter_past":
+            minute = 15
+        elif kind == "half_past":
+            minute = 30
+        hour = 12 if hour == 0 and kind in ("quarter_to", "minutes_to") else hour
+        if 0 <= hour <= 24 and 0 <= minute <= 59:
+            found.hour, found.minute = hour % 24, minute
+            return
+    if found.hour is None and (m := _BARE_HOUR_RE.match(text.strip())) is not None:
+        if 1 <= int(m["h"]) <= 12:
+            found.hour = int(m["h"])
+
+
+def _hour24(hour: int, part: PartOfDay | None, explicit_24h: bool) -> int:
+    if explicit_24h or hour >= 13 or hour == 0:
+        return hour
+    if part == "morning":
+        return hour % 12
+    if part in ("noon", "afternoon", "evening"):
+        return hour if hour == 12 or (part == "noon" and hour >= 11) else hour + 12
+    if part == "night":
+        return 0 if hour == 12 else hour + 12 if hour >= 6 else hour
+    return hour + 12 if hour in BARE_PM_HOURS else hour
+
+
+def _next_open_day(day: date, business_days: frozenset[int] | None) -> date:
+    day += timedelta(days=1)
+    if business_days:
+        while day.weekday() not in business_days:
+            day += timedelta(days=1)
+    return day
+
+
+def parse_hebrew_time(
+    text: str,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    business_hours: tuple[time, time] = DEFAULT_BUSINESS_HOURS,
+    business_days: frozenset[int] | None = None,
+) -> TimeParse | None:
+    """Find the time a caller means in ``text``; None when it names no time.
+
+    ``now`` may be in any zone; results are in ``tz``. See the module docstring for
+    the rules that resolve ambiguous hours and past times.
+    """
+    now = now.astimezone(tz)
+    today = now.date()
+    found = _Found()
+    rest = _parse_relative(words_to_digits(normalize(text)), found, now)
+    if found.instant is not None:
+        return TimeParse(found.instant, found.instant, "instant")
+    rest = _parse_day(rest, found, today)
+    rest = _parse_part(rest, found, today)
+    _parse_clock(rest, found)
+    open_start, open_end = business_hours
+    if found.hour is not None:
+        clock = time(_hour24(found.hour, found.part, found.explicit_24h), found.minute)
+        day = found.day or found.week_start or today
+        start = at(day, clock, tz)
+        if found.day is None and found.week_start is None and start <= now:
+            start = at(_next_open_day(today, business_days), clock, tz)
+        return TimeParse(start, start, "instant", found.part)
+    if found.part is not None:
+        span_start, span_end = PART_OF_DAY_SPANS[found.part]
+        day = found.day or found.week_start or today
+        if found.day is None and found.week_start is None and at(day, span_end, tz) <= now:
+            day = _next_open_day(today, business_days)
+        start = max(at(day, span_start, tz), now)
+        return TimeParse(start, at(day, span_end, tz), "part_of_day", found.part)
+    if found.day is not None:
+        start = max(at(found.day, open_start, tz), now)
+        return TimeParse(start, max(at(found.day, open_end, tz), start), "day")
+    if found.week_start is not None:
+        last_day = found.week_start + timedelta(days=4)
+        return TimeParse(at(found.week_start, open_start, tz), at(last_day, open_end, tz), "week")
+    return None
