@@ -56,7 +56,8 @@ class UlawFramer:
         whole = len(buffer) - len(buffer) % FRAME_BYTES_ULAW
         if not whole:
             return []
-        frames = [bytes(buffer[i : i + FRAME_BYTES_ULAW]) for i in range(0, whole, FRAME_BYTES_ULAW)]
+        step = FRAME_BYTES_ULAW
+        frames = [bytes(buffer[i : i + step]) for i in range(0, whole, step)]
         del buffer[:whole]
         return frames
 

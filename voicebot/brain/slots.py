@@ -103,33 +103,25 @@ def free_slots(
 ) -> list[datetime]:
     """Free meeting starts, earliest first, on 30-minute marks and never in the past.
 
-    With ``day`` (and optionally a clock ``window`` such as the afternoon), that day's
-    matching slots come first; the list is then filled from the following days so a
-    caller is never left without a proposal.
+    With ``day`` the search starts on that day and continues on the following days, so
+    a caller is never left without a proposal; a clock ``window`` (the afternoon) keeps
+    only starts inside it, unless nothing inside it is free within the horizon.
     """
     earliest = now.astimezone(cal.tz) + timedelta(minutes=cal.lead_time_min)
-    first_day = earliest.date()
+    first_day = max(earliest.date(), day) if day is not None else earliest.date()
     found: list[datetime] = []
-
-    def fits(start: datetime) -> bool:
-        if window is not None and not (window[0] <= start.time() < window[1]):
-            return False
-        return not overlaps(start, start + cal.meeting, busy)
-
-    if day is not None and day >= first_day:
-        found.extend(s for s in _day_starts(cal, day, earliest) if fits(s))
     for offset in range(horizon_days):
-        if len(found) >= limit:
-            break
         current = first_day + timedelta(days=offset)
-        if current == day:
-            continue
         for start in _day_starts(cal, current, earliest):
-            if (day is None or current > day) and window is not None and not fits(start):
+            if window is not None and not window[0] <= start.time() < window[1]:
                 continue
-            if not overlaps(start, start + cal.meeting, busy) and start not in found:
+            if not overlaps(start, start + cal.meeting, busy):
                 found.append(start)
-    return found[:limit]
+                if len(found) >= limit:
+                    return found
+    if not found and window is not None:
+        return free_slots(cal, now=now, busy=busy, day=day, limit=limit, horizon_days=horizon_days)
+    return found
 
 
 def spread(slots: Sequence[datetime], count: int) -> list[datetime]:

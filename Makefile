@@ -1,0 +1,39 @@
+# The one command surface: the README and CI run exactly these targets.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install system-deps lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# espeak-ng (Hebrew TTS) and sox (test audio): installed with apt when we are root,
+# otherwise named with the exact command; the server starts without them and says so.
+system-deps:
+	@if command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get install -y -qq espeak-ng sox >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq espeak-ng sox >/dev/null)); \
+	else echo "espeak-ng/sox missing: run 'sudo apt-get install -y espeak-ng sox'"; fi
+
+run: install system-deps
+	$(VENV)/bin/voicebot migrate
+	$(VENV)/bin/voicebot serve --host $(HOST) --port $(PORT)
+
+test: install system-deps
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check voicebot tests scripts
+	$(VENV)/bin/ruff format --check voicebot tests scripts
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache voicebot.db .cache

@@ -1,0 +1,61 @@
+"""The OpenAI client shared by the OpenAI STT, LLM and TTS providers, and its error mapping.
+
+One :class:`openai.AsyncOpenAI` per stage endpoint, with retries off (the call pipeline
+decides on retries, under its own deadline). Every OpenAI failure leaves this package as a
+:class:`~voicebot.errors.ProviderError` or :class:`~voicebot.errors.ProviderTimeoutError`
+whose message names the stage and status but never the key.
+"""
+
+from __future__ import annotations
+
+import json
+
+import openai
+
+from voicebot.config import ProviderEndpoint
+from voicebot.errors import ProviderError, ProviderTimeoutError
+
+# Longest provider error message carried into our own errors and logs.
+MAX_ERROR_MESSAGE_CHARS = 200
+
+
+def make_client(endpoint: ProviderEndpoint) -> openai.AsyncOpenAI:
+    """Build a client for one stage; it connects lazily, on the first request."""
+    return openai.AsyncOpenAI(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key.get_secret_value(),
+        timeout=endpoint.timeout_s,
+        max_retries=0,
+    )
+
+
+def map_error(stage: str, exc: BaseException, *, endpoint: ProviderEndpoint) -> ProviderError:
+    """Translate an OpenAI client exception into the voicebot error tree."""
+    if isinstance(exc, TimeoutError | openai.APITimeoutError):
+        return ProviderTimeoutError(f"{stage} provider timed out", details={"stage": stage})
+    if isinstance(exc, openai.APIStatusError):
+        message = _scrub(str(exc.message), endpoint)
+        return ProviderError(
+            f"{stage} provider returned HTTP {exc.status_code}: {message}",
+            details={"stage": stage, "status": exc.status_code, "code": exc.code},
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError(f"{stage} provider unreachable", details={"stage": stage})
+    if isinstance(exc, json.JSONDecodeError | openai.APIError):
+        return ProviderError(f"{stage} provider sent a malformed response", details={"stage": stage})
+    return ProviderError(f"{stage} provider failed: {type(exc).__name__}", details={"stage": stage})
+
+
+# Exceptions an OpenAI call can raise that map_error understands.
+CLIENT_ERRORS: tuple[type[Exception], ...] = (
+    TimeoutError,
+    openai.OpenAIError,
+    json.JSONDecodeError,
+)
+
+
+def _scrub(message: str, endpoint: ProviderEndpoint) -> str:
+    secret = endpoint.api_key.get_secret_value()
+    if secret and len(secret) > 3:
+        message = message.replace(secret, "***")
+    return message[:MAX_ERROR_MESSAGE_CHARS]
