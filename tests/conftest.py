@@ -18,7 +18,9 @@ from voicebot.app import create_app
 from voicebot.cli import migrate
 from voicebot.config import Settings, load_settings
 
-POSTGRES_ADMIN_DSN = os.environ.get("VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_TEST_URL = os.environ.get("VOICEBOT_TEST_REDIS", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("VOICEBOT_REQUIRE_SERVICES") == "1"
 

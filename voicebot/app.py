@@ -14,7 +14,11 @@ from starlette.routing import Mount, Route
 
 from voicebot.api import calls, campaigns, dnc, health, leads, meetings
 from voicebot.api.errors import EXCEPTION_HANDLERS
-from voicebot.api.middleware import ApiGuardMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from voicebot.api.middleware import (
+    ApiGuardMiddleware,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+)
 from voicebot.api.openapi import openapi
 from voicebot.api.state import AppState
 from voicebot.config import Settings, load_settings
@@ -88,6 +92,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -38,24 +38,33 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
     if workers > 1:
         uvicorn.run(
-            "voicebot.app:create_app", factory=True, host=host, port=port, workers=workers,
-            log_config=None, ws_ping_interval=None,
+            "voicebot.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            ws_ping_interval=None,
         )
         return
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_config=None, ws_ping_interval=None,
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        ws_ping_interval=None,
         timeout_graceful_shutdown=10,
     )
 
 
-async def import_leads_file(settings: Settings, path: Path) -> dict[str, object]:
+async def import_leads_file(settings: Settings, text: str) -> dict[str, object]:
     from voicebot.api.leads import import_leads_csv
     from voicebot.db.engine import create_engine, create_sessionmaker
 
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            return await import_leads_csv(session, path.read_text(encoding="utf-8-sig"))
+            return await import_leads_csv(session, text)
     finally:
         await engine.dispose()
 
@@ -90,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "import-leads":
         try:
-            report = asyncio.run(import_leads_file(settings, args.file))
+            text = args.file.read_text(encoding="utf-8-sig")
+            report = asyncio.run(import_leads_file(settings, text))
         except (OSError, InvalidInputError) as exc:
             print(f"voicebot: {exc}", file=sys.stderr)
             return 1

@@ -7,6 +7,7 @@ naming the environment variable.
 
 from __future__ import annotations
 
+import secrets
 import sys
 from dataclasses import dataclass
 from datetime import time
@@ -235,7 +236,7 @@ WEEKDAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "su
 
 # Without SECRET_KEY or a Twilio token, stream tokens are signed with a per-process key:
 # fine for one dev process, wrong for several instances (documented in .env.example).
-_PROCESS_SECRET = __import__("secrets").token_bytes(32)
+_PROCESS_SECRET: bytes = secrets.token_bytes(32)
 
 
 def _endpoint_summary(endpoint: ProviderEndpoint) -> dict[str, Any]:

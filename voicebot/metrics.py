@@ -18,19 +18,27 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.http_requests = Counter(
-            "voicebot_http_requests_total", "HTTP requests", ["route", "method", "status"],
+            "voicebot_http_requests_total",
+            "HTTP requests",
+            ["route", "method", "status"],
             registry=r,
         )
         self.http_latency = Histogram(
-            "voicebot_http_request_duration_seconds", "HTTP request latency", ["route", "method"],
-            buckets=LATENCY_BUCKETS_S, registry=r,
+            "voicebot_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.active_calls = Gauge("voicebot_active_calls", "Live media-stream calls", registry=r)
         self.turns = Counter("voicebot_turns_total", "Completed agent turns", registry=r)
         self.barge_ins = Counter("voicebot_barge_ins_total", "Caller barge-ins", registry=r)
         self.stage_latency = Histogram(
-            "voicebot_stage_latency_seconds", "Per-stage turn latency", ["stage"],
-            buckets=LATENCY_BUCKETS_S, registry=r,
+            "voicebot_stage_latency_seconds",
+            "Per-stage turn latency",
+            ["stage"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.provider_errors = Counter(
             "voicebot_provider_errors_total", "Provider failures", ["stage", "kind"], registry=r

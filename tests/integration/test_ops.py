@@ -88,13 +88,19 @@ async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> Non
 
 async def test_rate_limit_shared_through_redis(database_url: str, redis_url: str) -> None:
     """Two app instances on one Redis share the same counter."""
-    settings = make_settings(database_url=database_url, redis_url=redis_url, rate_limit_per_minute=2)
+    settings = make_settings(
+        database_url=database_url, redis_url=redis_url, rate_limit_per_minute=2
+    )
     first, second = create_app(settings), create_app(settings)
-    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
-        async with _client(first) as a, _client(second) as b:
-            assert (await a.get("/api/v1/leads")).status_code == 200
-            assert (await b.get("/api/v1/leads")).status_code == 200
-            assert (await a.get("/api/v1/leads")).status_code == 429
+    async with (
+        first.router.lifespan_context(first),
+        second.router.lifespan_context(second),
+        _client(first) as a,
+        _client(second) as b,
+    ):
+        assert (await a.get("/api/v1/leads")).status_code == 200
+        assert (await b.get("/api/v1/leads")).status_code == 200
+        assert (await a.get("/api/v1/leads")).status_code == 429
 
 
 async def test_body_cap_is_413(database_url: str) -> None:

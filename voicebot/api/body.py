@@ -17,7 +17,9 @@ M = TypeVar("M", bound=BaseModel)
 async def read_json(request: Request) -> Any:
     raw = await request.body()
     if not raw:
-        raise InvalidInputError("request body is empty", details=[{"field": "body", "message": "required"}])
+        raise InvalidInputError(
+            "request body is empty", details=[{"field": "body", "message": "required"}]
+        )
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -94,9 +94,13 @@ async def list_campaigns(request: Request) -> Response:
     limit, offset = page_params(request)
     async with app_state(request).sessions() as session:
         rows = (
-            await session.scalars(select(Campaign).order_by(Campaign.id).limit(limit).offset(offset))
+            await session.scalars(
+                select(Campaign).order_by(Campaign.id).limit(limit).offset(offset)
+            )
         ).all()
-    return JSONResponse({"items": [campaign_json(c) for c in rows], "limit": limit, "offset": offset})
+    return JSONResponse(
+        {"items": [campaign_json(c) for c in rows], "limit": limit, "offset": offset}
+    )
 
 
 async def read_campaign(request: Request) -> Response:
@@ -171,7 +175,12 @@ async def stats(request: Request) -> Response:
     counts = {state.value: 0 for state in MemberState}
     counts.update({row[0]: int(row[1]) for row in rows})
     return JSONResponse(
-        {"campaign_id": campaign.id, "status": campaign.status, "total": sum(counts.values()), "states": counts}
+        {
+            "campaign_id": campaign.id,
+            "status": campaign.status,
+            "total": sum(counts.values()),
+            "states": counts,
+        }
     )
 
 

@@ -48,7 +48,9 @@ async def list_dnc(request: Request) -> Response:
     limit, offset = page_params(request)
     async with app_state(request).sessions() as session:
         rows = (
-            await session.scalars(select(DoNotCall).order_by(DoNotCall.id).limit(limit).offset(offset))
+            await session.scalars(
+                select(DoNotCall).order_by(DoNotCall.id).limit(limit).offset(offset)
+            )
         ).all()
     return JSONResponse({"items": [dnc_json(r) for r in rows], "limit": limit, "offset": offset})
 

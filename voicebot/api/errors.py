@@ -22,13 +22,18 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "body",
+            "message": e["msg"],
+            "type": e["type"],
+        }
         for e in exc.errors()
     ]
 
 
 async def handle_voicebot_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, VoicebotError)
+    if not isinstance(exc, VoicebotError):
+        return await handle_unexpected(_request, exc)
     response = error_response(exc.http_status, exc.code, exc.message, exc.details)
     if isinstance(exc, RateLimitedError):
         response.headers["Retry-After"] = str(exc.retry_after_s)
@@ -38,12 +43,14 @@ async def handle_voicebot_error(_request: Request, exc: Exception) -> Response:
 
 
 async def handle_validation_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ValidationError)
+    if not isinstance(exc, ValidationError):
+        return await handle_unexpected(_request, exc)
     return error_response(422, InvalidInputError.code, "invalid request", validation_details(exc))
 
 
 async def handle_http_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        return await handle_unexpected(_request, exc)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 

@@ -27,7 +27,7 @@ async def _check(name: str, coro: Any) -> tuple[str, str | None]:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
             await coro
-    except (TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - a probe reports any failure
+    except (TimeoutError, OSError, Exception) as exc:
         return name, f"{type(exc).__name__}: {str(exc)[:200]}"
     return name, None
 
@@ -63,7 +63,9 @@ async def info(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(app_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(app_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 routes = [

@@ -86,7 +86,11 @@ async def list_meetings(request: Request) -> Response:
     async with state.sessions() as session:
         rows = list((await session.scalars(stmt.limit(limit).offset(offset))).all())
     return JSONResponse(
-        {"items": [meeting_json(m, state.settings.tz) for m in rows], "limit": limit, "offset": offset}
+        {
+            "items": [meeting_json(m, state.settings.tz) for m in rows],
+            "limit": limit,
+            "offset": offset,
+        }
     )
 
 

@@ -172,7 +172,7 @@ class ApiGuardMiddleware:
                 count = int((await pipe.execute())[0])
                 self.redis_down = False
                 return retry_after if count > limit else None
-            except Exception as exc:  # noqa: BLE001 - Redis down: fall back to local counting
+            except Exception as exc:
                 if not self.redis_down:
                     log.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
                 self.redis_down = True

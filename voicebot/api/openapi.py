@@ -66,7 +66,9 @@ def build_openapi() -> dict[str, Any]:
                 "200": {"description": "OK"},
                 "default": {
                     "description": "Error",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
                 },
             },
         }
@@ -77,11 +79,15 @@ def build_openapi() -> dict[str, Any]:
                 for p in params
             ]
         if model is not None:
-            schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas[model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
             op["requestBody"] = {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
                 },
             }
         if path.startswith("/api/"):

@@ -8,7 +8,7 @@ DEFAULT_REGION = "IL"
 
 
 def normalize_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
-    """Return E.164 (``054-1234567`` → ``+972541234567``); raise ValueError if not a valid number."""
+    """Return E.164 (``054-4567890`` → ``+972544567890``); raise ValueError if invalid."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:

@@ -147,7 +147,9 @@ class Campaign(TimestampMixin, Base):
     retry_delay_min: Mapped[int] = mapped_column(Integer, default=60, nullable=False)
     window_start: Mapped[str] = mapped_column(String(5), default="09:00", nullable=False)
     window_end: Mapped[str] = mapped_column(String(5), default="19:00", nullable=False)
-    window_days: Mapped[str] = mapped_column(String(32), default="sun,mon,tue,wed,thu", nullable=False)
+    window_days: Mapped[str] = mapped_column(
+        String(32), default="sun,mon,tue,wed,thu", nullable=False
+    )
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Jerusalem", nullable=False)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -182,9 +184,7 @@ class Call(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="SET NULL")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(16), default="outbound", nullable=False)
     status: Mapped[str] = mapped_column(String(16), default=CallStatus.QUEUED, nullable=False)
     from_number: Mapped[str | None] = mapped_column(String(20))
@@ -202,7 +202,10 @@ class Call(TimestampMixin, Base):
         back_populates="call", order_by="CallTurn.seq", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_calls_lead_id", "lead_id"), Index("ix_calls_campaign", "campaign_id"))
+    __table_args__ = (
+        Index("ix_calls_lead_id", "lead_id"),
+        Index("ix_calls_campaign", "campaign_id"),
+    )
 
 
 class CallTurn(Base):

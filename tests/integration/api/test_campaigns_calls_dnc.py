@@ -10,7 +10,9 @@ async def test_campaign_state_machine_and_stats(client: httpx.AsyncClient) -> No
     ids = []
     for phone in ("054-4567890", "052-5551234", "03-5551234"):
         ids.append((await client.post("/api/v1/leads", json={"phone": phone})).json()["id"])
-    assert (await client.post("/api/v1/do-not-call", json={"phone": "03-5551234"})).status_code == 201
+    assert (
+        await client.post("/api/v1/do-not-call", json={"phone": "03-5551234"})
+    ).status_code == 201
 
     campaign = (await client.post("/api/v1/campaigns", json={"name": "מבצע חורף"})).json()
     cid = campaign["id"]
@@ -44,8 +46,12 @@ async def test_campaign_validation(client: httpx.AsyncClient) -> None:
 
 async def test_dnc_add_list_remove(client: httpx.AsyncClient) -> None:
     """A number is added once (409 the second time), listed, and removed."""
-    assert (await client.post("/api/v1/do-not-call", json={"phone": "054-4567890"})).status_code == 201
-    assert (await client.post("/api/v1/do-not-call", json={"phone": "+972544567890"})).status_code == 409
+    assert (
+        await client.post("/api/v1/do-not-call", json={"phone": "054-4567890"})
+    ).status_code == 201
+    assert (
+        await client.post("/api/v1/do-not-call", json={"phone": "+972544567890"})
+    ).status_code == 409
     items = (await client.get("/api/v1/do-not-call")).json()["items"]
     assert [i["phone"] for i in items] == ["+972544567890"]
     assert (await client.delete("/api/v1/do-not-call/+972544567890")).status_code == 204

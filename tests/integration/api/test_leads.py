@@ -18,7 +18,7 @@ async def test_lead_crud_round_trip(client: httpx.AsyncClient) -> None:
     listed = await client.get("/api/v1/leads", params={"tag": "חם"})
     assert [item["id"] for item in listed.json()["items"]] == [lead["id"]]
 
-    patched = await client.patch(f"/api/v1/leads/{lead['id']}", json={"company": "אקמה בע\"מ"})
+    patched = await client.patch(f"/api/v1/leads/{lead['id']}", json={"company": 'אקמה בע"מ'})
     assert patched.status_code == 200
     assert patched.json()["company"] == 'אקמה בע"מ'
 

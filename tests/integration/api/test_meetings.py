@@ -28,7 +28,8 @@ async def test_meeting_crud_and_overlap(client: httpx.AsyncClient) -> None:
     lead_id = await _lead(client)
     start = next_business_day_at(10)
     created = await client.post(
-        "/api/v1/meetings", json={"lead_id": lead_id, "start": start.isoformat(), "duration_min": 30}
+        "/api/v1/meetings",
+        json={"lead_id": lead_id, "start": start.isoformat(), "duration_min": 30},
     )
     assert created.status_code == 201, created.text
     meeting = created.json()
