@@ -25,6 +25,8 @@ from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.logging import configure_logging
 from voicebot.metrics import Metrics
+from voicebot.store.redis import RedisStore
+from voicebot.store.resilient import ResilientStore
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics=metrics,
             engine=engine,
             sessions=create_sessionmaker(engine),
+            store=ResilientStore(RedisStore(redis_client) if redis_client is not None else None),
             redis=redis_client,
         )
         state.extras["features"] = features(settings)

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
+from voicebot.store.resilient import ResilientStore
 
 
 @dataclass
@@ -18,6 +19,7 @@ class AppState:
     metrics: Metrics
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    store: ResilientStore
     redis: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
