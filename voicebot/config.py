@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_api_base_url: str | None = None
     twilio_validate_signatures: bool = True
+    transfer_number: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     stream_token_ttl_s: int = Field(default=120, ge=5)
 

@@ -1,0 +1,1 @@
+"""One live call: session, turn loop, playout and barge-in."""

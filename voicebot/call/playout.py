@@ -1,0 +1,140 @@
+"""Outbound audio for one call: paced 20 ms frames, marks after sentences, `clear` on barge-in.
+
+Frames are sent a little ahead of real time (``PLAYOUT_LEAD_S``) so Twilio's buffer
+never runs dry, but never far ahead, so a `clear` cuts the agent off at once.
+What the caller heard is known from the marks Twilio echoes back: a mark echoed
+after we sent `clear` was not played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+FRAME_S = 0.020
+PLAYOUT_LEAD_S = 0.200
+PLAYOUT_REFILL_S = 0.100
+
+SendMedia = Callable[[bytes], Awaitable[None]]
+SendMark = Callable[[str], Awaitable[None]]
+SendClear = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Utterance:
+    """One sentence of agent speech in flight."""
+
+    mark: str
+    text: str
+    frames_sent: int = 0
+    first_sent_at: float | None = None
+    heard: bool = False
+    done_enqueuing: bool = False
+
+
+@dataclass(slots=True)
+class _Item:
+    frame: bytes | None = None
+    mark: str | None = None
+
+
+@dataclass
+class Playout:
+    send_media: SendMedia
+    send_mark: SendMark
+    send_clear: SendClear
+    clock: Callable[[], float] = time.monotonic
+    _queue: deque[_Item] = field(default_factory=deque)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _play_until: float = 0.0
+    _pending_marks: dict[str, Utterance] = field(default_factory=dict)
+    _drained: asyncio.Event = field(default_factory=asyncio.Event)
+    first_frame_at: float | None = None
+    underruns: int = 0
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        self._drained.set()
+
+    @property
+    def speaking(self) -> bool:
+        """True while agent audio is queued or still playing at Twilio."""
+        return bool(self._queue) or self.clock() < self._play_until or bool(self._pending_marks)
+
+    def new_utterance(self, text: str) -> Utterance:
+        self._seq += 1
+        utterance = Utterance(mark=f"u{self._seq}", text=text)
+        self._pending_marks[utterance.mark] = utterance
+        self._drained.clear()
+        return utterance
+
+    def push_frames(self, utterance: Utterance, frames: list[bytes]) -> None:
+        for frame in frames:
+            self._queue.append(_Item(frame=frame))
+        utterance.frames_sent += len(frames)
+        self._wake.set()
+
+    def end_utterance(self, utterance: Utterance) -> None:
+        utterance.done_enqueuing = True
+        self._queue.append(_Item(mark=utterance.mark))
+        self._wake.set()
+
+    def on_mark(self, name: str) -> Utterance | None:
+        """Twilio echoed a mark: the utterance before it was played in full."""
+        utterance = self._pending_marks.pop(name, None)
+        if utterance is not None:
+            utterance.heard = True
+        if not self._pending_marks and not self._queue:
+            self._drained.set()
+        return utterance
+
+    async def clear(self) -> list[Utterance]:
+        """Barge-in: drop queued audio, tell Twilio to flush; returns the cut utterances."""
+        self._queue.clear()
+        cut = list(self._pending_marks.values())
+        self._pending_marks.clear()
+        self._play_until = 0.0
+        self._drained.set()
+        await self.send_clear()
+        return cut
+
+    async def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until every mark came back (all agent audio played)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._drained.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Send queued frames paced to real time with a small lead; forever (cancel to stop)."""
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = self.clock()
+            if self._play_until < now:
+                if self._play_until > 0 and self._mid_sentence():
+                    self.underruns += 1
+                self._play_until = now
+            while self._queue and self._play_until - now < PLAYOUT_LEAD_S:
+                item = self._queue.popleft()
+                if item.frame is not None:
+                    if self.first_frame_at is None:
+                        self.first_frame_at = now
+                    await self.send_media(item.frame)
+                    self._play_until += FRAME_S
+                elif item.mark is not None:
+                    await self.send_mark(item.mark)
+            if self._queue:
+                await asyncio.sleep(max(0.0, self._play_until - self.clock() - PLAYOUT_REFILL_S))
+
+    def _mid_sentence(self) -> bool:
+        return bool(self._queue) and self._queue[0].frame is not None and any(
+            not u.done_enqueuing for u in self._pending_marks.values()
+        )

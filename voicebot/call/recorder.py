@@ -1,0 +1,133 @@
+"""Turn timings, measured once here, and the call's persistence: turns, outcome, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from voicebot.brain.base import ConversationState, Reply
+from voicebot.db.models import Call, CallOutcome, CallStatus, CallTurn
+from voicebot.db.types import utcnow
+
+if TYPE_CHECKING:
+    from voicebot.call.services import CallServices
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class TurnTimings:
+    """Monotonic instants of one turn; differences become the latency breakdown."""
+
+    started_at: float
+    speech_end_at: float | None = None
+    stt_done_at: float | None = None
+    brain_done_at: float | None = None
+    tts_first_byte_at: float | None = None
+    first_frame_at: float | None = None
+
+    def breakdown_ms(self) -> dict[str, float]:
+        def ms(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else round((b - a) * 1000, 1)
+
+        values = {
+            "endpoint": ms(self.speech_end_at, self.started_at),
+            "stt": ms(self.started_at, self.stt_done_at),
+            "brain": ms(self.stt_done_at or self.started_at, self.brain_done_at),
+            "tts_first_byte": ms(self.brain_done_at or self.started_at, self.tts_first_byte_at),
+            "first_frame": ms(self.tts_first_byte_at, self.first_frame_at),
+            "total": ms(self.speech_end_at or self.started_at, self.first_frame_at),
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+OUTCOMES = {o.value for o in CallOutcome}
+
+
+class CallRecorder:
+    """Buffers turns in memory and writes them in one short transaction per turn."""
+
+    def __init__(self, services: CallServices, *, call_id: int, call_sid: str) -> None:
+        self._services = services
+        self._call_id = call_id
+        self._call_sid = call_sid
+        self._pending: list[CallTurn] = []
+        self._seq = 0
+        self._last_agent: CallTurn | None = None
+
+    def user_turn(self, text: str) -> None:
+        self._seq += 1
+        self._pending.append(CallTurn(call_id=self._call_id, seq=self._seq, role="user", text=text))
+
+    def agent_turn(self, reply: Reply, timings: TurnTimings, *, interrupted: bool) -> None:
+        self._seq += 1
+        latency = timings.breakdown_ms()
+        turn = CallTurn(
+            call_id=self._call_id,
+            seq=self._seq,
+            role="assistant",
+            text=reply.text,
+            intent=reply.intent,
+            interrupted=interrupted,
+            latency=latency,
+        )
+        self._pending.append(turn)
+        self._last_agent = turn
+        hist = self._services.metrics.stage_latency
+        for stage, value in latency.items():
+            hist.labels(stage).observe(value / 1000)
+
+    def mark_interrupted(self) -> None:
+        if self._last_agent is not None:
+            self._last_agent.interrupted = True
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        turns, self._pending = self._pending, []
+        try:
+            async with self._services.sessions() as session:
+                session.add_all(turns)
+                await session.commit()
+        except SQLAlchemyError as exc:
+            log.error("call.turns_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
+
+    async def finish(self, state: ConversationState) -> None:
+        await self.flush()
+        outcome = state.outcome if state.outcome in OUTCOMES else CallOutcome.COMPLETED
+        try:
+            async with self._services.sessions() as session:
+                call = await session.get(Call, self._call_id)
+                if call is None:
+                    return
+                now = utcnow()
+                call.ended_at = now
+                call.outcome = call.outcome or outcome
+                if call.status not in _FINAL:
+                    call.status = CallStatus.COMPLETED
+                if call.answered_at is not None:
+                    call.duration_s = int((now - call.answered_at).total_seconds())
+                call.summary = call.summary or _summary(state)
+                await session.commit()
+        except SQLAlchemyError as exc:
+            log.error("call.finish_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
+
+
+_FINAL = {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED}
+
+
+def _summary(state: ConversationState) -> str:
+    users = [t.content for t in state.history if t.role == "user"]
+    return f"{len(users)} caller turns; stage {state.stage}; outcome {state.outcome or 'none'}"
+
+
+async def count_turns(services: Any, call_id: int) -> int:
+    async with services.sessions() as session:
+        return int(
+            await session.scalar(select(func.count(CallTurn.id)).where(CallTurn.call_id == call_id))
+            or 0
+        )

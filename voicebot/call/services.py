@@ -1,0 +1,31 @@
+"""What every call shares in one process: settings, providers, phrase cache, stores, dialer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voicebot.brain.base import BookingTools, Brain
+from voicebot.config import Settings
+from voicebot.metrics import Metrics
+from voicebot.providers.base import SpeechToText, TextToSpeech
+from voicebot.providers.phrase_cache import PhraseCache
+from voicebot.store.resilient import ResilientStore
+
+BrainFactory = Callable[[BookingTools], Brain]
+
+
+@dataclass
+class CallServices:
+    settings: Settings
+    metrics: Metrics
+    sessions: async_sessionmaker[AsyncSession]
+    store: ResilientStore
+    stt: SpeechToText | None
+    tts: TextToSpeech
+    phrases: PhraseCache
+    brain_factory: BrainFactory
+    dialer: Any = None

@@ -1,0 +1,263 @@
+"""One live call: receive loop, turn loop and playout, owned by one TaskGroup.
+
+The session speaks only in plain dataclasses: the media route parses Twilio JSON
+into events and hands over callables that send `media`, `mark` and `clear`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from voicebot.audio.codec import ulaw_to_pcm16
+from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
+from voicebot.brain.base import ConversationState, Reply
+from voicebot.call.playout import Playout, Utterance
+from voicebot.call.recorder import CallRecorder, TurnTimings
+from voicebot.call.services import CallServices
+from voicebot.call.speech import synthesize_all, synthesize_frames
+from voicebot.db.booking_tools import DbBookingTools
+from voicebot.errors import ProviderError, TelephonyError
+from voicebot.providers.sentences import SentenceSplitter
+
+log = structlog.get_logger(__name__)
+
+APOLOGY_TEXT = "סליחה, לא שמעתי טוב. אפשר לחזור על זה?"
+DRAIN_TIMEOUT_S = 15.0
+INBOUND_GAP_S = 0.1
+SILENCE_MAX_PROMPTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceIn:
+    audio: bytes
+    decided_at: float
+    speech_end_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfIn:
+    digit: str
+
+
+@dataclass
+class CallSession:
+    services: CallServices
+    call_id: int
+    call_sid: str
+    state: ConversationState
+    send_media: Callable[[bytes], Awaitable[None]]
+    send_mark: Callable[[str], Awaitable[None]]
+    send_clear: Callable[[], Awaitable[None]]
+    started_at: float = field(default_factory=time.monotonic)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _inbox: asyncio.Queue[UtteranceIn | DtmfIn] = field(default_factory=asyncio.Queue)
+    _speaking: asyncio.Task[None] | None = None
+    _frames_in: int = 0
+    _last_media_at: float | None = None
+    greeting_frame_at: float | None = None
+
+    def __post_init__(self) -> None:
+        s = self.services.settings
+        self.playout = Playout(self.send_media, self.send_mark, self.send_clear)
+        self.endpointer = Endpointer(
+            endpoint_silence_ms=s.endpoint_silence_ms,
+            barge_in_min_speech_ms=s.barge_in_min_speech_ms,
+        )
+        tools = DbBookingTools(
+            settings=s,
+            sessions=self.services.sessions,
+            lead_id=self.state.lead.lead_id if self.state.lead else None,
+            call_id=self.call_id,
+        )
+        self.brain = self.services.brain_factory(tools)
+        self.recorder = CallRecorder(self.services, call_id=self.call_id, call_sid=self.call_sid)
+        self.log = log.bind(call_sid=self.call_sid, call_id=self.call_id)
+
+    # ---- inbound, called by the media route for every parsed event ----
+
+    async def on_media(self, ulaw: bytes) -> None:
+        now = time.monotonic()
+        if self._last_media_at is not None and now - self._last_media_at > INBOUND_GAP_S:
+            self.services.metrics.inbound_frame_gaps.inc()
+        self._last_media_at = now
+        self._frames_in += 1
+        event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
+        if event is None:
+            return
+        if isinstance(event, SpeechStarted):
+            if self.playout.speaking:
+                await self._barge_in()
+        elif isinstance(event, SpeechEnded):
+            stream_now_ms = self._frames_in * 20
+            speech_end_at = now - max(0, stream_now_ms - event.end_ms) / 1000
+            self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at))
+
+    def on_mark(self, name: str) -> None:
+        self.playout.on_mark(name)
+
+    def on_dtmf(self, digit: str) -> None:
+        self._inbox.put_nowait(DtmfIn(digit))
+
+    def on_stop(self) -> None:
+        self.ended.set()
+
+    async def _barge_in(self) -> None:
+        self.services.metrics.barge_ins.inc()
+        if self._speaking is not None and not self._speaking.done():
+            self._speaking.cancel()
+        cut = await self.playout.clear()
+        self._keep_only_heard(cut)
+        self.log.info("call.barge_in", cut_sentences=len(cut))
+
+    def _keep_only_heard(self, cut: list[Utterance]) -> None:
+        """Drop the unheard sentences from the agent's last history turn."""
+        if not cut or not self.state.history or self.state.history[-1].role != "assistant":
+            return
+        last = self.state.history[-1]
+        for utterance in cut:
+            last.content = last.content.replace(utterance.text, "").strip()
+        self.recorder.mark_interrupted()
+
+    # ---- the call ----
+
+    async def run(self) -> None:
+        self.services.metrics.active_calls.inc()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self.playout.run()),
+                    tg.create_task(self._turn_loop(tg)),
+                    tg.create_task(self._max_duration()),
+                ]
+                await self.ended.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            self.services.metrics.active_calls.dec()
+            await self.recorder.finish(self.state)
+
+    async def _max_duration(self) -> None:
+        await asyncio.sleep(self.services.settings.max_call_duration_s)
+        self.log.info("call.max_duration_reached")
+        self.ended.set()
+
+    async def _turn_loop(self, tg: asyncio.TaskGroup) -> None:
+        reply = await self.brain.greet(self.state)
+        await self._say(tg, reply, TurnTimings(started_at=self.started_at))
+        silences = 0
+        while not self.ended.is_set():
+            try:
+                item = await asyncio.wait_for(
+                    self._inbox.get(), timeout=self.services.settings.silence_checkin_s
+                )
+            except TimeoutError:
+                if self.playout.speaking:
+                    continue
+                silences += 1
+                reply = await self.brain.on_silence(self.state, count=silences, now=_now())
+                await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
+                continue
+            silences = 0
+            if isinstance(item, DtmfIn):
+                reply = await self.brain.on_dtmf(self.state, item.digit, now=_now())
+                await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
+                continue
+            await self._handle_utterance(tg, item)
+
+    async def _handle_utterance(self, tg: asyncio.TaskGroup, item: UtteranceIn) -> None:
+        timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
+        stt = self.services.stt
+        text = ""
+        if stt is not None:
+            try:
+                transcript = await stt.transcribe(item.audio, sample_rate_hz=8000, language="he")
+                text = transcript.text.strip()
+            except ProviderError as exc:
+                self.services.metrics.provider_errors.labels("stt", exc.code).inc()
+                self.log.warning("call.stt_failed", error=exc.message)
+                await self._say(tg, _apology(), timings)
+                return
+        timings.stt_done_at = time.monotonic()
+        if not text:
+            return
+        self.recorder.user_turn(text)
+        reply = await self.brain.respond(self.state, text, now=_now())
+        timings.brain_done_at = time.monotonic()
+        await self._say(tg, reply, timings)
+
+    async def _say(self, tg: asyncio.TaskGroup, reply: Reply, timings: TurnTimings) -> None:
+        self._speaking = tg.create_task(self._speak(reply.text, timings))
+        await asyncio.wait({self._speaking})
+        interrupted = self._speaking.cancelled()
+        self.recorder.agent_turn(reply, timings, interrupted=interrupted)
+        await self.services.store.save(
+            self.call_sid, self.state.to_dict(), ttl_s=self.services.settings.turn_state_ttl_s
+        )
+        self.services.metrics.turns.inc()
+        await self.recorder.flush()
+        if reply.end_call or reply.transfer:
+            await self._finish(reply)
+
+    async def _speak(self, text: str, timings: TurnTimings) -> None:
+        splitter = SentenceSplitter()
+        sentences = [*splitter.feed(text), *(s for s in [splitter.flush()] if s)]
+        for sentence in sentences:
+            utterance = self.playout.new_utterance(sentence)
+            cached = self.services.phrases.peek(self.services.tts.voice_id, sentence)
+            if cached is not None:
+                timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
+                self.playout.push_frames(utterance, _frames(cached))
+            else:
+                async for frames in synthesize_frames(self.services.tts, sentence):
+                    timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
+                    self.playout.push_frames(utterance, frames)
+            self.playout.end_utterance(utterance)
+            if timings.first_frame_at is None:
+                await asyncio.sleep(0)
+                timings.first_frame_at = time.monotonic()
+
+    async def _finish(self, reply: Reply) -> None:
+        await self.playout.wait_drained(DRAIN_TIMEOUT_S)
+        dialer = self.services.dialer
+        try:
+            if reply.transfer and dialer is not None and self.services.settings.transfer_number:
+                await dialer.redirect_to_dial(self.call_sid, self.services.settings.transfer_number)
+            elif dialer is not None:
+                await dialer.hangup(self.call_sid)
+        except TelephonyError as exc:
+            self.log.warning("call.hangup_failed", error=exc.message)
+        self.ended.set()
+
+
+def _frames(ulaw: bytes) -> list[bytes]:
+    return [ulaw[i : i + 160] for i in range(0, len(ulaw), 160)]
+
+
+def _apology() -> Reply:
+    return Reply(text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def warm_phrases(services: CallServices, texts: list[str]) -> None:
+    """Synthesize fixed phrases once so calls play them at no cost."""
+    tts = services.tts
+    for text in texts:
+
+        async def factory(text: str = text) -> bytes:
+            return await synthesize_all(tts, text)
+
+        with contextlib.suppress(ProviderError):
+            await services.phrases.get(tts.voice_id, text, factory)
+
+

@@ -1,0 +1,104 @@
+"""BookingTools on the real database, bound to one lead (and optionally one call)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voicebot.brain.base import BookingResult
+from voicebot.brain.slots import BusinessCalendar, free_slots
+from voicebot.config import Settings
+from voicebot.db import meetings as booking
+from voicebot.db.models import DoNotCall, Lead, LeadStatus
+from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
+
+SLOT_SEARCH_HORIZON_DAYS = 14
+
+
+class DbBookingTools:
+    """The brain's calendar and lead operations, each in its own short transaction."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        lead_id: int | None,
+        call_id: int | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._lead_id = lead_id
+        self._call_id = call_id
+        self._calendar = BusinessCalendar.from_settings(settings)
+        self.clock: datetime | None = None
+
+    async def available_slots(self, *, day: date | None, now: datetime, limit: int) -> list[datetime]:
+        self.clock = now
+        horizon_end = now + timedelta(days=SLOT_SEARCH_HORIZON_DAYS)
+        async with self._sessions() as session:
+            busy = await booking.busy_intervals(session, now, horizon_end)
+        return free_slots(self._calendar, now=now, busy=busy, day=day, limit=limit)
+
+    async def book_meeting(self, *, start: datetime, notes: str | None) -> BookingResult:
+        if self._lead_id is None:
+            return BookingResult(status="conflict")
+        async with self._sessions() as session:
+            try:
+                meeting = await booking.book_meeting(
+                    session,
+                    self._settings,
+                    lead_id=self._lead_id,
+                    start=start,
+                    notes=notes,
+                    call_id=self._call_id,
+                    now=self.clock or datetime.now(start.tzinfo),
+                )
+            except InvalidInputError:
+                return BookingResult(status="outside_hours")
+            except (ConflictError, NotFoundError):
+                return BookingResult(status="conflict")
+            await self._set_lead(session, status=LeadStatus.MEETING_BOOKED)
+            return BookingResult(status="ok", meeting_id=meeting.id, start=start)
+
+    async def schedule_callback(self, *, when: datetime) -> None:
+        async with self._sessions() as session:
+            await self._set_lead(session, status=LeadStatus.CALLBACK, callback_at=when)
+
+    async def mark_not_interested(self, *, reason: str) -> None:
+        async with self._sessions() as session:
+            lead = await self._lead(session)
+            if lead is not None:
+                lead.status = LeadStatus.NOT_INTERESTED
+                lead.notes = ((lead.notes or "") + f"\nnot interested: {reason}").strip()
+                await session.commit()
+
+    async def add_to_do_not_call(self) -> None:
+        async with self._sessions() as session:
+            lead = await self._lead(session)
+            if lead is None:
+                return
+            lead.status = LeadStatus.DO_NOT_CALL
+            exists = (
+                await session.scalars(select(DoNotCall).where(DoNotCall.phone == lead.phone))
+            ).first()
+            if exists is None:
+                session.add(DoNotCall(phone=lead.phone, reason="asked on call", source="call"))
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+
+    async def _lead(self, session: AsyncSession) -> Lead | None:
+        if self._lead_id is None:
+            return None
+        return await session.get(Lead, self._lead_id)
+
+    async def _set_lead(self, session: AsyncSession, **values: object) -> None:
+        if self._lead_id is None:
+            return
+        await session.execute(update(Lead).where(Lead.id == self._lead_id).values(**values))
+        await session.commit()
