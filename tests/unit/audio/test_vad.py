@@ -1,0 +1,85 @@
+"""Frame-level voice activity: noise-floor tracking and the energy gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicebot.audio.vad import (
+    GateMode,
+    NoiseFloorTracker,
+    VoiceActivityDetector,
+    frame_dbfs,
+)
+from voicebot.testing.hebrew_audio import (
+    active_power,
+    make_noise,
+    pcm16_frames,
+    scale,
+    silence,
+    synthesize_hebrew,
+)
+
+
+def _noise(duration_ms: int, rms: float, seed: int = 1) -> bytes:
+    noise = make_noise(8 * duration_ms, rms, seed=seed)
+    return np.clip(np.rint(noise), -32768, 32767).astype("<i2").tobytes()
+
+
+def test_frame_dbfs_of_full_scale_square_and_silence() -> None:
+    """A full-scale square wave is 0 dBFS; digital silence is the -96 dBFS floor."""
+    square = np.tile(np.array([32767, -32767], dtype="<i2"), 80).tobytes()
+    assert frame_dbfs(square) == pytest.approx(0.0, abs=0.01)
+    assert frame_dbfs(bytes(320)) == -96.0
+
+
+def test_noise_floor_follows_louder_noise_within_about_a_second() -> None:
+    """After a step from -70 to -40 dBFS the floor reaches -40 within 1.2 s, not before 0.8 s."""
+    tracker = NoiseFloorTracker()
+    for _ in range(50):
+        tracker.update(-70.0)
+    levels = [tracker.update(-40.0) for _ in range(60)]
+    assert levels[39] == -70.0  # 0.8 s: older quiet blocks still in the window
+    assert levels[59] == -40.0
+
+
+def test_noise_floor_drops_at_once_to_a_quieter_frame() -> None:
+    """A single quieter frame lowers the floor immediately."""
+    tracker = NoiseFloorTracker()
+    for _ in range(20):
+        tracker.update(-40.0)
+    assert tracker.update(-60.0) == -60.0
+
+
+def test_steady_white_noise_is_not_speech() -> None:
+    """Loud steady white noise, which webrtcvad alone calls speech, is rejected."""
+    vad = VoiceActivityDetector()
+    decisions = [vad.is_speech(f) for f in pcm16_frames(_noise(5000, 1000.0))]
+    assert sum(decisions) == 0
+    assert vad.noise_floor_dbfs == pytest.approx(-30.3, abs=1.5)
+
+
+def test_silence_is_not_speech() -> None:
+    """Digital silence is never speech."""
+    vad = VoiceActivityDetector()
+    assert not any(vad.is_speech(f) for f in pcm16_frames(silence(2000)))
+
+
+def test_wrong_frame_size_raises() -> None:
+    """is_speech refuses frames that are not 20 ms at 8 kHz."""
+    with pytest.raises(ValueError, match="320"):
+        VoiceActivityDetector().is_speech(bytes(318))
+
+
+def test_barge_in_mode_requires_a_louder_frame_than_onset_mode(hebrew_cache_dir: Path) -> None:
+    """Speech at -50 dBFS (echo level) passes the onset gate, never the barge-in gate."""
+    speech = synthesize_hebrew("מחר בעשר בבוקר מתאים לי", cache_dir=hebrew_cache_dir)
+    gain_db = -50.0 - 10 * np.log10(active_power(speech) / 32768**2)
+    clip = silence(500) + scale(speech, gain_db)
+    onset, barge = VoiceActivityDetector(), VoiceActivityDetector()
+    onset_voiced = sum(onset.is_speech(f, mode=GateMode.ONSET) for f in pcm16_frames(clip))
+    barge_voiced = sum(barge.is_speech(f, mode=GateMode.BARGE_IN) for f in pcm16_frames(clip))
+    assert onset_voiced >= 30
+    assert barge_voiced == 0

@@ -1,0 +1,228 @@
+"""Turn taking on the inbound stream: when the caller starts and stops speaking.
+
+This module owns :class:`Endpointer`, a per-call state machine fed one 20 ms
+PCM16 8 kHz frame at a time. It confirms speech onset (quickly when the line is
+the caller's, more cautiously while the agent talks, so echo and coughs do not
+barge in), buffers the utterance with a short pre-roll, and ends the utterance
+after a run of silence, reporting when speech truly ended rather than when the
+decision was taken. Stream time is counted in frames from the first frame fed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+from voicebot.audio.codec import FRAME_BYTES_PCM16, FRAME_MS
+from voicebot.audio.vad import DEFAULT_VAD_AGGRESSIVENESS, GateMode, VoiceActivityDetector
+
+DEFAULT_ENDPOINT_SILENCE_MS: Final = 700
+"""Silence that ends a turn; chosen by scripts/vad_eval.py (see its output)."""
+DEFAULT_START_MIN_SPEECH_MS: Final = 80
+"""Voiced audio needed to confirm the caller started speaking."""
+DEFAULT_BARGE_IN_MIN_SPEECH_MS: Final = 180
+"""Voiced audio needed to confirm the caller is talking over the agent."""
+DEFAULT_MAX_UTTERANCE_MS: Final = 30_000
+"""An utterance is cut (ended) at this length, bounding the buffer."""
+PREROLL_MS: Final = 200
+"""Audio kept from before the onset, so STT hears the first phoneme whole."""
+POSTROLL_MS: Final = 200
+"""Audio kept after the last voiced frame, so STT hears the last phoneme's decay."""
+ONSET_MAX_GAP_MS: Final = 60
+"""While confirming an onset, a longer run of unvoiced frames abandons the candidate."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The caller started speaking; ``onset_ms`` is the stream time of the first voiced frame."""
+
+    onset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """The caller finished an utterance.
+
+    ``end_ms`` is the stream time at which the last voiced frame ended; ``audio``
+    is PCM16 8 kHz from ``PREROLL_MS`` before the onset to ``POSTROLL_MS`` after
+    ``end_ms``.
+    """
+
+    onset_ms: int
+    end_ms: int
+    audio: bytes
+
+
+class _State(enum.Enum):
+    IDLE = enum.auto()
+    ONSET = enum.auto()
+    SPEAKING = enum.auto()
+
+
+def _frames(duration_ms: int) -> int:
+    return max(1, -(-duration_ms // FRAME_MS))
+
+
+class Endpointer:
+    """Per-stream speech start/end detector over 20 ms PCM16 8 kHz frames."""
+
+    __slots__ = (
+        "_audio",
+        "_audio_start_frame",
+        "_barge_in_frames",
+        "_endpoint_frames",
+        "_frame_index",
+        "_gap_frames",
+        "_last_voiced_frame",
+        "_max_gap_frames",
+        "_max_utterance_frames",
+        "_onset_frame",
+        "_postroll_frames",
+        "_preroll",
+        "_start_frames",
+        "_state",
+        "_vad",
+        "_voiced_frames",
+    )
+
+    def __init__(
+        self,
+        *,
+        endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS,
+        start_min_speech_ms: int = DEFAULT_START_MIN_SPEECH_MS,
+        barge_in_min_speech_ms: int = DEFAULT_BARGE_IN_MIN_SPEECH_MS,
+        vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS,
+        max_utterance_ms: int = DEFAULT_MAX_UTTERANCE_MS,
+    ) -> None:
+        self._endpoint_frames = _frames(endpoint_silence_ms)
+        self._start_frames = _frames(start_min_speech_ms)
+        self._barge_in_frames = _frames(barge_in_min_speech_ms)
+        self._max_utterance_frames = _frames(max_utterance_ms)
+        self._max_gap_frames = ONSET_MAX_GAP_MS // FRAME_MS
+        self._postroll_frames = POSTROLL_MS // FRAME_MS
+        self._vad = VoiceActivityDetector(aggressiveness=vad_aggressiveness)
+        self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
+        self._audio = bytearray()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._state = _State.IDLE
+        self._frame_index = 0
+        self._onset_frame = 0
+        self._audio_start_frame = 0
+        self._last_voiced_frame = 0
+        self._voiced_frames = 0
+        self._gap_frames = 0
+        self._preroll.clear()
+        self._audio.clear()
+
+    @property
+    def stream_ms(self) -> int:
+        """Stream time after the frames fed so far."""
+        return self._frame_index * FRAME_MS
+
+    @property
+    def in_speech(self) -> bool:
+        """True between ``SpeechStarted`` and ``SpeechEnded``."""
+        return self._state is _State.SPEAKING
+
+    @property
+    def noise_floor_dbfs(self) -> float:
+        """The VAD's current background-level estimate."""
+        return self._vad.noise_floor_dbfs
+
+    def process(
+        self, pcm16_frame: bytes, *, agent_speaking: bool = False
+    ) -> SpeechStarted | SpeechEnded | None:
+        """Feed the next 20 ms frame; return an event when a turn boundary is decided.
+
+        A frame that is not exactly 320 bytes is ignored (no event, no stream time).
+        """
+        if len(pcm16_frame) != FRAME_BYTES_PCM16:
+            return None
+        index = self._frame_index
+        self._frame_index = index + 1
+        state = self._state
+        if state is _State.SPEAKING:
+            mode = GateMode.SUSTAIN
+        elif agent_speaking:
+            mode = GateMode.BARGE_IN
+        else:
+            mode = GateMode.ONSET
+        voiced = self._vad.is_speech(pcm16_frame, mode=mode)
+        if state is _State.IDLE:
+            if voiced:
+                self._begin_candidate(index, pcm16_frame)
+            else:
+                self._preroll.append(pcm16_frame)
+            return None
+        self._audio += pcm16_frame
+        if state is _State.ONSET:
+            return self._confirm_onset(index, voiced, agent_speaking=agent_speaking)
+        return self._track_speech(index, voiced)
+
+    def _begin_candidate(self, index: int, frame: bytes) -> None:
+        self._state = _State.ONSET
+        self._onset_frame = index
+        self._audio_start_frame = index - len(self._preroll)
+        self._audio.clear()
+        for earlier in self._preroll:
+            self._audio += earlier
+        self._audio += frame
+        self._preroll.clear()
+        self._voiced_frames = 1
+        self._gap_frames = 0
+        self._last_voiced_frame = index
+
+    def _confirm_onset(
+        self, index: int, voiced: bool, *, agent_speaking: bool
+    ) -> SpeechStarted | None:
+        if voiced:
+            self._voiced_frames += 1
+            self._gap_frames = 0
+            self._last_voiced_frame = index
+        else:
+            self._gap_frames += 1
+            if self._gap_frames > self._max_gap_frames:
+                self._abandon_candidate()
+                return None
+        needed = self._barge_in_frames if agent_speaking else self._start_frames
+        if self._voiced_frames < needed:
+            return None
+        self._state = _State.SPEAKING
+        return SpeechStarted(onset_ms=self._onset_frame * FRAME_MS)
+
+    def _abandon_candidate(self) -> None:
+        """Return to idle, keeping the candidate's tail as the next pre-roll."""
+        self._state = _State.IDLE
+        keep = self._preroll.maxlen or 0
+        tail = memoryview(self._audio)[-keep * FRAME_BYTES_PCM16 :]
+        for start in range(0, len(tail), FRAME_BYTES_PCM16):
+            self._preroll.append(bytes(tail[start : start + FRAME_BYTES_PCM16]))
+        tail.release()
+        self._audio.clear()
+
+    def _track_speech(self, index: int, voiced: bool) -> SpeechEnded | None:
+        if voiced:
+            self._last_voiced_frame = index
+        silent_frames = index - self._last_voiced_frame
+        too_long = index + 1 - self._onset_frame >= self._max_utterance_frames
+        if silent_frames < self._endpoint_frames and not too_long:
+            return None
+        end_frame = self._last_voiced_frame + 1
+        keep_until = min(end_frame + self._postroll_frames, index + 1)
+        audio = bytes(self._audio[: (keep_until - self._audio_start_frame) * FRAME_BYTES_PCM16])
+        event = SpeechEnded(
+            onset_ms=self._onset_frame * FRAME_MS, end_ms=end_frame * FRAME_MS, audio=audio
+        )
+        self._state = _State.IDLE
+        self._audio.clear()
+        self._preroll.clear()
+        return event
+
+    def reset(self) -> None:
+        """Start a new stream: stream time back to 0, buffers and noise floor cleared."""
+        self._vad.reset()
+        self._reset_state()
