@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
-from voicebot.api import calls, campaigns, dnc, health, leads, meetings
+from voicebot.api import calls, campaigns, conversation, dnc, health, leads, meetings, twilio
 from voicebot.api.errors import EXCEPTION_HANDLERS
 from voicebot.api.middleware import (
     ApiGuardMiddleware,
@@ -21,10 +21,12 @@ from voicebot.api.middleware import (
 )
 from voicebot.api.openapi import openapi
 from voicebot.api.state import AppState
+from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.logging import configure_logging
 from voicebot.metrics import Metrics
+from voicebot.providers.factory import build_providers
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
 
@@ -68,6 +70,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis=redis_client,
         )
         state.extras["features"] = features(settings)
+        providers = build_providers(settings)
+        state.extras["call_services"] = build_call_services(
+            settings,
+            metrics=metrics,
+            sessions=state.sessions,
+            store=state.store,
+            providers=providers,
+        )
         app.state.voicebot = state
         off = [name for name, on in state.extras["features"].items() if not on]
         log.info("app.started", database=engine.dialect.name, features_off=off)
@@ -76,15 +86,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await providers.aclose()
             await engine.dispose()
             if redis_client is not None:
                 await redis_client.aclose()
             log.info("app.stopped")
 
-    api_routes = [*leads.routes, *meetings.routes, *campaigns.routes, *calls.routes, *dnc.routes]
+    api_routes = [
+        *leads.routes,
+        *meetings.routes,
+        *campaigns.routes,
+        *calls.routes,
+        *dnc.routes,
+        *conversation.routes,
+    ]
     routes = [
         *health.routes,
         Route("/openapi.json", openapi, methods=["GET"]),
+        *twilio.routes,
         Mount("/api/v1", routes=api_routes),
     ]
     middleware = [

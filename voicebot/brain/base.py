@@ -60,6 +60,7 @@ class ConversationState:
     booked_meeting_id: int | None = None
     callback_at: datetime | None = None
     outcome: str | None = None
+    answers: list[str] = field(default_factory=list)  # replies to qualifying questions
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe dict (datetimes as ISO 8601 with offset)."""
@@ -68,7 +69,11 @@ class ConversationState:
             "history": [{"role": t.role, "content": t.content} for t in self.history],
             "lead": None
             if self.lead is None
-            else {"lead_id": self.lead.lead_id, "name": self.lead.name, "company": self.lead.company},
+            else {
+                "lead_id": self.lead.lead_id,
+                "name": self.lead.name,
+                "company": self.lead.company,
+            },
             "unclear_count": self.unclear_count,
             "proposed_slots": [s.isoformat() for s in self.proposed_slots],
             "qualify_index": self.qualify_index,
@@ -79,6 +84,7 @@ class ConversationState:
             "booked_meeting_id": self.booked_meeting_id,
             "callback_at": _iso(self.callback_at),
             "outcome": self.outcome,
+            "answers": list(self.answers),
         }
 
     @classmethod
@@ -87,8 +93,12 @@ class ConversationState:
         lead = data.get("lead")
         return cls(
             stage=str(data.get("stage", "greeting")),
-            history=[ChatTurn(role=t["role"], content=t["content"]) for t in data.get("history", [])],
-            lead=None if lead is None else LeadContext(lead["lead_id"], lead["name"], lead["company"]),
+            history=[
+                ChatTurn(role=t["role"], content=t["content"]) for t in data.get("history", [])
+            ],
+            lead=None
+            if lead is None
+            else LeadContext(lead["lead_id"], lead["name"], lead["company"]),
             unclear_count=int(data.get("unclear_count", 0)),
             proposed_slots=[datetime.fromisoformat(s) for s in data.get("proposed_slots", [])],
             qualify_index=int(data.get("qualify_index", 0)),
@@ -99,6 +109,7 @@ class ConversationState:
             booked_meeting_id=data.get("booked_meeting_id"),
             callback_at=_from_iso(data.get("callback_at")),
             outcome=data.get("outcome"),
+            answers=[str(a) for a in data.get("answers", [])],
         )
 
 
@@ -145,7 +156,9 @@ class BookingResult:
 class BookingTools(Protocol):
     """The calendar and lead operations a brain may call; bound to one lead by the caller."""
 
-    async def available_slots(self, *, day: date | None, now: datetime, limit: int) -> list[datetime]:
+    async def available_slots(
+        self, *, day: date | None, now: datetime, limit: int
+    ) -> list[datetime]:
         """Free meeting starts, earliest first; on ``day`` first when given."""
         ...
 
@@ -163,7 +176,9 @@ class Brain(Protocol):
 
     async def greet(self, state: ConversationState) -> Reply: ...
 
-    async def respond(self, state: ConversationState, user_text: str, *, now: datetime) -> Reply: ...
+    async def respond(
+        self, state: ConversationState, user_text: str, *, now: datetime
+    ) -> Reply: ...
 
     async def on_dtmf(self, state: ConversationState, digit: str, *, now: datetime) -> Reply: ...
 

@@ -42,7 +42,9 @@ class InMemoryBookingTools:
     def _taken(self) -> list[Interval]:
         return [*self.busy, *((m.start, m.end) for m in self.meetings)]
 
-    async def available_slots(self, *, day: date | None, now: datetime, limit: int) -> list[datetime]:
+    async def available_slots(
+        self, *, day: date | None, now: datetime, limit: int
+    ) -> list[datetime]:
         self.clock = now
         return free_slots(self.calendar, now=now, busy=self._taken(), day=day, limit=limit)
 

@@ -37,7 +37,9 @@ class BusinessCalendar:
     lead_time_min: int = DEFAULT_LEAD_TIME_MIN
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, lead_time_min: int = DEFAULT_LEAD_TIME_MIN) -> BusinessCalendar:
+    def from_settings(
+        cls, settings: Settings, *, lead_time_min: int = DEFAULT_LEAD_TIME_MIN
+    ) -> BusinessCalendar:
         return cls(
             tz=settings.tz,
             business_days=settings.business_weekdays,
@@ -88,7 +90,9 @@ def _day_starts(cal: BusinessCalendar, day: date, earliest: datetime) -> Iterato
     cursor = _round_up(max(window[0], earliest), cal.tz)
     while cursor + cal.meeting <= window[1]:
         yield cursor
-        cursor = (cursor.astimezone(ZoneInfo("UTC")) + timedelta(minutes=SLOT_STEP_MIN)).astimezone(cal.tz)
+        cursor = (cursor.astimezone(ZoneInfo("UTC")) + timedelta(minutes=SLOT_STEP_MIN)).astimezone(
+            cal.tz
+        )
 
 
 def free_slots(
@@ -128,7 +132,10 @@ def spread(slots: Sequence[datetime], count: int) -> list[datetime]:
     """Pick ``count`` slots that differ enough to be worth offering (not 10:00 and 10:30)."""
     chosen: list[datetime] = []
     for slot in slots:
-        if all(slot.date() != c.date() or abs(slot - c) >= timedelta(minutes=MIN_SPREAD_GAP_MIN) for c in chosen):
+        if all(
+            slot.date() != c.date() or abs(slot - c) >= timedelta(minutes=MIN_SPREAD_GAP_MIN)
+            for c in chosen
+        ):
             chosen.append(slot)
         if len(chosen) == count:
             return chosen

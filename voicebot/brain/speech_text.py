@@ -21,10 +21,18 @@ MORNING_END_HOUR = 12
 EVENING_START_HOUR = 18
 NEAR_DAYS = 6  # up to this many days ahead a weekday name alone is clear
 
-_PHONE_RE = re.compile(r"(?<![\d])(?:(?P<pre>[בלמו])-)?(?:\+972[-\s]?|0)(?:[2-9]\d?)[-\s]?\d{3}[-\s]?\d{4}(?!\d)")
-_PRICE_RE = re.compile(r"₪\s?(\d[\d,]*)|(\d[\d,]*)\s?(?:₪|ש\"ח|ש״ח|שקלים|שקל)")
-_TIME_RE = re.compile(r"(?<![\d:])(?:(?P<pre>[בלמו])-?)?(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?![\d:])")
-_DATE_RE = re.compile(r"(?<![\d/])(?:(?P<pre>[בלמו])-?)?(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}))?(?![\d/])")
+_PHONE_RE = re.compile(
+    r"(?<![\d])(?:(?P<pre>[בלמו])-)?(?:\+972[-\s]?|0)(?:[2-9]\d?)[-\s]?\d{3}[-\s]?\d{4}(?!\d)"
+)
+_PRICE_RE = re.compile(
+    r"(?:(?P<pre>[בלמו])-?)?(?:₪\s?(?P<a>\d[\d,]*)|(?P<b>\d[\d,]*)\s?(?:₪|ש\"ח|ש״ח|שקלים|שקל))"
+)
+_TIME_RE = re.compile(
+    r"(?<![\d:])(?:(?P<pre>[בלמו])-?)?(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?![\d:])"
+)
+_DATE_RE = re.compile(
+    r"(?<![\d/])(?:(?P<pre>[בלמו])-?)?(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}))?(?![\d/])"
+)
 _PERCENT_RE = re.compile(r"(\d+)\s?%")
 _NUMBER_RE = re.compile(r"(?<![\d])(?:(?P<pre>[בלמוה])-)?(?P<n>\d[\d,]*)(?![\d])")
 
@@ -54,7 +62,7 @@ def spoken_clock(hour: int, minute: int) -> str:
 
 
 def part_of_day_suffix(hour: int) -> str:
-    """" בבוקר"/" בערב" where a bare hour would be misheard; empty for 13:00–17:59."""
+    """ " בבוקר"/" בערב" where a bare hour would be misheard; empty for 13:00–17:59."""
     if hour < MORNING_END_HOUR:
         return " בבוקר"
     if hour == MORNING_END_HOUR:
@@ -104,12 +112,19 @@ def to_spoken(text: str) -> str:
     """
     if not any(ch.isdigit() for ch in text) and "₪" not in text:
         return text
-    text = _PHONE_RE.sub(lambda m: _attach(m["pre"], spoken_phone(m.group(0)[len(m["pre"] or "") :].lstrip("-"))), text)
-    text = _PRICE_RE.sub(lambda m: spoken_price(int((m[1] or m[2]).replace(",", ""))), text)
+    text = _PHONE_RE.sub(
+        lambda m: _attach(m["pre"], spoken_phone(m.group(0)[len(m["pre"] or "") :].lstrip("-"))),
+        text,
+    )
+    text = _PRICE_RE.sub(
+        lambda m: _attach(m["pre"], spoken_price(int((m["a"] or m["b"]).replace(",", "")))), text
+    )
     text = _TIME_RE.sub(lambda m: _attach(m["pre"], spoken_clock(int(m["h"]), int(m["m"]))), text)
     text = _DATE_RE.sub(_date_sub, text)
     text = _PERCENT_RE.sub(lambda m: f"{number_to_words(int(m[1]))} אחוז", text)
-    return _NUMBER_RE.sub(lambda m: _attach(m["pre"], number_to_words(int(m["n"].replace(",", "")))), text)
+    return _NUMBER_RE.sub(
+        lambda m: _attach(m["pre"], number_to_words(int(m["n"].replace(",", "")))), text
+    )
 
 
 def format_slot_hebrew(slot: datetime, now: datetime) -> str:
@@ -125,8 +140,5 @@ def format_slot_hebrew(slot: datetime, now: datetime) -> str:
     elif 1 < days_ahead <= NEAR_DAYS:
         day_text = f"ביום {WEEKDAY_NAMES[local.weekday()]}"
     else:
-        day_text = (
-            f"ביום {WEEKDAY_NAMES[local.weekday()]}, {spoken_date(local.day, local.month)},"
-        )
+        day_text = f"ביום {WEEKDAY_NAMES[local.weekday()]}, {spoken_date(local.day, local.month)},"
     return f"{day_text} {clock}"
-

@@ -25,108 +25,33 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from voicebot.brain.normalize import fold_finals, normalize, words_to_digits
-
-Precision = Literal["instant", "part_of_day", "day", "week"]
-PartOfDay = Literal["morning", "noon", "afternoon", "evening", "night"]
-
-DEFAULT_BUSINESS_HOURS = (time(9, 0), time(18, 0))
-# Spans of the parts of the day, used when no clock time is given.
-PART_OF_DAY_SPANS: dict[PartOfDay, tuple[time, time]] = {
-    "morning": (time(8, 0), time(12, 0)),
-    "noon": (time(12, 0), time(14, 0)),
-    "afternoon": (time(14, 0), time(18, 0)),
-    "evening": (time(18, 0), time(21, 0)),
-    "night": (time(20, 0), time(23, 0)),
-}
-BARE_PM_HOURS = range(1, 8)  # 1–7 without a part of day is afternoon
-FEW_MINUTES_MIN = 10  # "עוד כמה דקות"
-DAYS_PER_WEEK = 7
-SUNDAY_WEEKDAY = 6  # Python weekday number of Sunday
-
-WEEKDAYS: dict[str, int] = {
-    fold_finals(name): number
-    for name, number in (
-        ("ראשון", 6), ("שני", 0), ("שלישי", 1), ("רביעי", 2),
-        ("חמישי", 3), ("שישי", 4), ("שבת", 5),
-    )
-}  # fmt: skip
-MONTHS: dict[str, int] = {
-    fold_finals(name): number
-    for number, names in enumerate(
-        (
-            ("ינואר",), ("פברואר",), ("מרץ", "מרס"), ("אפריל",), ("מאי",), ("יוני",),
-            ("יולי",), ("אוגוסט",), ("ספטמבר",), ("אוקטובר",), ("נובמבר",), ("דצמבר",),
-        ),
-        start=1,
-    )
-    for name in names
-}  # fmt: skip
-RELATIVE_UNITS_MIN: dict[str, int] = {
-    fold_finals(k): v
-    for k, v in (
-        ("דקה", 1), ("דקות", 1), ("שעה", 60), ("שעות", 60), ("שעתיים", 120),
-        ("יום", 1440), ("ימים", 1440), ("יומיים", 2880),
-        ("שבוע", 10080), ("שבועות", 10080), ("שבועיים", 20160),
-    )
-}  # fmt: skip
-_DUAL_UNITS = {fold_finals("שעתיים"), fold_finals("יומיים"), fold_finals("שבועיים")}
-MINUTES_PER_DAY = 1440
-
-
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(fold_finals(pattern))
-
-
-_B = r"(?<!\S)"  # token start
-_E = r"(?!\S)"  # token end
-_UNITS = "|".join(sorted(RELATIVE_UNITS_MIN, key=len, reverse=True))
-_RELATIVE_RE = re.compile(
-    _B + fold_finals(r"(?:ב?עוד|בתוך|תוך)\s+(?:(?P<n>\d+)\s+)?(?P<frac>חצי\s+|רבע\s+)?")
-    + f"(?P<unit>{_UNITS})"
-    + fold_finals(r"(?:\s+ו(?P<plus>חצי|רבע))?")
-    + _E
+from voicebot.brain.time_grammar import (
+    BARE_HOUR_RE,
+    BARE_PM_HOURS,
+    CLOCK_RES,
+    DAY_WORD_RE,
+    DAYS_PER_WEEK,
+    DEFAULT_BUSINESS_HOURS,
+    DUAL_UNITS,
+    FEW_MINUTES_MIN,
+    FEW_MINUTES_RE,
+    MINUTES_PER_DAY,
+    MONTH_DATE_RE,
+    MONTHS,
+    NEXT_WEEK_RE,
+    NUMERIC_DATE_RE,
+    PART_OF_DAY_SPANS,
+    PARTS,
+    RELATIVE_RE,
+    RELATIVE_UNITS_MIN,
+    WEEKDAY_RE,
+    WEEKDAYS,
+    PartOfDay,
+    Precision,
 )
-_FEW_MINUTES_RE = _rx(_B + r"(?:ב?עוד|תוך)\s+כמה\s+דקות" + _E)
-_NUMERIC_DATE_RE = re.compile(r"(?<!\S)(?P<d>\d{1,2})[/.](?P<m>\d{1,2})(?:[/.](?P<y>\d{2,4}))?(?!\S)")
-_MONTH_DATE_RE = _rx(
-    _B + r"(?P<d>\d{1,2})\s+(?:ה?[בל])(?:(?P<chodesh>חודש)(?P<next>\s+הבא)?|(?P<month>"
-    + "|".join(MONTHS) + "))" + _E
-)
-_DAY_WORD_RE = _rx(_B + r"(?:ו?[בל]?|עד\s+)(?P<word>מחרתיים|מחר|היום)" + _E)
-_WEEKDAY_RE = _rx(
-    _B + r"(?:(?:ו?[בל]?|עד\s+)?יום\s+|ו?[בל])(?P<wd>" + "|".join(WEEKDAYS) + r")"
-    r"(?P<next>\s+ה?בא|\s+שבוע\s+הבא)?" + _E
-)
-_NEXT_WEEK_RE = _rx(_B + r"(?:ב|ל)?שבוע\s+הבא" + _E)
-_PARTS: tuple[tuple[re.Pattern[str], PartOfDay, bool], ...] = (
-    (_rx(_B + r"(?:ו?[בל])?(?:אחרי|אחר)\s+ה?צהריים" + _E), "afternoon", False),
-    (_rx(_B + r"(?:ו?[בל])?לפני\s+ה?צהריים" + _E), "morning", False),
-    (_rx(_B + r"הבוקר" + _E), "morning", True),
-    (_rx(_B + r"(?:ו?[בל])?בוקר" + _E), "morning", False),
-    (_rx(_B + r"(?:ו?[בל]|ה)?צהריים" + _E), "noon", False),
-    (_rx(_B + r"הערב" + _E), "evening", True),
-    (_rx(_B + r"(?:ו?[בל])?ערב" + _E), "evening", False),
-    (_rx(_B + r"הלילה" + _E), "night", True),
-    (_rx(_B + r"(?:ו?[בל])?לילה" + _E), "night", False),
-)
-_H = r"(?P<h>\d{1,2})"
-_TRIGGER = r"(?:(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות|בערך)\s+)?(?:ב?שעה\s+|לשעה\s+)?"
-_CLOCK_RES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?<!\S)(?P<h>\d{1,2})[:.](?P<m>\d{2})(?!\S)"), "hm"),
-    (_rx(_B + r"(?:ו?[בל]\s+)?רבע\s+ל\s+" + _H + _E), "quarter_to"),
-    (_rx(_B + r"(?:ו?[בל]\s+)?(?P<m>\d{1,2})\s+(?:דקות\s+)?ל\s+" + _H + _E), "minutes_to"),
-    (_rx(_B + _TRIGGER + _H + r"\s+ו?רבע" + _E), "quarter_past"),
-    (_rx(_B + _TRIGGER + _H + r"\s+וחצי" + _E), "half_past"),
-    (_rx(_B + _TRIGGER + _H + r"\s+ו\s+(?P<m>\d{1,2})(?:\s+דקות)?" + _E), "minutes_past"),
-    (_rx(_B + r"(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות)\s+(?:שעה\s+)?" + _H
-         + r"(?:\s+(?P<m>[1-5][05]))?(?!\s+(?:דקות|שעות|ימים|אנשים|עובדים))" + _E), "hour"),
-    (_rx(_B + r"(?:ב?שעה|לשעה)\s+" + _H + _E), "hour"),
-)  # fmt: skip
-_BARE_HOUR_RE = re.compile(r"^(?:[ובל]\s+)?(?P<h>\d{1,2})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +126,8 @@ def _take(text: str, match: re.Match[str]) -> str:
 
 
 def _parse_relative(text: str, found: _Found, now: datetime) -> str:
-    match = _RELATIVE_RE.search(text)
-    few = _FEW_MINUTES_RE.search(text) if match is None else None
+    match = RELATIVE_RE.search(text)
+    few = FEW_MINUTES_RE.search(text) if match is None else None
     if few is not None:
         found.instant = now + timedelta(minutes=FEW_MINUTES_MIN)
         return _take(text, few)
@@ -211,7 +136,7 @@ def _parse_relative(text: str, found: _Found, now: datetime) -> str:
     unit = match["unit"]
     per_unit = RELATIVE_UNITS_MIN[unit]
     count = float(match["n"] or 1)
-    if unit in _DUAL_UNITS:
+    if unit in DUAL_UNITS:
         per_unit, count = per_unit // 2, 2.0 * (float(match["n"]) if match["n"] else 1.0)
     if match["frac"]:
         count = 0.5 if match["frac"].strip() == fold_finals("חצי") else 0.25
@@ -226,33 +151,33 @@ def _parse_relative(text: str, found: _Found, now: datetime) -> str:
 
 
 def _parse_day(text: str, found: _Found, today: date) -> str:
-    if (m := _NUMERIC_DATE_RE.search(text)) is not None:
+    if (m := NUMERIC_DATE_RE.search(text)) is not None:
         day, month = int(m["d"]), int(m["m"])
         if 1 <= month <= 12 and not (m.group(0).count(".") == 1 and int(m["m"]) > 12):
             found.day = _dated(today, day, month, int(m["y"]) if m["y"] else None)
             return _take(text, m)
-    if (m := _MONTH_DATE_RE.search(text)) is not None:
+    if (m := MONTH_DATE_RE.search(text)) is not None:
         day = int(m["d"])
         if m["month"]:
             found.day = _dated(today, day, MONTHS[m["month"]], None)
         else:
             found.day = _month_day(today, day, skip=1 if m["next"] else 0)
         return _take(text, m)
-    if (m := _WEEKDAY_RE.search(text)) is not None:
+    if (m := WEEKDAY_RE.search(text)) is not None:
         found.day = _next_weekday(today, WEEKDAYS[m["wd"]], next_week=bool(m["next"]))
         text = _take(text, m)
-    elif (m := _DAY_WORD_RE.search(text)) is not None:
+    elif (m := DAY_WORD_RE.search(text)) is not None:
         offset = {fold_finals("היום"): 0, fold_finals("מחר"): 1}.get(m["word"], 2)
         found.day = today + timedelta(days=offset)
         text = _take(text, m)
-    elif (m := _NEXT_WEEK_RE.search(text)) is not None:
+    elif (m := NEXT_WEEK_RE.search(text)) is not None:
         found.week_start = today + timedelta(days=DAYS_PER_WEEK - _sunday_index(today))
         text = _take(text, m)
     return text
 
 
 def _parse_part(text: str, found: _Found, today: date) -> str:
-    for pattern, part, means_today in _PARTS:
+    for pattern, part, means_today in PARTS:
         if (m := pattern.search(text)) is not None:
             found.part = part
             if means_today and found.day is None:
@@ -262,7 +187,7 @@ def _parse_part(text: str, found: _Found, today: date) -> str:
 
 
 def _parse_clock(text: str, found: _Found) -> None:
-    for pattern, kind in _CLOCK_RES:
+    for pattern, kind in CLOCK_RES:
         m = pattern.search(text)
         if m is None:
             continue
@@ -284,9 +209,9 @@ def _parse_clock(text: str, found: _Found) -> None:
         if 0 <= hour <= 24 and 0 <= minute <= 59:
             found.hour, found.minute = hour % 24, minute
             return
-    if found.hour is None and (m := _BARE_HOUR_RE.match(text.strip())) is not None:
-        if 1 <= int(m["h"]) <= 12:
-            found.hour = int(m["h"])
+    m = BARE_HOUR_RE.match(text.strip())
+    if found.hour is None and m is not None and 1 <= int(m["h"]) <= 12:
+        found.hour = int(m["h"])
 
 
 def _hour24(hour: int, part: PartOfDay | None, explicit_24h: bool) -> int:

@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -100,6 +100,10 @@ class CallSession:
             speech_end_at = now - max(0, stream_now_ms - event.end_ms) / 1000
             self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at))
 
+    def _now(self) -> datetime:
+        """Wall-clock now in the business time zone (the brain speaks local times)."""
+        return datetime.now(self.services.settings.tz)
+
     def on_mark(self, name: str) -> None:
         self.playout.on_mark(name)
 
@@ -162,12 +166,12 @@ class CallSession:
                 if self.playout.speaking:
                     continue
                 silences += 1
-                reply = await self.brain.on_silence(self.state, count=silences, now=_now())
+                reply = await self.brain.on_silence(self.state, count=silences, now=self._now())
                 await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
                 continue
             silences = 0
             if isinstance(item, DtmfIn):
-                reply = await self.brain.on_dtmf(self.state, item.digit, now=_now())
+                reply = await self.brain.on_dtmf(self.state, item.digit, now=self._now())
                 await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
                 continue
             await self._handle_utterance(tg, item)
@@ -189,7 +193,7 @@ class CallSession:
         if not text:
             return
         self.recorder.user_turn(text)
-        reply = await self.brain.respond(self.state, text, now=_now())
+        reply = await self.brain.respond(self.state, text, now=self._now())
         timings.brain_done_at = time.monotonic()
         await self._say(tg, reply, timings)
 
@@ -245,8 +249,6 @@ def _apology() -> Reply:
     return Reply(text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def warm_phrases(services: CallServices, texts: list[str]) -> None:

@@ -111,7 +111,7 @@ class ToolCallsReady:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The reply is complete; ``reason`` is the model's finish reason (``stop``, ``tool_calls``…)."""
+    """The reply is complete; ``reason`` is the model's (``stop``, ``tool_calls``, ``length``)."""
 
     reason: str
 

@@ -42,7 +42,9 @@ def map_error(stage: str, exc: BaseException, *, endpoint: ProviderEndpoint) -> 
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"{stage} provider unreachable", details={"stage": stage})
     if isinstance(exc, json.JSONDecodeError | openai.APIError):
-        return ProviderError(f"{stage} provider sent a malformed response", details={"stage": stage})
+        return ProviderError(
+            f"{stage} provider sent a malformed response", details={"stage": stage}
+        )
     return ProviderError(f"{stage} provider failed: {type(exc).__name__}", details={"stage": stage})
 
 

@@ -1,0 +1,132 @@
+"""PhraseCache: single-flight, LRU bounds, disk persistence, warm-up, cheap hits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from voicebot.providers.phrase_cache import PhraseCache
+
+
+class CountingFactory:
+    """Makes bytes for a text after a short await, counting calls."""
+
+    def __init__(self, delay_s: float = 0.01) -> None:
+        self.calls: list[str] = []
+        self.delay_s = delay_s
+
+    async def __call__(self, text: str) -> bytes:
+        self.calls.append(text)
+        await asyncio.sleep(self.delay_s)
+        return text.encode() * 10
+
+
+async def test_concurrent_requests_synthesise_once() -> None:
+    """Ten simultaneous requests for one phrase run the factory once and share its bytes."""
+    cache = PhraseCache()
+    make = CountingFactory()
+    results = await asyncio.gather(
+        *(cache.get("v", "שלום", lambda: make("שלום")) for _ in range(10))
+    )
+    assert make.calls == ["שלום"]
+    assert len(set(results)) == 1 and cache.misses == 1 and cache.hits == 0
+
+
+async def test_lru_evicts_the_least_recently_used_entry() -> None:
+    """Past max_entries, the entry used longest ago goes first."""
+    cache = PhraseCache(max_entries=2)
+    make = CountingFactory(0)
+    for text in ("a", "b"):
+        await cache.get("v", text, lambda t=text: make(t))  # type: ignore[misc]
+    await cache.get("v", "a", lambda: make("a"))
+    await cache.get("v", "c", lambda: make("c"))
+    assert cache.peek("v", "a") is not None
+    assert cache.peek("v", "b") is None
+    assert len(cache) == 2
+
+
+async def test_byte_bound_is_respected() -> None:
+    """Total cached bytes never exceed max_bytes; oversize entries are served but not kept."""
+    cache = PhraseCache(max_bytes=25)
+    for text in ("aa", "bb", "cc"):
+        await cache.get("v", text, lambda t=text: CountingFactory(0)(t))  # type: ignore[misc]
+    assert cache.total_bytes <= 25
+    big = await cache.get("v", "x" * 10, lambda: CountingFactory(0)("x" * 10))
+    assert len(big) == 100 and cache.peek("v", "x" * 10) is None
+
+
+async def test_disk_persistence_survives_a_restart(tmp_path: Path) -> None:
+    """A second cache on the same directory serves the phrase without the factory."""
+    first = PhraseCache(directory=tmp_path)
+    data = await first.get("voice-1", "בוקר טוב", lambda: CountingFactory(0)("בוקר טוב"))
+    files = sorted(os.listdir(tmp_path))
+    assert len(files) == 1 and "בוקר" not in files[0] and not files[0].startswith(".tmp")
+    second = PhraseCache(directory=tmp_path)
+    make = CountingFactory(0)
+    assert await second.get("voice-1", "בוקר טוב", lambda: make("בוקר טוב")) == data
+    assert make.calls == [] and second.disk_hits == 1
+
+
+async def test_voices_do_not_share_entries() -> None:
+    """The same text in two voices is two entries."""
+    cache = PhraseCache()
+    make = CountingFactory(0)
+    await cache.get("v1", "שלום", lambda: make("שלום"))
+    await cache.get("v2", "שלום", lambda: make("שלום"))
+    assert len(make.calls) == 2
+
+
+async def test_failure_reaches_every_waiter_and_is_not_cached() -> None:
+    """A failing factory fails all concurrent waiters once; the next request tries again."""
+    cache = PhraseCache()
+    calls = 0
+
+    async def failing() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        raise RuntimeError("tts down")
+
+    results = await asyncio.gather(
+        *(cache.get("v", "x", failing) for _ in range(3)), return_exceptions=True
+    )
+    assert calls == 1 and all(isinstance(r, RuntimeError) for r in results)
+    assert await cache.get("v", "x", lambda: CountingFactory(0)("x")) == b"x" * 10
+
+
+async def test_waiter_takes_over_when_the_leader_is_cancelled() -> None:
+    """If the caller running the factory is cancelled (barge-in), a waiter still gets audio."""
+    cache = PhraseCache()
+    make = CountingFactory(0.05)
+    leader = asyncio.create_task(cache.get("v", "שלום", lambda: make("שלום")))
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(cache.get("v", "שלום", lambda: make("שלום")))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    assert await waiter == "שלום".encode() * 10
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert len(make.calls) == 2
+
+
+async def test_warm_fills_the_cache_once_per_distinct_text() -> None:
+    """warm() synthesises each distinct text once and later gets are hits."""
+    cache = PhraseCache()
+    make = CountingFactory(0)
+    assert await cache.warm("v", ["שלום", "תודה", "שלום"], make) == 2
+    assert sorted(make.calls) == sorted(["שלום", "תודה"])
+    await cache.get("v", "תודה", lambda: make("תודה"))
+    assert cache.hits == 1
+
+
+async def test_a_hit_completes_without_suspending() -> None:
+    """A memory hit returns on the first step of the coroutine: no await, no I/O."""
+    cache = PhraseCache()
+    await cache.get("v", "שלום", lambda: CountingFactory(0)("שלום"))
+    coroutine = cache.get("v", "שלום", lambda: CountingFactory(0)("שלום"))
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)
+    assert done.value.value == "שלום".encode() * 10

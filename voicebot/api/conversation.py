@@ -1,0 +1,118 @@
+"""The text conversation endpoint: the same brain as on calls, over JSON.
+
+State between requests lives in the turn-state store under ``conversation_id``;
+without one, the state is rebuilt from the given history (both formats accepted).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from voicebot.api.body import parse_body
+from voicebot.api.state import app_state
+from voicebot.brain import state as stages
+from voicebot.brain.base import ChatTurn, ConversationState, LeadContext
+from voicebot.db.booking_tools import DbBookingTools
+from voicebot.db.models import Lead
+from voicebot.errors import NotFoundError
+
+MAX_HISTORY_TURNS = 100
+STORE_PREFIX = "conversation:"
+
+
+class RoleTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=4000)
+
+
+class ConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    message: str = Field(min_length=1, max_length=4000)
+    history: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    lead_id: int | None = None
+    campaign_id: int | None = None
+    conversation_id: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _history_shape(self) -> ConversationIn:
+        self.turns = normalize_history(self.history)
+        return self
+
+    turns: list[RoleTurn] = Field(default_factory=list, exclude=True)
+
+
+def normalize_history(history: list[dict[str, Any]]) -> list[RoleTurn]:
+    """Accept ``[{"user": …, "agent": …}]`` (legacy) and ``[{"role", "content"}]``."""
+    turns: list[RoleTurn] = []
+    for item in history:
+        if "role" in item:
+            turns.append(RoleTurn.model_validate(item))
+            continue
+        if not set(item) <= {"user", "agent"} or not item:
+            raise ValueError("history items are {role, content} or {user, agent}")
+        if item.get("user"):
+            turns.append(RoleTurn(role="user", content=str(item["user"])))
+        if item.get("agent"):
+            turns.append(RoleTurn(role="assistant", content=str(item["agent"])))
+    return turns
+
+
+async def converse(request: Request) -> Response:
+    data = await parse_body(request, ConversationIn)
+    state = app_state(request)
+    lead_ctx = None
+    if data.lead_id is not None:
+        async with state.sessions() as session:
+            lead = await session.get(Lead, data.lead_id)
+            if lead is None:
+                raise NotFoundError(f"lead {data.lead_id} not found")
+            lead_ctx = LeadContext(lead_id=lead.id, name=lead.name, company=lead.company)
+    conversation_id = data.conversation_id or uuid.uuid4().hex
+    stored = await state.store.load(STORE_PREFIX + conversation_id)
+    if stored is not None:
+        convo = ConversationState.from_dict(stored)
+    else:
+        convo = ConversationState(
+            stage=stages.PERMISSION,
+            history=[ChatTurn(role=t.role, content=t.content) for t in data.turns],
+            lead=lead_ctx,
+        )
+    tools = DbBookingTools(settings=state.settings, sessions=state.sessions, lead_id=data.lead_id)
+    brain = state.extras["call_services"].brain_factory(tools)
+    reply = await brain.respond(convo, data.message, now=datetime.now(state.settings.tz))
+    await state.store.save(
+        STORE_PREFIX + conversation_id, convo.to_dict(), ttl_s=state.settings.turn_state_ttl_s
+    )
+    return JSONResponse(
+        {
+            "conversation_id": conversation_id,
+            "reply": reply.text,
+            "intent": reply.intent,
+            "actions": [{"kind": a.kind, "data": _jsonable(a.data)} for a in reply.actions],
+            "end_call": reply.end_call,
+            "transfer": reply.transfer,
+            "stage": convo.stage,
+            "history": [{"role": t.role, "content": t.content} for t in convo.history],
+        }
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+routes = [Route("/conversation", converse, methods=["POST"])]

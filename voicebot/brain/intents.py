@@ -1,0 +1,127 @@
+"""Caller intent from one recognised utterance: fast, deterministic keyword scoring.
+
+Owns :func:`detect_intent`: canonical text is matched against the precompiled
+patterns of :mod:`voicebot.brain.intent_patterns`, weights are summed per intent,
+and the answer is resolved against what the agent just asked (``expecting``): a
+bare "כן" after a slot proposal is ``accept_time``, a time after "מתי נוח?" is
+``propose_time``. Times come from :mod:`voicebot.brain.timeparse`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from voicebot.brain.intent_patterns import (
+    DOMINANT_SCORES,
+    INTENT_PATTERNS,
+    INTENT_PRIORITY,
+    SLOT_CHOICE_PATTERNS,
+)
+from voicebot.brain.normalize import fold_finals, normalize
+from voicebot.brain.time_grammar import DEFAULT_BUSINESS_HOURS
+from voicebot.brain.timeparse import TimeParse, parse_hebrew_time
+
+Expecting = Literal["none", "yes_no", "slot", "time"]
+INTENTS: tuple[str, ...] = (
+    "yes", "no", "interested", "not_interested", "busy_call_later", "who_is_this",
+    "number_source", "price_question", "send_details", "ask_human", "remove_me",
+    "wrong_number", "propose_time", "accept_time", "reject_time", "goodbye", "unclear",
+)  # fmt: skip
+MIN_SCORE = 1.0  # below this nothing was understood
+TIME_SCORE = 3.0  # weight of a parsed time towards propose_time
+# Intents a time mention does not override ("תתקשר מחר בחמש" stays busy_call_later).
+_KEEPS_TIME = frozenset(
+    {"remove_me", "wrong_number", "ask_human", "busy_call_later", "price_question"}
+)
+# Intents that a time mention turns into propose_time ("כן, מחר בעשר").
+_YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_time"})
+_PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
+
+Compiled = tuple[tuple[re.Pattern[str], float], ...]
+
+
+def _compile(patterns: tuple[tuple[str, float], ...]) -> Compiled:
+    return tuple(
+        (re.compile(r"(?<!\S)ו?(?:" + fold_finals(source) + r")(?!\S)"), weight)
+        for source, weight in patterns
+    )
+
+
+_COMPILED: dict[str, Compiled] = {name: _compile(p) for name, p in INTENT_PATTERNS.items()}
+_SLOT_CHOICE: Compiled = _compile(SLOT_CHOICE_PATTERNS)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResult:
+    """The recognised intent, its score, the time mentioned (if any) and the canonical text."""
+
+    intent: str
+    score: float
+    time: TimeParse | None
+    text: str
+
+
+def _scores(canonical: str) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for name, patterns in _COMPILED.items():
+        total = sum(weight for pattern, weight in patterns if pattern.search(canonical))
+        if total:
+            scores[name] = total
+    return scores
+
+
+def _best(scores: dict[str, float]) -> tuple[str, float]:
+    if not scores:
+        return "unclear", 0.0
+    for name, threshold in DOMINANT_SCORES.items():
+        if scores.get(name, 0.0) >= threshold:
+            return name, scores[name]
+    name = max(scores, key=lambda n: (scores[n], -_PRIORITY_RANK.get(n, len(_PRIORITY_RANK))))
+    return name, scores[name]
+
+
+def detect_intent(
+    text: str,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    expecting: Expecting = "none",
+    business_hours: tuple[time, time] = DEFAULT_BUSINESS_HOURS,
+    business_days: frozenset[int] | None = None,
+) -> IntentResult:
+    """Classify one caller utterance; ``expecting`` is what the agent just asked for."""
+    canonical = normalize(text)
+    scores = _scores(canonical)
+    when = parse_hebrew_time(
+        text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
+    )
+    if expecting == "slot":
+        choice = sum(w for pattern, w in _SLOT_CHOICE if pattern.search(canonical))
+        if choice:
+            scores["accept_time"] = scores.get("accept_time", 0.0) + choice
+    else:
+        # Booking words without proposed slots are a plain yes / no.
+        for specific, plain in (("accept_time", "yes"), ("reject_time", "no")):
+            if specific in scores:
+                scores[plain] = scores.get(plain, 0.0) + scores.pop(specific)
+    name, score = _best(scores)
+    if (
+        when is not None
+        and name not in _KEEPS_TIME
+        and (score <= TIME_SCORE or name in _YIELDS_TO_TIME)
+    ):
+        name, score = "propose_time", max(score, TIME_SCORE)
+    if score < MIN_SCORE:
+        return IntentResult("unclear", score, when, canonical)
+    if expecting == "slot":
+        if name in ("yes", "interested"):
+            name = "accept_time"
+        elif name == "no":
+            name = "reject_time"
+    elif expecting == "time" and name == "busy_call_later" and when is None:
+        name = "unclear"
+    return IntentResult(name, score, when, canonical)

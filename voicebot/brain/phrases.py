@@ -1,0 +1,76 @@
+"""What the rule-based agent says: short phone-register Hebrew, data and tiny builders.
+
+Owns every fixed sentence of :class:`~voicebot.brain.rules.RuleBrain`. Sentences
+avoid gendered second-person forms (the agent does not know whom it called) and
+use first-person past or plural forms, which are the same for a male or female agent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from voicebot.brain.script import AgentScript
+from voicebot.brain.speech_text import format_slot_hebrew
+
+ASK_PERMISSION = "זה זמן טוב לדבר דקה?"
+ASK_CALLBACK_TIME = "אין בעיה. מתי נוח שנחזור?"
+ASK_CALLBACK_AGAIN = "מתי נוח שנחזור? למשל מחר בבוקר, או אחרי הצהריים."
+ASK_OPEN_TIME = "אז מתי כן נוח? יום ושעה, ונבדוק."
+ASK_MEETING = "שווה לקבוע שיחה קצרה עם יועץ, בלי שום התחייבות?"
+DIDNT_HEAR = "סליחה, לא שמעתי טוב."
+SIMPLE_PERMISSION = "רק כדי לוודא: אפשר לדבר עכשיו, כן או לא?"
+SIMPLE_MEETING = "רק כן או לא: לקבוע שיחה קצרה עם יועץ?"
+LINE_UNCLEAR_BYE = "נראה שהקו לא ממש ברור. ננסה שוב בהמשך, יום טוב!"
+CHECK_IN = "הלו? שומעים אותי?"
+SILENCE_BYE = "נראה שהקו נפל. ננסה שוב בהמשך, יום טוב!"
+DNC_BYE = "סליחה על ההפרעה. הסרנו את המספר, ולא נתקשר יותר. יום טוב."
+WRONG_NUMBER_BYE = "אה, סליחה על הטעות! יום טוב."
+TRANSFER = "בשמחה, רק רגע, מעבירים לנציג."
+GOODBYE = "תודה רבה, יום טוב!"
+NOT_INTERESTED_BYE = "בסדר גמור, תודה על הזמן ויום טוב!"
+NO_SLOTS = "כרגע אין זמן פנוי בשבועיים הקרובים. נחזור כשיתפנה מקום, יום טוב!"
+CONFLICT = "אופס, השעה הזאת בדיוק נתפסה."
+OUTSIDE_HOURS = "בשעה הזאת לא קובעים פגישות."
+NONE_IN_RANGE = "אז אין מקום פנוי."
+
+
+def slot(when: datetime, now: datetime) -> str:
+    return format_slot_hebrew(when, now)
+
+
+def offer_slots(slots: list[datetime], now: datetime) -> str:
+    if len(slots) == 1:
+        return f"יש מקום {slot(slots[0], now)}. מתאים?"
+    return f"יש מקום {slot(slots[0], now)}, או {slot(slots[1], now)}. מה מתאים יותר?"
+
+
+def which_slot(slots: list[datetime], now: datetime) -> str:
+    return f"מעולה. {slot(slots[0], now)}, או {slot(slots[1], now)}?"
+
+
+def confirm_slot(when: datetime, now: datetime) -> str:
+    return f"רק לוודא: {slot(when, now)}, נכון?"
+
+
+def simple_slot(when: datetime, now: datetime) -> str:
+    return f"אפשר פשוט לקבוע {slot(when, now)}? כן או לא?"
+
+
+def simple_callback(when: datetime, now: datetime) -> str:
+    return f"לחזור {slot(when, now)}, בסדר? כן או לא?"
+
+
+def booked(when: datetime, now: datetime, script: AgentScript) -> str:
+    return f"מעולה, קבענו {slot(when, now)}, {script.meeting_purpose}. תודה ויום טוב!"
+
+
+def callback_bye(when: datetime, now: datetime) -> str:
+    return f"בסדר גמור, נחזור {slot(when, now)}. תודה ויום טוב!"
+
+
+def introduce(script: AgentScript) -> str:
+    return f"כאן {script.agent_name} מ{script.company}."
+
+
+def pitch(script: AgentScript) -> str:
+    return f"מעולה, בקצרה: {script.offer}"

@@ -1,0 +1,118 @@
+"""The grammar of spoken Hebrew times: lexicons and precompiled patterns, data only.
+
+Read by :mod:`voicebot.brain.timeparse`. Patterns match canonical text (see
+:mod:`voicebot.brain.normalize`), so every lexicon entry is passed through
+:func:`~voicebot.brain.normalize.fold_finals` here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Literal
+
+from voicebot.brain.normalize import fold_finals
+
+Precision = Literal["instant", "part_of_day", "day", "week"]
+PartOfDay = Literal["morning", "noon", "afternoon", "evening", "night"]
+
+DEFAULT_BUSINESS_HOURS = (time(9, 0), time(18, 0))
+# Spans of the parts of the day, used when no clock time is given.
+PART_OF_DAY_SPANS: dict[PartOfDay, tuple[time, time]] = {
+    "morning": (time(8, 0), time(12, 0)),
+    "noon": (time(12, 0), time(14, 0)),
+    "afternoon": (time(14, 0), time(18, 0)),
+    "evening": (time(18, 0), time(21, 0)),
+    "night": (time(20, 0), time(23, 0)),
+}
+BARE_PM_HOURS = range(1, 8)  # 1–7 without a part of day is afternoon
+FEW_MINUTES_MIN = 10  # "עוד כמה דקות"
+DAYS_PER_WEEK = 7
+SUNDAY_WEEKDAY = 6  # Python weekday number of Sunday
+
+WEEKDAYS: dict[str, int] = {
+    fold_finals(name): number
+    for name, number in (
+        ("ראשון", 6), ("שני", 0), ("שלישי", 1), ("רביעי", 2),
+        ("חמישי", 3), ("שישי", 4), ("שבת", 5),
+    )
+}  # fmt: skip
+MONTHS: dict[str, int] = {
+    fold_finals(name): number
+    for number, names in enumerate(
+        (
+            ("ינואר",), ("פברואר",), ("מרץ", "מרס"), ("אפריל",), ("מאי",), ("יוני",),
+            ("יולי",), ("אוגוסט",), ("ספטמבר",), ("אוקטובר",), ("נובמבר",), ("דצמבר",),
+        ),
+        start=1,
+    )
+    for name in names
+}  # fmt: skip
+RELATIVE_UNITS_MIN: dict[str, int] = {
+    fold_finals(k): v
+    for k, v in (
+        ("דקה", 1), ("דקות", 1), ("שעה", 60), ("שעות", 60), ("שעתיים", 120),
+        ("יום", 1440), ("ימים", 1440), ("יומיים", 2880),
+        ("שבוע", 10080), ("שבועות", 10080), ("שבועיים", 20160),
+    )
+}  # fmt: skip
+DUAL_UNITS = {fold_finals("שעתיים"), fold_finals("יומיים"), fold_finals("שבועיים")}
+MINUTES_PER_DAY = 1440
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(fold_finals(pattern))
+
+
+_B = r"(?<!\S)"  # token start
+_E = r"(?!\S)"  # token end
+_UNITS = "|".join(sorted(RELATIVE_UNITS_MIN, key=len, reverse=True))
+RELATIVE_RE = re.compile(
+    _B
+    + fold_finals(r"(?:ב?עוד|בתוך|תוך)\s+(?:(?P<n>\d+)\s+)?(?P<frac>חצי\s+|רבע\s+)?")
+    + f"(?P<unit>{_UNITS})"
+    + fold_finals(r"(?:\s+ו(?P<plus>חצי|רבע))?")
+    + _E
+)
+FEW_MINUTES_RE = _rx(_B + r"(?:ב?עוד|תוך)\s+כמה\s+דקות" + _E)
+NUMERIC_DATE_RE = re.compile(
+    r"(?<!\S)(?P<d>\d{1,2})[/.](?P<m>\d{1,2})(?:[/.](?P<y>\d{2,4}))?(?!\S)"
+)
+MONTH_DATE_RE = _rx(
+    _B
+    + r"(?P<d>\d{1,2})\s+(?:ה?[בל])(?:(?P<chodesh>חודש)(?P<next>\s+הבא)?|(?P<month>"
+    + "|".join(MONTHS)
+    + "))"
+    + _E
+)
+DAY_WORD_RE = _rx(_B + r"(?:ו?[בל]?|עד\s+)(?P<word>מחרתיים|מחר|היום)" + _E)
+WEEKDAY_RE = _rx(
+    _B + r"(?:(?:ו?[בל]?|עד\s+)?יום\s+|ו?[בל])(?P<wd>" + "|".join(WEEKDAYS) + r")"
+    r"(?P<next>\s+ה?בא|\s+שבוע\s+הבא)?" + _E
+)
+NEXT_WEEK_RE = _rx(_B + r"(?:ב|ל)?שבוע\s+הבא" + _E)
+PARTS: tuple[tuple[re.Pattern[str], PartOfDay, bool], ...] = (
+    (_rx(_B + r"(?:ו?[בל])?(?:אחרי|אחר)\s+ה?צהריים" + _E), "afternoon", False),
+    (_rx(_B + r"(?:ו?[בל])?לפני\s+ה?צהריים" + _E), "morning", False),
+    (_rx(_B + r"הבוקר" + _E), "morning", True),
+    (_rx(_B + r"(?:ו?[בל])?בוקר" + _E), "morning", False),
+    (_rx(_B + r"(?:ו?[בל]|ה)?צהריים" + _E), "noon", False),
+    (_rx(_B + r"הערב" + _E), "evening", True),
+    (_rx(_B + r"(?:ו?[בל])?ערב" + _E), "evening", False),
+    (_rx(_B + r"הלילה" + _E), "night", True),
+    (_rx(_B + r"(?:ו?[בל])?לילה" + _E), "night", False),
+)
+_H = r"(?P<h>\d{1,2})"
+_TRIGGER = r"(?:(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות|בערך)\s+)?(?:ב?שעה\s+|לשעה\s+)?"
+CLOCK_RES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<!\S)(?P<h>\d{1,2})[:.](?P<m>\d{2})(?!\S)"), "hm"),
+    (_rx(_B + r"(?:ו?[בל]\s+)?רבע\s+ל\s+" + _H + _E), "quarter_to"),
+    (_rx(_B + r"(?:ו?[בל]\s+)?(?P<m>\d{1,2})\s+(?:דקות\s+)?ל\s+" + _H + _E), "minutes_to"),
+    (_rx(_B + _TRIGGER + _H + r"\s+ו?רבע" + _E), "quarter_past"),
+    (_rx(_B + _TRIGGER + _H + r"\s+וחצי" + _E), "half_past"),
+    (_rx(_B + _TRIGGER + _H + r"\s+ו\s+(?P<m>\d{1,2})(?:\s+דקות)?" + _E), "minutes_past"),
+    (_rx(_B + r"(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות)\s+(?:שעה\s+)?" + _H
+         + r"(?:\s+(?P<m>[1-5][05]))?(?!\s+(?:דקות|שעות|ימים|אנשים|עובדים))" + _E), "hour"),
+    (_rx(_B + r"(?:ב?שעה|לשעה)\s+" + _H + _E), "hour"),
+)  # fmt: skip
+BARE_HOUR_RE = re.compile(r"^(?:[ובל]\s+)?(?P<h>\d{1,2})$")

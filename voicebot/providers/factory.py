@@ -1,0 +1,81 @@
+"""Builds the process's providers from Settings; owned and closed by the app lifespan.
+
+A stage whose endpoint is configured uses OpenAI (or the compatible server its base URL
+names); otherwise STT and the LLM are off (the brain falls back to rules) and speech comes
+from espeak-ng. With OpenAI TTS, espeak-ng (when installed) is the fallback voice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voicebot.config import Settings
+from voicebot.providers.base import (
+    LanguageModel,
+    SpeechToText,
+    StreamingSpeechToText,
+    TextToSpeech,
+)
+from voicebot.providers.espeak_tts import EspeakTextToSpeech
+from voicebot.providers.openai_llm import OpenAILanguageModel
+from voicebot.providers.openai_stt import OpenAISpeechToText
+from voicebot.providers.openai_tts import OpenAITextToSpeech
+from voicebot.providers.phrase_cache import PhraseCache
+from voicebot.providers.recognition import BatchRecognizer
+
+
+@dataclass(slots=True)
+class Providers:
+    """The STT, LLM and TTS backends of one process."""
+
+    stt: SpeechToText | None
+    llm: LanguageModel | None
+    tts: TextToSpeech
+    tts_fallback: TextToSpeech | None
+    tts_available: bool = True
+
+    @property
+    def recognizer(self) -> StreamingSpeechToText | None:
+        """The streaming view of ``stt`` the turn loop uses (None when STT is off)."""
+        return None if self.stt is None else BatchRecognizer(self.stt)
+
+    def describe(self) -> dict[str, str]:
+        """Which backend serves each stage, for /health/info (no URLs, no keys)."""
+        return {
+            "stt": "off" if self.stt is None else type(self.stt).__name__,
+            "llm": "off" if self.llm is None else type(self.llm).__name__,
+            "tts": type(self.tts).__name__ if self.tts_available else "off",
+            "tts_fallback": "off"
+            if self.tts_fallback is None
+            else type(self.tts_fallback).__name__,
+        }
+
+    async def aclose(self) -> None:
+        """Close every client; safe to call once at shutdown."""
+        for provider in (self.stt, self.llm, self.tts, self.tts_fallback):
+            if provider is not None:
+                await provider.aclose()
+
+
+def build_providers(settings: Settings) -> Providers:
+    """Create (but do not connect) the providers the settings describe."""
+    stt_endpoint = settings.provider("stt")
+    llm_endpoint = settings.provider("llm")
+    tts_endpoint = settings.provider("tts")
+    espeak_ready = EspeakTextToSpeech.available()
+    espeak = EspeakTextToSpeech(voice=settings.espeak_voice)
+    stt = OpenAISpeechToText(stt_endpoint) if stt_endpoint.configured else None
+    llm = OpenAILanguageModel(llm_endpoint) if llm_endpoint.configured else None
+    if tts_endpoint.configured:
+        return Providers(
+            stt=stt,
+            llm=llm,
+            tts=OpenAITextToSpeech(tts_endpoint, voice=settings.tts_voice),
+            tts_fallback=espeak if espeak_ready else None,
+        )
+    return Providers(stt=stt, llm=llm, tts=espeak, tts_fallback=None, tts_available=espeak_ready)
+
+
+def build_phrase_cache(settings: Settings) -> PhraseCache:
+    """The process-wide phrase cache, persisted under ``tts_cache_dir``."""
+    return PhraseCache(directory=settings.tts_cache_dir)

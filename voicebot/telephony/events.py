@@ -1,0 +1,215 @@
+"""Twilio Media Streams messages, as the server sees them.
+
+This module owns the JSON wire of a bidirectional ``<Connect><Stream>``:
+
+* :func:`parse_event` turns every message Twilio sends (``connected``, ``start``,
+  ``media``, ``dtmf``, ``mark``, ``stop``) into a frozen dataclass, decoding the
+  base64 μ-law payload of ``media`` into bytes;
+* :func:`media_message`, :func:`mark_message` and :func:`clear_message` build the
+  three messages a server may send back, byte-for-byte as Twilio documents them.
+
+Twilio sends ``sequenceNumber``, ``chunk`` and ``timestamp`` as decimal strings;
+they become ints here. ``media`` arrives 50 times a second per call, so its path is
+checked first and does one ``json.loads``, a few dict lookups and one C base64 decode.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voicebot.errors import InvalidInputError
+
+ULAW_ENCODING = "audio/x-mulaw"
+"""The only encoding Twilio uses on Media Streams, in both directions."""
+
+
+class MalformedEventError(InvalidInputError):
+    """A Media Streams message was not JSON, named an unknown event, or lacked a field."""
+
+    code = "malformed_stream_event"
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """First message on the socket: names the protocol of the messages that follow."""
+
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFormat:
+    """Audio format of the stream (always μ-law, 8000 Hz, mono on Twilio)."""
+
+    encoding: str
+    sample_rate_hz: int
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Stream metadata, sent once right after ``connected``."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    tracks: tuple[str, ...]
+    custom_parameters: dict[str, str] = field(hash=False)
+    media_format: MediaFormat
+    sequence_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """20 ms of caller audio; ``payload`` is the decoded μ-law bytes (160 of them)."""
+
+    stream_sid: str
+    track: str
+    chunk: int
+    timestamp_ms: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    """A key the caller pressed (``0``-``9``, ``*``, ``#``)."""
+
+    stream_sid: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Twilio finished playing the audio sent before the mark of this name (or cleared it)."""
+
+    stream_sid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The stream ended (hang-up, or the call left the ``<Connect>``)."""
+
+    stream_sid: str
+    call_sid: str
+
+
+InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
+
+
+def parse_event(text: str | bytes) -> InboundEvent:
+    """Parse one Media Streams message from Twilio.
+
+    Raises :class:`MalformedEventError` on invalid JSON, an unknown ``event``,
+    a missing or mistyped field, or a payload that is not valid base64.
+    """
+    try:
+        message = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEventError(f"stream message is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise MalformedEventError("stream message is not a JSON object")
+    event = message.get("event")
+    try:
+        if event == "media":
+            media = message["media"]
+            return Media(
+                stream_sid=message["streamSid"],
+                track=media.get("track", "inbound"),
+                chunk=int(media["chunk"]),
+                timestamp_ms=int(media["timestamp"]),
+                payload=binascii.a2b_base64(media["payload"], strict_mode=True),
+            )
+        parser = _PARSERS.get(event) if isinstance(event, str) else None
+        if parser is None:
+            raise MalformedEventError(f"unknown stream event {event!r}", details={"event": event})
+        return parser(message)
+    except MalformedEventError:
+        raise
+    except binascii.Error as exc:
+        raise MalformedEventError(f"{event} payload is not valid base64: {exc}") from exc
+    except KeyError as exc:
+        raise MalformedEventError(
+            f"{event} message lacks field {exc.args[0]!r}", details={"field": exc.args[0]}
+        ) from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise MalformedEventError(f"{event} message has a mistyped field: {exc}") from exc
+
+
+def _parse_connected(message: dict[str, Any]) -> Connected:
+    return Connected(protocol=_str(message["protocol"]), version=_str(message["version"]))
+
+
+def _parse_start(message: dict[str, Any]) -> Start:
+    start = message["start"]
+    fmt = start["mediaFormat"]
+    raw_params = start.get("customParameters") or {}
+    if not isinstance(raw_params, dict):
+        raise TypeError("customParameters is not an object")
+    return Start(
+        stream_sid=_str(message.get("streamSid") or start["streamSid"]),
+        call_sid=_str(start["callSid"]),
+        account_sid=_str(start["accountSid"]),
+        tracks=tuple(_str(t) for t in start["tracks"]),
+        custom_parameters={_str(k): _str(v) for k, v in raw_params.items()},
+        media_format=MediaFormat(
+            encoding=_str(fmt["encoding"]),
+            sample_rate_hz=int(fmt["sampleRate"]),
+            channels=int(fmt["channels"]),
+        ),
+        sequence_number=int(message["sequenceNumber"]),
+    )
+
+
+def _parse_dtmf(message: dict[str, Any]) -> Dtmf:
+    return Dtmf(stream_sid=_str(message["streamSid"]), digit=_str(message["dtmf"]["digit"]))
+
+
+def _parse_mark(message: dict[str, Any]) -> Mark:
+    return Mark(stream_sid=_str(message["streamSid"]), name=_str(message["mark"]["name"]))
+
+
+def _parse_stop(message: dict[str, Any]) -> Stop:
+    return Stop(stream_sid=_str(message["streamSid"]), call_sid=_str(message["stop"]["callSid"]))
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], InboundEvent]] = {
+    "connected": _parse_connected,
+    "start": _parse_start,
+    "dtmf": _parse_dtmf,
+    "mark": _parse_mark,
+    "stop": _parse_stop,
+}
+
+
+def media_message(stream_sid: str, payload: bytes) -> str:
+    """Outbound ``media``: μ-law bytes for Twilio to play to the caller, in order."""
+    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
+    return json.dumps(
+        {"event": "media", "streamSid": stream_sid, "media": {"payload": encoded}},
+        separators=(",", ":"),
+    )
+
+
+def mark_message(stream_sid: str, name: str) -> str:
+    """Outbound ``mark``: Twilio echoes it once the audio sent before it has played."""
+    return json.dumps(
+        {"event": "mark", "streamSid": stream_sid, "mark": {"name": name}},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def clear_message(stream_sid: str) -> str:
+    """Outbound ``clear``: drop all buffered audio; Twilio then echoes every pending mark."""
+    return json.dumps({"event": "clear", "streamSid": stream_sid}, separators=(",", ":"))

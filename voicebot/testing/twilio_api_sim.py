@@ -1,0 +1,342 @@
+"""A simulator of Twilio's Calls REST resource, for tests and the demo.
+
+This is NOT Twilio. It speaks the same wire as ``api.twilio.com`` for the few
+requests voicebot makes, so the real ``twilio`` client can be pointed at it
+(``TWILIO_API_BASE_URL``):
+
+* ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` (form-encoded) creates a
+  call and answers 201 with a Twilio-shaped Call resource and a fresh ``CA…`` SID;
+* ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` updates it:
+  ``Status=completed|canceled``, ``Twiml=…`` or ``Url=…``; a call that is no
+  longer in progress answers 400 with Twilio error 21220, an unknown SID 404/20404;
+* ``GET`` of the same path fetches the call.
+
+Requests must carry HTTP Basic auth with the configured account SID and auth
+token (401/20003 otherwise, as Twilio answers). Every request is recorded in
+:attr:`TwilioApiSimulator.requests`, and faults can be queued with
+:meth:`TwilioApiSimulator.fail_next`. What it does not do: place real calls,
+invoke the voice webhook or status callbacks, or model timing and pricing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+API_VERSION = "2010-04-01"
+LOOPBACK_HOST = "127.0.0.1"
+SERVER_START_TIMEOUT_S = 5.0
+SERVER_POLL_INTERVAL_S = 0.01
+ERROR_DOCS_URL = "https://www.twilio.com/docs/errors/"
+CODE_AUTHENTICATE = 20003
+CODE_NOT_FOUND = 20404
+CODE_NO_TO = 21201
+CODE_NO_URL = 21205
+CODE_NO_FROM = 21603
+CODE_CALL_NOT_IN_PROGRESS = 21220
+LIVE_STATUSES = frozenset({"queued", "ringing", "in-progress"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the simulator received, as it arrived."""
+
+    method: str
+    path: str
+    form: dict[str, list[str]]
+    authorized: bool
+
+    def value(self, name: str) -> str | None:
+        """The first value of form field ``name``, if sent."""
+        values = self.form.get(name)
+        return values[0] if values else None
+
+
+@dataclass(slots=True)
+class SimulatedCall:
+    """A call as the simulator holds it."""
+
+    sid: str
+    to: str
+    from_: str
+    status: str
+    created_at: datetime
+    twiml_updates: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    status: int
+    code: int
+    message: str
+
+
+class TwilioApiSimulator:
+    """State and Starlette app of the simulated Calls resource for one account."""
+
+    def __init__(self, *, account_sid: str, auth_token: str, answer_calls: bool = True) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.answer_calls = answer_calls
+        """When True, created calls go straight to ``in-progress`` (the callee picked up)."""
+        self.requests: list[RecordedRequest] = []
+        self.calls: dict[str, SimulatedCall] = {}
+        self._faults: list[_Fault] = []
+        prefix = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls"
+        self.app: Starlette = Starlette(
+            routes=[
+                Route(prefix + ".json", self._create, methods=["POST"]),
+                Route(prefix + "/{call_sid}.json", self._update, methods=["POST"]),
+                Route(prefix + "/{call_sid}.json", self._fetch, methods=["GET"]),
+            ]
+        )
+
+    def fail_next(
+        self, status: int, *, code: int = 20500, message: str = "Internal error", count: int = 1
+    ) -> None:
+        """Answer the next ``count`` authorized requests with this error instead."""
+        self._faults.extend(_Fault(status, code, message) for _ in range(count))
+
+    def set_status(self, call_sid: str, status: str) -> None:
+        """Move a call to ``status`` (e.g. ``completed`` when the callee hangs up)."""
+        self.calls[call_sid].status = status
+
+    def updates_for(self, call_sid: str) -> list[RecordedRequest]:
+        """The update requests received for one call, in order."""
+        suffix = f"/Calls/{call_sid}.json"
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
+
+    async def _record(self, request: Request) -> tuple[RecordedRequest, JSONResponse | None]:
+        form: dict[str, list[str]] = {}
+        if request.method == "POST":
+            data = await request.form()
+            for key, value in data.multi_items():
+                form.setdefault(key, []).append(str(value))
+        authorized = self._authorized(request)
+        recorded = RecordedRequest(request.method, request.url.path, form, authorized)
+        self.requests.append(recorded)
+        if not authorized:
+            return recorded, _error(
+                401,
+                CODE_AUTHENTICATE,
+                "Authenticate",
+                detail="Your AccountSid or AuthToken was incorrect.",
+                headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+        if self._faults:
+            fault = self._faults.pop(0)
+            return recorded, _error(fault.status, fault.code, fault.message)
+        return recorded, None
+
+    def _authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        path_account = request.path_params.get("account_sid")
+        return (
+            secrets.compare_digest(user, self.account_sid)
+            and secrets.compare_digest(password, self.auth_token)
+            and path_account == self.account_sid
+        )
+
+    async def _create(self, request: Request) -> JSONResponse:
+        recorded, failure = await self._record(request)
+        if failure is not None:
+            return failure
+        to, from_ = recorded.value("To"), recorded.value("From")
+        if not to:
+            return _error(400, CODE_NO_TO, "No 'To' number is specified")
+        if not from_:
+            return _error(400, CODE_NO_FROM, "A 'From' phone number is required.")
+        if not (
+            recorded.value("Url") or recorded.value("Twiml") or recorded.value("ApplicationSid")
+        ):
+            return _error(400, CODE_NO_URL, "Url parameter is required.")
+        call = SimulatedCall(
+            sid="CA" + secrets.token_hex(16),
+            to=to,
+            from_=from_,
+            status="queued",
+            created_at=datetime.now(UTC),
+        )
+        self.calls[call.sid] = call
+        body = self._resource(call)
+        if self.answer_calls:
+            call.status = "in-progress"
+        return JSONResponse(body, status_code=201)
+
+    async def _update(self, request: Request) -> JSONResponse:
+        recorded, failure = await self._record(request)
+        if failure is not None:
+            return failure
+        call = self.calls.get(request.path_params["call_sid"])
+        if call is None:
+            return _error(
+                404, CODE_NOT_FOUND, f"The requested resource {request.url.path} was not found"
+            )
+        status = recorded.value("Status")
+        if call.status not in LIVE_STATUSES:
+            return _error(
+                400, CODE_CALL_NOT_IN_PROGRESS, "Call is not in-progress. Cannot redirect."
+            )
+        if status == "canceled":
+            if call.status in ("queued", "ringing"):
+                call.status = "canceled"
+        elif status == "completed":
+            call.status = "completed"
+        else:
+            document = recorded.value("Twiml") or recorded.value("Url")
+            if document is not None:
+                call.twiml_updates.append(document)
+        return JSONResponse(self._resource(call))
+
+    async def _fetch(self, request: Request) -> JSONResponse:
+        _, failure = await self._record(request)
+        if failure is not None:
+            return failure
+        call = self.calls.get(request.path_params["call_sid"])
+        if call is None:
+            return _error(
+                404, CODE_NOT_FOUND, f"The requested resource {request.url.path} was not found"
+            )
+        return JSONResponse(self._resource(call))
+
+    def _resource(self, call: SimulatedCall) -> dict[str, Any]:
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call.sid}"
+        created = format_datetime(call.created_at, usegmt=True)
+        return {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "to": call.to,
+            "to_formatted": call.to,
+            "from": call.from_,
+            "from_formatted": call.from_,
+            "status": call.status,
+            "direction": "outbound-api",
+            "answered_by": None,
+            "caller_name": None,
+            "date_created": created,
+            "date_updated": created,
+            "start_time": None,
+            "end_time": None,
+            "duration": None,
+            "price": None,
+            "price_unit": "USD",
+            "parent_call_sid": None,
+            "phone_number_sid": None,
+            "forwarded_from": None,
+            "group_sid": None,
+            "queue_time": "0",
+            "trunk_sid": None,
+            "annotation": None,
+            "uri": uri + ".json",
+            "subresource_uris": {
+                name: f"{uri}/{name.title().replace('_', '')}.json"
+                for name in (
+                    "notifications",
+                    "recordings",
+                    "payments",
+                    "events",
+                    "siprec",
+                    "streams",
+                )
+            },
+        }
+
+
+def _error(
+    status: int,
+    code: int,
+    message: str,
+    *,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "more_info": f"{ERROR_DOCS_URL}{code}",
+        "status": status,
+    }
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK_HOST, 0))
+    return sock
+
+
+def _server(app: ASGIApp) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False, ws="websockets"
+    )
+    return uvicorn.Server(config)
+
+
+@contextlib.asynccontextmanager
+async def serve_on_loopback(app: ASGIApp) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port in this event loop; yield its base URL."""
+    sock = _loopback_socket()
+    port = sock.getsockname()[1]
+    server = _server(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(SERVER_START_TIMEOUT_S):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(SERVER_POLL_INTERVAL_S)
+        yield f"http://{LOOPBACK_HOST}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: ASGIApp) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yield its base URL."""
+    sock = _loopback_socket()
+    port = sock.getsockname()[1]
+    server = _server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(SERVER_POLL_INTERVAL_S)
+        if not server.started:
+            raise RuntimeError("simulated server did not start")
+        yield f"http://{LOOPBACK_HOST}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(SERVER_START_TIMEOUT_S)
+        sock.close()

@@ -1,0 +1,422 @@
+"""A simulated phone caller that plays Twilio's part of a Media Streams call.
+
+Used by the end-to-end tests, the load test and the demo. Like Twilio it:
+
+1. posts the signed voice webhook (``X-Twilio-Signature`` over the public URL),
+   reads ``<Connect><Stream url>`` and its ``<Parameter>``s from the TwiML;
+2. opens the websocket with the handshake signature over the ``wss://`` URL and
+   sends ``connected``, ``start``, then one 20 ms ``media`` frame every 20 ms of
+   a monotonic clock (scheduled from the stream start, so it never drifts),
+   carrying queued caller speech or μ-law silence;
+3. plays the agent's audio in real time from a buffer: ``mark`` is echoed when
+   playback reaches it, ``clear`` drops the buffer and echoes pending marks at once.
+
+Each call is two tasks (sender, receiver) owned by :func:`place_call`; work per
+frame is O(1): a pre-built JSON template, a deque and a few counters.
+What it does not do: SIP, jitter or packet loss, the ``outbound`` track, or
+status callbacks; it records :class:`CallMetrics` for assertions and reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import secrets
+import time
+import wave
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from voicebot.audio.codec import (
+    FRAME_BYTES_ULAW,
+    FRAME_MS,
+    PCM16_SAMPLE_BYTES,
+    SAMPLE_RATE_HZ,
+    ULAW_SILENCE_BYTE,
+    ULAW_SILENT_FRAME,
+    ulaw_to_pcm16,
+)
+from voicebot.telephony import twilio_side as wire
+from voicebot.telephony.events import MalformedEventError
+from voicebot.telephony.twilio_playback import PlaybackBuffer
+
+VOICE_WEBHOOK_PATH = "/twilio/voice"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+TWILIO_USER_AGENT = "TwilioProxy/1.1"
+FRAME_S = FRAME_MS / 1000
+HTTP_TIMEOUT_S = 10.0
+WS_OPEN_TIMEOUT_S = 10.0
+WS_MAX_MESSAGE_BYTES = 1 << 20
+DEFAULT_FROM = "+972501234567"
+DEFAULT_TO = "+97233769999"
+_SILENCE_B64 = wire.encode_payload(ULAW_SILENT_FRAME)
+
+
+class CallNotConnectedError(Exception):
+    """The voice webhook answered without ``<Connect><Stream>`` (e.g. ``<Hangup/>``)."""
+
+    def __init__(self, status_code: int, twiml: str) -> None:
+        super().__init__(f"voice webhook answered {status_code} without a stream: {twiml[:200]}")
+        self.status_code = status_code
+        self.twiml = twiml
+
+
+@dataclass(slots=True)
+class Utterance:
+    """One stretch of caller speech, queued by :meth:`SimulatedCall.say`, and its timings."""
+
+    audio: bytes
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    onset_s: float | None = None
+    end_s: float | None = None
+    barge_in: bool = False
+    """Agent audio was playing when this speech began."""
+    response_latency_ms: float | None = None
+    """End of this speech → first agent audio received after it."""
+    clear_latency_ms: float | None = None
+    """Onset of this speech → ``clear`` received while it lasted."""
+    audio_after_clear_ms: float = 0.0
+    """Agent audio received after that ``clear`` while this speech lasted (should be 0)."""
+
+
+@dataclass(slots=True)
+class CallMetrics:
+    """What one simulated call measured; times are ``time.monotonic()`` seconds."""
+
+    start_sent_s: float | None = None
+    first_agent_media_ms: float | None = None
+    utterances: list[Utterance] = field(default_factory=list)
+    underruns: int = 0
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    """(ms since ``start``, name) of every mark echoed, in order."""
+    clears: int = 0
+    frames_sent: int = 0
+    max_send_lag_ms: float = 0.0
+    agent_audio_ms: float = 0.0
+    protocol_errors: list[str] = field(default_factory=list)
+
+
+class SimulatedCall:
+    """One live simulated call; obtain it from :func:`place_call`."""
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        *,
+        stream_sid: str,
+        call_sid: str,
+        account_sid: str,
+        parameters: dict[str, str],
+        twiml: str,
+    ) -> None:
+        self.stream_sid, self.call_sid, self.account_sid = stream_sid, call_sid, account_sid
+        self.parameters = parameters
+        self.twiml = twiml
+        self.metrics = CallMetrics()
+        self.agent_audio = bytearray()
+        self._ws = ws
+        self._seq = 0
+        self._speech: deque[Utterance] = deque()
+        self._speaking: Utterance | None = None
+        self._speech_offset = 0
+        self._awaiting_response: Utterance | None = None
+        self.playback = PlaybackBuffer()
+        self._ended = asyncio.Event()
+        self._activity = asyncio.Event()
+
+    # Caller actions.
+
+    def say(self, ulaw: bytes) -> Utterance:
+        """Queue caller speech (μ-law 8 kHz); it replaces silence from the next frame on."""
+        utterance = Utterance(audio=ulaw)
+        self._speech.append(utterance)
+        self.metrics.utterances.append(utterance)
+        return utterance
+
+    async def send_dtmf(self, digit: str) -> None:
+        """Press a key."""
+        await self._send(
+            wire.dtmf_message(
+                stream_sid=self.stream_sid, sequence_number=self._next_seq(), digit=digit
+            )
+        )
+
+    async def hangup(self) -> None:
+        """Send ``stop`` and close the socket, as Twilio does when the caller hangs up."""
+        if self._ended.is_set():
+            return
+        self._ended.set()
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(
+                wire.stop_message(
+                    stream_sid=self.stream_sid,
+                    sequence_number=self._next_seq(),
+                    account_sid=self.account_sid,
+                    call_sid=self.call_sid,
+                )
+            )
+        await self._ws.close()
+
+    # Observation helpers.
+
+    @property
+    def ended(self) -> bool:
+        """The stream is over (either side closed it)."""
+        return self._ended.is_set()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        """Wait until ``predicate()`` is true, re-checking after every message and frame."""
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                self._activity.clear()
+                await self._activity.wait()
+
+    async def wait_for_mark(self, name: str, timeout_s: float) -> None:
+        """Wait until the mark ``name`` has been echoed."""
+        await self.wait_until(lambda: any(n == name for _, n in self.metrics.marks), timeout_s)
+
+    def agent_audio_wav(self) -> bytes:
+        """Everything the agent sent, as a 16-bit 8 kHz mono WAV file."""
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(PCM16_SAMPLE_BYTES)
+            wav.setframerate(SAMPLE_RATE_HZ)
+            wav.writeframes(ulaw_to_pcm16(bytes(self.agent_audio)))
+        return buffer.getvalue()
+
+    # The two loops.
+
+    async def _run(self) -> None:
+        start = wire.start_message(
+            stream_sid=self.stream_sid,
+            call_sid=self.call_sid,
+            account_sid=self.account_sid,
+            custom_parameters=self.parameters,
+            sequence_number=self._next_seq(),
+        )
+        await self._ws.send(wire.connected_message())
+        await self._ws.send(start)
+        self.metrics.start_sent_s = time.monotonic()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._sender())
+                await self._receiver()
+                self._ended.set()
+        except* ConnectionClosed:
+            self._ended.set()
+        self._activity.set()
+
+    async def _sender(self) -> None:
+        started_s = self.metrics.start_sent_s or time.monotonic()
+        frame = 0
+        while not self._ended.is_set():
+            frame += 1
+            lag_s = time.monotonic() - (started_s + frame * FRAME_S)
+            if lag_s < 0:
+                await asyncio.sleep(-lag_s)
+            elif lag_s * 1000 > self.metrics.max_send_lag_ms:
+                self.metrics.max_send_lag_ms = lag_s * 1000
+            if self._ended.is_set():
+                return
+            now = time.monotonic()
+            _, reached = self.playback.tick()
+            self.metrics.underruns = self.playback.underruns
+            for name in reached:
+                await self._echo_mark(name, now)
+            await self._send(
+                wire.inbound_media_message(
+                    stream_sid=self.stream_sid,
+                    sequence_number=self._next_seq(),
+                    chunk=frame,
+                    timestamp_ms=frame * FRAME_MS,
+                    payload_b64=self._caller_frame(now),
+                )
+            )
+            self.metrics.frames_sent += 1
+            self._activity.set()
+
+    async def _receiver(self) -> None:
+        async for raw in self._ws:
+            now = time.monotonic()
+            try:
+                event = wire.parse_outbound(raw)
+            except MalformedEventError as exc:
+                # Twilio ends the stream on a malformed message (error 31924).
+                self.metrics.protocol_errors.append(exc.message)
+                await self._ws.close()
+                return
+            if event.stream_sid != self.stream_sid:
+                self.metrics.protocol_errors.append(f"wrong streamSid {event.stream_sid!r}")
+            elif isinstance(event, wire.OutboundMedia):
+                self._on_media(event.payload, now)
+            elif isinstance(event, wire.OutboundMark):
+                if self.playback.add_mark(event.name):
+                    await self._echo_mark(event.name, now)
+            else:
+                await self._on_clear(now)
+            self._activity.set()
+
+    # Per-frame and per-message work.
+
+    def _caller_frame(self, now: float) -> str:
+        utterance = self._speaking
+        if utterance is None:
+            if not self._speech:
+                return _SILENCE_B64
+            utterance = self._speaking = self._speech.popleft()
+            utterance.onset_s = now
+            utterance.barge_in = self.playback.busy
+            self._speech_offset = 0
+        chunk = utterance.audio[self._speech_offset : self._speech_offset + FRAME_BYTES_ULAW]
+        self._speech_offset += FRAME_BYTES_ULAW
+        if self._speech_offset >= len(utterance.audio):
+            utterance.end_s = now
+            utterance.done.set()
+            self._speaking = None
+            self._awaiting_response = utterance
+        if len(chunk) < FRAME_BYTES_ULAW:
+            chunk += bytes([ULAW_SILENCE_BYTE]) * (FRAME_BYTES_ULAW - len(chunk))
+        return wire.encode_payload(chunk)
+
+    def _on_media(self, payload: bytes, now: float) -> None:
+        self.agent_audio += payload
+        duration_ms = len(payload) / SAMPLE_RATE_HZ * 1000
+        self.metrics.agent_audio_ms += duration_ms
+        self.playback.add_audio(payload)
+        start_s = self.metrics.start_sent_s
+        if self.metrics.first_agent_media_ms is None and start_s is not None:
+            self.metrics.first_agent_media_ms = (now - start_s) * 1000
+        waiting = self._awaiting_response
+        if waiting is not None and waiting.end_s is not None:
+            waiting.response_latency_ms = (now - waiting.end_s) * 1000
+            self._awaiting_response = None
+        speaking = self._speaking
+        if speaking is not None and speaking.clear_latency_ms is not None:
+            speaking.audio_after_clear_ms += duration_ms
+
+    async def _on_clear(self, now: float) -> None:
+        self.metrics.clears += 1
+        pending = self.playback.clear()
+        speaking = self._speaking
+        if (
+            speaking is not None
+            and speaking.onset_s is not None
+            and speaking.clear_latency_ms is None
+        ):
+            speaking.clear_latency_ms = (now - speaking.onset_s) * 1000
+        for name in pending:
+            await self._echo_mark(name, now)
+
+    async def _echo_mark(self, name: str, now: float) -> None:
+        start_s = self.metrics.start_sent_s or now
+        self.metrics.marks.append(((now - start_s) * 1000, name))
+        await self._send(
+            wire.mark_echo_message(
+                stream_sid=self.stream_sid, sequence_number=self._next_seq(), name=name
+            )
+        )
+
+    async def _send(self, message: str) -> None:
+        if not self._ended.is_set():
+            await self._ws.send(message)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+
+def _ws_base(http_base: str) -> str:
+    scheme, rest = http_base.rstrip("/").split("://", 1)
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}"
+
+
+def _stream_from_twiml(status_code: int, twiml: str) -> tuple[str, dict[str, str]]:
+    try:
+        root = ET.fromstring(twiml)  # noqa: S314  our own server's TwiML, in tests
+    except ET.ParseError as exc:
+        raise CallNotConnectedError(status_code, twiml) from exc
+    stream = root.find("./Connect/Stream")
+    if status_code != httpx.codes.OK or stream is None or not stream.get("url"):
+        raise CallNotConnectedError(status_code, twiml)
+    parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    return stream.get("url", ""), parameters
+
+
+@contextlib.asynccontextmanager
+async def place_call(
+    server_base_url: str,
+    *,
+    account_sid: str,
+    auth_token: str,
+    from_number: str = DEFAULT_FROM,
+    to_number: str = DEFAULT_TO,
+    call_sid: str | None = None,
+    direction: str = "outbound-api",
+    public_base_url: str | None = None,
+    extra_params: Mapping[str, str] | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> AsyncIterator[SimulatedCall]:
+    """Answer a call the way Twilio does and stream it until the block exits (then hang up).
+
+    ``public_base_url`` is the URL the server believes it is reachable at (what
+    Twilio signs); requests go to ``server_base_url``. Raises
+    :class:`CallNotConnectedError` when the webhook does not connect a stream.
+    """
+    public = (public_base_url or server_base_url).rstrip("/")
+    server = server_base_url.rstrip("/")
+    validator = RequestValidator(auth_token)
+    form = {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid or "CA" + secrets.token_hex(16),
+        "CallStatus": "in-progress",
+        "Called": to_number,
+        "Caller": from_number,
+        "Direction": direction,
+        "From": from_number,
+        "To": to_number,
+        **(extra_params or {}),
+    }
+    signature = validator.compute_signature(public + VOICE_WEBHOOK_PATH, form)
+    headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
+    async with contextlib.AsyncExitStack() as stack:
+        client = http or await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
+        response = await client.post(server + VOICE_WEBHOOK_PATH, data=form, headers=headers)
+        stream_url, parameters = _stream_from_twiml(response.status_code, response.text)
+        connect_url = stream_url.replace(_ws_base(public), _ws_base(server), 1)
+        ws = await stack.enter_async_context(
+            connect(
+                connect_url,
+                compression=None,
+                open_timeout=WS_OPEN_TIMEOUT_S,
+                max_size=WS_MAX_MESSAGE_BYTES,
+                ping_interval=None,
+                additional_headers={
+                    SIGNATURE_HEADER: validator.compute_signature(stream_url, {}),
+                    "User-Agent": TWILIO_USER_AGENT,
+                },
+            )
+        )
+        call = SimulatedCall(
+            ws,
+            stream_sid="MZ" + secrets.token_hex(16),
+            call_sid=form["CallSid"],
+            account_sid=account_sid,
+            parameters=parameters,
+            twiml=response.text,
+        )
+        runner = asyncio.create_task(call._run())
+        try:
+            yield call
+        finally:
+            await call.hangup()
+            await runner
