@@ -135,6 +135,8 @@ class Playout:
                 await asyncio.sleep(max(0.0, self._play_until - self.clock() - PLAYOUT_REFILL_S))
 
     def _mid_sentence(self) -> bool:
-        return bool(self._queue) and self._queue[0].frame is not None and any(
-            not u.done_enqueuing for u in self._pending_marks.values()
+        return (
+            bool(self._queue)
+            and self._queue[0].frame is not None
+            and any(not u.done_enqueuing for u in self._pending_marks.values())
         )

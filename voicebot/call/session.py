@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import structlog
 
@@ -246,9 +245,9 @@ def _frames(ulaw: bytes) -> list[bytes]:
 
 
 def _apology() -> Reply:
-    return Reply(text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False)
-
-
+    return Reply(
+        text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False
+    )
 
 
 async def warm_phrases(services: CallServices, texts: list[str]) -> None:
@@ -261,5 +260,3 @@ async def warm_phrases(services: CallServices, texts: list[str]) -> None:
 
         with contextlib.suppress(ProviderError):
             await services.phrases.get(tts.voice_id, text, factory)
-
-

@@ -36,7 +36,9 @@ class DbBookingTools:
         self._calendar = BusinessCalendar.from_settings(settings)
         self.clock: datetime | None = None
 
-    async def available_slots(self, *, day: date | None, now: datetime, limit: int) -> list[datetime]:
+    async def available_slots(
+        self, *, day: date | None, now: datetime, limit: int
+    ) -> list[datetime]:
         self.clock = now
         horizon_end = now + timedelta(days=SLOT_SEARCH_HORIZON_DAYS)
         async with self._sessions() as session:

@@ -27,6 +27,9 @@ ULAW_ENCODING = "audio/x-mulaw"
 """The only encoding Twilio uses on Media Streams, in both directions."""
 
 
+_MEDIA_TEMPLATE = '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}'
+
+
 class MalformedEventError(InvalidInputError):
     """A Media Streams message was not JSON, named an unknown event, or lacked a field."""
 
@@ -195,10 +198,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], InboundEvent]] = {
 def media_message(stream_sid: str, payload: bytes) -> str:
     """Outbound ``media``: μ-law bytes for Twilio to play to the caller, in order."""
     encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
-    return json.dumps(
-        {"event": "media", "streamSid": stream_sid, "media": {"payload": encoded}},
-        separators=(",", ":"),
-    )
+    # Sent 50 times a second per call: a template, with the SID JSON-escaped.
+    return _MEDIA_TEMPLATE % (json.dumps(stream_sid), encoded)
 
 
 def mark_message(stream_sid: str, name: str) -> str:

@@ -389,7 +389,9 @@ async def place_call(
     signature = validator.compute_signature(public + VOICE_WEBHOOK_PATH, form)
     headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
     async with contextlib.AsyncExitStack() as stack:
-        client = http or await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
+        client = http
+        if client is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
         response = await client.post(server + VOICE_WEBHOOK_PATH, data=form, headers=headers)
         stream_url, parameters = _stream_from_twiml(response.status_code, response.text)
         connect_url = stream_url.replace(_ws_base(public), _ws_base(server), 1)

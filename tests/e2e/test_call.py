@@ -1,0 +1,128 @@
+"""A whole call over real loopback HTTP and websocket: simulated Twilio caller, simulated
+OpenAI-compatible STT, the server under uvicorn, espeak-ng TTS and the rule-based brain."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import REQUIRE_SERVICES, make_settings
+from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.cli import migrate
+from voicebot.config import Settings
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_caller import CallNotConnectedError, place_call
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "e2e-auth-token"
+AUDIO_CACHE = Path(".cache/hebrew_audio")
+ANSWER = "כן, אפשר לדבר עכשיו"
+
+
+@pytest.fixture(autouse=True)
+def _need_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        message = "espeak-ng is not installed"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSim]:
+    async with ProviderSim(SimConfig(seed=3)) as running:
+        running.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
+        yield running
+
+
+@pytest.fixture
+async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
+    port = free_port()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
+    migrate(make_settings(database_url=url))
+    settings = make_settings(
+        database_url=url,
+        public_base_url=f"http://127.0.0.1:{port}",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        stt_base_url=sim.base_url,
+        stt_api_key="sim-key",
+        tts_cache_dir=str(tmp_path / "tts"),
+    )
+    async with running_server(settings, port=port) as base:
+        yield base, settings
+
+
+async def test_greeting_then_a_turn_then_dtmf(server: tuple[str, Settings]) -> None:
+    """The agent greets first, answers Hebrew speech, takes DTMF, and stores the turns."""
+    base, _ = server
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
+        assert call.metrics.first_agent_media_ms is not None
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1, 20)
+        speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
+        assert speech.response_latency_ms is not None
+        marks_before = len(call.metrics.marks)
+        await call.wait_until(lambda: len(call.metrics.marks) > marks_before, 30)
+        await call.send_dtmf("9")
+        await asyncio.sleep(0.5)
+        assert not call.metrics.protocol_errors
+    await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(base_url=base) as http:
+        calls = (await http.get("/api/v1/calls")).json()["items"]
+        assert len(calls) == 1
+        detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+    roles = [t["role"] for t in detail["turns"]]
+    assert roles[:3] == ["assistant", "user", "assistant"]
+    assert detail["turns"][1]["text"] == ANSWER
+    assert "total" in detail["turns"][2]["latency"]
+    assert detail["status"] == "completed"
+
+
+async def test_bad_signature_is_403(server: tuple[str, Settings]) -> None:
+    """A voice webhook signed with the wrong token is refused and creates no call."""
+    base, _ = server
+    with pytest.raises(CallNotConnectedError) as info:
+        async with place_call(base, account_sid=ACCOUNT_SID, auth_token="wrong-token"):
+            pass
+    assert info.value.status_code == 403
+    async with httpx.AsyncClient(base_url=base) as http:
+        assert (await http.get("/api/v1/calls")).json()["items"] == []
+
+
+async def test_forged_stream_token_is_rejected(server: tuple[str, Settings]) -> None:
+    """A media stream whose start carries a forged token is closed with 1008."""
+    base, _ = server
+    ws_url = base.replace("http://", "ws://") + "/twilio/media"
+    async with connect(ws_url) as ws:
+        await ws.send('{"event": "connected", "protocol": "Call", "version": "1.0.0"}')
+        await ws.send(
+            '{"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {'
+            '"streamSid": "MZ1", "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"],'
+            '"customParameters": {"call_id": "1", "token": "v1.1.CA1.9999999999.forged"},'
+            '"mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}'
+        )
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 1008
+
+
+async def test_malformed_frames_do_not_end_the_call(server: tuple[str, Settings]) -> None:
+    """Garbage messages mid-call are skipped; the agent keeps sending audio."""
+    base, _ = server
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
+        for junk in ("{not json", '{"event": "media"}', '{"event": "nope"}', "[]"):
+            await call._send(junk)
+        before = call.metrics.agent_audio_ms
+        await asyncio.sleep(0.6)
+        assert call.metrics.agent_audio_ms > before or len(call.metrics.marks) >= 1
+        assert not call.ended

@@ -1,0 +1,216 @@
+"""Media Streams messages: parsing Twilio's JSON and building the server's replies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+from voicebot.errors import InvalidInputError
+from voicebot.telephony import twilio_side
+from voicebot.telephony.events import (
+    Connected,
+    Dtmf,
+    Mark,
+    Media,
+    MediaFormat,
+    MalformedEventError,
+    Start,
+    Stop,
+    clear_message,
+    mark_message,
+    media_message,
+    parse_event,
+)
+
+STREAM = "MZ18ad3ab5a668481ce02b83e7395059f0"
+CALL = "CA2c1b4e8a3f0d4c6e9b7a5f3e1d2c4b6a"
+ACCOUNT = "AC00000000000000000000000000000000"
+FRAME = bytes(range(160))
+
+CONNECTED = '{"event": "connected", "protocol": "Call", "version": "1.0.0"}'
+START = json.dumps(
+    {
+        "event": "start",
+        "sequenceNumber": "1",
+        "start": {
+            "accountSid": ACCOUNT,
+            "streamSid": STREAM,
+            "callSid": CALL,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": {"token": "v1.7.CA.1", "lead": "שלום"},
+        },
+        "streamSid": STREAM,
+    }
+)
+MEDIA = json.dumps(
+    {
+        "event": "media",
+        "sequenceNumber": "3",
+        "media": {
+            "track": "inbound",
+            "chunk": "1",
+            "timestamp": "5",
+            "payload": base64.b64encode(FRAME).decode(),
+        },
+        "streamSid": STREAM,
+    }
+)
+DTMF = json.dumps(
+    {
+        "event": "dtmf",
+        "streamSid": STREAM,
+        "sequenceNumber": "5",
+        "dtmf": {"track": "inbound_track", "digit": "1"},
+    }
+)
+MARK = json.dumps(
+    {"event": "mark", "sequenceNumber": "4", "streamSid": STREAM, "mark": {"name": "s1"}}
+)
+STOP = json.dumps(
+    {
+        "event": "stop",
+        "sequenceNumber": "5",
+        "streamSid": STREAM,
+        "stop": {"accountSid": ACCOUNT, "callSid": CALL},
+    }
+)
+
+
+def test_connected_parses() -> None:
+    """`connected` yields its protocol and version."""
+    assert parse_event(CONNECTED) == Connected(protocol="Call", version="1.0.0")
+
+
+def test_start_parses_every_field() -> None:
+    """`start` yields ids, tracks, custom parameters, media format and sequence number."""
+    event = parse_event(START)
+    assert event == Start(
+        stream_sid=STREAM,
+        call_sid=CALL,
+        account_sid=ACCOUNT,
+        tracks=("inbound",),
+        custom_parameters={"token": "v1.7.CA.1", "lead": "שלום"},
+        media_format=MediaFormat(encoding="audio/x-mulaw", sample_rate_hz=8000, channels=1),
+        sequence_number=1,
+    )
+
+
+def test_media_decodes_payload_and_string_counters() -> None:
+    """`media` turns the string chunk/timestamp into ints and the base64 into μ-law bytes."""
+    assert parse_event(MEDIA) == Media(
+        stream_sid=STREAM, track="inbound", chunk=1, timestamp_ms=5, payload=FRAME
+    )
+
+
+def test_media_accepts_bytes_input() -> None:
+    """A binary websocket frame holding the same JSON parses the same."""
+    assert parse_event(MEDIA.encode()) == parse_event(MEDIA)
+
+
+def test_dtmf_mark_stop_parse() -> None:
+    """`dtmf`, `mark` and `stop` yield their digit, name and call SID."""
+    assert parse_event(DTMF) == Dtmf(stream_sid=STREAM, digit="1")
+    assert parse_event(MARK) == Mark(stream_sid=STREAM, name="s1")
+    assert parse_event(STOP) == Stop(stream_sid=STREAM, call_sid=CALL)
+
+
+def test_twilio_side_builders_round_trip_through_the_parser() -> None:
+    """Messages the simulator sends as Twilio parse back to the values they were built from."""
+    assert parse_event(twilio_side.connected_message()) == Connected("Call", "1.0.0")
+    start = parse_event(
+        twilio_side.start_message(
+            stream_sid=STREAM, call_sid=CALL, account_sid=ACCOUNT, custom_parameters={"a": "b"}
+        )
+    )
+    assert isinstance(start, Start) and start.custom_parameters == {"a": "b"}
+    media = twilio_side.inbound_media_message(
+        stream_sid=STREAM,
+        sequence_number=2,
+        chunk=1,
+        timestamp_ms=20,
+        payload_b64=twilio_side.encode_payload(FRAME),
+    )
+    assert parse_event(media) == Media(STREAM, "inbound", 1, 20, FRAME)
+    assert parse_event(
+        twilio_side.dtmf_message(stream_sid=STREAM, sequence_number=3, digit="#")
+    ) == Dtmf(STREAM, "#")
+    assert parse_event(
+        twilio_side.mark_echo_message(stream_sid=STREAM, sequence_number=4, name="x")
+    ) == Mark(STREAM, "x")
+    assert parse_event(
+        twilio_side.stop_message(
+            stream_sid=STREAM, sequence_number=5, account_sid=ACCOUNT, call_sid=CALL
+        )
+    ) == Stop(STREAM, CALL)
+
+
+def test_outbound_messages_are_exact_twilio_json() -> None:
+    """media/mark/clear serialise to exactly the documented shapes."""
+    assert json.loads(media_message(STREAM, FRAME)) == {
+        "event": "media",
+        "streamSid": STREAM,
+        "media": {"payload": base64.b64encode(FRAME).decode()},
+    }
+    assert json.loads(mark_message(STREAM, "משפט-1")) == {
+        "event": "mark",
+        "streamSid": STREAM,
+        "mark": {"name": "משפט-1"},
+    }
+    assert clear_message(STREAM) == '{"event":"clear","streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"}'
+
+
+def test_outbound_messages_parse_on_the_twilio_side() -> None:
+    """The simulator's parser reads back what the server serialises."""
+    assert twilio_side.parse_outbound(media_message(STREAM, FRAME)) == twilio_side.OutboundMedia(
+        STREAM, FRAME
+    )
+    assert twilio_side.parse_outbound(mark_message(STREAM, "m")) == twilio_side.OutboundMark(
+        STREAM, "m"
+    )
+    assert twilio_side.parse_outbound(clear_message(STREAM)) == twilio_side.OutboundClear(STREAM)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[1, 2]",
+        '{"event": "hello", "streamSid": "MZ1"}',
+        '{"streamSid": "MZ1"}',
+        '{"event": "media", "streamSid": "MZ1", "media": {"chunk": "1", "timestamp": "0"}}',
+        '{"event": "media", "streamSid": "MZ1", "media": {"chunk": "x", "timestamp": "0",'
+        ' "payload": ""}}',
+        '{"event": "media", "streamSid": "MZ1", "media": {"chunk": "1", "timestamp": "0",'
+        ' "payload": "%%%"}}',
+        '{"event": "media", "streamSid": "MZ1", "media": "oops"}',
+        '{"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {}}',
+        '{"event": "mark", "streamSid": "MZ1", "mark": {"name": 5}}',
+        '{"event": "stop", "streamSid": "MZ1"}',
+        '{"event": "dtmf", "streamSid": "MZ1", "dtmf": {}}',
+    ],
+)
+def test_malformed_messages_raise_malformed_event_error(text: str) -> None:
+    """Bad JSON, unknown events, missing or mistyped fields and bad base64 raise one error type."""
+    with pytest.raises(MalformedEventError) as info:
+        parse_event(text)
+    assert isinstance(info.value, InvalidInputError)
+
+
+def test_twilio_rejects_unknown_server_messages() -> None:
+    """The simulator refuses a message Twilio would refuse (error 31924)."""
+    with pytest.raises(MalformedEventError):
+        twilio_side.parse_outbound('{"event": "start", "streamSid": "MZ1"}')
+
+
+def test_media_parse_is_fast() -> None:
+    """Parsing one 20 ms media message stays far below its 20 ms budget (< 50 µs)."""
+    rounds = 20_000
+    began = time.perf_counter()
+    for _ in range(rounds):
+        parse_event(MEDIA)
+    per_message_us = (time.perf_counter() - began) / rounds * 1e6
+    assert per_message_us < 50, f"{per_message_us:.1f} µs per media message"
