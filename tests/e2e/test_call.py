@@ -126,3 +126,54 @@ async def test_malformed_frames_do_not_end_the_call(server: tuple[str, Settings]
         await asyncio.sleep(0.6)
         assert call.metrics.agent_audio_ms > before or len(call.metrics.marks) >= 1
         assert not call.ended
+
+
+async def test_barge_in_sends_clear_and_stops_audio(server: tuple[str, Settings]) -> None:
+    """Caller speech over the greeting gets a `clear` quickly and no agent audio after it."""
+    base, _ = server
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.agent_audio_ms > 300, 10)
+        speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        await call.wait_until(lambda: speech.clear_latency_ms is not None, 10)
+        assert speech.barge_in
+        assert speech.clear_latency_ms is not None
+        assert speech.clear_latency_ms < 1000
+        assert speech.audio_after_clear_ms == 0
+        assert call.metrics.clears >= 1
+
+
+async def test_status_callbacks_are_monotonic_and_idempotent(
+    server: tuple[str, Settings],
+) -> None:
+    """A late `ringing` never overwrites `completed`; a replayed token is applied once."""
+    from twilio.request_validator import RequestValidator
+
+    base, settings = server
+    validator = RequestValidator(AUTH_TOKEN)
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        call_sid = call.call_sid
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
+    public = settings.public_base_url + "/twilio/status"
+
+    async def post(status: str, token: str) -> int:
+        form = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": status}
+        headers = {
+            "X-Twilio-Signature": validator.compute_signature(public, form),
+            "I-Twilio-Idempotency-Token": token,
+        }
+        async with httpx.AsyncClient(base_url=base) as http:
+            return (await http.post("/twilio/status", data=form, headers=headers)).status_code
+
+    assert await post("completed", "tok-1") == 204
+    assert await post("ringing", "tok-2") == 204
+    assert await post("completed", "tok-1") == 204
+    async with httpx.AsyncClient(base_url=base) as http:
+        item = (await http.get("/api/v1/calls")).json()["items"][0]
+        detail = (await http.get(f"/api/v1/calls/{item['id']}")).json()
+        forged = await http.post(
+            "/twilio/status",
+            data={"CallSid": call_sid, "CallStatus": "failed"},
+            headers={"X-Twilio-Signature": "bogus"},
+        )
+    assert detail["status"] == "completed"
+    assert forged.status_code == 403

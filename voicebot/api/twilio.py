@@ -16,10 +16,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.api.state import AppState, app_state
 from voicebot.brain.base import ConversationState, LeadContext
-from voicebot.call.session import CallSession
+from voicebot.call.session import CallSession, prepare_greeting
 from voicebot.db.models import Call, CallStatus, Lead, TwilioEvent
 from voicebot.db.types import utcnow
-from voicebot.errors import SignatureError
+from voicebot.errors import ProviderError, SignatureError
 from voicebot.telephony import events as ev
 from voicebot.telephony.signature import verify_twilio_request
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
@@ -40,6 +40,7 @@ STATUS_RANK = {
     CallStatus.CANCELED: 4,
 }
 START_TIMEOUT_S = 10.0
+GREETING_PREPARE_TIMEOUT_S = 3.0
 
 
 async def _signed_form(request: Request) -> dict[str, str]:
@@ -89,6 +90,12 @@ async def voice(request: Request) -> Response:
             call.status = CallStatus.IN_PROGRESS
         await session.commit()
         call_id = call.id
+    lead_ctx = await _lead_context(state, call_id)
+    try:
+        async with asyncio.timeout(GREETING_PREPARE_TIMEOUT_S):
+            await prepare_greeting(state.extras["call_services"], ConversationState(lead=lead_ctx))
+    except (TimeoutError, ProviderError) as exc:
+        log.warning("call.greeting_not_prepared", call_sid=call_sid, error=type(exc).__name__)
     token = issue_stream_token(
         state.settings.stream_secret,
         call_id=call_id,
@@ -148,9 +155,13 @@ async def media(websocket: WebSocket) -> None:
         claims = verify_stream_token(
             state.settings.stream_secret, start.custom_parameters.get("token", "")
         )
-    except (SignatureError, TimeoutError, WebSocketDisconnect) as exc:
+    except WebSocketDisconnect:
+        log.info("twilio.stream_closed_before_start")
+        return
+    except (SignatureError, TimeoutError) as exc:
         log.warning("twilio.stream_rejected", reason=type(exc).__name__)
-        await websocket.close(code=1008)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=1008)
         return
     await _run_session(websocket, state, start, claims.call_id, claims.call_sid)
 

@@ -210,9 +210,7 @@ class CallSession:
             await self._finish(reply)
 
     async def _speak(self, text: str, timings: TurnTimings) -> None:
-        splitter = SentenceSplitter()
-        sentences = [*splitter.feed(text), *(s for s in [splitter.flush()] if s)]
-        for sentence in sentences:
+        for sentence in sentences_of(text):
             utterance = self.playout.new_utterance(sentence)
             cached = self.services.phrases.peek(self.services.tts.voice_id, sentence)
             if cached is not None:
@@ -248,6 +246,19 @@ def _apology() -> Reply:
     return Reply(
         text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False
     )
+
+
+def sentences_of(text: str) -> list[str]:
+    splitter = SentenceSplitter()
+    return [*splitter.feed(text), *(s for s in [splitter.flush()] if s)]
+
+
+async def prepare_greeting(services: CallServices, state: ConversationState) -> None:
+    """Synthesize this call's greeting while the voice webhook answers, so the first
+    frame goes out as soon as the stream starts (the session reads it from the cache)."""
+    tools = DbBookingTools(settings=services.settings, sessions=services.sessions, lead_id=None)
+    reply = await services.brain_factory(tools).greet(ConversationState(lead=state.lead))
+    await warm_phrases(services, sentences_of(reply.text))
 
 
 async def warm_phrases(services: CallServices, texts: list[str]) -> None:

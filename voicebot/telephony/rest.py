@@ -18,7 +18,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -36,6 +42,7 @@ THREAD_TIMEOUT_GRACE_S = 1.0
 """Extra time the asyncio bound allows, so the HTTP client's own timeout normally fires first."""
 RETRY_INITIAL_WAIT_S = 0.25
 RETRY_MAX_WAIT_S = 2.0
+RETRY_JITTER_S = 0.25
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 MACHINE_DETECTION_MODE = "Enable"
 """Report human/machine as soon as known (``DetectMessageEnd`` would wait for the beep)."""
@@ -183,7 +190,8 @@ class TwilioDialer:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(retry_on),
                 stop=stop_after_attempt(self._max_attempts),
-                wait=wait_exponential_jitter(initial=RETRY_INITIAL_WAIT_S, max=RETRY_MAX_WAIT_S),
+                wait=wait_exponential(multiplier=RETRY_INITIAL_WAIT_S, max=RETRY_MAX_WAIT_S)
+                + wait_random(0, RETRY_JITTER_S),
                 reraise=True,
             ):
                 with attempt:

@@ -295,9 +295,7 @@ def _loopback_socket() -> socket.socket:
 
 
 def _server(app: ASGIApp) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", access_log=False, ws="websockets"
-    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, ws="auto")
     return uvicorn.Server(config)
 
 

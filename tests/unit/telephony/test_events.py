@@ -13,10 +13,10 @@ from voicebot.telephony import twilio_side
 from voicebot.telephony.events import (
     Connected,
     Dtmf,
+    MalformedEventError,
     Mark,
     Media,
     MediaFormat,
-    MalformedEventError,
     Start,
     Stop,
     clear_message,
@@ -160,7 +160,10 @@ def test_outbound_messages_are_exact_twilio_json() -> None:
         "streamSid": STREAM,
         "mark": {"name": "משפט-1"},
     }
-    assert clear_message(STREAM) == '{"event":"clear","streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"}'
+    assert (
+        clear_message(STREAM)
+        == '{"event":"clear","streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"}'
+    )
 
 
 def test_outbound_messages_parse_on_the_twilio_side() -> None:
