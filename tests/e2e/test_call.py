@@ -56,6 +56,7 @@ async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, S
         stt_base_url=sim.base_url,
         stt_api_key="sim-key",
         tts_cache_dir=str(tmp_path / "tts"),
+        stt_timeout_s=1.0,
     )
     async with running_server(settings, port=port) as base:
         yield base, settings
@@ -177,3 +178,29 @@ async def test_status_callbacks_are_monotonic_and_idempotent(
         )
     assert detail["status"] == "completed"
     assert forged.status_code == 403
+
+
+async def test_stt_timeout_plays_the_apology_and_the_call_goes_on(
+    server: tuple[str, Settings], sim: ProviderSim
+) -> None:
+    """When STT hangs past its timeout the caller hears the cached apology, never silence,
+    and the next utterance is understood once STT recovers."""
+    base, _ = server
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1, 20)
+        sim.config.stt.hang = True
+        first = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        await call.wait_until(lambda: first.response_latency_ms is not None, 20)
+        assert first.response_latency_ms is not None
+        assert first.response_latency_ms >= 1000  # the STT timeout (1 s) passed first
+        sim.config.stt.hang = False
+        marks = len(call.metrics.marks)
+        await call.wait_until(lambda: len(call.metrics.marks) > marks, 20)
+        second = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        await call.wait_until(lambda: second.response_latency_ms is not None, 20)
+    async with httpx.AsyncClient(base_url=base) as http:
+        item = (await http.get("/api/v1/calls")).json()["items"][0]
+        turns = (await http.get(f"/api/v1/calls/{item['id']}")).json()["turns"]
+    texts = [t["text"] for t in turns]
+    assert any("סליחה" in text for text in texts)
+    assert ANSWER in texts
