@@ -173,8 +173,8 @@ async def test_mark_is_echoed_when_playback_reaches_it(peer: Peer, script: list[
         await call.wait_for_mark("idle", timeout_s=3)
         first_audio_ms = call.metrics.first_agent_media_ms
     echoed = {m["mark"]["name"]: t for t, m in peer.events("mark")}
-    assert 0.18 <= echoed["s1"] - sent["s1"] <= 0.27
-    assert echoed["idle"] - sent["idle"] <= 0.03
+    assert 0.18 <= echoed["s1"] - sent["s1"] <= 0.30
+    assert echoed["idle"] - sent["idle"] <= 0.05
     assert [name for _, name in call.metrics.marks] == ["s1", "idle"]
     assert first_audio_ms is not None and first_audio_ms < 100
     assert len(call.agent_audio) == 1600 and call.metrics.underruns == 0
@@ -206,7 +206,7 @@ async def test_clear_drops_audio_and_echoes_pending_marks(peer: Peer, script: li
         await asyncio.wait_for(utterance.done.wait(), timeout=3)
         assert call.playback.queued_ms == 0
     echo_time = next(t for t, m in peer.events("mark") if m["mark"]["name"] == "long")
-    assert echo_time - cleared["at"] <= 0.03
+    assert echo_time - cleared["at"] <= 0.05
     assert call.metrics.clears == 1
     assert utterance.barge_in
     assert utterance.clear_latency_ms is not None and utterance.clear_latency_ms < 100
