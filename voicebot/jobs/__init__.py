@@ -1,0 +1,1 @@
+"""Background work on Dramatiq: campaign dialing (pacing, retries, calling hours, do-not-call)."""
