@@ -25,6 +25,7 @@ from voicebot.call.session import APOLOGY_TEXT, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.jobs.actors import build_jobs, dialing_enabled
 from voicebot.logging import configure_logging
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             store=state.store,
             providers=providers,
         )
+        jobs = build_jobs(settings, in_process_worker=dialing_enabled(settings))
+        state.extras["jobs"] = jobs
+        state.extras["broker_name"] = jobs.name
         app.state.voicebot = state
         await warm_phrases(state.extras["call_services"], [APOLOGY_TEXT])
         off = [name for name, on in state.extras["features"].items() if not on]
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            jobs.stop()
             await providers.aclose()
             await engine.dispose()
             if redis_client is not None:

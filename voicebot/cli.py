@@ -1,4 +1,4 @@
-"""The one command surface: ``voicebot serve | migrate | import-leads``."""
+"""The one command surface: ``voicebot serve | worker | migrate | import-leads``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,20 @@ async def import_leads_file(settings: Settings, text: str) -> dict[str, object]:
         await engine.dispose()
 
 
+def run_worker_process(settings: Settings) -> None:
+    import signal
+    import threading
+
+    from voicebot.jobs.actors import run_worker
+    from voicebot.logging import configure_logging
+
+    configure_logging(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_worker(settings, wait=lambda: None if stop.wait() else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicebot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--migrate", action="store_true", help="upgrade the schema first")
     p_mig = sub.add_parser("migrate", help="upgrade the database schema")
     p_mig.add_argument("revision", nargs="?", default="head")
+    sub.add_parser("worker", help="run the Dramatiq worker (campaign dialing)")
     p_imp = sub.add_parser("import-leads", help="import leads from a CSV file")
     p_imp.add_argument("file", type=Path)
     args = parser.parse_args(argv)
@@ -96,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.migrate:
             migrate(settings)
         serve(settings, args.host, args.port, args.workers)
+        return 0
+    if args.command == "worker":
+        run_worker_process(settings)
         return 0
     if args.command == "import-leads":
         try:

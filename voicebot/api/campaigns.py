@@ -26,6 +26,7 @@ from voicebot.db.models import (
 )
 from voicebot.db.types import utcnow
 from voicebot.errors import InvalidInputError, InvalidStateError, NotFoundError
+from voicebot.jobs.actors import dialing_enabled
 
 S = CampaignStatus
 # action -> (allowed source states, target state)
@@ -159,7 +160,11 @@ async def transition(request: Request) -> Response:
         if target == S.CANCELLED:
             campaign.finished_at = utcnow()
         await session.commit()
-        return JSONResponse(campaign_json(campaign))
+        body = campaign_json(campaign)
+    state = app_state(request)
+    if target == S.RUNNING and dialing_enabled(state.settings):
+        state.extras["jobs"].tick_campaign.send(campaign.id)
+    return JSONResponse(body)
 
 
 async def stats(request: Request) -> Response:

@@ -99,7 +99,7 @@ async def test_failed_dial_is_retried_later_then_fails(
     twilio: tuple[TwilioApiSimulator, str],
 ) -> None:
     """A rejected dial schedules a retry after the delay; at max attempts the lead fails."""
-    sim, url = twilio
+    _, url = twilio
     cid = await _campaign(client, ["052-5551234"], max_attempts=1)
     state = app_state(type("C", (), {"app": app})())  # type: ignore[arg-type]
     dialer = TwilioDialer(account_sid=ACCOUNT_SID, auth_token="wrong", api_base_url=url)
