@@ -202,3 +202,14 @@ async def test_stt_timeout_plays_the_apology_and_the_call_goes_on(
         turns = (await http.get(f"/api/v1/calls/{item['id']}")).json()["turns"]
     texts = [t["text"] for t in turns]
     assert any("סליחה" in text for text in texts)
+
+
+async def test_forged_handshake_signature_is_refused(server: tuple[str, Settings]) -> None:
+    """A websocket handshake carrying a wrong X-Twilio-Signature is refused before accept."""
+    from websockets.exceptions import InvalidStatus
+
+    base, _ = server
+    ws_url = base.replace("http://", "ws://") + "/twilio/media"
+    with pytest.raises(InvalidStatus):
+        async with connect(ws_url, additional_headers={"X-Twilio-Signature": "forged"}):
+            pass

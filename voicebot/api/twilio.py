@@ -21,7 +21,7 @@ from voicebot.db.models import Call, CallStatus, Lead, TwilioEvent
 from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError, SignatureError
 from voicebot.telephony import events as ev
-from voicebot.telephony.signature import verify_twilio_request
+from voicebot.telephony.signature import verify_stream_handshake, verify_twilio_request
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
 from voicebot.telephony.twiml import connect_stream
 
@@ -149,6 +149,14 @@ async def status(request: Request) -> Response:
 async def media(websocket: WebSocket) -> None:
     """The Media Stream: `connected`, `start` (token checked), then the call session."""
     state = app_state(websocket)
+    try:
+        verify_stream_handshake(
+            state.settings, signature_header=websocket.headers.get("x-twilio-signature")
+        )
+    except SignatureError as exc:
+        log.warning("twilio.bad_handshake_signature", reason=exc.message)
+        await websocket.close(code=1008)
+        return
     await websocket.accept()
     try:
         start = await asyncio.wait_for(_await_start(websocket), timeout=START_TIMEOUT_S)
