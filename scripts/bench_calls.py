@@ -27,7 +27,7 @@ from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
 from voicebot.testing.server import free_port
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
-from voicebot.testing.twilio_caller import place_call
+from voicebot.testing.twilio_caller import SimulatedCall, place_call
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-token"
@@ -51,37 +51,44 @@ def row(name: str, values: list[float]) -> str:
     )
 
 
-async def one_call(base: str, args: argparse.Namespace, audio: list[bytes], out: dict[str, list[float]]) -> None:
+async def agent_quiet(call: SimulatedCall, quiet_s: float = 0.8) -> None:
+    """Wait until the agent has said everything and stayed silent for ``quiet_s``."""
+    last = call.metrics.agent_audio_ms
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        await asyncio.sleep(0.1)
+        if call.playback.busy or call.metrics.agent_audio_ms != last:
+            last = call.metrics.agent_audio_ms
+            quiet_since = time.monotonic()
+
+
+async def one_call(
+    base: str, args: argparse.Namespace, audio: list[bytes], out: dict[str, list[float]]
+) -> None:
     rng = random.Random()
     await asyncio.sleep(rng.random() * args.ramp_s)
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1, 30)
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 30)
         if call.metrics.first_agent_media_ms is not None:
             out["greeting"].append(call.metrics.first_agent_media_ms)
+        await agent_quiet(call)
         for turn in range(args.turns):
-            marks = len(call.metrics.marks)
             speech = call.say(audio[turn % len(audio)])
             await call.wait_until(lambda s=speech: s.response_latency_ms is not None, 30)
-            if speech.response_latency_ms is not None:
-                out["turn"].append(speech.response_latency_ms)
-                overhead = (
-                    speech.response_latency_ms
-                    - args.endpoint_ms
-                    - args.stt_ms
-                    - args.tts_ms
-                )
-                out["overhead"].append(overhead)
-            # Barge in on the reply while it plays, on the last turn.
-            if turn == args.turns - 1:
-                await call.wait_until(lambda: call.metrics.agent_audio_ms > 0, 10)
-                await asyncio.sleep(0.3)
-                barge = call.say(audio[0])
-                await call.wait_until(lambda b=barge: b.clear_latency_ms is not None, 10)
-                if barge.clear_latency_ms is not None:
-                    out["barge_in"].append(barge.clear_latency_ms)
-                    out["after_clear"].append(barge.audio_after_clear_ms)
-            else:
-                await call.wait_until(lambda m=marks: len(call.metrics.marks) > m, 30)
+            assert speech.response_latency_ms is not None
+            out["turn"].append(speech.response_latency_ms)
+            out["overhead"].append(
+                speech.response_latency_ms - args.endpoint_ms - args.stt_ms - args.tts_ms
+            )
+            if turn < args.turns - 1:
+                await agent_quiet(call)
+        # Barge in on the last reply while it plays.
+        await asyncio.sleep(0.2)
+        barge = call.say(audio[0])
+        await call.wait_until(lambda: barge.clear_latency_ms is not None, 10)
+        assert barge.clear_latency_ms is not None
+        out["barge_in"].append(barge.clear_latency_ms)
+        out["after_clear"].append(barge.audio_after_clear_ms)
         out["underruns"].append(float(call.metrics.underruns))
 
 
@@ -137,7 +144,8 @@ async def main() -> int:
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
             out: dict[str, list[float]] = {
-                k: [] for k in ("greeting", "turn", "overhead", "barge_in", "after_clear", "underruns")
+                k: []
+                for k in ("greeting", "turn", "overhead", "barge_in", "after_clear", "underruns")
             }
             cpu_before = _proc_cpu_s(server.pid)
             started = time.monotonic()
@@ -152,12 +160,13 @@ async def main() -> int:
             server.wait(10)
     failed = [r for r in results if isinstance(r, BaseException)]
     hangups = sum(1 for r in twilio_api.requests if r.value("Status") == "completed")
-    print(f"\n{args.calls} concurrent calls, {args.turns} turns each; sim STT {args.stt_ms:.0f} ms, "
-          f"TTS first byte {args.tts_ms:.0f} ms, endpoint {args.endpoint_ms:.0f} ms")
+    print(
+        f"\n{args.calls} concurrent calls, {args.turns} turns each; sim STT {args.stt_ms:.0f} ms, "
+        f"TTS first byte {args.tts_ms:.0f} ms, endpoint {args.endpoint_ms:.0f} ms"
+    )
     print(f"failed calls: {len(failed)} {[type(f).__name__ for f in failed][:5]}")
     print(f"agent hang-ups through the Twilio REST simulator: {hangups}")
-    print(f"server CPU: {cpu:.1f} s over {wall:.1f} s wall "
-          f"({cpu / max(wall, 1e-9):.2f} cores)")
+    print(f"server CPU: {cpu:.1f} s over {wall:.1f} s wall ({cpu / max(wall, 1e-9):.2f} cores)")
     print("\n| metric (ms) | n | p50 | p90 | p99 | max |\n| --- | --- | --- | --- | --- | --- |")
     for key, name in (
         ("greeting", "start → first greeting frame"),
@@ -168,7 +177,9 @@ async def main() -> int:
     ):
         print(row(name, out[key]))
     print(f"\noutbound underruns (caller-observed): {int(sum(out['underruns']))}")
-    print(f"mean overhead {statistics.fmean(out['overhead']) if out['overhead'] else float('nan'):.1f} ms")
+    print(
+        f"mean overhead {statistics.fmean(out['overhead']) if out['overhead'] else float('nan'):.1f} ms"
+    )
     return 0 if not failed else 1
 
 
