@@ -80,7 +80,11 @@ def run_worker_process(settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    run_worker(settings, wait=lambda: None if stop.wait() else None)
+
+    def wait_for_signal() -> None:
+        stop.wait()
+
+    run_worker(settings, wait=wait_for_signal)
 
 
 def main(argv: list[str] | None = None) -> int:
