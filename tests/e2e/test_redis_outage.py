@@ -1,0 +1,83 @@
+"""Redis dies mid-call: the call goes on with in-process turn state."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings, service_unavailable
+from tests.e2e.test_call import ACCOUNT_SID, ANSWER, AUDIO_CACHE, AUTH_TOKEN
+from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.cli import migrate
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_caller import place_call
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own, so it can be killed without touching others."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_unavailable("redis-server binary", FileNotFoundError("redis-server"))
+        raise AssertionError("unreachable")
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0", proc
+    proc.kill()
+    proc.wait()
+
+
+async def test_call_survives_redis_death(
+    tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """After Redis is killed, the caller's next utterance still gets an answer."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    redis_url, proc = own_redis
+    port = free_port()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    migrate(make_settings(database_url=url))
+    async with ProviderSim(SimConfig(seed=5)) as sim:
+        sim.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
+        settings = make_settings(
+            database_url=url,
+            redis_url=redis_url,
+            public_base_url=f"http://127.0.0.1:{port}",
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            stt_base_url=sim.base_url,
+            stt_api_key="sim-key",
+            tts_cache_dir=str(tmp_path / "tts"),
+        )
+        async with (
+            running_server(settings, port=port) as base,
+            place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call,
+        ):
+            await call.wait_until(lambda: len(call.metrics.marks) >= 1, 20)
+            proc.kill()
+            proc.wait()
+            await asyncio.sleep(0.1)
+            speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+            await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
+            marks = len(call.metrics.marks)
+            await call.wait_until(lambda: len(call.metrics.marks) > marks, 20)
+            assert not call.ended
