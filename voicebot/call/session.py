@@ -78,7 +78,11 @@ class CallSession:
         )
         self.brain = self.services.brain_factory(tools)
         self.recorder = CallRecorder(self.services, call_id=self.call_id, call_sid=self.call_sid)
-        self.log = log.bind(call_sid=self.call_sid, call_id=self.call_id)
+        self.log = log.bind(
+            call_sid=self.call_sid,
+            call_id=self.call_id,
+            lead_id=self.state.lead.lead_id if self.state.lead else None,
+        )
 
     # ---- inbound, called by the media route for every parsed event ----
 
