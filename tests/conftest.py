@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -134,3 +137,26 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         service_unavailable("Redis", exc)
     return REDIS_TEST_URL
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own on a free port, so the test may kill it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_unavailable("redis-server binary", FileNotFoundError("redis-server"))
+        raise AssertionError("unreachable")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not _port_open("127.0.0.1", port):
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0", proc
+    proc.kill()
+    proc.wait()

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings, service_unavailable
+from tests.conftest import make_settings
 from tests.e2e.test_call import ACCOUNT_SID, ANSWER, AUDIO_CACHE, AUTH_TOKEN
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.cli import migrate
@@ -20,30 +17,6 @@ from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_caller import place_call
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own, so it can be killed without touching others."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        service_unavailable("redis-server binary", FileNotFoundError("redis-server"))
-        raise AssertionError("unreachable")
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    proc.kill()
-    proc.wait()
 
 
 async def test_call_survives_redis_death(

@@ -97,13 +97,20 @@ async def list_leads(request: Request) -> Response:
         stmt = stmt.where(Lead.company == company)
     if search := q.get("q"):
         stmt = stmt.where(Lead.name.ilike(f"%{search}%"))
+    tag = q.get("tag")
     async with app_state(request).sessions() as session:
-        rows = list((await session.scalars(stmt.order_by(Lead.id))).all())
-        tag = q.get("tag")
-        if tag:  # JSON containment differs per backend; tags lists are short
-            rows = [r for r in rows if tag in (r.tags or [])]
-        total = len(rows)
-        items = rows[offset : offset + limit]
+        if tag:  # JSON containment differs per backend; filter the (short) tag lists here
+            rows = [
+                r for r in (await session.scalars(stmt.order_by(Lead.id))).all() if tag in r.tags
+            ]
+            total, items = len(rows), rows[offset : offset + limit]
+        else:
+            total = int(
+                await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            )
+            items = list(
+                (await session.scalars(stmt.order_by(Lead.id).limit(limit).offset(offset))).all()
+            )
     return JSONResponse(
         {"items": [lead_json(r) for r in items], "total": total, "limit": limit, "offset": offset}
     )
@@ -182,10 +189,6 @@ async def import_leads(request: Request) -> Response:
     async with app_state(request).sessions() as session:
         report = await import_leads_csv(session, text)
     return JSONResponse(report, status_code=200)
-
-
-async def count_leads(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count(Lead.id))) or 0)
 
 
 routes = [

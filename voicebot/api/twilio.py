@@ -69,8 +69,8 @@ async def voice(request: Request) -> Response:
         return Response("missing CallSid", status_code=400)
     async with state.sessions() as session:
         call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).first()
+        lead: Lead | None = None
         if call is None:
-            lead = None
             direction = "inbound" if params.get("Direction", "inbound") == "inbound" else "outbound"
             phone = params.get("From") if direction == "inbound" else params.get("To")
             if phone:
@@ -88,9 +88,11 @@ async def voice(request: Request) -> Response:
         call.answered_at = call.answered_at or utcnow()
         if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
             call.status = CallStatus.IN_PROGRESS
+        elif call.lead_id is not None:
+            lead = await session.get(Lead, call.lead_id)
         await session.commit()
         call_id = call.id
-    lead_ctx = await _lead_context(state, call_id)
+    lead_ctx = None if lead is None else LeadContext(lead.id, lead.name, lead.company)
     try:
         async with asyncio.timeout(GREETING_PREPARE_TIMEOUT_S):
             await prepare_greeting(state.extras["call_services"], ConversationState(lead=lead_ctx))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.brain.base import ConversationState, Reply
@@ -123,11 +122,3 @@ _FINAL = {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatu
 def _summary(state: ConversationState) -> str:
     users = [t.content for t in state.history if t.role == "user"]
     return f"{len(users)} caller turns; stage {state.stage}; outcome {state.outcome or 'none'}"
-
-
-async def count_turns(services: Any, call_id: int) -> int:
-    async with services.sessions() as session:
-        return int(
-            await session.scalar(select(func.count(CallTurn.id)).where(CallTurn.call_id == call_id))
-            or 0
-        )

@@ -3,49 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import subprocess
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import service_unavailable
 from voicebot.store.memory import MemoryStore
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A throw-away redis-server of our own, so the test may kill it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        service_unavailable("redis-server binary", FileNotFoundError("redis-server"))
-        raise AssertionError("unreachable")
-    port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(50):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        import time
-
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    proc.kill()
-    proc.wait()
 
 
 async def test_redis_store_round_trip_with_ttl(redis_url: str) -> None:
@@ -63,10 +27,10 @@ async def test_redis_store_round_trip_with_ttl(redis_url: str) -> None:
 
 
 async def test_resilient_store_survives_redis_death(
-    private_redis: tuple[str, subprocess.Popen[bytes]],
+    own_redis: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     """When Redis dies, saves and loads go on in memory; the state written before is kept."""
-    url, proc = private_redis
+    url, proc = own_redis
     client = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
     store = ResilientStore(RedisStore(client), fallback=MemoryStore())
     await store.save("CA2", {"turn": 1}, ttl_s=60)
