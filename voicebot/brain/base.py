@@ -7,9 +7,12 @@ and the two Protocols: :class:`BookingTools` (the only I/O a brain may do) and
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
+
+from voicebot.providers.sentences import split_sentences
 
 Role = Literal["user", "assistant"]
 ActionKind = Literal[
@@ -141,6 +144,18 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class Sentence:
+    """One complete sentence of a reply in progress, written for speech, ready for TTS."""
+
+    text: str
+
+
+# What :meth:`Brain.respond_stream` yields: sentences as soon as each is complete, then
+# exactly one :class:`Reply` whose ``text`` is every yielded sentence joined by spaces.
+ReplyEvent = Sentence | Reply
+
+
+@dataclass(frozen=True, slots=True)
 class BookingResult:
     """Outcome of :meth:`BookingTools.book_meeting`."""
 
@@ -171,6 +186,13 @@ class BookingTools(Protocol):
     async def add_to_do_not_call(self) -> None: ...
 
 
+async def stream_of(reply: Reply) -> AsyncGenerator[ReplyEvent, None]:
+    """A finished reply as a reply stream: its sentences, then the reply itself."""
+    for text in split_sentences(reply.text):
+        yield Sentence(text)
+    yield reply
+
+
 class Brain(Protocol):
     """Turns caller input into the agent's next reply, mutating the conversation state."""
 
@@ -179,6 +201,13 @@ class Brain(Protocol):
     async def respond(
         self, state: ConversationState, user_text: str, *, now: datetime
     ) -> Reply: ...
+
+    def respond_stream(
+        self, state: ConversationState, user_text: str, *, now: datetime
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        """Like :meth:`respond`, but yields each sentence as soon as it is complete (so TTS
+        starts on the first one), then the final :class:`Reply`."""
+        ...
 
     async def on_dtmf(self, state: ConversationState, digit: str, *, now: datetime) -> Reply: ...
 

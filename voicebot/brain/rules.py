@@ -8,11 +8,20 @@ every stage. Its only I/O is through :class:`~voicebot.brain.base.BookingTools`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import datetime, time, timedelta
 
 from voicebot.brain import phrases as say
 from voicebot.brain import state as st
-from voicebot.brain.base import Action, BookingTools, ChatTurn, ConversationState, Reply
+from voicebot.brain.base import (
+    Action,
+    BookingTools,
+    ChatTurn,
+    ConversationState,
+    Reply,
+    ReplyEvent,
+    stream_of,
+)
 from voicebot.brain.intents import IntentResult, detect_intent
 from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar, spread
@@ -57,6 +66,12 @@ class RuleBrain:
             business_days=self._cal.business_days,
         )
         return await self._handle(state, result, now)
+
+    async def respond_stream(
+        self, state: ConversationState, user_text: str, *, now: datetime
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        async for event in stream_of(await self.respond(state, user_text, now=now)):
+            yield event
 
     async def on_dtmf(self, state: ConversationState, digit: str, *, now: datetime) -> Reply:
         intent = DTMF_INTENTS.get(digit, "unclear")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voicebot.brain.base import BookingTools, Brain
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
-from voicebot.providers.base import SpeechToText, TextToSpeech
+from voicebot.providers.base import LanguageModel, SpeechToText, TextToSpeech
 from voicebot.providers.phrase_cache import PhraseCache
 from voicebot.store.resilient import ResilientStore
 
@@ -25,6 +25,7 @@ class CallServices:
     sessions: async_sessionmaker[AsyncSession]
     store: ResilientStore
     stt: SpeechToText | None
+    llm: LanguageModel | None
     tts: TextToSpeech
     phrases: PhraseCache
     brain_factory: BrainFactory

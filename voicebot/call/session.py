@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,14 +17,14 @@ import structlog
 
 from voicebot.audio.codec import ulaw_to_pcm16
 from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
-from voicebot.brain.base import ConversationState, Reply
+from voicebot.brain.base import ConversationState, Reply, ReplyEvent, stream_of
 from voicebot.call.playout import Playout, Utterance
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
 from voicebot.call.speech import synthesize_all, synthesize_frames
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.errors import ProviderError, TelephonyError
-from voicebot.providers.sentences import SentenceSplitter
+from voicebot.providers.sentences import split_sentences
 
 log = structlog.get_logger(__name__)
 
@@ -196,14 +196,24 @@ class CallSession:
         if not text:
             return
         self.recorder.user_turn(text)
-        reply = await self.brain.respond(self.state, text, now=self._now())
-        timings.brain_done_at = time.monotonic()
-        await self._say(tg, reply, timings)
+        await self._say_stream(
+            tg, self.brain.respond_stream(self.state, text, now=self._now()), timings
+        )
 
     async def _say(self, tg: asyncio.TaskGroup, reply: Reply, timings: TurnTimings) -> None:
-        self._speaking = tg.create_task(self._speak(reply.text, timings))
+        await self._say_stream(tg, stream_of(reply), timings)
+
+    async def _say_stream(
+        self, tg: asyncio.TaskGroup, events: AsyncGenerator[ReplyEvent, None], timings: TurnTimings
+    ) -> None:
+        """Speak a reply sentence by sentence as the brain produces it; a barge-in cancels
+        the task, which cancels the brain's in-flight LLM and TTS work with it."""
+        spoken: list[str] = []
+        final: list[Reply] = []
+        self._speaking = tg.create_task(self._speak(events, timings, spoken, final))
         await asyncio.wait({self._speaking})
         interrupted = self._speaking.cancelled()
+        reply = final[0] if final else _partial(spoken)
         self.recorder.agent_turn(reply, timings, interrupted=interrupted)
         await self.services.store.save(
             self.call_sid, self.state.to_dict(), ttl_s=self.services.settings.turn_state_ttl_s
@@ -213,8 +223,30 @@ class CallSession:
         if reply.end_call or reply.transfer:
             await self._finish(reply)
 
-    async def _speak(self, text: str, timings: TurnTimings) -> None:
-        for sentence in sentences_of(text):
+    async def _speak(
+        self,
+        events: AsyncGenerator[ReplyEvent, None],
+        timings: TurnTimings,
+        spoken: list[str],
+        final: list[Reply],
+    ) -> None:
+        async with contextlib.aclosing(events):
+            await self._speak_events(events, timings, spoken, final)
+
+    async def _speak_events(
+        self,
+        events: AsyncGenerator[ReplyEvent, None],
+        timings: TurnTimings,
+        spoken: list[str],
+        final: list[Reply],
+    ) -> None:
+        async for event in events:
+            if isinstance(event, Reply):
+                final.append(event)
+                break
+            timings.brain_done_at = timings.brain_done_at or time.monotonic()
+            sentence = event.text
+            spoken.append(sentence)
             utterance = self.playout.new_utterance(sentence)
             cached = self.services.phrases.peek(self.services.tts.voice_id, sentence)
             if cached is not None:
@@ -252,9 +284,11 @@ def _apology() -> Reply:
     )
 
 
-def sentences_of(text: str) -> list[str]:
-    splitter = SentenceSplitter()
-    return [*splitter.feed(text), *(s for s in [splitter.flush()] if s)]
+def _partial(spoken: list[str]) -> Reply:
+    """What was said of a reply whose stream was cut before it finished."""
+    return Reply(
+        text=" ".join(spoken), intent="interrupted", actions=(), end_call=False, transfer=False
+    )
 
 
 async def prepare_greeting(services: CallServices, state: ConversationState) -> None:
@@ -262,7 +296,7 @@ async def prepare_greeting(services: CallServices, state: ConversationState) -> 
     frame goes out as soon as the stream starts (the session reads it from the cache)."""
     tools = DbBookingTools(settings=services.settings, sessions=services.sessions, lead_id=None)
     reply = await services.brain_factory(tools).greet(ConversationState(lead=state.lead))
-    await warm_phrases(services, sentences_of(reply.text))
+    await warm_phrases(services, split_sentences(reply.text))
 
 
 async def warm_phrases(services: CallServices, texts: list[str]) -> None:

@@ -42,6 +42,7 @@ def build_call_services(
         sessions=sessions,
         store=store,
         stt=providers.stt,
+        llm=providers.llm,
         tts=providers.tts,
         phrases=PhraseCache(directory=settings.tts_cache_dir),
         brain_factory=brain_factory,

@@ -145,3 +145,9 @@ def _is_abbreviation(word: str) -> bool:
         return True
     # Single-letter initials ("ש. כהן") and dotted acronyms ("ת.ד") are not sentence ends.
     return (len(normalized) == 1 and normalized.isalpha()) or "." in normalized
+
+
+def split_sentences(text: str) -> list[str]:
+    """Every sentence of a finished text, cut exactly as a stream of it would be."""
+    splitter = SentenceSplitter()
+    return [*splitter.feed(text), *(s for s in [splitter.flush()] if s)]
