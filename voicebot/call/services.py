@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.brain.base import BookingTools, Brain
+from voicebot.brain.script import AgentScript
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
 from voicebot.providers.base import LanguageModel, SpeechToText, TextToSpeech
 from voicebot.providers.phrase_cache import PhraseCache
 from voicebot.store.resilient import ResilientStore
 
-BrainFactory = Callable[[BookingTools], Brain]
+
+class BrainFactory(Protocol):
+    """Builds the brain of one call or conversation, bound to its lead's tools and script
+    (the campaign's agent script; the default script when None)."""
+
+    def __call__(self, tools: BookingTools, *, script: AgentScript | None = None) -> Brain: ...
 
 
 @dataclass

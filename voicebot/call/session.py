@@ -18,6 +18,7 @@ import structlog
 from voicebot.audio.codec import ulaw_to_pcm16
 from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
 from voicebot.brain.base import ConversationState, Reply, ReplyEvent, stream_of
+from voicebot.brain.script import AgentScript
 from voicebot.call.playout import Playout, Utterance
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
@@ -62,6 +63,7 @@ class CallSession:
     _frames_in: int = 0
     _last_media_at: float | None = None
     greeting_frame_at: float | None = None
+    script: AgentScript | None = None
 
     def __post_init__(self) -> None:
         s = self.services.settings
@@ -76,7 +78,7 @@ class CallSession:
             lead_id=self.state.lead.lead_id if self.state.lead else None,
             call_id=self.call_id,
         )
-        self.brain = self.services.brain_factory(tools)
+        self.brain = self.services.brain_factory(tools, script=self.script)
         self.recorder = CallRecorder(self.services, call_id=self.call_id, call_sid=self.call_sid)
         self.log = log.bind(
             call_sid=self.call_sid,
@@ -291,11 +293,15 @@ def _partial(spoken: list[str]) -> Reply:
     )
 
 
-async def prepare_greeting(services: CallServices, state: ConversationState) -> None:
+async def prepare_greeting(
+    services: CallServices, state: ConversationState, *, script: AgentScript | None = None
+) -> None:
     """Synthesize this call's greeting while the voice webhook answers, so the first
     frame goes out as soon as the stream starts (the session reads it from the cache)."""
     tools = DbBookingTools(settings=services.settings, sessions=services.sessions, lead_id=None)
-    reply = await services.brain_factory(tools).greet(ConversationState(lead=state.lead))
+    reply = await services.brain_factory(tools, script=script).greet(
+        ConversationState(lead=state.lead)
+    )
     await warm_phrases(services, split_sentences(reply.text))
 
 

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.brain.base import BookingTools, Brain
 from voicebot.brain.rules import RuleBrain
+from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar
 from voicebot.call.services import CallServices
 from voicebot.config import Settings
@@ -26,8 +27,8 @@ def build_call_services(
 ) -> CallServices:
     calendar = BusinessCalendar.from_settings(settings)
 
-    def brain_factory(tools: BookingTools) -> Brain:
-        return RuleBrain(tools=tools, calendar=calendar)
+    def brain_factory(tools: BookingTools, *, script: AgentScript | None = None) -> Brain:
+        return RuleBrain(tools=tools, calendar=calendar, script=script)
 
     dialer = None
     if settings.twilio_account_sid and settings.twilio_auth_token:
