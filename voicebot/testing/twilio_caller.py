@@ -11,8 +11,11 @@ Used by the end-to-end tests, the load test and the demo. Like Twilio it:
 3. plays the agent's audio in real time from a buffer: ``mark`` is echoed when
    playback reaches it, ``clear`` drops the buffer and echoes pending marks at once.
 
-Each call is two tasks (sender, receiver) owned by :func:`place_call`; work per
-frame is O(1): a pre-built JSON template, a deque and a few counters.
+Each call is a receiver task owned by :func:`place_call` plus a frame clock: its
+own sender task, or one :class:`FrameTicker` shared by every call of a load test
+(one timer for all calls instead of one sleeping task per call). Work per frame
+is O(1): a pre-built JSON template, base64 payloads encoded once per utterance
+(or once per load test, :func:`encode_speech`), a deque and a few counters.
 What it does not do: SIP, jitter or packet loss, the ``outbound`` track, or
 status callbacks; it records :class:`CallMetrics` for assertions and reports.
 """
@@ -27,7 +30,7 @@ import time
 import wave
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -58,6 +61,8 @@ WS_MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_FROM = "+972501234567"
 DEFAULT_TO = "+97233769999"
 _SILENCE_B64 = wire.encode_payload(ULAW_SILENT_FRAME)
+TICKER_LAG_SAMPLES = 100_000
+"""At most this many per-tick lag samples are kept (over half an hour of ticks)."""
 
 
 class CallNotConnectedError(Exception):
@@ -69,11 +74,82 @@ class CallNotConnectedError(Exception):
         self.twiml = twiml
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedSpeech:
+    """Caller speech cut into 20 ms frames, each already base64 (silence-padded at the end)."""
+
+    frames_b64: tuple[str, ...]
+
+    @property
+    def duration_ms(self) -> int:
+        return len(self.frames_b64) * FRAME_MS
+
+
+def encode_speech(ulaw: bytes) -> EncodedSpeech:
+    """Cut μ-law audio into 160-byte frames and base64 each one, once."""
+    frames = []
+    for offset in range(0, len(ulaw), FRAME_BYTES_ULAW):
+        chunk = ulaw[offset : offset + FRAME_BYTES_ULAW]
+        if len(chunk) < FRAME_BYTES_ULAW:
+            chunk += bytes([ULAW_SILENCE_BYTE]) * (FRAME_BYTES_ULAW - len(chunk))
+        frames.append(wire.encode_payload(chunk))
+    return EncodedSpeech(frames_b64=tuple(frames))
+
+
+class FrameTicker:
+    """One 20 ms clock driving the ``media`` frames of many calls.
+
+    Ticks are scheduled from the ticker's start on a monotonic clock, so they
+    never drift; a late tick is not repeated (like a real phone line, a frame
+    that was never sent is not sent twice). ``lags_ms`` keeps, per tick, how
+    late the last call's frame left (the worst frame delay of that tick).
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[int, Callable[[float, int], Awaitable[None]]] = {}
+        self.ticks = 0
+        self.lags_ms: deque[float] = deque(maxlen=TICKER_LAG_SAMPLES)
+        self.max_lag_ms = 0.0
+
+    def add(self, key: int, on_tick: Callable[[float, int], Awaitable[None]]) -> None:
+        """Call ``on_tick(now_s, tick)`` every 20 ms from the next tick on."""
+        self._calls[key] = on_tick
+
+    def discard(self, key: int) -> None:
+        self._calls.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    async def run(self) -> None:
+        """Tick forever (cancel to stop)."""
+        started_s = time.monotonic()
+        monotonic = time.monotonic
+        while True:
+            self.ticks += 1
+            due_s = started_s + self.ticks * FRAME_S
+            wait_s = due_s - monotonic()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            else:
+                # Skip ticks that are already over rather than bursting to catch up.
+                missed = int(-wait_s / FRAME_S)
+                self.ticks += missed
+                due_s += missed * FRAME_S
+            now = monotonic()
+            for on_tick in list(self._calls.values()):
+                await on_tick(now, self.ticks)
+            lag_ms = (monotonic() - due_s) * 1000
+            self.lags_ms.append(lag_ms)
+            if lag_ms > self.max_lag_ms:
+                self.max_lag_ms = lag_ms
+
+
 @dataclass(slots=True)
 class Utterance:
     """One stretch of caller speech, queued by :meth:`SimulatedCall.say`, and its timings."""
 
-    audio: bytes
+    speech: EncodedSpeech
     done: asyncio.Event = field(default_factory=asyncio.Event)
     onset_s: float | None = None
     end_s: float | None = None
@@ -116,6 +192,8 @@ class SimulatedCall:
         account_sid: str,
         parameters: dict[str, str],
         twiml: str,
+        record_agent_audio: bool = True,
+        ticker: FrameTicker | None = None,
     ) -> None:
         self.stream_sid, self.call_sid, self.account_sid = stream_sid, call_sid, account_sid
         self.parameters = parameters
@@ -126,17 +204,21 @@ class SimulatedCall:
         self._seq = 0
         self._speech: deque[Utterance] = deque()
         self._speaking: Utterance | None = None
-        self._speech_offset = 0
+        self._speech_frame = 0
         self._awaiting_response: Utterance | None = None
+        self._record_agent_audio = record_agent_audio
+        self._ticker = ticker
+        self._frame = 0
         self.playback = PlaybackBuffer()
         self._ended = asyncio.Event()
         self._activity = asyncio.Event()
 
     # Caller actions.
 
-    def say(self, ulaw: bytes) -> Utterance:
+    def say(self, ulaw: bytes | EncodedSpeech) -> Utterance:
         """Queue caller speech (μ-law 8 kHz); it replaces silence from the next frame on."""
-        utterance = Utterance(audio=ulaw)
+        speech = ulaw if isinstance(ulaw, EncodedSpeech) else encode_speech(ulaw)
+        utterance = Utterance(speech=speech)
         self._speech.append(utterance)
         self.metrics.utterances.append(utterance)
         return utterance
@@ -207,12 +289,20 @@ class SimulatedCall:
         await self._ws.send(start)
         self.metrics.start_sent_s = time.monotonic()
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._sender())
+            if self._ticker is not None:
+                self._ticker.add(id(self), self._on_tick)
                 await self._receiver()
-                self._ended.set()
+            else:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._sender())
+                    await self._receiver()
+                    self._ended.set()
         except* ConnectionClosed:
+            pass
+        finally:
             self._ended.set()
+            if self._ticker is not None:
+                self._ticker.discard(id(self))
         self._activity.set()
 
     async def _sender(self) -> None:
@@ -227,22 +317,36 @@ class SimulatedCall:
                 self.metrics.max_send_lag_ms = lag_s * 1000
             if self._ended.is_set():
                 return
-            now = time.monotonic()
-            _, reached = self.playback.tick()
-            self.metrics.underruns = self.playback.underruns
-            for name in reached:
-                await self._echo_mark(name, now)
-            await self._send(
-                wire.inbound_media_message(
-                    stream_sid=self.stream_sid,
-                    sequence_number=self._next_seq(),
-                    chunk=frame,
-                    timestamp_ms=frame * FRAME_MS,
-                    payload_b64=self._caller_frame(now),
-                )
-            )
-            self.metrics.frames_sent += 1
+            await self._send_frame(time.monotonic())
+
+    async def _on_tick(self, now: float, _tick: int) -> None:
+        if self._ended.is_set():
+            return
+        try:
+            await self._send_frame(now)
+        except ConnectionClosed:
+            self._ended.set()
             self._activity.set()
+
+    async def _send_frame(self, now: float) -> None:
+        """One 20 ms step: play the agent's audio, echo reached marks, send the caller's frame."""
+        self._frame += 1
+        frame = self._frame
+        _, reached = self.playback.tick()
+        self.metrics.underruns = self.playback.underruns
+        for name in reached:
+            await self._echo_mark(name, now)
+        await self._send(
+            wire.inbound_media_message(
+                stream_sid=self.stream_sid,
+                sequence_number=self._next_seq(),
+                chunk=frame,
+                timestamp_ms=frame * FRAME_MS,
+                payload_b64=self._caller_frame(now),
+            )
+        )
+        self.metrics.frames_sent += 1
+        self._activity.set()
 
     async def _receiver(self) -> None:
         async for raw in self._ws:
@@ -275,20 +379,20 @@ class SimulatedCall:
             utterance = self._speaking = self._speech.popleft()
             utterance.onset_s = now
             utterance.barge_in = self.playback.busy
-            self._speech_offset = 0
-        chunk = utterance.audio[self._speech_offset : self._speech_offset + FRAME_BYTES_ULAW]
-        self._speech_offset += FRAME_BYTES_ULAW
-        if self._speech_offset >= len(utterance.audio):
+            self._speech_frame = 0
+        frames = utterance.speech.frames_b64
+        payload = frames[self._speech_frame]
+        self._speech_frame += 1
+        if self._speech_frame >= len(frames):
             utterance.end_s = now
             utterance.done.set()
             self._speaking = None
             self._awaiting_response = utterance
-        if len(chunk) < FRAME_BYTES_ULAW:
-            chunk += bytes([ULAW_SILENCE_BYTE]) * (FRAME_BYTES_ULAW - len(chunk))
-        return wire.encode_payload(chunk)
+        return payload
 
     def _on_media(self, payload: bytes, now: float) -> None:
-        self.agent_audio += payload
+        if self._record_agent_audio:
+            self.agent_audio += payload
         duration_ms = len(payload) / SAMPLE_RATE_HZ * 1000
         self.metrics.agent_audio_ms += duration_ms
         self.playback.add_audio(payload)
@@ -364,11 +468,15 @@ async def place_call(
     public_base_url: str | None = None,
     extra_params: Mapping[str, str] | None = None,
     http: httpx.AsyncClient | None = None,
+    ticker: FrameTicker | None = None,
+    record_agent_audio: bool = True,
 ) -> AsyncIterator[SimulatedCall]:
     """Answer a call the way Twilio does and stream it until the block exits (then hang up).
 
     ``public_base_url`` is the URL the server believes it is reachable at (what
-    Twilio signs); requests go to ``server_base_url``. Raises
+    Twilio signs); requests go to ``server_base_url``. With ``ticker`` the call's
+    frames are clocked by that shared :class:`FrameTicker` (which the caller runs);
+    ``record_agent_audio=False`` keeps no copy of the agent's audio (load tests). Raises
     :class:`CallNotConnectedError` when the webhook does not connect a stream.
     """
     public = (public_base_url or server_base_url).rstrip("/")
@@ -415,6 +523,8 @@ async def place_call(
             account_sid=account_sid,
             parameters=parameters,
             twiml=response.text,
+            record_agent_audio=record_agent_audio,
+            ticker=ticker,
         )
         runner = asyncio.create_task(call._run())
         try:
