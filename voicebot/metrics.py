@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from voicebot.loop_monitor import LOOP_LAG_BUCKETS_S
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -17,6 +19,9 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # process_cpu_seconds_total and process_resident_memory_bytes: the load test
+        # divides them by call-minutes and by calls.
+        ProcessCollector(registry=r)
         self.http_requests = Counter(
             "voicebot_http_requests_total",
             "HTTP requests",
@@ -45,6 +50,20 @@ class Metrics:
         )
         self.inbound_frame_gaps = Counter(
             "voicebot_inbound_frame_gaps_total", "Inbound media gaps over 100 ms", registry=r
+        )
+        self.loop_lag = Histogram(
+            "voicebot_event_loop_lag_seconds",
+            "How late the event loop wakes a sleeping task",
+            buckets=LOOP_LAG_BUCKETS_S,
+            registry=r,
+        )
+        self.loop_lag_worst = Gauge(
+            "voicebot_event_loop_lag_worst_seconds", "Worst event-loop lag seen", registry=r
+        )
+        self.playout_underruns = Counter(
+            "voicebot_playout_underruns_total",
+            "Outbound audio that ran dry mid-sentence (server side)",
+            registry=r,
         )
         self.rate_limited = Counter(
             "voicebot_rate_limited_total", "Requests refused by the rate limiter", registry=r
