@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.jobs.actors import build_jobs, dialing_enabled
 from voicebot.logging import configure_logging
+from voicebot.loop_monitor import watch_loop_lag
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.store.redis import RedisStore
@@ -89,9 +91,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log.info("app.started", database=engine.dialect.name, features_off=off)
         if not state.extras["features"]["espeak_tts"]:
             log.warning("app.espeak_missing", install="apt-get install -y espeak-ng")
+        lag_watch = asyncio.create_task(watch_loop_lag(metrics.loop_lag, metrics.loop_lag_worst))
         try:
             yield
         finally:
+            lag_watch.cancel()
             jobs.stop()
             await providers.aclose()
             await engine.dispose()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 FRAME_S = 0.020
 PLAYOUT_LEAD_S = 0.200
 PLAYOUT_REFILL_S = 0.100
+_EPSILON_S = 1e-6  # 10 x 0.020 s is not exactly 0.200 s in floats
 
 SendMedia = Callable[[bytes], Awaitable[None]]
 SendMark = Callable[[str], Awaitable[None]]
@@ -55,6 +56,7 @@ class Playout:
     first_frame_at: float | None = None
     underruns: int = 0
     _seq: int = 0
+    _mid_utterance: bool = False
 
     def __post_init__(self) -> None:
         self._drained.set()
@@ -97,6 +99,7 @@ class Playout:
         cut = list(self._pending_marks.values())
         self._pending_marks.clear()
         self._play_until = 0.0
+        self._mid_utterance = False
         self._drained.set()
         await self.send_clear()
         return cut
@@ -119,24 +122,19 @@ class Playout:
                 continue
             now = self.clock()
             if self._play_until < now:
-                if self._play_until > 0 and self._mid_sentence():
+                if self._mid_utterance:
                     self.underruns += 1
                 self._play_until = now
-            while self._queue and self._play_until - now < PLAYOUT_LEAD_S:
+            while self._queue and self._play_until - now < PLAYOUT_LEAD_S - _EPSILON_S:
                 item = self._queue.popleft()
                 if item.frame is not None:
                     if self.first_frame_at is None:
                         self.first_frame_at = now
                     await self.send_media(item.frame)
                     self._play_until += FRAME_S
+                    self._mid_utterance = True
                 elif item.mark is not None:
                     await self.send_mark(item.mark)
+                    self._mid_utterance = False
             if self._queue:
                 await asyncio.sleep(max(0.0, self._play_until - self.clock() - PLAYOUT_REFILL_S))
-
-    def _mid_sentence(self) -> bool:
-        return (
-            bool(self._queue)
-            and self._queue[0].frame is not None
-            and any(not u.done_enqueuing for u in self._pending_marks.values())
-        )

@@ -151,6 +151,7 @@ class CallSession:
                     task.cancel()
         finally:
             self.services.metrics.active_calls.dec()
+            self.services.metrics.playout_underruns.inc(self.playout.underruns)
             await self.recorder.finish(self.state)
 
     async def _max_duration(self) -> None:

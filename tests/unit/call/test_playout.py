@@ -1,0 +1,95 @@
+"""Outbound playout: pacing lead, marks after sentences, clear, and honest underrun counting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from voicebot.call.playout import FRAME_S, PLAYOUT_LEAD_S, Playout
+
+FRAME = b"\xff" * 160
+
+
+class Wire:
+    """Records what the playout sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def media(self, payload: bytes) -> None:
+        self.sent.append("media")
+
+    async def mark(self, name: str) -> None:
+        self.sent.append(f"mark:{name}")
+
+    async def clear(self) -> None:
+        self.sent.append("clear")
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[tuple[Playout, Wire]]:
+    wire = Wire()
+    playout = Playout(wire.media, wire.mark, wire.clear)
+    task = asyncio.create_task(playout.run())
+    try:
+        yield playout, wire
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_sends_only_the_lead_ahead_of_real_time(running: tuple[Playout, Wire]) -> None:
+    """A long sentence goes out 200 ms ahead at first, not all at once."""
+    playout, wire = running
+    utterance = playout.new_utterance("שלום")
+    playout.push_frames(utterance, [FRAME] * 50)
+    playout.end_utterance(utterance)
+    await asyncio.sleep(0.01)
+    assert wire.sent.count("media") == round(PLAYOUT_LEAD_S / FRAME_S)
+    assert playout.speaking
+
+
+async def test_mark_follows_the_sentence_and_echo_drains(running: tuple[Playout, Wire]) -> None:
+    """The mark goes right after the sentence's last frame; its echo means it was heard."""
+    playout, wire = running
+    utterance = playout.new_utterance("שלום")
+    playout.push_frames(utterance, [FRAME] * 3)
+    playout.end_utterance(utterance)
+    await asyncio.sleep(0.01)
+    assert wire.sent == ["media"] * 3 + [f"mark:{utterance.mark}"]
+    assert playout.on_mark(utterance.mark) is utterance and utterance.heard
+    assert await playout.wait_drained(0.1)
+
+
+async def test_clear_drops_queued_audio_and_returns_unheard(running: tuple[Playout, Wire]) -> None:
+    """Barge-in: queued frames are dropped, `clear` is sent, the cut sentences are returned."""
+    playout, wire = running
+    first = playout.new_utterance("משפט ראשון.")
+    playout.push_frames(first, [FRAME] * 40)
+    playout.end_utterance(first)
+    await asyncio.sleep(0.01)
+    cut = await playout.clear()
+    sent_before = wire.sent.count("media")
+    await asyncio.sleep(0.05)
+    assert [u.text for u in cut] == ["משפט ראשון."]
+    assert wire.sent[-1] == "clear" and wire.sent.count("media") == sent_before
+    assert not playout.speaking
+
+
+async def test_underrun_only_when_a_sentence_runs_dry(running: tuple[Playout, Wire]) -> None:
+    """A gap inside a sentence is an underrun; a pause between sentences is not."""
+    playout, _ = running
+    first = playout.new_utterance("א")
+    playout.push_frames(first, [FRAME] * 2)
+    playout.end_utterance(first)
+    await asyncio.sleep(0.1)  # the first sentence has played out: a pause, not an underrun
+    second = playout.new_utterance("ב")
+    playout.push_frames(second, [FRAME] * 2)
+    await asyncio.sleep(0.1)  # TTS is late mid-sentence: Twilio ran dry
+    assert playout.underruns == 0
+    playout.push_frames(second, [FRAME] * 2)
+    await asyncio.sleep(0.01)
+    assert playout.underruns == 1

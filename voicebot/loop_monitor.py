@@ -1,0 +1,31 @@
+"""Event-loop lag: how late the loop wakes a task that asked to sleep a fixed interval.
+
+Every live call shares one event loop, so a stall anywhere (a blocking call, a long
+garbage collection, the GIL held by a thread) delays every call's audio. The monitor
+makes such stalls visible as a histogram and as the worst stall seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import Gauge, Histogram
+
+LOOP_LAG_INTERVAL_S = 0.05  # how often the loop is probed
+LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+async def watch_loop_lag(
+    histogram: Histogram, worst: Gauge, *, interval_s: float = LOOP_LAG_INTERVAL_S
+) -> None:
+    """Probe the running loop forever (cancel to stop); observe each wake-up's lateness."""
+    loop = asyncio.get_running_loop()
+    worst_s = 0.0
+    while True:
+        asked_at = loop.time()
+        await asyncio.sleep(interval_s)
+        lag_s = max(0.0, loop.time() - asked_at - interval_s)
+        histogram.observe(lag_s)
+        if lag_s > worst_s:
+            worst_s = lag_s
+            worst.set(lag_s)
