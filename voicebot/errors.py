@@ -112,6 +112,14 @@ class TelephonyError(VoicebotError):
     code = "telephony_error"
 
 
+class PeerStalledError(VoicebotError):
+    """The caller's websocket stopped taking data: a send did not finish in time."""
+
+    retryable = False
+    http_status = 504
+    code = "peer_stalled"
+
+
 class StateStoreError(VoicebotError):
     """The turn-state store (Redis) is unreachable."""
 

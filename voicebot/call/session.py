@@ -21,10 +21,11 @@ from voicebot.brain.base import ConversationState, Reply, ReplyEvent, stream_of
 from voicebot.brain.script import AgentScript
 from voicebot.call.playout import Playout, Utterance
 from voicebot.call.recorder import CallRecorder, TurnTimings
+from voicebot.call.send_guard import SendGuard
 from voicebot.call.services import CallServices
 from voicebot.call.speech import synthesize_all, synthesize_frames
 from voicebot.db.booking_tools import DbBookingTools
-from voicebot.errors import ProviderError, TelephonyError
+from voicebot.errors import PeerStalledError, ProviderError, TelephonyError
 from voicebot.providers.sentences import split_sentences
 
 log = structlog.get_logger(__name__)
@@ -67,7 +68,12 @@ class CallSession:
 
     def __post_init__(self) -> None:
         s = self.services.settings
-        self.playout = Playout(self.send_media, self.send_mark, self.send_clear)
+        self.send_guard = SendGuard(send_timeout_s=s.ws_send_timeout_s)
+        self.playout = Playout(
+            self.send_guard.guard(self.send_media),
+            self.send_guard.guard(self.send_mark),
+            self.send_guard.guard0(self.send_clear),
+        )
         self.endpointer = Endpointer(
             endpoint_silence_ms=s.endpoint_silence_ms,
             barge_in_min_speech_ms=s.barge_in_min_speech_ms,
@@ -145,6 +151,7 @@ class CallSession:
                     tg.create_task(self.playout.run()),
                     tg.create_task(self._turn_loop(tg)),
                     tg.create_task(self._max_duration()),
+                    tg.create_task(self._watch_peer()),
                 ]
                 await self.ended.wait()
                 for task in tasks:
@@ -153,6 +160,13 @@ class CallSession:
             self.services.metrics.active_calls.dec()
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
             await self.recorder.finish(self.state)
+
+    async def _watch_peer(self) -> None:
+        try:
+            await self.send_guard.watch()
+        except PeerStalledError as exc:
+            self.log.warning("call.peer_stalled", error=exc.message)
+            self.ended.set()
 
     async def _max_duration(self) -> None:
         await asyncio.sleep(self.services.settings.max_call_duration_s)
