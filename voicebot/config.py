@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     max_call_duration_s: int = Field(default=900, ge=10)
     ws_send_timeout_s: float = Field(default=2.0, gt=0)
     turn_state_ttl_s: int = Field(default=3600, ge=60)
+    # stream = Media Streams with our STT; gather = Twilio recognises speech (<Gather>);
+    # auto = gather when no STT provider is configured.
+    conversation_mode: Literal["auto", "stream", "gather"] = "auto"
 
     @field_validator("timezone")
     @classmethod

@@ -1,4 +1,8 @@
-"""Twilio's edge: the voice webhook, status callbacks and the Media Stream websocket."""
+"""Twilio's edge: the voice webhook, status callbacks and the Media Stream websocket.
+
+The voice webhook answers a machine with the voicemail message, and a person with a
+Media Stream or, without our own STT, with ``<Gather>`` turns (:mod:`.twilio_gather`).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,29 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from voicebot.api import twilio_audio, twilio_gather
 from voicebot.api.state import AppState, app_state
-from voicebot.brain.base import ConversationState, LeadContext
+from voicebot.api.twilio_common import lead_context, load_agent_script, signed_form
+from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
+from voicebot.brain.base import ConversationState
+from voicebot.brain.summary import CallFacts, rule_summary
+from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession, prepare_greeting
-from voicebot.db.models import Call, CallStatus, Lead, TwilioEvent
+from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, TwilioEvent
+from voicebot.db.outcomes import STATUS_OUTCOMES, record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError, SignatureError
 from voicebot.telephony import events as ev
-from voicebot.telephony.signature import verify_stream_handshake, verify_twilio_request
+from voicebot.telephony.signature import verify_stream_handshake
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
-from voicebot.telephony.twiml import connect_stream
+from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream
 
 log = structlog.get_logger(__name__)
 
@@ -39,63 +51,78 @@ STATUS_RANK = {
     CallStatus.FAILED: 4,
     CallStatus.CANCELED: 4,
 }
+FINAL_RANK = 4
 START_TIMEOUT_S = 10.0
+ANSWERED_BY_MAX_CHARS = 32
 GREETING_PREPARE_TIMEOUT_S = 3.0
 
 
-async def _signed_form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    params = {k: str(v) for k, v in form.items()}
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    verify_twilio_request(
-        app_state(request).settings,
-        url_path_and_query=path,
-        form_params=params,
-        signature_header=request.headers.get("x-twilio-signature"),
-    )
-    return params
+async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
+    """The call row for this webhook: created for an inbound call, moved to in-progress."""
+    call_sid = params["CallSid"]
+    call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).first()
+    if call is None:
+        direction = "inbound" if params.get("Direction", "inbound") == "inbound" else "outbound"
+        phone = params.get("From") if direction == "inbound" else params.get("To")
+        lead = None
+        if phone:
+            lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
+        call = Call(
+            call_sid=call_sid,
+            direction=direction,
+            from_number=params.get("From"),
+            to_number=params.get("To"),
+            lead_id=lead.id if lead else None,
+            status=CallStatus.IN_PROGRESS,
+            started_at=utcnow(),
+        )
+        session.add(call)
+    call.answered_at = call.answered_at or utcnow()
+    if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
+        call.status = CallStatus.IN_PROGRESS
+    if answered_by := params.get("AnsweredBy"):
+        call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
+    await session.flush()
+    return call
 
 
 async def voice(request: Request) -> Response:
-    """Create or update the call row, answer with <Connect><Stream> and a stream token."""
-    try:
-        params = await _signed_form(request)
-    except SignatureError as exc:
-        log.warning("twilio.bad_signature", path=request.url.path, reason=exc.message)
-        return Response("forbidden", status_code=403)
+    """Create or update the call row; answer a machine with the voicemail message, a person
+    with <Connect><Stream> and a stream token, or with the first <Gather> turn."""
+    params = await signed_form(request)
+    if isinstance(params, Response):
+        return params
     state = app_state(request)
+    services: CallServices = state.extras["call_services"]
     call_sid = params.get("CallSid", "")
     if not call_sid:
         return Response("missing CallSid", status_code=400)
+    machine = is_machine(params.get("AnsweredBy"))
     async with state.sessions() as session:
-        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).first()
-        lead: Lead | None = None
-        if call is None:
-            direction = "inbound" if params.get("Direction", "inbound") == "inbound" else "outbound"
-            phone = params.get("From") if direction == "inbound" else params.get("To")
-            if phone:
-                lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
-            call = Call(
-                call_sid=call_sid,
-                direction=direction,
-                from_number=params.get("From"),
-                to_number=params.get("To"),
-                lead_id=lead.id if lead else None,
-                status=CallStatus.IN_PROGRESS,
-                started_at=utcnow(),
-            )
-            session.add(call)
-        call.answered_at = call.answered_at or utcnow()
-        if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
-            call.status = CallStatus.IN_PROGRESS
-        elif call.lead_id is not None:
-            lead = await session.get(Lead, call.lead_id)
+        call = await _upsert_call(session, params)
+        lead = await lead_context(session, call)
+        script = await load_agent_script(session, call.campaign_id)
+        if machine:
+            await record_outcome(session, call, CallOutcome.VOICEMAIL)
+            facts = CallFacts(CallOutcome.VOICEMAIL, state.settings.tz)
+            call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
         await session.commit()
         call_id = call.id
-    lead_ctx = None if lead is None else LeadContext(lead.id, lead.name, lead.company)
+    if machine:
+        log.info("call.voicemail", call_sid=call_sid, call_id=call_id)
+        return _twiml(await voicemail_twiml(services, script))
+    if twilio_gather.uses_gather(services):
+        try:
+            twiml = await twilio_gather.start_gather_call(
+                services, call_id=call_id, call_sid=call_sid, lead=lead, script=script
+            )
+        except (TimeoutError, ProviderError) as exc:
+            log.error("call.gather_greeting_failed", call_sid=call_sid, error=type(exc).__name__)
+            return Response("greeting unavailable", status_code=503)
+        return _twiml(twiml)
     try:
         async with asyncio.timeout(GREETING_PREPARE_TIMEOUT_S):
-            await prepare_greeting(state.extras["call_services"], ConversationState(lead=lead_ctx))
+            await prepare_greeting(services, ConversationState(lead=lead), script=script)
     except (TimeoutError, ProviderError) as exc:
         log.warning("call.greeting_not_prepared", call_sid=call_sid, error=type(exc).__name__)
     token = issue_stream_token(
@@ -104,19 +131,24 @@ async def voice(request: Request) -> Response:
         call_sid=call_sid,
         ttl_s=state.settings.stream_token_ttl_s,
     )
-    twiml = connect_stream(
-        state.settings.media_stream_url, {"call_id": str(call_id), "token": token}
+    return _twiml(
+        connect_stream(state.settings.media_stream_url, {"call_id": str(call_id), "token": token})
     )
-    return Response(twiml, media_type="application/xml")
+
+
+def _twiml(document: str) -> Response:
+    return Response(document, media_type=TWIML_CONTENT_TYPE)
 
 
 async def status(request: Request) -> Response:
-    """Record status transitions: monotonic, idempotent on Twilio's idempotency token."""
-    try:
-        params = await _signed_form(request)
-    except SignatureError as exc:
-        log.warning("twilio.bad_signature", path=request.url.path, reason=exc.message)
-        return Response("forbidden", status_code=403)
+    """Record status transitions: monotonic, idempotent on Twilio's idempotency token.
+
+    A call that ends without a conversation (busy, no answer, failed, canceled) gets its
+    outcome here; a ``<Gather>`` call whose caller hung up mid-conversation is finished.
+    """
+    params = await signed_form(request)
+    if isinstance(params, Response):
+        return params
     call_sid = params.get("CallSid", "")
     new_status = params.get("CallStatus", "")
     if new_status not in {s.value for s in CallStatus}:
@@ -138,13 +170,29 @@ async def status(request: Request) -> Response:
         call.status_events = [*(call.status_events or []), new_status]
         if STATUS_RANK[CallStatus(new_status)] > STATUS_RANK.get(CallStatus(call.status), 0):
             call.status = new_status
-            if STATUS_RANK[CallStatus(new_status)] == 4:
+            if STATUS_RANK[CallStatus(new_status)] == FINAL_RANK:
                 call.ended_at = call.ended_at or utcnow()
             if duration := params.get("CallDuration"):
                 call.duration_s = int(duration) if duration.isdigit() else call.duration_s
         if answered_by := params.get("AnsweredBy"):
-            call.answered_by = answered_by
+            call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
+        if call.outcome is None and new_status in STATUS_OUTCOMES:
+            outcome = STATUS_OUTCOMES[new_status]
+            await record_outcome(session, call, outcome)
+            facts = CallFacts(outcome, state.settings.tz)
+            lead = await lead_context(session, call)
+            call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
+        hung_up = call.outcome is None and new_status == CallStatus.COMPLETED
+        call_id = call.id
         await session.commit()
+    if hung_up:
+        finish = BackgroundTask(
+            twilio_gather.finish_after_hangup,
+            state.extras["call_services"],
+            call_id=call_id,
+            call_sid=call_sid,
+        )
+        return Response(status_code=204, background=finish)
     return Response(status_code=204)
 
 
@@ -207,10 +255,13 @@ async def _run_session(
     async def send_clear() -> None:
         await send(ev.clear_message(stream_sid))
 
+    async with state.sessions() as db:
+        call = await db.get(Call, call_id)
+        lead = None if call is None else await lead_context(db, call)
+        script = None if call is None else await load_agent_script(db, call.campaign_id)
     loaded = await state.store.load(call_sid)
     conversation = ConversationState.from_dict(loaded) if loaded else ConversationState()
-    if conversation.lead is None:
-        conversation.lead = await _lead_context(state, call_id)
+    conversation.lead = conversation.lead or lead
     session = CallSession(
         services=services,
         call_id=call_id,
@@ -219,6 +270,7 @@ async def _run_session(
         send_media=send_media,
         send_mark=send_mark,
         send_clear=send_clear,
+        script=script,
     )
     bound = log.bind(call_sid=call_sid, call_id=call_id)
     malformed = 0
@@ -262,19 +314,10 @@ async def _run_session(
     bound.info("call.ended")
 
 
-async def _lead_context(state: AppState, call_id: int) -> LeadContext | None:
-    async with state.sessions() as session:
-        call = await session.get(Call, call_id)
-        if call is None or call.lead_id is None:
-            return None
-        lead = await session.get(Lead, call.lead_id)
-        if lead is None:
-            return None
-        return LeadContext(lead_id=lead.id, name=lead.name, company=lead.company)
-
-
 routes: list[Any] = [
     Route("/twilio/voice", voice, methods=["POST"]),
     Route("/twilio/status", status, methods=["POST"]),
     WebSocketRoute("/twilio/media", media),
+    *twilio_gather.routes,
+    *twilio_audio.routes,
 ]

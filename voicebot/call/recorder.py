@@ -9,7 +9,9 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.brain.base import ConversationState, Reply
-from voicebot.db.models import Call, CallOutcome, CallStatus, CallTurn
+from voicebot.brain.summary import CallFacts, summarize
+from voicebot.db.models import Call, CallStatus, CallTurn, Meeting
+from voicebot.db.outcomes import call_outcome, record_outcome
 from voicebot.db.types import utcnow
 
 if TYPE_CHECKING:
@@ -44,18 +46,19 @@ class TurnTimings:
         return {k: v for k, v in values.items() if v is not None}
 
 
-OUTCOMES = {o.value for o in CallOutcome}
-
-
 class CallRecorder:
     """Buffers turns in memory and writes them in one short transaction per turn."""
 
-    def __init__(self, services: CallServices, *, call_id: int, call_sid: str) -> None:
+    def __init__(
+        self, services: CallServices, *, call_id: int, call_sid: str, last_seq: int = 0
+    ) -> None:
+        """``last_seq`` is the sequence number of the call's latest stored turn (a call
+        answered over several webhooks records its turns through several recorders)."""
         self._services = services
         self._call_id = call_id
         self._call_sid = call_sid
         self._pending: list[CallTurn] = []
-        self._seq = 0
+        self._seq = last_seq
         self._last_agent: CallTurn | None = None
 
     def user_turn(self, text: str) -> None:
@@ -96,29 +99,50 @@ class CallRecorder:
             log.error("call.turns_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
 
     async def finish(self, state: ConversationState) -> None:
+        """Store the remaining turns, the call's outcome and summary, and the lead's status.
+
+        The outcome comes from the brain's state; a call that already has one (set by a
+        status callback or an earlier finish) keeps it, and so does its summary.
+        """
         await self.flush()
-        outcome = state.outcome if state.outcome in OUTCOMES else CallOutcome.COMPLETED
+        outcome = call_outcome(state.outcome)
         try:
             async with self._services.sessions() as session:
                 call = await session.get(Call, self._call_id)
                 if call is None:
                     return
+                has_summary = call.summary is not None
+                final = call.outcome or outcome
+                meeting_at = None
+                if state.booked_meeting_id is not None:
+                    meeting = await session.get(Meeting, state.booked_meeting_id)
+                    meeting_at = None if meeting is None else meeting.start_at
+            summary = None
+            if not has_summary:
+                facts = CallFacts(final, self._services.settings.tz, meeting_at)
+                summary = await summarize(state, facts, llm=self._services.llm)
+            async with self._services.sessions() as session:
+                call = await session.get(Call, self._call_id)
+                if call is None:
+                    return
                 now = utcnow()
-                call.ended_at = now
-                call.outcome = call.outcome or outcome
+                call.ended_at = call.ended_at or now
+                await record_outcome(session, call, outcome)
                 if call.status not in _FINAL:
                     call.status = CallStatus.COMPLETED
                 if call.answered_at is not None:
-                    call.duration_s = int((now - call.answered_at).total_seconds())
-                call.summary = call.summary or _summary(state)
+                    call.duration_s = int((call.ended_at - call.answered_at).total_seconds())
+                call.summary = call.summary or summary
                 await session.commit()
+            log.info("call.finished", call_sid=self._call_sid, outcome=str(final))
         except SQLAlchemyError as exc:
             log.error("call.finish_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
 
 
-_FINAL = {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED}
-
-
-def _summary(state: ConversationState) -> str:
-    users = [t.content for t in state.history if t.role == "user"]
-    return f"{len(users)} caller turns; stage {state.stage}; outcome {state.outcome or 'none'}"
+_FINAL = {
+    CallStatus.COMPLETED,
+    CallStatus.BUSY,
+    CallStatus.NO_ANSWER,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+}

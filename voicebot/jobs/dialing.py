@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voicebot.config import WEEKDAY_NAMES, Settings
 from voicebot.db.models import (
     Call,
+    CallOutcome,
     CallStatus,
     Campaign,
     CampaignLead,
@@ -27,6 +28,7 @@ from voicebot.db.models import (
     LeadStatus,
     MemberState,
 )
+from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import TelephonyError
 
@@ -46,6 +48,7 @@ class Dialer(Protocol):
         status_callback: str,
         machine_detection: bool = False,
         async_amd_callback: str | None = None,
+        wait_for_message_end: bool = False,
     ) -> str: ...
 
 
@@ -132,12 +135,14 @@ async def dial_due(
                     from_=settings.twilio_from_number or "",
                     url=f"{settings.public_base_url}/twilio/voice",
                     status_callback=f"{settings.public_base_url}/twilio/status",
+                    # Synchronous detection: the voice webhook gets AnsweredBy, after the
+                    # beep for a machine, and leaves the voicemail message.
                     machine_detection=True,
-                    async_amd_callback=f"{settings.public_base_url}/twilio/status",
+                    wait_for_message_end=True,
                 )
             except TelephonyError as exc:
                 call.status = CallStatus.FAILED
-                call.outcome = "failed"
+                await record_outcome(session, call, CallOutcome.FAILED)
                 report.failed.append(lead.id)
                 if member.attempts >= campaign.max_attempts:
                     member.state = MemberState.FAILED

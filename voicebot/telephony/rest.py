@@ -45,7 +45,9 @@ RETRY_MAX_WAIT_S = 2.0
 RETRY_JITTER_S = 0.25
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 MACHINE_DETECTION_MODE = "Enable"
-"""Report human/machine as soon as known (``DetectMessageEnd`` would wait for the beep)."""
+"""Report human/machine as soon as known."""
+MACHINE_DETECTION_MESSAGE_END = "DetectMessageEnd"
+"""For a machine, wait for the end of its greeting (the beep) so a message can be left."""
 
 HTTP_NOT_FOUND = 404
 HTTP_TOO_MANY_REQUESTS = 429
@@ -134,8 +136,14 @@ class TwilioDialer:
         status_callback: str,
         machine_detection: bool = False,
         async_amd_callback: str | None = None,
+        wait_for_message_end: bool = False,
     ) -> str:
-        """Place an outbound call whose voice webhook is ``url``; return its ``CA…`` SID."""
+        """Place an outbound call whose voice webhook is ``url``; return its ``CA…`` SID.
+
+        With ``machine_detection`` the webhook (or ``async_amd_callback``) gets
+        ``AnsweredBy``; ``wait_for_message_end`` delays a machine's answer to after its
+        beep, so the webhook can leave a voicemail message.
+        """
         kwargs: dict[str, Any] = {
             "to": to,
             "from_": from_,
@@ -146,7 +154,9 @@ class TwilioDialer:
             "status_callback_method": "POST",
         }
         if machine_detection:
-            kwargs["machine_detection"] = MACHINE_DETECTION_MODE
+            kwargs["machine_detection"] = (
+                MACHINE_DETECTION_MESSAGE_END if wait_for_message_end else MACHINE_DETECTION_MODE
+            )
             if async_amd_callback:
                 kwargs["async_amd"] = "true"
                 kwargs["async_amd_status_callback"] = async_amd_callback

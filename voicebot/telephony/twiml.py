@@ -8,8 +8,9 @@ by the Twilio library; nothing here concatenates XML by hand.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 HEBREW_LANGUAGE = "he-IL"
 DEFAULT_HEBREW_VOICE = "Google.he-IL-Standard-A"
@@ -19,6 +20,9 @@ DEFAULT_GATHER_TIMEOUT_S = 5
 SPEECH_TIMEOUT_AUTO = "auto"
 """Let Twilio end speech input at the first natural pause."""
 TWIML_CONTENT_TYPE = "application/xml"
+GATHER_INPUT = "dtmf speech"
+"""The caller may answer by voice or by pressing one key."""
+GATHER_NUM_DIGITS = 1
 
 _PLAYABLE_PREFIXES = ("https://", "http://")
 
@@ -97,4 +101,79 @@ def say(
     """``<Say>``: Twilio's own text-to-speech, in Hebrew by default."""
     response = VoiceResponse()
     response.say(text, language=language, voice=voice)
+    return str(response)
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """What the agent says in one TwiML answer: ``<Play>`` each audio URL, in order; with
+    no URLs (no TTS available), ``<Say>`` the text with Twilio's Hebrew voice."""
+
+    text: str
+    audio_urls: tuple[str, ...] = ()
+
+
+def _speak(
+    parent: VoiceResponse | Gather,
+    speech: Speech,
+    *,
+    language: str = HEBREW_LANGUAGE,
+    voice: str | None,
+) -> None:
+    if speech.audio_urls:
+        for url in speech.audio_urls:
+            parent.play(url)
+    elif speech.text:
+        parent.say(speech.text, language=language, voice=voice)
+
+
+def gather_turn(
+    action_url: str,
+    speech: Speech,
+    *,
+    language: str = HEBREW_LANGUAGE,
+    voice: str | None = DEFAULT_HEBREW_VOICE,
+    timeout_s: int = DEFAULT_GATHER_TIMEOUT_S,
+    speech_timeout: str = SPEECH_TIMEOUT_AUTO,
+) -> str:
+    """One turn of a ``<Gather>`` conversation: speak inside ``<Gather>`` (so the caller may
+    interrupt), then Twilio posts ``SpeechResult`` or ``Digits`` to ``action_url`` — also
+    when the caller said nothing (``actionOnEmptyResult``), so silence is a turn too."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input=GATHER_INPUT,
+        action=action_url,
+        method="POST",
+        language=language,
+        timeout=timeout_s,
+        speech_timeout=speech_timeout,
+        num_digits=GATHER_NUM_DIGITS,
+        action_on_empty_result=True,
+    )
+    _speak(gather, speech, language=language, voice=voice)
+    return str(response)
+
+
+def speak_then_hangup(
+    speech: Speech, *, language: str = HEBREW_LANGUAGE, voice: str | None = DEFAULT_HEBREW_VOICE
+) -> str:
+    """Say the last words, then ``<Hangup/>``."""
+    response = VoiceResponse()
+    _speak(response, speech, language=language, voice=voice)
+    response.hangup()
+    return str(response)
+
+
+def speak_then_dial(
+    speech: Speech,
+    number: str,
+    *,
+    caller_id: str | None = None,
+    language: str = HEBREW_LANGUAGE,
+    voice: str | None = DEFAULT_HEBREW_VOICE,
+) -> str:
+    """Say the hand-over sentence, then ``<Dial>`` the human."""
+    response = VoiceResponse()
+    _speak(response, speech, language=language, voice=voice)
+    response.dial(number, caller_id=caller_id)
     return str(response)

@@ -6,6 +6,7 @@ requests voicebot makes, so the real ``twilio`` client can be pointed at it
 
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` (form-encoded) creates a
   call and answers 201 with a Twilio-shaped Call resource and a fresh ``CA…`` SID;
+  ``MachineDetection`` must be ``Enable`` or ``DetectMessageEnd`` (400/21234 otherwise);
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` updates it:
   ``Status=completed|canceled``, ``Twiml=…`` or ``Url=…``; a call that is no
   longer in progress answers 400 with Twilio error 21220, an unknown SID 404/20404;
@@ -52,6 +53,8 @@ CODE_NO_TO = 21201
 CODE_NO_URL = 21205
 CODE_NO_FROM = 21603
 CODE_CALL_NOT_IN_PROGRESS = 21220
+CODE_INVALID_MACHINE_DETECTION = 21234
+MACHINE_DETECTION_VALUES = frozenset({"Enable", "DetectMessageEnd"})
 LIVE_STATUSES = frozenset({"queued", "ringing", "in-progress"})
 
 
@@ -80,6 +83,8 @@ class SimulatedCall:
     status: str
     created_at: datetime
     twiml_updates: list[str] = field(default_factory=list)
+    machine_detection: str | None = None
+    """``MachineDetection`` as requested (``Enable`` or ``DetectMessageEnd``), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +180,20 @@ class TwilioApiSimulator:
             recorded.value("Url") or recorded.value("Twiml") or recorded.value("ApplicationSid")
         ):
             return _error(400, CODE_NO_URL, "Url parameter is required.")
+        machine_detection = recorded.value("MachineDetection")
+        if machine_detection is not None and machine_detection not in MACHINE_DETECTION_VALUES:
+            return _error(
+                400,
+                CODE_INVALID_MACHINE_DETECTION,
+                "Invalid Machine Detection configuration value",
+            )
         call = SimulatedCall(
             sid="CA" + secrets.token_hex(16),
             to=to,
             from_=from_,
             status="queued",
             created_at=datetime.now(UTC),
+            machine_detection=machine_detection,
         )
         self.calls[call.sid] = call
         body = self._resource(call)

@@ -1,0 +1,221 @@
+"""Calls without our own speech recognition: Twilio recognises Hebrew in ``<Gather>`` turns.
+
+When no STT provider is configured (or ``CONVERSATION_MODE=gather``), the voice webhook
+greets with :func:`start_gather_call` and every caller turn arrives as a signed
+``POST /twilio/gather`` carrying ``SpeechResult`` or ``Digits`` (or neither, on silence).
+Each turn runs the same brain as a Media Streams call over the conversation state kept
+in the turn-state store under the call SID, stores the turns, and answers with the next
+``<Gather>``, or with the last words and ``<Hangup/>`` or ``<Dial>``. A call that ends
+here, or whose caller simply hangs up, is finished like a stream call: outcome, lead
+status and summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from voicebot.api.state import app_state
+from voicebot.api.twilio_audio import prepare_speech
+from voicebot.api.twilio_common import lead_context, load_agent_script, signed_form
+from voicebot.brain.base import Brain, ConversationState, LeadContext, Reply
+from voicebot.brain.script import AgentScript
+from voicebot.call.recorder import CallRecorder, TurnTimings
+from voicebot.call.services import CallServices
+from voicebot.call.session import APOLOGY_TEXT
+from voicebot.db.booking_tools import DbBookingTools
+from voicebot.db.models import Call, CallTurn
+from voicebot.errors import ProviderError
+from voicebot.telephony.twiml import (
+    TWIML_CONTENT_TYPE,
+    gather_turn,
+    speak_then_dial,
+    speak_then_hangup,
+)
+
+log = structlog.get_logger(__name__)
+
+GATHER_PATH = "/twilio/gather"
+TURN_TIMEOUT_S = 8.0
+"""Bound on the brain's answer to one turn (Twilio gives a webhook 15 s in all)."""
+MODE_KEY = "mode"
+GATHER_MODE = "gather"
+SILENCES_KEY = "gather_silences"
+"""Empty results in a row, kept beside the conversation state (the brain's silence count)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatherInput:
+    """What Twilio posts to a ``<Gather>`` action."""
+
+    call_sid: str
+    speech: str
+    digits: str
+    confidence: float | None
+
+    @classmethod
+    def from_form(cls, params: dict[str, str]) -> GatherInput:
+        try:
+            confidence: float | None = float(params.get("Confidence", ""))
+        except ValueError:
+            confidence = None
+        return cls(
+            call_sid=params.get("CallSid", ""),
+            speech=params.get("SpeechResult", "").strip(),
+            digits=params.get("Digits", "").strip(),
+            confidence=confidence,
+        )
+
+
+def uses_gather(services: CallServices) -> bool:
+    """Whether calls converse in ``<Gather>`` turns rather than over a Media Stream."""
+    mode = services.settings.conversation_mode
+    return mode == "gather" or (mode == "auto" and services.stt is None)
+
+
+def action_url(services: CallServices, call_id: int) -> str:
+    return f"{services.settings.public_base_url}{GATHER_PATH}?call_id={call_id}"
+
+
+def _brain(
+    services: CallServices, call_id: int, lead: LeadContext | None, script: AgentScript | None
+) -> Brain:
+    tools = DbBookingTools(
+        settings=services.settings,
+        sessions=services.sessions,
+        lead_id=None if lead is None else lead.lead_id,
+        call_id=call_id,
+    )
+    return services.brain_factory(tools, script=script)
+
+
+async def _last_seq(session: AsyncSession, call_id: int) -> int:
+    seq = await session.scalar(select(func.max(CallTurn.seq)).where(CallTurn.call_id == call_id))
+    return int(seq or 0)
+
+
+async def _save(
+    services: CallServices, call_sid: str, state: ConversationState, silences: int
+) -> None:
+    data = {**state.to_dict(), MODE_KEY: GATHER_MODE, SILENCES_KEY: silences}
+    await services.store.save(call_sid, data, ttl_s=services.settings.turn_state_ttl_s)
+
+
+async def start_gather_call(
+    services: CallServices,
+    *,
+    call_id: int,
+    call_sid: str,
+    lead: LeadContext | None,
+    script: AgentScript | None,
+) -> str:
+    """The voice webhook's answer in gather mode: the greeting inside the first ``<Gather>``."""
+    state = ConversationState(lead=lead)
+    timings = TurnTimings(started_at=time.monotonic())
+    async with asyncio.timeout(TURN_TIMEOUT_S):
+        reply = await _brain(services, call_id, lead, script).greet(state)
+    timings.brain_done_at = time.monotonic()
+    async with services.sessions() as session:
+        last_seq = await _last_seq(session, call_id)
+    recorder = CallRecorder(services, call_id=call_id, call_sid=call_sid, last_seq=last_seq)
+    recorder.agent_turn(reply, timings, interrupted=False)
+    await recorder.flush()
+    await _save(services, call_sid, state, silences=0)
+    speech = await prepare_speech(services, reply.text)
+    return gather_turn(action_url(services, call_id), speech)
+
+
+async def gather(request: Request) -> Response:
+    """One caller turn: speech, a key, or silence in; the agent's answer as TwiML out."""
+    params = await signed_form(request)
+    if isinstance(params, Response):
+        return params
+    turn = GatherInput.from_form(params)
+    try:
+        call_id = int(request.query_params.get("call_id", ""))
+    except ValueError:
+        return Response("missing call_id", status_code=400)
+    state = app_state(request)
+    services: CallServices = state.extras["call_services"]
+    async with state.sessions() as session:
+        call = await session.get(Call, call_id)
+        if call is None or call.call_sid != turn.call_sid:
+            return Response("unknown call", status_code=404)
+        script = await load_agent_script(session, call.campaign_id)
+        lead = await lead_context(session, call)
+        last_seq = await _last_seq(session, call_id)
+    bound = log.bind(call_sid=turn.call_sid, call_id=call_id, lead_id=lead and lead.lead_id)
+    stored = await services.store.load(turn.call_sid)
+    if stored is None:
+        bound.warning("call.gather_state_missing")
+    conversation = ConversationState.from_dict(stored) if stored else ConversationState(lead=lead)
+    conversation.lead = conversation.lead or lead
+    silences = int((stored or {}).get(SILENCES_KEY, 0))
+    recorder = CallRecorder(services, call_id=call_id, call_sid=turn.call_sid, last_seq=last_seq)
+    timings = TurnTimings(started_at=time.monotonic())
+    brain = _brain(services, call_id, conversation.lead, script)
+    now = datetime.now(services.settings.tz)
+    try:
+        async with asyncio.timeout(TURN_TIMEOUT_S):
+            if turn.digits:
+                silences = 0
+                reply = await brain.on_dtmf(conversation, turn.digits[0], now=now)
+            elif turn.speech:
+                silences = 0
+                recorder.user_turn(turn.speech)
+                reply = await brain.respond(conversation, turn.speech, now=now)
+            else:
+                silences += 1
+                reply = await brain.on_silence(conversation, count=silences, now=now)
+    except (ProviderError, TimeoutError) as exc:
+        bound.warning("call.gather_turn_failed", error=type(exc).__name__)
+        reply = Reply(APOLOGY_TEXT, "provider_error", (), end_call=False, transfer=False)
+    timings.brain_done_at = time.monotonic()
+    recorder.agent_turn(reply, timings, interrupted=False)
+    await recorder.flush()
+    await _save(services, turn.call_sid, conversation, silences)
+    services.metrics.turns.inc()
+    speech = await prepare_speech(services, reply.text)
+    bound.info(
+        "call.gather_turn",
+        intent=reply.intent,
+        confidence=turn.confidence,
+        brain_ms=round((timings.brain_done_at - timings.started_at) * 1000, 1),
+    )
+    if not (reply.end_call or reply.transfer):
+        twiml = gather_turn(action_url(services, call_id), speech)
+        return Response(twiml, media_type=TWIML_CONTENT_TYPE)
+    number = services.settings.transfer_number
+    if reply.transfer and number:
+        twiml = speak_then_dial(speech, number)
+    else:
+        if reply.transfer:
+            bound.warning("call.transfer_without_number")
+        twiml = speak_then_hangup(speech)
+    # Outcome, lead status and summary are written after Twilio has its answer.
+    finish = BackgroundTask(recorder.finish, conversation)
+    return Response(twiml, media_type=TWIML_CONTENT_TYPE, background=finish)
+
+
+async def finish_after_hangup(services: CallServices, *, call_id: int, call_sid: str) -> bool:
+    """Finish a gather call whose caller hung up mid-conversation; False if it was not one."""
+    stored = await services.store.load(call_sid)
+    if stored is None or stored.get(MODE_KEY) != GATHER_MODE:
+        return False
+    recorder = CallRecorder(services, call_id=call_id, call_sid=call_sid)
+    await recorder.finish(ConversationState.from_dict(stored))
+    return True
+
+
+routes: list[Any] = [Route(GATHER_PATH, gather, methods=["POST"])]

@@ -1,0 +1,112 @@
+"""How a call ends: its outcome, and the lead status that outcome implies.
+
+One place decides both, so the call recorder (stream calls), the ``<Gather>`` route and
+the Twilio status callback agree. A lead's status only moves to an equal or stronger one:
+a later unanswered call never erases a booked meeting or a do-not-call request.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, LeadStatus
+
+log = structlog.get_logger(__name__)
+
+# The brain's words for how a conversation ended (ConversationState.outcome).
+BRAIN_OUTCOMES: Final[dict[str, CallOutcome]] = {
+    "booked": CallOutcome.MEETING_BOOKED,
+    "callback": CallOutcome.CALLBACK_SCHEDULED,
+    "not_interested": CallOutcome.NOT_INTERESTED,
+    "do_not_call": CallOutcome.DO_NOT_CALL,
+    "wrong_number": CallOutcome.WRONG_NUMBER,
+    "transferred": CallOutcome.TRANSFERRED,
+    "no_answer": CallOutcome.NO_ANSWER,
+    "voicemail": CallOutcome.VOICEMAIL,
+    "failed": CallOutcome.FAILED,
+}
+
+# Final Twilio statuses of a call that never became a conversation.
+STATUS_OUTCOMES: Final[dict[str, CallOutcome]] = {
+    CallStatus.BUSY: CallOutcome.NO_ANSWER,
+    CallStatus.NO_ANSWER: CallOutcome.NO_ANSWER,
+    CallStatus.FAILED: CallOutcome.FAILED,
+    CallStatus.CANCELED: CallOutcome.FAILED,
+}
+
+LEAD_STATUS_FOR: Final[dict[CallOutcome, LeadStatus]] = {
+    CallOutcome.MEETING_BOOKED: LeadStatus.MEETING_BOOKED,
+    CallOutcome.CALLBACK_SCHEDULED: LeadStatus.CALLBACK,
+    CallOutcome.NOT_INTERESTED: LeadStatus.NOT_INTERESTED,
+    CallOutcome.DO_NOT_CALL: LeadStatus.DO_NOT_CALL,
+    CallOutcome.WRONG_NUMBER: LeadStatus.WRONG_NUMBER,
+    CallOutcome.TRANSFERRED: LeadStatus.CONTACTED,
+    CallOutcome.COMPLETED: LeadStatus.CONTACTED,
+    CallOutcome.NO_ANSWER: LeadStatus.UNREACHABLE,
+    CallOutcome.VOICEMAIL: LeadStatus.UNREACHABLE,
+    CallOutcome.FAILED: LeadStatus.UNREACHABLE,
+}
+
+# How much a status says about the lead; a status is replaced only by one of equal or
+# higher rank. Callback and not-interested share a rank: the latest conversation wins.
+LEAD_STATUS_RANK: Final[dict[LeadStatus, int]] = {
+    LeadStatus.NEW: 0,
+    LeadStatus.UNREACHABLE: 10,
+    LeadStatus.CONTACTED: 20,
+    LeadStatus.CALLBACK: 30,
+    LeadStatus.NOT_INTERESTED: 30,
+    LeadStatus.WRONG_NUMBER: 40,
+    LeadStatus.MEETING_BOOKED: 50,
+    LeadStatus.DO_NOT_CALL: 60,
+}
+
+_OUTCOME_VALUES: Final = frozenset(o.value for o in CallOutcome)
+
+
+def call_outcome(value: str | None) -> CallOutcome:
+    """The stored outcome for a brain outcome word (or an outcome value); COMPLETED otherwise."""
+    if value is None:
+        return CallOutcome.COMPLETED
+    if value in _OUTCOME_VALUES:
+        return CallOutcome(value)
+    return BRAIN_OUTCOMES.get(value, CallOutcome.COMPLETED)
+
+
+def next_lead_status(current: str, outcome: CallOutcome) -> LeadStatus:
+    """The lead's status after a call with ``outcome``: never weaker than ``current``."""
+    proposed = LEAD_STATUS_FOR[outcome]
+    try:
+        now = LeadStatus(current)
+    except ValueError:
+        return proposed
+    if LEAD_STATUS_RANK[proposed] >= LEAD_STATUS_RANK[now]:
+        return proposed
+    return now
+
+
+async def record_outcome(session: AsyncSession, call: Call, outcome: CallOutcome) -> bool:
+    """Give ``call`` its outcome and move its lead's status; the caller commits.
+
+    A call keeps the first outcome it gets: returns False (and changes nothing) when
+    ``call`` already has one.
+    """
+    if call.outcome is not None:
+        return False
+    call.outcome = outcome
+    if call.lead_id is not None:
+        lead = await session.get(Lead, call.lead_id)
+        if lead is not None:
+            status = next_lead_status(lead.status, outcome)
+            if status != lead.status:
+                log.info(
+                    "lead.status_changed",
+                    lead_id=lead.id,
+                    call_id=call.id,
+                    old=lead.status,
+                    new=str(status),
+                )
+                lead.status = status
+    return True
