@@ -1,0 +1,86 @@
+"""The server's CPU time, resident memory and inbound frame gaps, read from outside.
+
+Two sources: the server's own ``/metrics`` (``process_cpu_seconds_total``,
+``process_resident_memory_bytes``, ``voicebot_inbound_frame_gaps_total``), which
+works for any reachable server, or ``/proc/<pid>`` when the caller started the
+server itself and knows its pid (Linux only; no frame gaps there).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+METRICS_PATH = "/metrics"
+METRICS_TIMEOUT_S = 5.0
+CPU_METRIC = "process_cpu_seconds"
+RSS_METRIC = "process_resident_memory_bytes"
+FRAME_GAPS_METRIC = "voicebot_inbound_frame_gaps"
+PROC_STAT_UTIME_FIELD = 11
+"""Index of utime among the fields after ``(comm)`` in /proc/<pid>/stat (stime follows)."""
+PROC_STATM_RSS_FIELD = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReading:
+    """One reading; NaN where the source does not say."""
+
+    cpu_s: float = math.nan
+    rss_bytes: float = math.nan
+    inbound_frame_gaps: float = math.nan
+
+
+def parse_metrics(text: str) -> ServerReading:
+    """Pick the process and frame-gap figures out of Prometheus exposition text."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in (CPU_METRIC, RSS_METRIC, FRAME_GAPS_METRIC):
+            for sample in family.samples:
+                if sample.name in (CPU_METRIC + "_total", RSS_METRIC, FRAME_GAPS_METRIC + "_total"):
+                    values[family.name] = sample.value
+    return ServerReading(
+        cpu_s=values.get(CPU_METRIC, math.nan),
+        rss_bytes=values.get(RSS_METRIC, math.nan),
+        inbound_frame_gaps=values.get(FRAME_GAPS_METRIC, math.nan),
+    )
+
+
+def read_proc(pid: int) -> ServerReading:
+    """CPU (user + system) and RSS of process ``pid`` from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(stat[PROC_STAT_UTIME_FIELD]) + int(stat[PROC_STAT_UTIME_FIELD + 1])) / ticks_per_s
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[PROC_STATM_RSS_FIELD])
+    return ServerReading(cpu_s=cpu_s, rss_bytes=float(pages * os.sysconf("SC_PAGE_SIZE")))
+
+
+class ServerStats:
+    """Reads the server through ``/metrics`` (and ``/proc/<pid>`` when ``pid`` is given)."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, *, pid: int | None = None) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + METRICS_PATH
+        self._pid = pid
+
+    async def read(self) -> ServerReading:
+        """The freshest reading; NaN fields when the server does not expose them."""
+        from_metrics = ServerReading()
+        try:
+            response = await self._http.get(self._url, timeout=METRICS_TIMEOUT_S)
+            if response.status_code == httpx.codes.OK:
+                from_metrics = parse_metrics(response.text)
+        except httpx.HTTPError:
+            pass  # An unreachable /metrics leaves the figures unknown (NaN), not wrong.
+        if self._pid is None:
+            return from_metrics
+        proc = read_proc(self._pid)
+        return ServerReading(
+            cpu_s=proc.cpu_s,
+            rss_bytes=proc.rss_bytes,
+            inbound_frame_gaps=from_metrics.inbound_frame_gaps,
+        )
