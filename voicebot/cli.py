@@ -9,6 +9,8 @@ from pathlib import Path
 
 from voicebot.config import Settings, load_settings
 from voicebot.errors import ConfigError, InvalidInputError
+from voicebot.loadtest.cli import build_parser as build_loadtest_parser
+from voicebot.loadtest.cli import run as run_loadtest
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 DEFAULT_HOST = "127.0.0.1"
@@ -97,10 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--migrate", action="store_true", help="upgrade the schema first")
     p_mig = sub.add_parser("migrate", help="upgrade the database schema")
     p_mig.add_argument("revision", nargs="?", default="head")
+    p_load = sub.add_parser("loadtest", help="simulate concurrent Twilio calls against a server")
+    build_loadtest_parser(p_load)
     sub.add_parser("worker", help="run the Dramatiq worker (campaign dialing)")
     p_imp = sub.add_parser("import-leads", help="import leads from a CSV file")
     p_imp.add_argument("file", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "loadtest":
+        # A client of some running server: it needs none of this process's settings.
+        return run_loadtest(args)
 
     try:
         settings = load_settings()

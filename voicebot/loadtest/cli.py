@@ -4,6 +4,7 @@
         --account-sid $TWILIO_ACCOUNT_SID --calls 100 --ramp-s 20 --turns 3
 
 Exit status: 0 when every call succeeded with no underrun, 1 otherwise, 2 on bad flags.
+The runner is imported only when a load test runs, so ``voicebot --help`` stays light.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicebot.errors import ConfigError
-from voicebot.loadtest.report import ConfiguredDelays, LoadReport
-from voicebot.loadtest.runner import LoadTest, LoadTestConfig
-from voicebot.loadtest.speech import DEFAULT_PHRASES
+
+if TYPE_CHECKING:
+    from voicebot.loadtest.report import LoadReport
+    from voicebot.loadtest.runner import LoadTestConfig
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_ENDPOINT_SILENCE_MS = 700.0
@@ -44,7 +46,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--barge-in-prob", type=float, default=0.0, help="chance to speak over a reply")
     p.add_argument("--noise-snr-db", type=float, default=None, help="mix white noise at this SNR")
     p.add_argument(
-        "--phrases", nargs="+", default=list(DEFAULT_PHRASES), help="Hebrew phrases the caller says"
+        "--phrases", nargs="+", default=None, help="Hebrew phrases the caller says (default: 5)"
     )
     p.add_argument("--server-pid", type=int, default=None, help="read CPU/RSS from /proc/<pid>")
     p.add_argument("--endpoint-silence-ms", type=float, default=DEFAULT_ENDPOINT_SILENCE_MS)
@@ -60,6 +62,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
     """Validate flags into a :class:`LoadTestConfig`; raise :class:`ConfigError` when wrong."""
+    from voicebot.loadtest.report import ConfiguredDelays
+    from voicebot.loadtest.runner import LoadTestConfig
+    from voicebot.loadtest.speech import DEFAULT_PHRASES
+
     if not args.auth_token:
         raise ConfigError("--auth-token (or TWILIO_AUTH_TOKEN) is required to sign requests")
     if args.calls < 1 or args.turns < 0 or args.ramp_s < 0:
@@ -77,7 +83,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         turns=args.turns,
         barge_in_prob=args.barge_in_prob,
         noise_snr_db=args.noise_snr_db,
-        phrases=tuple(args.phrases),
+        phrases=tuple(args.phrases or DEFAULT_PHRASES),
         server_pid=args.server_pid,
         delays=ConfiguredDelays(
             endpoint_silence_ms=args.endpoint_silence_ms,
@@ -91,6 +97,8 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
 
 
 async def _run(config: LoadTestConfig, plot: Path | None) -> LoadReport:
+    from voicebot.loadtest.runner import LoadTest
+
     test = LoadTest(config)
     report = await test.run()
     if plot is not None:
