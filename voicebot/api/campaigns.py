@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +25,7 @@ from voicebot.db.models import (
     LeadStatus,
     MemberState,
 )
+from voicebot.db.scripts import script_from_stored
 from voicebot.db.types import utcnow
 from voicebot.errors import InvalidInputError, InvalidStateError, NotFoundError
 from voicebot.jobs.actors import dialing_enabled
@@ -70,8 +72,24 @@ def _validate(data: CampaignIn) -> None:
         problems.append({"field": "window_days", "message": "use sun,mon,tue,wed,thu,fri,sat"})
     if data.window_start >= data.window_end:
         problems.append({"field": "window_end", "message": "must be after window_start"})
+    problems.extend(_script_problems(data.agent_script))
     if problems:
         raise InvalidInputError("invalid campaign", details=problems)
+
+
+def _script_problems(agent_script: dict[str, Any]) -> list[dict[str, str]]:
+    """What is wrong with a campaign's agent script (overrides on the default script)."""
+    try:
+        script_from_stored(agent_script)
+    except ValidationError as exc:
+        return [
+            {
+                "field": ".".join(("agent_script", *(str(part) for part in error["loc"]))),
+                "message": error["msg"],
+            }
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+    return []
 
 
 async def _get(session: Any, campaign_id: int) -> Campaign:

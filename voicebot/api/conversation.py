@@ -2,6 +2,8 @@
 
 State between requests lives in the turn-state store under ``conversation_id``;
 without one, the state is rebuilt from the given history (both formats accepted).
+With ``campaign_id`` the agent speaks that campaign's script (404 for an unknown one);
+with an LLM configured the brain is the LLM brain, falling back to the rules per turn.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from voicebot.api.body import parse_body
 from voicebot.api.state import app_state
 from voicebot.brain import state as stages
 from voicebot.brain.base import ChatTurn, ConversationState, LeadContext
+from voicebot.brain.script import AgentScript
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Lead
+from voicebot.db.scripts import load_agent_script
 from voicebot.errors import NotFoundError
 
 MAX_HISTORY_TURNS = 100
@@ -69,12 +73,17 @@ async def converse(request: Request) -> Response:
     data = await parse_body(request, ConversationIn)
     state = app_state(request)
     lead_ctx = None
-    if data.lead_id is not None:
-        async with state.sessions() as session:
+    script: AgentScript | None = None
+    async with state.sessions() as session:
+        if data.lead_id is not None:
             lead = await session.get(Lead, data.lead_id)
             if lead is None:
                 raise NotFoundError(f"lead {data.lead_id} not found")
             lead_ctx = LeadContext(lead_id=lead.id, name=lead.name, company=lead.company)
+        if data.campaign_id is not None:
+            script = await load_agent_script(session, data.campaign_id)
+            if script is None:
+                raise NotFoundError(f"campaign {data.campaign_id} not found")
     conversation_id = data.conversation_id or uuid.uuid4().hex
     stored = await state.store.load(STORE_PREFIX + conversation_id)
     if stored is not None:
@@ -86,7 +95,7 @@ async def converse(request: Request) -> Response:
             lead=lead_ctx,
         )
     tools = DbBookingTools(settings=state.settings, sessions=state.sessions, lead_id=data.lead_id)
-    brain = state.extras["call_services"].brain_factory(tools)
+    brain = state.extras["call_services"].brain_factory(tools, script=script)
     reply = await brain.respond(convo, data.message, now=datetime.now(state.settings.tz))
     await state.store.save(
         STORE_PREFIX + conversation_id, convo.to_dict(), ttl_s=state.settings.turn_state_ttl_s

@@ -1,10 +1,15 @@
-"""Builds the per-process call services from Settings (called by the app lifespan)."""
+"""Builds the per-process call services from Settings (called by the app lifespan).
+
+The brain of a call is the LLM brain when an LLM endpoint is configured (the rule brain
+stands behind it for every turn the model cannot answer), else the rule brain alone.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.brain.base import BookingTools, Brain
+from voicebot.brain.llm import DEFAULT_FIRST_SENTENCE_TIMEOUT_S, LLMBrain
 from voicebot.brain.rules import RuleBrain
 from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar
@@ -26,9 +31,22 @@ def build_call_services(
     providers: Providers,
 ) -> CallServices:
     calendar = BusinessCalendar.from_settings(settings)
+    llm = providers.llm
+    first_sentence_timeout_s = min(settings.llm_timeout_s, DEFAULT_FIRST_SENTENCE_TIMEOUT_S)
 
     def brain_factory(tools: BookingTools, *, script: AgentScript | None = None) -> Brain:
-        return RuleBrain(tools=tools, calendar=calendar, script=script)
+        rules = RuleBrain(tools=tools, calendar=calendar, script=script)
+        if llm is None:
+            return rules
+        return LLMBrain(
+            llm=llm,
+            fallback=rules,
+            tools=tools,
+            calendar=calendar,
+            script=script,
+            metrics=metrics,
+            first_sentence_timeout_s=first_sentence_timeout_s,
+        )
 
     dialer = None
     if settings.twilio_account_sid and settings.twilio_auth_token:
@@ -43,7 +61,7 @@ def build_call_services(
         sessions=sessions,
         store=store,
         stt=providers.stt,
-        llm=providers.llm,
+        llm=llm,
         tts=providers.tts,
         phrases=PhraseCache(directory=settings.tts_cache_dir),
         brain_factory=brain_factory,

@@ -100,8 +100,17 @@ class SimConfig:
 
 @dataclass(frozen=True, slots=True)
 class SimToolCall:
+    """A tool call the simulated model makes; ``raw_arguments`` (when set) is sent verbatim
+    instead of ``arguments`` as JSON, to play a model that writes broken JSON."""
+
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, Any] = field(default_factory=dict)
+    raw_arguments: str | None = None
+
+    def arguments_json(self) -> str:
+        if self.raw_arguments is not None:
+            return self.raw_arguments
+        return json.dumps(self.arguments, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,14 +394,14 @@ class ProviderSim:
         await self._first_answer_delay("llm")
         yield event({"role": "assistant", "content": "", "refusal": None})
         pause_s = self.config.llm_inter_token_ms / 1000
+        if self.config.llm_garbage:  # whatever the reply was: text or tool calls
+            yield 'data: {"choices": [{"delta": {"content": \n\n'
+            return
         for piece in re.findall(r"\S+\s*", reply.text):
-            if self.config.llm_garbage:
-                yield 'data: {"choices": [{"delta": {"content": \n\n'
-                return
             yield event({"content": piece})
             await asyncio.sleep(pause_s)
         for index, call in enumerate(reply.tool_calls):
-            arguments = json.dumps(call.arguments, ensure_ascii=False)
+            arguments = call.arguments_json()
             call_id = f"call_{uuid.uuid4().hex[:24]}"
             opening = {"index": index, "id": call_id, "type": "function",
                        "function": {"name": call.name, "arguments": ""}}  # fmt: skip
@@ -487,7 +496,7 @@ def _completion(reply: SimReply, completion_id: str, model: str) -> dict[str, An
     if reply.tool_calls:
         message["tool_calls"] = [
             {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-             "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+             "function": {"name": c.name, "arguments": c.arguments_json()}}
             for c in reply.tool_calls
         ]  # fmt: skip
     return {
