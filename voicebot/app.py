@@ -22,7 +22,7 @@ from voicebot.api.middleware import (
 )
 from voicebot.api.openapi import openapi
 from voicebot.api.state import AppState
-from voicebot.call.session import APOLOGY_TEXT, warm_phrases
+from voicebot.call.session import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
@@ -86,7 +86,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.extras["jobs"] = jobs
         state.extras["broker_name"] = jobs.name
         app.state.voicebot = state
-        await warm_phrases(state.extras["call_services"], [APOLOGY_TEXT])
+        await warm_phrases(
+            state.extras["call_services"], [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT]
+        )
         off = [name for name, on in state.extras["features"].items() if not on]
         log.info("app.started", database=engine.dialect.name, features_off=off)
         if not state.extras["features"]["espeak_tts"]:

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     endpoint_silence_ms: int = Field(default=700, ge=100, le=3000)
     barge_in_min_speech_ms: int = Field(default=180, ge=40, le=2000)
     silence_checkin_s: float = Field(default=8.0, gt=0)
-    max_call_duration_s: int = Field(default=900, ge=10)
+    max_call_duration_s: int = Field(default=900, ge=1)
     ws_send_timeout_s: float = Field(default=2.0, gt=0)
     turn_state_ttl_s: int = Field(default=3600, ge=60)
     # stream = Media Streams with our STT; gather = Twilio recognises speech (<Gather>);

@@ -31,6 +31,7 @@ from voicebot.providers.sentences import split_sentences
 log = structlog.get_logger(__name__)
 
 APOLOGY_TEXT = "סליחה, לא שמעתי טוב. אפשר לחזור על זה?"
+MAX_DURATION_GOODBYE_TEXT = "אנחנו צריכים לסיים כאן. תודה רבה על הזמן, ויום טוב!"
 DRAIN_TIMEOUT_S = 15.0
 INBOUND_GAP_S = 0.1
 SILENCE_MAX_PROMPTS = 2
@@ -147,10 +148,11 @@ class CallSession:
         self.services.metrics.active_calls.inc()
         try:
             async with asyncio.TaskGroup() as tg:
+                turns = tg.create_task(self._turn_loop(tg))
                 tasks = [
+                    turns,
                     tg.create_task(self.playout.run()),
-                    tg.create_task(self._turn_loop(tg)),
-                    tg.create_task(self._max_duration()),
+                    tg.create_task(self._max_duration(tg, turns)),
                     tg.create_task(self._watch_peer()),
                 ]
                 await self.ended.wait()
@@ -168,10 +170,27 @@ class CallSession:
             self.log.warning("call.peer_stalled", error=exc.message)
             self.ended.set()
 
-    async def _max_duration(self) -> None:
+    async def _max_duration(self, tg: asyncio.TaskGroup, turns: asyncio.Task[None]) -> None:
+        """At the limit, stop whatever the agent is doing, say goodbye, and hang up."""
         await asyncio.sleep(self.services.settings.max_call_duration_s)
         self.log.info("call.max_duration_reached")
-        self.ended.set()
+        turns.cancel()
+        if self._speaking is not None:
+            self._speaking.cancel()
+        if self.playout.speaking:
+            await self.playout.clear()
+        goodbye = Reply(
+            text=MAX_DURATION_GOODBYE_TEXT,
+            intent="max_duration",
+            actions=(),
+            end_call=True,
+            transfer=False,
+        )
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S + self.services.settings.ws_send_timeout_s):
+                await self._say(tg, goodbye, TurnTimings(started_at=time.monotonic()))
+        finally:
+            self.ended.set()
 
     async def _turn_loop(self, tg: asyncio.TaskGroup) -> None:
         reply = await self.brain.greet(self.state)

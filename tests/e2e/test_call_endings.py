@@ -1,0 +1,189 @@
+"""How a live call ends: transfer and hang-up only after the agent's last sentence has
+played, and the max-duration limit (goodbye, then hang-up) — over real loopback HTTP and
+websockets with the Twilio caller, the Twilio REST simulator and the OpenAI-compatible STT."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES, make_settings
+from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.cli import migrate
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_api_sim import SimulatedCall as RestCall
+from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
+from voicebot.testing.twilio_caller import DEFAULT_TO, SimulatedCall, place_call
+
+ACCOUNT_SID = "AC" + "2" * 32
+AUTH_TOKEN = "endings-auth-token"
+AUDIO_CACHE = Path(".cache/hebrew_audio")
+TRANSFER_NUMBER = "+972501234567"
+StartServer = Callable[..., AbstractAsyncContextManager[str]]
+ASK_HUMAN = "אני רוצה לדבר עם נציג"
+REMOVE_ME = "תורידו אותי מהרשימה שלכם בבקשה"
+
+
+@pytest.fixture(autouse=True)
+def _need_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        message = "espeak-ng is not installed"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSim]:
+    async with ProviderSim(SimConfig(seed=5)) as running:
+        for phrase in (ASK_HUMAN, REMOVE_ME):
+            running.register_phrase(phrase, _speech_pcm(phrase), 8000)
+        yield running
+
+
+@pytest.fixture
+async def twilio_api() -> AsyncIterator[tuple[TwilioApiSimulator, str]]:
+    api = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    async with serve_on_loopback(api.app) as url:
+        yield api, url
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, sim: ProviderSim, twilio_api: tuple[TwilioApiSimulator, str]
+) -> StartServer:
+    def start(**overrides: object) -> AbstractAsyncContextManager[str]:
+        port = free_port()
+        url = f"sqlite+aiosqlite:///{tmp_path / 'endings.db'}"
+        migrate(make_settings(database_url=url))
+        settings = make_settings(
+            database_url=url,
+            public_base_url=f"http://127.0.0.1:{port}",
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_api_base_url=twilio_api[1],
+            transfer_number=TRANSFER_NUMBER,
+            stt_base_url=sim.base_url,
+            stt_api_key="sim-key",
+            tts_cache_dir=str(tmp_path / "tts"),
+            **overrides,
+        )
+        return running_server(settings, port=port)
+
+    return start
+
+
+def _speech_pcm(text: str) -> bytes:
+    return synthesize_hebrew(text, cache_dir=AUDIO_CACHE)
+
+
+def _live_at_twilio(api: TwilioApiSimulator, call_sid: str) -> None:
+    """The inbound call as Twilio's REST API knows it, so updates to it succeed."""
+    api.calls[call_sid] = RestCall(
+        sid=call_sid,
+        to="+97231234567",
+        from_="+972541234567",
+        status="in-progress",
+        created_at=datetime.now(UTC),
+    )
+
+
+async def _first_update_while_watching(
+    api: TwilioApiSimulator, call: SimulatedCall, call_sid: str, timeout_s: float
+) -> tuple[bool, int]:
+    """Wait for the first REST update of the call; report whether the caller's playback
+    was still busy at that moment and how many marks had come back by then."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if api.updates_for(call_sid):
+            return call.playback.busy, len(call.metrics.marks)
+        await asyncio.sleep(0.005)
+    raise AssertionError("the server never updated the call through the REST API")
+
+
+async def _greeting_heard(call: SimulatedCall) -> None:
+    await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+
+
+async def test_transfer_dials_the_human_only_after_the_last_sentence_played(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """Asking for a human: the agent says it is transferring, and the <Dial> update reaches
+    Twilio only once that sentence has played out (its mark came back)."""
+    api, _ = twilio_api
+    sid = "CA" + "a1" * 16
+    _live_at_twilio(api, sid)
+    async with (
+        server() as base,
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid) as call,
+    ):
+        await _greeting_heard(call)
+        marks_before = len(call.metrics.marks)
+        call.say(pcm16_to_ulaw(_speech_pcm(ASK_HUMAN)))
+        busy, marks = await _first_update_while_watching(api, call, sid, 30)
+    assert not busy
+    assert marks > marks_before
+    updates = api.updates_for(sid)
+    assert len(updates) == 1
+    document = updates[0].value("Twiml") or ""
+    assert "<Dial>" in document and TRANSFER_NUMBER in document
+
+
+async def test_end_call_hangs_up_once_after_the_goodbye_played(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """An opt-out ends the call: goodbye first, then exactly one `Status=completed`."""
+    api, _ = twilio_api
+    sid = "CA" + "b2" * 16
+    _live_at_twilio(api, sid)
+    async with server() as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            lead = await http.post("/api/v1/leads", json={"name": "דנה כהן", "phone": DEFAULT_TO})
+            assert lead.status_code == 201, lead.text
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await _greeting_heard(call)
+            marks_before = len(call.metrics.marks)
+            call.say(pcm16_to_ulaw(_speech_pcm(REMOVE_ME)))
+            busy, marks = await _first_update_while_watching(api, call, sid, 30)
+            await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=base) as http:
+            dnc = (await http.get("/api/v1/do-not-call")).json()
+    assert not busy and marks > marks_before
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+    assert api.calls[sid].status == "completed"
+    assert [item["phone"] for item in dnc["items"]] == [DEFAULT_TO]
+
+
+async def test_max_duration_cuts_in_says_goodbye_and_hangs_up(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """At the duration limit the agent stops mid-greeting (`clear`), says goodbye, and
+    hangs up through the REST API after the goodbye played."""
+    api, _ = twilio_api
+    sid = "CA" + "c3" * 16
+    _live_at_twilio(api, sid)
+    async with server(max_call_duration_s=2) as base:
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            busy, _ = await _first_update_while_watching(api, call, sid, 30)
+            assert call.metrics.clears >= 1
+            assert not busy
+        async with httpx.AsyncClient(base_url=base) as http:
+            calls = (await http.get("/api/v1/calls")).json()["items"]
+            detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+    last = [t for t in detail["turns"] if t["role"] == "assistant"][-1]
+    assert last["intent"] == "max_duration"
