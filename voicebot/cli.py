@@ -1,4 +1,4 @@
-"""The one command surface: ``voicebot serve | worker | migrate | import-leads``."""
+"""The one command surface: ``voicebot serve | worker | migrate | import-leads | demo``."""
 
 from __future__ import annotations
 
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the Dramatiq worker (campaign dialing)")
     p_imp = sub.add_parser("import-leads", help="import leads from a CSV file")
     p_imp.add_argument("file", type=Path)
+    p_demo = sub.add_parser("demo", help="one simulated Hebrew call that books a meeting")
+    p_demo.add_argument("--wav", type=Path, default=Path("demo-call.wav"), help="recording")
     args = parser.parse_args(argv)
     if args.command == "loadtest":
         # A client of some running server: it needs none of this process's settings.
@@ -126,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         run_worker_process(settings)
         return 0
+    if args.command == "demo":
+        from voicebot.demo import run_command
+
+        return run_command(settings, wav_path=args.wav)
     if args.command == "import-leads":
         try:
             text = args.file.read_text(encoding="utf-8-sig")
