@@ -1,0 +1,115 @@
+"""A half-dead caller (its websocket stops taking data) ends its own call within the send
+timeout and never stalls another call sharing the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES, make_settings
+from voicebot.brain.base import ConversationState
+from voicebot.call.playout import FRAME_S
+from voicebot.call.session import CallSession
+from voicebot.call.wiring import build_call_services
+from voicebot.cli import migrate
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.models import Call, CallStatus
+from voicebot.metrics import Metrics
+from voicebot.providers.factory import build_providers
+from voicebot.store.resilient import ResilientStore
+
+SEND_TIMEOUT_S = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _need_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        message = "espeak-ng is not installed"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class Peer:
+    """The server's view of one caller's websocket: sends either go through or hang."""
+
+    def __init__(self, *, stall_after_frames: int | None) -> None:
+        self.frames_at: list[float] = []
+        self._stall_after = stall_after_frames
+        self._never = asyncio.Event()
+
+    async def media(self, payload: bytes) -> None:
+        if self._stall_after is not None and len(self.frames_at) >= self._stall_after:
+            await self._never.wait()  # TCP buffers full: the send never completes
+        self.frames_at.append(time.monotonic())
+
+    async def mark(self, name: str) -> None:
+        return None
+
+    async def clear(self) -> None:
+        return None
+
+
+async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
+    tmp_path: Path,
+) -> None:
+    """The stalled call ends within the send timeout (+ watchdog period); the healthy call's
+    frames keep flowing at real time meanwhile (no gap over 100 ms)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'stall.db'}"
+    migrate(make_settings(database_url=url))
+    settings = make_settings(
+        database_url=url, ws_send_timeout_s=SEND_TIMEOUT_S, tts_cache_dir=str(tmp_path / "tts")
+    )
+    engine = create_engine(settings)
+    providers = build_providers(settings)
+    services = build_call_services(
+        settings,
+        metrics=Metrics(),
+        sessions=create_sessionmaker(engine),
+        store=ResilientStore(None),
+        providers=providers,
+    )
+    stalled, healthy = Peer(stall_after_frames=5), Peer(stall_after_frames=None)
+
+    async def call_row(sid: str) -> int:
+        async with services.sessions() as db:
+            call = Call(call_sid=sid, direction="inbound", status=CallStatus.IN_PROGRESS)
+            db.add(call)
+            await db.commit()
+            return call.id
+
+    async def session(peer: Peer, sid: str) -> CallSession:
+        return CallSession(
+            services=services,
+            call_id=await call_row(sid),
+            call_sid=sid,
+            state=ConversationState(),
+            send_media=peer.media,
+            send_mark=peer.mark,
+            send_clear=peer.clear,
+        )
+
+    try:
+        stalled_call = await session(stalled, "CAstalled")
+        healthy_call = await session(healthy, "CAhealthy")
+        async with asyncio.TaskGroup() as tg:
+            started = time.monotonic()
+            stalled_task = tg.create_task(stalled_call.run())
+            healthy_task = tg.create_task(healthy_call.run())
+            await asyncio.wait_for(asyncio.shield(stalled_task), timeout=10)
+            stalled_at = stalled.frames_at[-1] if stalled.frames_at else started
+            ended_after_s = time.monotonic() - stalled_at
+            await asyncio.sleep(0.3)
+            assert not healthy_task.done()
+            healthy_call.on_stop()
+    finally:
+        await providers.aclose()
+        await engine.dispose()
+    assert SEND_TIMEOUT_S <= ended_after_s < SEND_TIMEOUT_S * 1.25 + 0.3
+    # While the stalled call waited out its timeout, the healthy one kept real-time pace.
+    during = [t for t in healthy.frames_at if stalled_at <= t <= stalled_at + SEND_TIMEOUT_S]
+    assert len(during) >= 0.8 * SEND_TIMEOUT_S / FRAME_S
