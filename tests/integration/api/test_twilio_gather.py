@@ -1,0 +1,406 @@
+"""Calls in <Gather> mode (no STT configured) through signed Twilio webhooks, on both DBs:
+the brain books, opts out and transfers; audio is served as WAV; machines get voicemail;
+final statuses set outcomes without weakening a lead's status."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import struct
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import REQUIRE_SERVICES, make_settings
+from voicebot.app import create_app
+from voicebot.config import Settings
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.models import Call, CallTurn, Campaign, DoNotCall, Lead, Meeting
+
+ACCOUNT_SID = "AC" + "2" * 32
+AUTH_TOKEN = "gather-auth-token"
+LEAD_PHONE = "+972544567890"
+AGENT_NUMBER = "+97233769999"
+TRANSFER_NUMBER = "+97235550000"
+WAV_MULAW_TAG = 7
+
+
+@pytest.fixture(autouse=True)
+def _need_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        message = "espeak-ng is not installed"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,  # without the SID no dialing worker starts
+        transfer_number=TRANSFER_NUMBER,
+        tts_cache_dir=str(tmp_path / "tts"),
+    )
+
+
+@pytest.fixture
+async def twilio(app: Starlette, settings: Settings) -> AsyncIterator[TwilioSide]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield TwilioSide(http, settings)
+
+
+class TwilioSide:
+    """Plays Twilio: signed webhook POSTs over the public URL, and GETs of <Play> audio."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self.http = http
+        self.settings = settings
+        self.validator = RequestValidator(AUTH_TOKEN)
+
+    async def post(self, path_and_query: str, form: dict[str, str]) -> httpx.Response:
+        url = self.settings.public_base_url + path_and_query
+        signature = self.validator.compute_signature(url, form)
+        return await self.http.post(
+            path_and_query, data=form, headers={"X-Twilio-Signature": signature}
+        )
+
+    async def answer(self, call_sid: str, **extra: str) -> httpx.Response:
+        """The voice webhook of an outbound call to the lead, as Twilio posts it."""
+        form = {
+            "CallSid": call_sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": AGENT_NUMBER,
+            "To": LEAD_PHONE,
+            "Direction": "outbound-api",
+            "CallStatus": "in-progress",
+            **extra,
+        }
+        return await self.post("/twilio/voice", form)
+
+    async def turn(self, twiml: str, call_sid: str, **fields: str) -> httpx.Response:
+        """Post the <Gather> result to the action URL the last TwiML named."""
+        gather = _xml(twiml).find("Gather")
+        assert gather is not None, twiml
+        action = urlsplit(gather.attrib["action"])
+        form = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, **fields}
+        return await self.post(f"{action.path}?{action.query}", form)
+
+    async def status(self, call_sid: str, status: str) -> httpx.Response:
+        form = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": status}
+        return await self.post("/twilio/status", form)
+
+
+async def _db(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings)
+    return engine, create_sessionmaker(engine)
+
+
+async def _seed_outbound_call(settings: Settings, *, call_sid: str, status: str = "new") -> int:
+    """A lead and the call row the campaign dialer creates before Twilio calls back."""
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        lead = (await session.scalars(select(Lead).where(Lead.phone == LEAD_PHONE))).first()
+        if lead is None:
+            lead = Lead(phone=LEAD_PHONE, name="דנה", company="מספרת דנה", status=status)
+            session.add(lead)
+            await session.flush()
+        session.add(
+            Call(call_sid=call_sid, lead_id=lead.id, direction="outbound", status="initiated")
+        )
+        await session.commit()
+        lead_id = lead.id
+    await engine.dispose()
+    return lead_id
+
+
+async def _load(settings: Settings, call_sid: str) -> tuple[Call, Lead | None, list[CallTurn]]:
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).one()
+        lead = None if call.lead_id is None else await session.get(Lead, call.lead_id)
+        turns = list(
+            (
+                await session.scalars(
+                    select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq)
+                )
+            ).all()
+        )
+    await engine.dispose()
+    return call, lead, turns
+
+
+def _xml(twiml: str) -> ET.Element:
+    return ET.fromstring(twiml)  # noqa: S314 - TwiML from our own server under test
+
+
+def _sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+def _plays(twiml: str) -> list[str]:
+    return [el.text or "" for el in _xml(twiml).iter("Play")]
+
+
+async def test_gather_conversation_books_a_meeting(twilio: TwilioSide, settings: Settings) -> None:
+    """Five spoken turns over <Gather> book tomorrow at 10:00: the meeting row exists, the
+    call's outcome is meeting_booked with a Hebrew summary, and the lead is meeting_booked."""
+    call_sid = _sid()
+    lead_id = await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("application/xml")
+    gather = _xml(first.text).find("Gather")
+    assert gather is not None
+    assert gather.attrib["input"] == "dtmf speech"
+    assert gather.attrib["language"] == "he-IL"
+    assert gather.attrib["speechTimeout"] == "auto"
+    assert gather.attrib["actionOnEmptyResult"] == "true"
+    assert "/twilio/gather?call_id=" in gather.attrib["action"]
+    assert _plays(first.text), first.text
+    twiml = first.text
+    for line in [
+        "כן, אפשר לדבר",
+        "כן מעניין אותי",
+        "אממ יש לנו בערך עשרים עובדים",
+        "מחר בעשר",
+        "כן מתאים",
+    ]:
+        answer = await twilio.turn(twiml, call_sid, SpeechResult=line, Confidence="0.91")
+        assert answer.status_code == 200, answer.text
+        twiml = answer.text
+    root = _xml(twiml)
+    assert root.find("Hangup") is not None and root.find("Gather") is None
+    assert _plays(twiml)
+    call, lead, turns = await _load(settings, call_sid)
+    assert call.outcome == "meeting_booked"
+    assert lead is not None and lead.status == "meeting_booked"
+    assert call.summary is not None and "נקבעה פגישה" in call.summary and "10:00" in call.summary
+    assert [t.role for t in turns[:3]] == ["assistant", "user", "assistant"]
+    assert turns[-2].text == "כן מתאים"
+    assert [t.seq for t in turns] == list(range(1, len(turns) + 1))
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        meetings = list((await session.scalars(select(Meeting))).all())
+    await engine.dispose()
+    assert len(meetings) == 1 and meetings[0].lead_id == lead_id
+    start = meetings[0].start_at.astimezone(ZoneInfo(settings.timezone))
+    assert (start.hour, start.minute) == (10, 0)
+    assert start.date() > datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+async def test_opt_out_adds_to_do_not_call_and_hangs_up(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """'תוריד אותי מהרשימה' answers with the goodbye and <Hangup/>; the number is on DNC."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    bye = await twilio.turn(first.text, call_sid, SpeechResult="תוריד אותי מהרשימה")
+    assert _xml(bye.text).find("Hangup") is not None
+    call, lead, _ = await _load(settings, call_sid)
+    assert call.outcome == "do_not_call"
+    assert lead is not None and lead.status == "do_not_call"
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        dnc = [d.phone for d in (await session.scalars(select(DoNotCall))).all()]
+    await engine.dispose()
+    assert dnc == [LEAD_PHONE]
+
+
+async def test_ask_for_a_human_dials_the_transfer_number(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """Asking for a person plays the hand-over sentence, then <Dial>s TRANSFER_NUMBER."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    answer = await twilio.turn(first.text, call_sid, SpeechResult="אפשר לדבר עם בן אדם?")
+    root = _xml(answer.text)
+    dial = root.find("Dial")
+    assert dial is not None and dial.text == TRANSFER_NUMBER
+    assert _plays(answer.text)
+    call, lead, _ = await _load(settings, call_sid)
+    assert call.outcome == "transferred"
+    assert lead is not None and lead.status == "contacted"
+
+
+async def test_silence_checks_in_then_ends_as_no_answer(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """An empty result gets a check-in <Gather>; a second one ends the call as no_answer."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    check_in = await twilio.turn(first.text, call_sid)
+    assert _xml(check_in.text).find("Gather") is not None
+    bye = await twilio.turn(check_in.text, call_sid, SpeechResult="")
+    assert _xml(bye.text).find("Hangup") is not None
+    call, lead, _ = await _load(settings, call_sid)
+    assert call.outcome == "no_answer"
+    assert lead is not None and lead.status == "unreachable"
+
+
+async def test_caller_hangs_up_mid_conversation(twilio: TwilioSide, settings: Settings) -> None:
+    """A gather call whose caller hangs up is finished by the final status callback."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    await twilio.turn(first.text, call_sid, SpeechResult="כן, אפשר לדבר")
+    assert (await twilio.status(call_sid, "completed")).status_code == 204
+    call, lead, _ = await _load(settings, call_sid)
+    assert call.status == "completed"
+    assert call.outcome == "completed"
+    assert call.summary
+    assert lead is not None and lead.status == "contacted"
+
+
+async def test_bad_signature_is_403(twilio: TwilioSide, settings: Settings) -> None:
+    """A gather turn signed with the wrong token is refused and stores nothing."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    gather = _xml(first.text).find("Gather")
+    assert gather is not None
+    action = urlsplit(gather.attrib["action"])
+    form = {"CallSid": call_sid, "SpeechResult": "תוריד אותי מהרשימה"}
+    forged = RequestValidator("wrong-token").compute_signature(
+        settings.public_base_url + f"{action.path}?{action.query}", form
+    )
+    response = await twilio.http.post(
+        f"{action.path}?{action.query}", data=form, headers={"X-Twilio-Signature": forged}
+    )
+    assert response.status_code == 403
+    call, lead, turns = await _load(settings, call_sid)
+    assert call.outcome is None and len(turns) == 1
+    assert lead is not None and lead.status == "new"
+
+
+async def test_audio_route_serves_mulaw_wav_and_404s_unknown_keys(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """Every <Play> URL is a signed name on our server that GETs as 8 kHz μ-law WAV with
+    speech in it; a tampered or made-up name is 404."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    urls = _plays(first.text)
+    assert urls and all(u.startswith(settings.public_base_url + "/twilio/audio/") for u in urls)
+    response = await twilio.http.get(urlsplit(urls[0]).path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    body = response.content
+    assert body[:4] == b"RIFF" and body[8:12] == b"WAVE"
+    assert struct.unpack_from("<I", body, 4)[0] == len(body) - 8
+    tag, channels, rate, byte_rate, align, bits = struct.unpack_from("<HHIIHH", body, 20)
+    assert (tag, channels, rate, byte_rate, align, bits) == (WAV_MULAW_TAG, 1, 8000, 8000, 1, 8)
+    data_at = body.index(b"data") + 8
+    size = struct.unpack_from("<I", body, data_at - 4)[0]
+    assert size > 8000 * 0.5  # at least half a second of speech
+    samples = body[data_at : data_at + size]
+    assert len(set(samples)) > 20  # not silence
+    path = urlsplit(urls[0]).path
+    key = re.sub(r"^/twilio/audio/|\.wav$", "", path)
+    body_part, _, signature = key.partition(".")
+    tampered = f"/twilio/audio/{body_part}.{signature[::-1]}.wav"
+    assert (await twilio.http.get(tampered)).status_code == 404
+    assert (await twilio.http.get("/twilio/audio/nothing-here.wav")).status_code == 404
+
+
+async def test_answering_machine_gets_the_scripts_voicemail(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """AnsweredBy=machine_end_beep answers with the campaign script's voicemail audio and
+    <Hangup/>; the outcome is voicemail and the lead unreachable."""
+    from voicebot.brain.script import AgentScript
+
+    script = AgentScript.default().model_copy(
+        update={"voicemail": "היי, כאן נועה. נחזור אליכם מחר, יום טוב."}
+    )
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        campaign = Campaign(name="וואן", agent_script=script.model_dump(mode="json"))
+        session.add(campaign)
+        await session.flush()
+        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).one()
+        call.campaign_id = campaign.id
+        await session.commit()
+    await engine.dispose()
+    answer = await twilio.answer(call_sid, AnsweredBy="machine_end_beep")
+    root = _xml(answer.text)
+    assert root.find("Hangup") is not None and root.find("Gather") is None
+    urls = _plays(answer.text)
+    assert len(urls) == 2  # one per sentence of the script's voicemail text
+    from voicebot.telephony.audio_token import verify_audio_token
+
+    spoken = [
+        verify_audio_token(settings.stream_secret, re.sub(r"^.*/|\.wav$", "", u)) for u in urls
+    ]
+    assert " ".join(s or "" for s in spoken) == script.voicemail
+    call_row, lead, turns = await _load(settings, call_sid)
+    assert call_row.outcome == "voicemail" and call_row.answered_by == "machine_end_beep"
+    assert call_row.summary and "משיבון" in call_row.summary
+    assert lead is not None and lead.status == "unreachable"
+    assert turns == []
+
+
+async def test_no_answer_status_sets_outcome_and_never_downgrades(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """A final no-answer gives a call without outcome `no_answer` and a new lead
+    `unreachable`; a later busy call leaves a booked lead meeting_booked."""
+    first_sid, second_sid = _sid(), _sid()
+    await _seed_outbound_call(settings, call_sid=first_sid)
+    assert (await twilio.status(first_sid, "no-answer")).status_code == 204
+    call, lead, _ = await _load(settings, first_sid)
+    assert call.outcome == "no_answer" and call.status == "no-answer"
+    assert lead is not None and lead.status == "unreachable"
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        row = await session.get(Lead, lead.id)
+        assert row is not None
+        row.status = "meeting_booked"
+        await session.commit()
+    await engine.dispose()
+    await _seed_outbound_call(settings, call_sid=second_sid)
+    assert (await twilio.status(second_sid, "busy")).status_code == 204
+    call, lead, _ = await _load(settings, second_sid)
+    assert call.outcome == "no_answer"
+    assert lead is not None and lead.status == "meeting_booked"
+    assert (await twilio.status(second_sid, "failed")).status_code == 204
+    call, _, _ = await _load(settings, second_sid)
+    assert call.outcome == "no_answer"  # the first outcome stays
+
+
+async def test_stream_mode_setting_keeps_media_streams_without_stt(
+    database_url: str, tmp_path: Path
+) -> None:
+    """CONVERSATION_MODE=stream answers with <Connect><Stream> even with no STT provider."""
+    settings = make_settings(
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,  # without the SID no dialing worker starts
+        tts_cache_dir=str(tmp_path / "tts"),
+        conversation_mode="stream",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            side = TwilioSide(http, settings)
+            answer = await side.answer(_sid())
+    root = _xml(answer.text)
+    assert root.find("Connect/Stream") is not None and root.find("Gather") is None
