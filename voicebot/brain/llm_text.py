@@ -12,7 +12,7 @@ import re
 
 from voicebot.brain.speech_text import to_spoken
 
-MIN_HEBREW_SHARE = 0.6  # of the letters in a sentence
+MIN_HEBREW_WORD_SHARE = 0.5  # of the words that hold letters
 MIN_HEBREW_LETTERS = 2
 
 _SCREEN_MARKS = re.compile(r"[*_#`~>|\[\]{}<]|^\s*(?:[-•]|\d+[.)])\s+", re.MULTILINE)
@@ -21,10 +21,15 @@ _SPACES = re.compile(r"\s+")
 
 
 def is_hebrew(text: str) -> bool:
-    """True when most letters of ``text`` are Hebrew (brand names in Latin letters allowed)."""
-    letters = [c for c in text if c.isalpha()]
-    hebrew = sum(1 for c in letters if "\u05d0" <= c <= "\u05ea")
-    return hebrew >= MIN_HEBREW_LETTERS and hebrew >= MIN_HEBREW_SHARE * len(letters)
+    """True when at least half the words of ``text`` are Hebrew (a Latin brand name may stay)."""
+    words = [w for w in text.split() if any(c.isalpha() for c in w)]
+    hebrew_words = [w for w in words if any(_is_hebrew_letter(c) for c in w)]
+    letters = sum(1 for c in text if _is_hebrew_letter(c))
+    return letters >= MIN_HEBREW_LETTERS and len(hebrew_words) >= MIN_HEBREW_WORD_SHARE * len(words)
+
+
+def _is_hebrew_letter(char: str) -> bool:
+    return "\u05d0" <= char <= "\u05ea"
 
 
 def speakable(sentence: str) -> str | None:
