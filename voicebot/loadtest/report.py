@@ -138,6 +138,8 @@ class LoadReport:
     server_cpu_s: float
     server_cpu_s_per_call_minute: float
     server_memory_per_call_mib: float
+    server_rss_before_mib: float
+    server_rss_with_calls_mib: float
     server_inbound_frame_gaps: float
     loadgen_cpu_s: float
     loadgen_cores: float
@@ -178,7 +180,8 @@ class LoadReport:
             f"{_fmt(self.server_inbound_frame_gaps)}",
             f"server CPU: {_fmt(self.server_cpu_s, 1)} s = "
             f"{_fmt(self.server_cpu_s_per_call_minute, 3)} core-s per call-minute; "
-            f"memory per call {_fmt(self.server_memory_per_call_mib, 2)} MiB",
+            f"RSS {_fmt(self.server_rss_before_mib)} → {_fmt(self.server_rss_with_calls_mib)} MiB "
+            f"at peak = {_fmt(self.server_memory_per_call_mib, 2)} MiB per call",
             f"load generator CPU: {self.loadgen_cpu_s:.1f} s = {self.loadgen_cores:.2f} cores",
         ]
         return "\n".join(lines)
@@ -238,6 +241,8 @@ def build_report(
         server_memory_per_call_mib=memory_per_call_mib(
             server.rss_before_bytes, server.rss_with_calls_bytes, memory_calls
         ),
+        server_rss_before_mib=server.rss_before_bytes / BYTES_PER_MIB,
+        server_rss_with_calls_mib=server.rss_with_calls_bytes / BYTES_PER_MIB,
         server_inbound_frame_gaps=server.inbound_frame_gaps,
         loadgen_cpu_s=loadgen_cpu_s,
         loadgen_cores=loadgen_cpu_s / wall_s if wall_s > 0 else math.nan,

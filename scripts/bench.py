@@ -1,0 +1,441 @@
+"""The standard benchmark: the load generator against `voicebot serve`, scenario by scenario.
+
+For every scenario and concurrency it starts a fresh `voicebot serve` subprocess
+(one process, its own SQLite file or Postgres database), runs one warm-up call,
+then ``scripts/loadtest.py --json --server-pid`` as a third process, so the server,
+the load generator and the simulators (the OpenAI-compatible ProviderSim and the
+Twilio REST simulator, both in this process) each have their CPU measured apart.
+
+Scenarios:
+  rules      rule-based brain + espeak-ng TTS in the server; the simulator's STT
+             (no added delay) stands in for speech recognition
+  openai     simulated OpenAI: STT 250 ms, LLM first token 350 ms, TTS first byte 200 ms
+  listening  callers that never speak (CPU per call-minute listening, memory per idle call)
+
+    .venv/bin/python scripts/bench.py                      # everything, ~25 min
+    .venv/bin/python scripts/bench.py --scenarios rules --points 1,50 --duration-s 30
+
+Prints markdown tables ready for BENCHMARKS.md and writes every raw report to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voicebot.loadtest.speech import AUDIO_CACHE_DIR, DEFAULT_PHRASES
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
+from voicebot.testing.server import free_port
+from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
+
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-token"  # noqa: S105 - the simulated account of this benchmark
+ENDPOINT_SILENCE_MS = 700
+OVERHEAD_P99_LIMIT_MS = 80.0
+SERVER_START_TIMEOUT_S = 30.0
+SERVER_STOP_TIMEOUT_S = 15.0
+SILENCE_CHECKIN_S = 600
+"""No silence check-ins while callers hold the line: the scenario, not the brain, ends calls."""
+LOADTEST_EXTRA_S = 120.0
+"""Budget on top of ramp + duration before a load-test subprocess is killed."""
+BYTES_PER_MIB = 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    stt_ms: float
+    llm_ms: float
+    tts_ms: float
+    use_llm_tts: bool
+    turns: int
+    barge_in_prob: float
+
+
+SCENARIOS = {
+    "rules": Scenario("rules", 0, 0, 0, use_llm_tts=False, turns=5, barge_in_prob=0.25),
+    "openai": Scenario("openai", 250, 350, 200, use_llm_tts=True, turns=5, barge_in_prob=0.25),
+    "listening": Scenario("listening", 0, 0, 0, use_llm_tts=False, turns=0, barge_in_prob=0.0),
+}
+
+
+def server_env(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    sim_url: str,
+    twilio_url: str,
+    port: int,
+    database_url: str,
+) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STT_", "LLM_", "TTS_", "OPENAI_"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_API_BASE_URL=twilio_url,
+        STT_BASE_URL=sim_url,
+        STT_API_KEY="sim-key",
+        ENDPOINT_SILENCE_MS=str(ENDPOINT_SILENCE_MS),
+        SILENCE_CHECKIN_S=str(SILENCE_CHECKIN_S),
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="json",
+        RATE_LIMIT_PER_MINUTE="1000000",
+        TTS_CACHE_DIR=str(Path(tempfile.gettempdir()) / "voicebot-bench-tts"),
+    )
+    env.pop("REDIS_URL", None)
+    if scenario.use_llm_tts:
+        env.update(LLM_BASE_URL=sim_url, LLM_API_KEY="sim-key")
+        env.update(TTS_BASE_URL=sim_url, TTS_API_KEY="sim-key")
+    return env
+
+
+async def create_database(args: argparse.Namespace, label: str) -> str:
+    if args.db == "sqlite":
+        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / (label + '.db')}"
+    import asyncpg
+
+    name = f"voicebot_bench_{label}_{os.getpid()}"
+    conn = await asyncpg.connect(args.postgres_admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base: str = args.postgres_admin.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+async def start_server(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    server = await asyncio.create_subprocess_exec(
+        str(BIN / "voicebot"), "serve", "--port", str(port), "--migrate", env=env, cwd=ROOT
+    )
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            if server.returncode is not None:
+                break
+            await asyncio.sleep(0.2)
+    server.kill()
+    raise RuntimeError("voicebot serve did not become healthy")
+
+
+async def stop_server(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is None:
+        server.terminate()
+        try:
+            await asyncio.wait_for(server.wait(), SERVER_STOP_TIMEOUT_S)
+        except TimeoutError:
+            server.kill()
+            await server.wait()
+
+
+async def loadtest(
+    port: int,
+    pid: int,
+    scenario: Scenario,
+    calls: int,
+    *,
+    ramp_s: float,
+    duration_s: float | None,
+    turns: int,
+    seed: int,
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "loadtest.py"),
+        "--json",
+        "--quiet",
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--auth-token",
+        AUTH_TOKEN,
+        "--account-sid",
+        ACCOUNT_SID,
+        "--calls",
+        str(calls),
+        "--ramp-s",
+        str(ramp_s),
+        "--turns",
+        str(turns),
+        "--barge-in-prob",
+        str(scenario.barge_in_prob),
+        "--server-pid",
+        str(pid),
+        "--endpoint-silence-ms",
+        str(ENDPOINT_SILENCE_MS),
+        "--seed",
+        str(seed),
+    ]
+    if duration_s is not None:
+        cmd += ["--duration-s", str(duration_s)]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    budget_s = ramp_s + (duration_s or 0) + LOADTEST_EXTRA_S + turns * 20
+    try:
+        stdout, _ = await asyncio.wait_for(proc.communicate(), budget_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    report: dict[str, Any] = json.loads(stdout)
+    return report
+
+
+async def run_point(
+    args: argparse.Namespace, scenario: Scenario, calls: int, sim: ProviderSim, twilio_url: str
+) -> dict[str, Any]:
+    port = free_port()
+    label = f"{scenario.name}_{calls}"
+    database_url = await create_database(args, label)
+    env = server_env(args, scenario, sim.base_url, twilio_url, port, database_url)
+    server = await start_server(env, port)
+    profiler = None
+    try:
+        await loadtest(port, server.pid, scenario, 1, ramp_s=0, duration_s=None, turns=1, seed=0)
+        llm_before = sim.requests["llm"]
+        ramp_s = min(args.ramp_s, max(1.0, calls / 10))
+        if args.profile_calls == calls and scenario.name in args.profile_scenarios:
+            profiler = await start_profiler(args, server.pid, label)
+        report = await loadtest(
+            port,
+            server.pid,
+            scenario,
+            calls,
+            ramp_s=ramp_s,
+            duration_s=args.duration_s,
+            turns=scenario.turns,
+            seed=calls,
+        )
+        report["llm_requests"] = sim.requests["llm"] - llm_before
+    finally:
+        if profiler is not None:
+            profiler.send_signal(2)
+            await profiler.wait()
+        await stop_server(server)
+    llm_in_path = report["llm_requests"] > 0
+    delay_ms = ENDPOINT_SILENCE_MS + scenario.stt_ms + scenario.tts_ms
+    delay_ms += scenario.llm_ms if llm_in_path else 0
+    turn = report["turn"]
+    report["overhead_ms"] = {k: _minus(turn[k], delay_ms) for k in ("p50_ms", "p90_ms", "p99_ms")}
+    report["overhead_ms"]["subtracted_ms"] = delay_ms
+    report["scenario"] = scenario.name
+    return report
+
+
+def _minus(value: float | None, delay_ms: float) -> float | None:
+    return None if value is None else value - delay_ms
+
+
+async def start_profiler(args: argparse.Namespace, pid: int, label: str) -> Any:
+    py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    out = args.profile_dir / f"{label}.txt"
+    args.profile_dir.mkdir(parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "100",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+    )
+
+
+def hot_spots(raw: Path, top: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(self %, inclusive %) of the busiest functions in py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            for f in stack.split(";")
+        ]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if not total:
+        return [], []
+    return (
+        [(name, 100 * n / total) for name, n in own.most_common(top)],
+        [(name, 100 * n / total) for name, n in inclusive.most_common(top)],
+    )
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def clean(report: dict[str, Any]) -> bool:
+    p99 = report["overhead_ms"]["p99_ms"]
+    return (
+        report["calls_failed"] == 0
+        and report["underruns"] == 0
+        and (p99 is None or p99 <= OVERHEAD_P99_LIMIT_MS)
+    )
+
+
+def talking_table(reports: list[dict[str, Any]]) -> str:
+    lines = [
+        "| calls | ok | failed | turns | turn p50 / p99 ms | overhead p50 / p90 / p99 ms "
+        "| greeting p50 / p99 ms | barge-in→clear p50 / p99 ms | underruns "
+        "| frame delay p99 / max ms | server CPU core-s per call-min | load gen cores | clean |",
+        "| " + " | ".join(["---"] * 13) + " |",
+    ]
+    for r in reports:
+        o, t, g, b, f = (
+            r["overhead_ms"],
+            r["turn"],
+            r["greeting"],
+            r["barge_in_clear"],
+            r["frame_delay"],
+        )
+        failures = "; ".join(f"{n}× {k}" for k, n in r["failure_reasons"].items())
+        lines.append(
+            f"| {r['calls']} | {r['calls_ok']} | {r['calls_failed']}"
+            f"{' (' + failures + ')' if failures else ''} | {t['n']} "
+            f"| {fmt(t['p50_ms'])} / {fmt(t['p99_ms'])} "
+            f"| {fmt(o['p50_ms'])} / {fmt(o['p90_ms'])} / {fmt(o['p99_ms'])} "
+            f"| {fmt(g['p50_ms'])} / {fmt(g['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
+            f"| {r['underruns']} | {fmt(f['p99_ms'])} / {fmt(f['max_ms'])} "
+            f"| {fmt(r['server_cpu_s_per_call_minute'], 2)} | {fmt(r['loadgen_cores'], 2)} "
+            f"| {'yes' if clean(r) else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def listening_table(reports: list[dict[str, Any]]) -> str:
+    lines = [
+        "| idle calls | ok | failed | call-minutes | server CPU core-s per call-min "
+        "| RSS before MiB | memory per idle call MiB | frame delay p99 ms | load gen cores |",
+        "| " + " | ".join(["---"] * 9) + " |",
+    ]
+    for r in reports:
+        lines.append(
+            f"| {r['calls']} | {r['calls_ok']} | {r['calls_failed']} | {fmt(r['call_minutes'], 1)} "
+            f"| {fmt(r['server_cpu_s_per_call_minute'], 3)} "
+            f"| {fmt(r['server_rss_before_mib'], 0)} | {fmt(r['server_memory_per_call_mib'], 2)} "
+            f"| {fmt(r['frame_delay']['p99_ms'])} | {fmt(r['loadgen_cores'], 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(name: str, reports: list[dict[str, Any]]) -> str:
+    ok = [r["calls"] for r in reports if clean(r)]
+    best = max(ok) if ok else 0
+    llm = "LLM in the call path" if any(r["llm_requests"] for r in reports) else "no LLM requests"
+    return f"Highest clean concurrency ({name}): **{best}** calls ({llm})."
+
+
+async def main() -> int:
+    args = parse_args()
+    sim_config = SimConfig(tts_use_espeak=False, seed=1)
+    twilio_api = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    results: dict[str, list[dict[str, Any]]] = {}
+    async with ProviderSim(sim_config) as sim, serve_on_loopback(twilio_api.app) as twilio_url:
+        for phrase in DEFAULT_PHRASES:
+            pcm = await asyncio.to_thread(synthesize_hebrew, phrase, cache_dir=AUDIO_CACHE_DIR)
+            sim.register_phrase(phrase, pcm, 8000)
+        for name in args.scenarios:
+            scenario = SCENARIOS[name]
+            sim.config.stt = StageBehaviour(delay_ms=scenario.stt_ms)
+            sim.config.llm = StageBehaviour(delay_ms=scenario.llm_ms)
+            sim.config.tts = StageBehaviour(delay_ms=scenario.tts_ms)
+            points = args.listening_points if name == "listening" else args.points
+            for calls in points:
+                started = time.monotonic()
+                cpu_before = time.process_time()
+                report = await run_point(args, scenario, calls, sim, twilio_url)
+                report["sims_cores"] = (time.process_time() - cpu_before) / (
+                    time.monotonic() - started
+                )
+                results.setdefault(name, []).append(report)
+                print(
+                    f"{name} {calls}: ok {report['calls_ok']}/{calls}, overhead p99 "
+                    f"{fmt(report['overhead_ms']['p99_ms'])} ms, underruns "
+                    f"{report['underruns']}, clean {clean(report)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                args.out.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    print_tables(args, results)
+    return 0
+
+
+def print_tables(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> None:
+    for name, reports in results.items():
+        print(f"\n### {name}\n")
+        if name == "listening":
+            print(listening_table(reports))
+        else:
+            print(talking_table(reports))
+            print("\n" + summary(name, reports))
+    for raw in sorted(args.profile_dir.glob("*.txt")) if args.profile_dir.exists() else []:
+        own, inclusive = hot_spots(raw)
+        print(f"\n### Profile {raw.stem} (py-spy, % of samples)\n")
+        print("| self % | function | | inclusive % | function |\n| --- | --- | --- | --- | --- |")
+        for (n1, p1), (n2, p2) in zip(own, inclusive, strict=False):
+            print(f"| {p1:.1f} | `{n1}` | | {p2:.1f} | `{n2}` |")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(SCENARIOS))
+    parser.add_argument("--points", type=_ints, default=[1, 25, 50, 100, 200])
+    parser.add_argument("--listening-points", type=_ints, default=[100, 200])
+    parser.add_argument("--duration-s", type=float, default=60.0, help="each call lasts ≥ this")
+    parser.add_argument("--ramp-s", type=float, default=20.0, help="longest ramp-up")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--profile-calls", type=int, default=0, help="py-spy the server at N")
+    parser.add_argument("--profile-scenarios", type=lambda s: s.split(","), default=["rules"])
+    parser.add_argument("--profile-dir", type=Path, default=Path(".cache/bench-profile"))
+    parser.add_argument("--out", type=Path, default=Path(".cache/bench-results.json"))
+    args = parser.parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
