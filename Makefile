@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install system-deps lint bench clean
+.PHONY: run test demo install system-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ run: install system-deps
 
 test: install system-deps
 	$(VENV)/bin/pytest
+
+# One simulated Hebrew call against an in-process server; writes demo-call.wav.
+demo: install system-deps
+	$(VENV)/bin/voicebot demo
 
 lint: install
 	$(VENV)/bin/ruff check voicebot tests scripts
