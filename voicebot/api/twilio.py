@@ -242,9 +242,9 @@ async def _run_session(
     timeout_s = state.settings.ws_send_timeout_s
     stream_sid = start.stream_sid
 
-    async def send(text: str) -> None:
-        async with asyncio.timeout(timeout_s):
-            await websocket.send_text(text)
+    # Sends are bounded by the session's SendGuard (one watchdog per call, not a timer
+    # per frame), so they go straight to the socket here.
+    send = websocket.send_text
 
     async def send_media(payload: bytes) -> None:
         await send(ev.media_message(stream_sid, payload))
@@ -309,8 +309,10 @@ async def _run_session(
         bound.warning("call.transport_failed", errors=[type(e).__name__ for e in group.exceptions])
     if malformed:
         bound.info("call.malformed_events", count=malformed)
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await websocket.close()
+    # A stalled peer would block the close frame too: bounded like any send.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await websocket.close()
     bound.info("call.ended")
 
 
