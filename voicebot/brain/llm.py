@@ -167,8 +167,8 @@ class LLMBrain:
             if not turn.spoken and turn.effects.closing:
                 turn.spoken.append(turn.effects.closing)
                 yield Sentence(turn.effects.closing)
-            if state.stage == st.GREETING:
-                state.stage = st.PERMISSION
+            if not turn.effects.actions:
+                self._track_stage(state, " ".join(turn.spoken))
             yield turn.reply()
         finally:
             if not handed_over:
@@ -245,6 +245,16 @@ class LLMBrain:
         if spoken is None:
             raise LLMUnusableError("not_hebrew")
         return Sentence(spoken)
+
+    def _track_stage(self, state: ConversationState, said: str) -> None:
+        """Keep the rule brain's stage meaningful after a model turn that only talked, so a
+        fallback next turn continues the conversation: asking a qualifying question of the
+        script puts the state at that question; a greeting stage moves on to permission."""
+        if state.stage == st.GREETING:
+            state.stage = st.PERMISSION
+        for index, question in enumerate(self._script.qualifying_questions):
+            if question.strip().rstrip("?").strip() in said:
+                state.stage, state.qualify_index = st.QUALIFY, index
 
     def _messages(self, turn: _Turn) -> list[ChatMessage]:
         state = turn.state

@@ -425,3 +425,20 @@ async def test_after_the_call_ended_the_rule_brain_says_goodbye(
     reply = await brain.respond(state, "רגע, עוד שאלה", now=NOW)
     assert reply.end_call and reply.text == say.GOODBYE
     assert sim.requests["llm"] == 0
+
+
+async def test_rule_brain_continues_from_the_question_the_model_asked(
+    sim: ProviderSim, brain: LLMBrain, tools: InMemoryBookingTools
+) -> None:
+    """When the model asked the script's last qualifying question and then fails, the rule
+    brain takes the caller's answer as that answer and goes on to offer meeting slots."""
+    question = AgentScript.default().qualifying_questions[-1]
+    sim.responder = ScriptedResponder(default_texts=[f"יופי, תודה. {question}"])
+    state = _state()
+    await brain.respond(state, "יש לנו עשרה עובדים", now=NOW)
+    assert (state.stage, state.qualify_index) == (st.QUALIFY, 1)
+    sim.config.llm.error_rate = 1.0
+    reply = await brain.respond(state, "בעיקר אני עונה בעצמי", now=NOW)
+    assert state.stage == st.PROPOSE and len(state.proposed_slots) == 2
+    assert reply.text.startswith("יש מקום")
+    assert state.answers == ["בעיקר אני עונה בעצמי"]
