@@ -285,10 +285,12 @@ class SimulatedCall:
             custom_parameters=self.parameters,
             sequence_number=self._next_seq(),
         )
-        await self._ws.send(wire.connected_message())
-        await self._ws.send(start)
-        self.metrics.start_sent_s = time.monotonic()
         try:
+            if self._ended.is_set():
+                return  # Hung up before the stream began: nothing to send.
+            await self._ws.send(wire.connected_message())
+            await self._ws.send(start)
+            self.metrics.start_sent_s = time.monotonic()
             if self._ticker is not None:
                 self._ticker.add(id(self), self._on_tick)
                 await self._receiver()

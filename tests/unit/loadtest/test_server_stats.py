@@ -1,0 +1,35 @@
+"""Reading the server's CPU, RSS and frame gaps from its /metrics text and from /proc."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from prometheus_client import generate_latest
+
+from voicebot.loadtest.server_stats import parse_metrics, read_proc
+from voicebot.metrics import Metrics
+
+
+def test_parse_metrics_reads_the_process_collector_and_frame_gaps() -> None:
+    """The app registry exposes process CPU and RSS; the parser picks them and the gap count."""
+    metrics = Metrics()
+    metrics.inbound_frame_gaps.inc(3)
+    reading = parse_metrics(generate_latest(metrics.registry).decode())
+    assert reading.cpu_s > 0
+    assert reading.rss_bytes > 1024 * 1024
+    assert reading.inbound_frame_gaps == 3
+
+
+def test_parse_metrics_without_the_figures_is_nan() -> None:
+    """A /metrics page without process metrics leaves the figures unknown."""
+    reading = parse_metrics("# HELP other_total x\n# TYPE other_total counter\nother_total 1\n")
+    assert math.isnan(reading.cpu_s) and math.isnan(reading.rss_bytes)
+
+
+def test_read_proc_matches_this_process() -> None:
+    """/proc/<pid> gives this process's CPU time (close to os.times) and a plausible RSS."""
+    reading = read_proc(os.getpid())
+    times = os.times()
+    assert abs(reading.cpu_s - (times.user + times.system)) < 0.5
+    assert reading.rss_bytes > 1024 * 1024
