@@ -442,3 +442,28 @@ async def test_rule_brain_continues_from_the_question_the_model_asked(
     assert state.stage == st.PROPOSE and len(state.proposed_slots) == 2
     assert reply.text.startswith("יש מקום")
     assert state.answers == ["בעיקר אני עונה בעצמי"]
+
+
+async def test_model_sees_the_script_the_lead_and_the_conversation(
+    sim: ProviderSim, llm: OpenAILanguageModel, tools: InMemoryBookingTools
+) -> None:
+    """The request carries the campaign script and lead in the system prompt, the greeting
+    the agent opened with (even when the history is empty), then the caller's words."""
+    script = AgentScript.default().model_copy(update={"agent_name": "מיכל"})
+    brain = LLMBrain(
+        llm=llm,
+        fallback=RuleBrain(tools=tools, calendar=CAL, script=script),
+        tools=tools,
+        calendar=CAL,
+        script=script,
+    )
+    recorder = Recorder(SimReply(text="נעים מאוד. זה זמן טוב לדבר דקה?"))
+    sim.responder = recorder
+    state = ConversationState(lead=LeadContext(lead_id=3, name="רונית", company=None))
+    await brain.respond(state, "הלו, מי זה?", now=NOW)
+    [messages] = recorder.requests
+    assert [m["role"] for m in messages] == ["system", "assistant", "user"]
+    assert "מיכל" in messages[0]["content"] and "רונית" in messages[0]["content"]
+    assert messages[1]["content"] == script.render_greeting("רונית")
+    assert messages[2]["content"] == "הלו, מי זה?"
+    assert state.stage == st.PERMISSION
