@@ -11,7 +11,12 @@ from voicebot.brain.base import BookingTools, Brain
 from voicebot.brain.script import AgentScript
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
-from voicebot.providers.base import LanguageModel, SpeechToText, TextToSpeech
+from voicebot.providers.base import (
+    LanguageModel,
+    SpeechToText,
+    StreamingSpeechToText,
+    TextToSpeech,
+)
 from voicebot.providers.phrase_cache import PhraseCache
 from voicebot.store.resilient import ResilientStore
 
@@ -30,6 +35,7 @@ class CallServices:
     sessions: async_sessionmaker[AsyncSession]
     store: ResilientStore
     stt: SpeechToText | None
+    recognizer: StreamingSpeechToText | None  # the streaming view of ``stt`` the turn loop uses
     llm: LanguageModel | None
     tts: TextToSpeech
     phrases: PhraseCache

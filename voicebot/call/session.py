@@ -34,6 +34,8 @@ APOLOGY_TEXT = "סליחה, לא שמעתי טוב. אפשר לחזור על ז�
 MAX_DURATION_GOODBYE_TEXT = "אנחנו צריכים לסיים כאן. תודה רבה על הזמן, ויום טוב!"
 DRAIN_TIMEOUT_S = 15.0
 INBOUND_GAP_S = 0.1
+INBOUND_RATE_HZ = 8000  # Twilio Media Streams audio: 8 kHz mu-law
+LANGUAGE = "he"
 SILENCE_MAX_PROMPTS = 2
 
 
@@ -217,17 +219,23 @@ class CallSession:
 
     async def _handle_utterance(self, tg: asyncio.TaskGroup, item: UtteranceIn) -> None:
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
-        stt = self.services.stt
+        recognizer = self.services.recognizer
         text = ""
-        if stt is not None:
+        if recognizer is not None:
+            # The turn loop speaks only the streaming shape, so a recognizer with partial
+            # transcripts plugs in here unchanged.
+            stream = recognizer.open_stream(sample_rate_hz=INBOUND_RATE_HZ, language=LANGUAGE)
             try:
-                transcript = await stt.transcribe(item.audio, sample_rate_hz=8000, language="he")
+                stream.push(item.audio)
+                transcript = await stream.finish()
                 text = transcript.text.strip()
             except ProviderError as exc:
                 self.services.metrics.provider_errors.labels("stt", exc.code).inc()
                 self.log.warning("call.stt_failed", error=exc.message)
                 await self._say(tg, _apology(), timings)
                 return
+            finally:
+                await stream.aclose()
         timings.stt_done_at = time.monotonic()
         if not text:
             return

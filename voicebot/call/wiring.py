@@ -61,6 +61,7 @@ def build_call_services(
         sessions=sessions,
         store=store,
         stt=providers.stt,
+        recognizer=providers.recognizer,
         llm=llm,
         tts=providers.tts,
         phrases=PhraseCache(directory=settings.tts_cache_dir),
