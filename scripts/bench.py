@@ -23,20 +23,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from voicebot.loadtest.profile import hot_spots_table
 from voicebot.loadtest.speech import AUDIO_CACHE_DIR, DEFAULT_PHRASES
+from voicebot.loadtest.tables import clean, fmt, listening_table, summary, talking_table
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
 from voicebot.testing.server import free_port
@@ -45,7 +45,6 @@ from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopbac
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-token"  # noqa: S105 - the simulated account of this benchmark
 ENDPOINT_SILENCE_MS = 700
-OVERHEAD_P99_LIMIT_MS = 80.0
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 15.0
 SILENCE_CHECKIN_S = 600
@@ -268,99 +267,6 @@ async def start_profiler(args: argparse.Namespace, pid: int, label: str) -> Any:
     )
 
 
-def hot_spots(raw: Path, top: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """(self %, inclusive %) of the busiest functions in py-spy's collapsed stacks."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [
-            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-            for f in stack.split(";")
-        ]
-        total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    if not total:
-        return [], []
-    return (
-        [(name, 100 * n / total) for name, n in own.most_common(top)],
-        [(name, 100 * n / total) for name, n in inclusive.most_common(top)],
-    )
-
-
-def fmt(value: float | None, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
-def clean(report: dict[str, Any]) -> bool:
-    p99 = report["overhead_ms"]["p99_ms"]
-    return (
-        report["calls_failed"] == 0
-        and report["underruns"] == 0
-        and (p99 is None or p99 <= OVERHEAD_P99_LIMIT_MS)
-    )
-
-
-def talking_table(reports: list[dict[str, Any]]) -> str:
-    lines = [
-        "| calls | ok | failed | turns | turn p50 / p99 ms | overhead p50 / p90 / p99 ms "
-        "| greeting p50 / p99 ms | barge-in→clear p50 / p99 ms | underruns "
-        "| frame delay p99 / max ms | server CPU core-s per call-min | load gen cores | clean |",
-        "| " + " | ".join(["---"] * 13) + " |",
-    ]
-    for r in reports:
-        o, t, g, b, f = (
-            r["overhead_ms"],
-            r["turn"],
-            r["greeting"],
-            r["barge_in_clear"],
-            r["frame_delay"],
-        )
-        failures = "; ".join(f"{n}× {k}" for k, n in r["failure_reasons"].items())
-        lines.append(
-            f"| {r['calls']} | {r['calls_ok']} | {r['calls_failed']}"
-            f"{' (' + failures + ')' if failures else ''} | {t['n']} "
-            f"| {fmt(t['p50_ms'])} / {fmt(t['p99_ms'])} "
-            f"| {fmt(o['p50_ms'])} / {fmt(o['p90_ms'])} / {fmt(o['p99_ms'])} "
-            f"| {fmt(g['p50_ms'])} / {fmt(g['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
-            f"| {r['underruns']} | {fmt(f['p99_ms'])} / {fmt(f['max_ms'])} "
-            f"| {fmt(r['server_cpu_s_per_call_minute'], 2)} | {fmt(r['loadgen_cores'], 2)} "
-            f"| {'yes' if clean(r) else 'no'} |"
-        )
-    return "\n".join(lines)
-
-
-def listening_table(reports: list[dict[str, Any]]) -> str:
-    lines = [
-        "| idle calls | ok | failed | call-minutes | server CPU core-s per call-min "
-        "| RSS before MiB | memory per idle call MiB | frame delay p99 ms | load gen cores |",
-        "| " + " | ".join(["---"] * 9) + " |",
-    ]
-    for r in reports:
-        lines.append(
-            f"| {r['calls']} | {r['calls_ok']} | {r['calls_failed']} | {fmt(r['call_minutes'], 1)} "
-            f"| {fmt(r['server_cpu_s_per_call_minute'], 3)} "
-            f"| {fmt(r['server_rss_before_mib'], 0)} | {fmt(r['server_memory_per_call_mib'], 2)} "
-            f"| {fmt(r['frame_delay']['p99_ms'])} | {fmt(r['loadgen_cores'], 2)} |"
-        )
-    return "\n".join(lines)
-
-
-def summary(name: str, reports: list[dict[str, Any]]) -> str:
-    ok = [r["calls"] for r in reports if clean(r)]
-    best = max(ok) if ok else 0
-    llm = "LLM in the call path" if any(r["llm_requests"] for r in reports) else "no LLM requests"
-    return f"Highest clean concurrency ({name}): **{best}** calls ({llm})."
-
-
 async def main() -> int:
     args = parse_args()
     sim_config = SimConfig(tts_use_espeak=False, seed=1)
@@ -405,11 +311,8 @@ def print_tables(args: argparse.Namespace, results: dict[str, list[dict[str, Any
             print(talking_table(reports))
             print("\n" + summary(name, reports))
     for raw in sorted(args.profile_dir.glob("*.txt")) if args.profile_dir.exists() else []:
-        own, inclusive = hot_spots(raw)
         print(f"\n### Profile {raw.stem} (py-spy, % of samples)\n")
-        print("| self % | function | | inclusive % | function |\n| --- | --- | --- | --- | --- |")
-        for (n1, p1), (n2, p2) in zip(own, inclusive, strict=False):
-            print(f"| {p1:.1f} | `{n1}` | | {p2:.1f} | `{n2}` |")
+        print(hot_spots_table(raw))
 
 
 def parse_args() -> argparse.Namespace:
