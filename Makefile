@@ -39,5 +39,10 @@ lint: install
 	$(VENV)/bin/ruff format --check voicebot tests scripts
 	$(VENV)/bin/mypy
 
+# The standard benchmark (about 25 minutes): BENCHMARKS.md tables on stdout, raw JSON in
+# .cache/bench-results.json. BENCH_ARGS narrows it, e.g. BENCH_ARGS="--points 1,50".
+bench: install system-deps
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache voicebot.db .cache
