@@ -7,7 +7,9 @@ with their results sent back (bounded rounds), and the fallback. When the model 
 tool arguments that are not JSON twice) before a sentence was spoken, the same turn is
 answered by the :class:`~voicebot.brain.rules.RuleBrain` on the same state and tools, so
 the caller hears an ordinary reply; after a sentence was spoken, the turn ends with what
-was said (or with the fixed closing of a tool that already acted).
+was said. A tool that acted and was not followed by the model's own words (the model
+failed or fell silent) is followed by its fixed phrase: the booking confirmed, the
+offered slots named, the goodbye said.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from voicebot.brain.prompt import MAX_REPLY_SENTENCES, build_system_prompt
 from voicebot.brain.rules import RuleBrain
 from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar
+from voicebot.brain.speech_text import to_spoken
 from voicebot.errors import ProviderError, ProviderTimeoutError
 from voicebot.metrics import Metrics
 from voicebot.providers.base import (
@@ -79,6 +82,8 @@ class _Turn:
     started_s: float
     spoken: list[str] = field(default_factory=list)
     effects: TurnEffects = field(default_factory=TurnEffects)
+    # The fixed words of a tool's effect the model has not followed with words of its own.
+    unsaid_closing: str | None = None
 
     def reply(self) -> Reply:
         effects = self.effects
@@ -154,6 +159,7 @@ class LLMBrain:
                 async with aclosing(self._converse(turn)) as sentences:
                     async for sentence in sentences:
                         turn.spoken.append(sentence.text)
+                        turn.unsaid_closing = None
                         yield sentence
             except LLMUnusableError as exc:
                 failure = exc
@@ -164,9 +170,10 @@ class LLMBrain:
                 async for event in stream_of(reply):
                     yield event
                 return
-            if not turn.spoken and turn.effects.closing:
-                turn.spoken.append(turn.effects.closing)
-                yield Sentence(turn.effects.closing)
+            if turn.unsaid_closing:
+                closing = to_spoken(turn.unsaid_closing)
+                turn.spoken.append(closing)
+                yield Sentence(closing)
             if not turn.effects.actions:
                 self._track_stage(state, " ".join(turn.spoken))
             yield turn.reply()
@@ -203,7 +210,7 @@ class LLMBrain:
             if rest and (spoken := self._accept(rest, turn)) is not None:
                 yield spoken
             if ready is None or turn.effects.terminal:
-                if not turn.spoken and not turn.effects.closing:
+                if not turn.spoken and not turn.unsaid_closing:
                     raise LLMUnusableError("empty_reply")
                 return
             content = "".join(text_parts) or None
@@ -212,13 +219,14 @@ class LLMBrain:
             for call in ready.calls:
                 outcome = await self._toolbox.run(call, turn.state, turn.effects, now=turn.now)
                 any_bad_json = any_bad_json or outcome.bad_json
+                turn.unsaid_closing = outcome.closing or turn.unsaid_closing
                 log.info("brain.tool_called", tool=call.name, ok=outcome.result.get("ok"))
                 messages.append(ChatMessage("tool", outcome.message(), tool_call_id=call.id))
             if any_bad_json:
                 bad_json_rounds += 1
                 if bad_json_rounds > MAX_BAD_JSON_ROUNDS:
                     raise LLMUnusableError("bad_tool_arguments")
-        if not turn.spoken and not turn.effects.closing:
+        if not turn.spoken and not turn.unsaid_closing:
             raise LLMUnusableError("too_many_tool_rounds")
 
     async def _next(self, stream: AsyncIterator[LLMEvent], turn: _Turn) -> LLMEvent | None:

@@ -59,7 +59,7 @@ class TurnEffects:
     end_call: bool = False
     transfer: bool = False
     intent: str | None = None
-    closing: str | None = None  # said for the model when it falls silent after acting
+    closing: str | None = None  # the fixed words for the last call's effect (see ToolOutcome)
 
     @property
     def terminal(self) -> bool:
@@ -68,10 +68,12 @@ class TurnEffects:
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """A call's result for the model, and whether its arguments were not even JSON."""
+    """A call's result for the model, whether its arguments were not even JSON, and the fixed
+    words that say what it did (spoken when the model says nothing after it)."""
 
     result: Result
     bad_json: bool = False
+    closing: str | None = None
 
     def message(self) -> str:
         return json.dumps(self.result, ensure_ascii=False)
@@ -102,9 +104,10 @@ class Toolbox:
                 return ToolOutcome({"ok": True})
             return ToolOutcome(_error("call_ending", "the call is ending; say goodbye"))
         local_now = now.astimezone(self._cal.tz)
+        effects.closing = None
         async with asyncio.timeout(TOOL_TIMEOUT_S):
             result = await self._dispatch(call.name, args, state, effects, local_now)
-        return ToolOutcome(result)
+        return ToolOutcome(result, closing=effects.closing)
 
     async def _dispatch(
         self,
@@ -116,7 +119,7 @@ class Toolbox:
     ) -> Result:
         match args:
             case ProposeSlotsArgs():
-                return await self._propose(args, state, now)
+                return await self._propose(args, state, effects, now)
             case BookMeetingArgs():
                 return await self._book(args, state, effects, now)
             case ScheduleCallbackArgs():
@@ -139,7 +142,7 @@ class Toolbox:
         return {"ok": True}
 
     async def _propose(
-        self, args: ProposeSlotsArgs, state: ConversationState, now: datetime
+        self, args: ProposeSlotsArgs, state: ConversationState, effects: TurnEffects, now: datetime
     ) -> Result:
         if args.day is not None and args.day < now.date():
             return _error("in_the_past", "that day has passed")
@@ -149,6 +152,7 @@ class Toolbox:
             return _error("no_free_slots", "no free slot in the coming weeks")
         state.proposed_slots = spread(fresh, SLOTS_OFFERED)
         state.stage, state.pending_slot = st.PROPOSE, None
+        effects.closing = say.offer_slots(state.proposed_slots, now)
         return {"ok": True, "slots": [self._slot(s, now) for s in state.proposed_slots]}
 
     async def _book(

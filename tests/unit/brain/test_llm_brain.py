@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
 from datetime import time as clock
@@ -48,6 +48,13 @@ CAL = BusinessCalendar(
 )
 BOOKED_TEXT = "מעולה, קבענו למחר בעשר. תודה ויום טוב!"
 FIRST_SENTENCE_TIMEOUT_S = 0.4
+
+
+@pytest.fixture(autouse=True)
+def _captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Log events go to a capture, not to the stderr an earlier test's app configured."""
+    with capture_logs() as logs:
+        yield logs
 
 
 @pytest.fixture
@@ -467,3 +474,20 @@ async def test_model_sees_the_script_the_lead_and_the_conversation(
     assert messages[1]["content"] == script.render_greeting("רונית")
     assert messages[2]["content"] == "הלו, מי זה?"
     assert state.stage == st.PERMISSION
+
+
+async def test_offered_slots_are_named_when_the_model_fails_after_proposing(
+    sim: ProviderSim, brain: LLMBrain
+) -> None:
+    """Words already spoken stay; the slots the tool chose are then named by the fixed phrase."""
+
+    def check_then_break(messages: Sequence[dict[str, Any]]) -> SimReply:
+        sim.config.llm.error_rate = 1.0
+        return SimReply(text="רגע, בודקים מה פנוי.", tool_calls=(SimToolCall("propose_slots"),))
+
+    sim.responder = check_then_break
+    state = _state()
+    reply = await brain.respond(state, "כן, בואו נקבע", now=NOW)
+    assert len(state.proposed_slots) == 2 and state.stage == st.PROPOSE
+    assert reply.text == f"רגע, בודקים מה פנוי. {say.offer_slots(state.proposed_slots, NOW)}"
+    assert reply.actions == () and not reply.end_call
