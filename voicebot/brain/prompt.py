@@ -19,16 +19,17 @@ from voicebot.brain.speech_text import WEEKDAY_NAMES, format_slot_hebrew
 # Spoken replies longer than this many sentences are cut by the brain anyway.
 MAX_REPLY_SENTENCES = 2
 
-_RULES = f"""\
+# "שני משפטים" in the rules below is MAX_REPLY_SENTENCES in words.
+_RULES = """\
 כללי השיחה:
-- זו שיחת טלפון. כל תשובה היא {MAX_REPLY_SENTENCES} משפטים קצרים לכל היותר, בעברית מדוברת \
+- זו שיחת טלפון. כל תשובה היא שני משפטים קצרים לכל היותר, בעברית מדוברת \
 ופשוטה, בלי רשימות, בלי סימנים מיוחדים ובלי אימוג'י.
 - לא לפנות למי שמדבר בלשון זכר או נקבה; לנסח בלשון רבים או בסתמי.
-- לשאול שאלה אחת בכל פעם, ולהוביל בעדינות לקביעת {{purpose}} של {{length}} דקות.
+- לשאול שאלה אחת בכל פעם, ולהוביל בעדינות לקביעת {purpose} של {length} דקות.
 - כל פעולה נעשית רק דרך הכלים, ואסור להגיד שפעולה נעשתה לפני שהכלי החזיר ok.
 - לפני הצעת מועדים לקרוא ל-propose_slots ולהציע רק מועדים שהוחזרו. לקבוע עם book_meeting \
 רק אחרי שהצד השני הסכים למועד מסוים.
-- זמנים בכלים נכתבים ב-ISO 8601 בשעון {{tz}}, למשל {{example}}.
+- זמנים בכלים נכתבים ב-ISO 8601 בשעון {tz}, למשל {example}.
 - בקשה להסיר את המספר או לא להתקשר יותר: מיד add_to_do_not_call.
 - בקשה לדבר עם נציג אנושי: מיד transfer_to_human.
 - "תתקשרו מחר בחמש" וכדומה: schedule_callback עם הזמן המדויק.
@@ -76,12 +77,8 @@ def _identity(script: AgentScript) -> str:
 def _lead(lead: LeadContext | None) -> str:
     if lead is None or not (lead.name or lead.company):
         return "הפרטים של מי שמדבר איתנו לא ידועים."
-    facts = []
-    if lead.name:
-        facts.append(f"שם: {lead.name}")
-    if lead.company:
-        facts.append(f"עסק: {lead.company}")
-    return "עם מי מדברים: " + ", ".join(facts) + "."
+    who = f"מדברים עם {lead.name}" if lead.name else "מדברים עם מישהו"
+    return f"{who} מהעסק {lead.company}." if lead.company else f"{who}."
 
 
 def _clock(local_now: datetime, calendar: BusinessCalendar) -> str:
