@@ -16,7 +16,8 @@ from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar
 from voicebot.brain.speech_text import WEEKDAY_NAMES, format_slot_hebrew
 
-# Spoken replies longer than this many sentences are cut by the brain anyway.
+# Sentences per reply the prompt asks for; the brain speaks at most two more pieces
+# (clauses cut early at a comma count as pieces) and drops the rest.
 MAX_REPLY_SENTENCES = 2
 
 # "שני משפטים" in the rules below is MAX_REPLY_SENTENCES in words.
