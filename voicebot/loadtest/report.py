@@ -101,6 +101,8 @@ class Samples:
     """(seconds since the test began, calls connected then, turn latency ms)."""
     underruns: int = 0
     calls_ok: int = 0
+    ended_by_agent: int = 0
+    """Calls the server closed normally after a reply (the agent said goodbye): not failures."""
     failures: Counter[str] = field(default_factory=Counter)
     call_seconds: float = 0.0
     peak_concurrency: int = 0
@@ -124,6 +126,7 @@ class LoadReport:
     calls_ok: int
     calls_failed: int
     failure_reasons: dict[str, int]
+    calls_ended_by_agent: int
     wall_s: float
     call_minutes: float
     peak_concurrency: int
@@ -158,7 +161,8 @@ class LoadReport:
     def to_text(self) -> str:
         lines = [
             f"calls: {self.calls_ok} ok, {self.calls_failed} failed"
-            + (f" {dict(self.failure_reasons)}" if self.failure_reasons else ""),
+            + (f" {dict(self.failure_reasons)}" if self.failure_reasons else "")
+            + f"; {self.calls_ended_by_agent} ended by the agent",
             f"wall {self.wall_s:.1f} s, {self.call_minutes:.1f} call-minutes, "
             f"peak {self.peak_concurrency} concurrent",
             "",
@@ -226,6 +230,7 @@ def build_report(
         calls_ok=samples.calls_ok,
         calls_failed=failed,
         failure_reasons=dict(samples.failures),
+        calls_ended_by_agent=samples.ended_by_agent,
         wall_s=wall_s,
         call_minutes=call_minutes,
         peak_concurrency=samples.peak_concurrency,

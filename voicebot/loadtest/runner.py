@@ -10,6 +10,9 @@ A call: wait for the greeting and let it finish, then ``turns`` times say a
 phrase and wait for the first agent audio (turn latency); with probability
 ``barge_in_prob`` speak again over the reply and time the ``clear``; then stay
 on the line (silent) until ``duration_s`` after connecting, if given, and hang up.
+The agent may end the call first (a booking, a goodbye): a normal close after a
+reply counts as a good call (``ended_by_agent``); a close without a reply or with
+an error code is a failure.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ MONITOR_INTERVAL_S = 1.0
 PROGRESS_INTERVAL_S = 1.0
 HTTP_POOL_CONNECTIONS = 100
 HTTP_TIMEOUT_S = 15.0
+NORMAL_CLOSURE = 1000
 SETTLE_S = 0.5
 """Pause after the last call before the final server reading (lets the server finish up)."""
 
@@ -224,6 +228,9 @@ class LoadTest:
         self.samples.greeting_ms.append(call.metrics.first_agent_media_ms)
         await _agent_quiet(call)
         for turn in range(config.turns):
+            if call.ended:
+                self._ended_by_server(call)
+                return
             phrase = phrases[(index + turn) % len(phrases)]
             await self._turn(call, phrase)
             if rng.random() < config.barge_in_prob:
@@ -235,21 +242,25 @@ class LoadTest:
             if remaining_s > 0:
                 await _poll(lambda: call.ended, remaining_s)
         if call.ended:
-            raise CallFailedError("ended by the server mid-scenario")
+            self._ended_by_server(call)
+
+    def _ended_by_server(self, call: SimulatedCall) -> None:
+        """After a reply, a normal close is the agent hanging up; any other close is a failure."""
+        if call.close_code != NORMAL_CLOSURE:
+            raise CallFailedError(f"server closed the stream with code {call.close_code}")
+        self.samples.ended_by_agent += 1
 
     async def _turn(self, call: SimulatedCall, phrase: CallerPhrase) -> None:
-        if call.ended:
-            raise CallFailedError("ended by the server mid-scenario")
         speech = call.say(phrase.speech)
         await _poll(lambda: speech.response_latency_ms is not None or call.ended, REPLY_TIMEOUT_S)
         latency_ms = speech.response_latency_ms
         if latency_ms is None:
-            raise CallFailedError("ended by the server mid-scenario" if call.ended else "no reply")
+            raise CallFailedError(
+                "ended by the server without a reply" if call.ended else "no reply"
+            )
         self.samples.turn_ms.append(latency_ms)
-        connected = self._connected
-        self.samples.turn_timeline.append(
-            (time.monotonic() - self._started_s, connected, latency_ms)
-        )
+        elapsed_s = time.monotonic() - self._started_s
+        self.samples.turn_timeline.append((elapsed_s, self._connected, latency_ms))
 
     async def _barge_in(self, call: SimulatedCall, phrase: CallerPhrase) -> None:
         """Speak over the reply; a `clear` must come unless the reply ended on its own."""

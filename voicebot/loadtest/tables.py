@@ -33,8 +33,8 @@ def clean(report: Report) -> bool:
 def talking_table(reports: list[Report]) -> str:
     """One row per concurrency of a scenario where callers speak."""
     lines = [
-        "| calls | ok | failed | turns | turn p50 / p99 ms | overhead p50 / p90 / p99 ms "
-        "| greeting p50 / p99 ms | barge-in→clear p50 / p99 ms | underruns "
+        "| calls | ok (agent hung up) | failed | turns | turn p50 / p99 ms "
+        "| overhead p50 / p90 / p99 ms | greeting p50 / p99 ms | barge-in→clear p50 / p99 ms | underruns "
         "| frame delay p99 / max ms | server CPU core-s per call-min | load gen cores | clean |",
         "| " + " | ".join(["---"] * 13) + " |",
     ]
@@ -48,7 +48,8 @@ def talking_table(reports: list[Report]) -> str:
         )
         failures = "; ".join(f"{n}× {k}" for k, n in r["failure_reasons"].items())
         lines.append(
-            f"| {r['calls']} | {r['calls_ok']} | {r['calls_failed']}"
+            f"| {r['calls']} | {r['calls_ok']} ({r.get('calls_ended_by_agent', 0)}) "
+            f"| {r['calls_failed']}"
             f"{' (' + failures + ')' if failures else ''} | {t['n']} "
             f"| {fmt(t['p50_ms'])} / {fmt(t['p99_ms'])} "
             f"| {fmt(o['p50_ms'])} / {fmt(o['p90_ms'])} / {fmt(o['p99_ms'])} "

@@ -254,6 +254,11 @@ class SimulatedCall:
         """The stream is over (either side closed it)."""
         return self._ended.is_set()
 
+    @property
+    def close_code(self) -> int | None:
+        """The websocket close code once closed (1000 when the server hung up normally)."""
+        return self._ws.close_code
+
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         """Wait until ``predicate()`` is true, re-checking after every message and frame."""
         async with asyncio.timeout(timeout_s):

@@ -48,7 +48,7 @@ def test_summary_names_the_highest_clean_concurrency() -> None:
     assert "**50** calls" in summary("rules", reports)
     table = talking_table(reports)
     assert table.count("\n") == len(reports) + 1
-    assert "| 100 | 100 | 0 |" in table and table.rstrip().endswith("| no |")
+    assert "| 100 | 100 (0) | 0 |" in table and table.rstrip().endswith("| no |")
 
 
 def test_hot_spots_give_self_and_inclusive_shares() -> None:
