@@ -34,7 +34,8 @@ def talking_table(reports: list[Report]) -> str:
     """One row per concurrency of a scenario where callers speak."""
     lines = [
         "| calls | ok (agent hung up) | failed | turns | turn p50 / p99 ms "
-        "| overhead p50 / p90 / p99 ms | greeting p50 / p99 ms | barge-in→clear p50 / p99 ms | underruns "
+        "| overhead p50 / p90 / p99 ms | greeting p50 / p99 ms "
+        "| barge-in→clear p50 / p99 ms | underruns "
         "| frame delay p99 / max ms | server CPU core-s per call-min | load gen cores | clean |",
         "| " + " | ".join(["---"] * 13) + " |",
     ]
