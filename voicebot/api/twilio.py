@@ -12,9 +12,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -23,13 +21,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from voicebot.api import twilio_audio, twilio_gather
 from voicebot.api.state import AppState, app_state
 from voicebot.api.twilio_common import lead_context, load_agent_script, signed_form
+from voicebot.api.twilio_status import ANSWERED_BY_MAX_CHARS, STATUS_RANK, status
 from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession, prepare_greeting
-from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, TwilioEvent
-from voicebot.db.outcomes import STATUS_OUTCOMES, record_outcome
+from voicebot.db.models import Call, CallOutcome, CallStatus, Lead
+from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError, SignatureError
 from voicebot.telephony import events as ev
@@ -39,21 +38,7 @@ from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream
 
 log = structlog.get_logger(__name__)
 
-# Twilio's status order; a later status never goes back to an earlier one.
-STATUS_RANK = {
-    CallStatus.QUEUED: 0,
-    CallStatus.INITIATED: 1,
-    CallStatus.RINGING: 2,
-    CallStatus.IN_PROGRESS: 3,
-    CallStatus.COMPLETED: 4,
-    CallStatus.BUSY: 4,
-    CallStatus.NO_ANSWER: 4,
-    CallStatus.FAILED: 4,
-    CallStatus.CANCELED: 4,
-}
-FINAL_RANK = 4
 START_TIMEOUT_S = 10.0
-ANSWERED_BY_MAX_CHARS = 32
 GREETING_PREPARE_TIMEOUT_S = 3.0
 
 
@@ -138,62 +123,6 @@ async def voice(request: Request) -> Response:
 
 def _twiml(document: str) -> Response:
     return Response(document, media_type=TWIML_CONTENT_TYPE)
-
-
-async def status(request: Request) -> Response:
-    """Record status transitions: monotonic, idempotent on Twilio's idempotency token.
-
-    A call that ends without a conversation (busy, no answer, failed, canceled) gets its
-    outcome here; a ``<Gather>`` call whose caller hung up mid-conversation is finished.
-    """
-    params = await signed_form(request)
-    if isinstance(params, Response):
-        return params
-    call_sid = params.get("CallSid", "")
-    new_status = params.get("CallStatus", "")
-    if new_status not in {s.value for s in CallStatus}:
-        return Response("unknown CallStatus", status_code=400)
-    state = app_state(request)
-    token = request.headers.get("i-twilio-idempotency-token")
-    async with state.sessions() as session:
-        if token:
-            session.add(TwilioEvent(token=token, kind="status"))
-            try:
-                await session.flush()
-            except IntegrityError:
-                return Response(status_code=204)
-        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).first()
-        if call is None:
-            log.warning("twilio.status_unknown_call", call_sid=call_sid)
-            await session.commit()
-            return Response(status_code=204)
-        call.status_events = [*(call.status_events or []), new_status]
-        if STATUS_RANK[CallStatus(new_status)] > STATUS_RANK.get(CallStatus(call.status), 0):
-            call.status = new_status
-            if STATUS_RANK[CallStatus(new_status)] == FINAL_RANK:
-                call.ended_at = call.ended_at or utcnow()
-            if duration := params.get("CallDuration"):
-                call.duration_s = int(duration) if duration.isdigit() else call.duration_s
-        if answered_by := params.get("AnsweredBy"):
-            call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
-        if call.outcome is None and new_status in STATUS_OUTCOMES:
-            outcome = STATUS_OUTCOMES[new_status]
-            await record_outcome(session, call, outcome)
-            facts = CallFacts(outcome, state.settings.tz)
-            lead = await lead_context(session, call)
-            call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
-        hung_up = call.outcome is None and new_status == CallStatus.COMPLETED
-        call_id = call.id
-        await session.commit()
-    if hung_up:
-        finish = BackgroundTask(
-            twilio_gather.finish_after_hangup,
-            state.extras["call_services"],
-            call_id=call_id,
-            call_sid=call_sid,
-        )
-        return Response(status_code=204, background=finish)
-    return Response(status_code=204)
 
 
 async def media(websocket: WebSocket) -> None:
