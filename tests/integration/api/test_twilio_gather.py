@@ -404,3 +404,23 @@ async def test_stream_mode_setting_keeps_media_streams_without_stt(
             answer = await side.answer(_sid())
     root = _xml(answer.text)
     assert root.find("Connect/Stream") is not None and root.find("Gather") is None
+
+
+async def test_without_working_tts_twilio_says_the_text(database_url: str, tmp_path: Path) -> None:
+    """When speech synthesis fails the greeting goes out as <Say language="he-IL">, so a
+    deployment with only a Twilio account still talks."""
+    settings = make_settings(
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,
+        tts_cache_dir=str(tmp_path / "tts"),
+        espeak_voice="zz-no-such-voice",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            answer = await TwilioSide(http, settings).answer(_sid())
+    say = _xml(answer.text).find("Gather/Say")
+    assert say is not None and say.attrib["language"] == "he-IL"
+    assert say.text and "נועה" in say.text
+    assert not _plays(answer.text)
