@@ -4,7 +4,6 @@ OpenAI-compatible STT, the server under uvicorn, espeak-ng TTS and the rule-base
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import REQUIRE_SERVICES, make_settings
+from tests.e2e.conftest import call_server_settings
 from voicebot.audio.codec import pcm16_to_ulaw
-from voicebot.cli import migrate
 from voicebot.config import Settings
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
@@ -27,15 +25,6 @@ AUDIO_CACHE = Path(".cache/hebrew_audio")
 ANSWER = "כן, אפשר לדבר עכשיו"
 
 
-@pytest.fixture(autouse=True)
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
     async with ProviderSim(SimConfig(seed=3)) as running:
@@ -46,16 +35,12 @@ async def sim() -> AsyncIterator[ProviderSim]:
 @pytest.fixture
 async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
     port = free_port()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(
-        database_url=url,
-        public_base_url=f"http://127.0.0.1:{port}",
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        stt_base_url=sim.base_url,
-        stt_api_key="sim-key",
-        tts_cache_dir=str(tmp_path / "tts"),
+    settings = call_server_settings(
+        tmp_path,
+        port=port,
+        sim=sim,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
         stt_timeout_s=1.0,
     )
     async with running_server(settings, port=port) as base:

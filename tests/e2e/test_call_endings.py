@@ -5,7 +5,6 @@ websockets with the Twilio caller, the Twilio REST simulator and the OpenAI-comp
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -15,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, make_settings
+from tests.e2e.conftest import call_server_settings
 from voicebot.audio.codec import pcm16_to_ulaw
-from voicebot.cli import migrate
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
@@ -32,15 +30,6 @@ TRANSFER_NUMBER = "+972501234567"
 StartServer = Callable[..., AbstractAsyncContextManager[str]]
 ASK_HUMAN = "אני רוצה לדבר עם נציג"
 REMOVE_ME = "תורידו אותי מהרשימה שלכם בבקשה"
-
-
-@pytest.fixture(autouse=True)
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -64,18 +53,14 @@ def server(
 ) -> StartServer:
     def start(**overrides: object) -> AbstractAsyncContextManager[str]:
         port = free_port()
-        url = f"sqlite+aiosqlite:///{tmp_path / 'endings.db'}"
-        migrate(make_settings(database_url=url))
-        settings = make_settings(
-            database_url=url,
-            public_base_url=f"http://127.0.0.1:{port}",
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_auth_token=AUTH_TOKEN,
+        settings = call_server_settings(
+            tmp_path,
+            port=port,
+            sim=sim,
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
             twilio_api_base_url=twilio_api[1],
             transfer_number=TRANSFER_NUMBER,
-            stt_base_url=sim.base_url,
-            stt_api_key="sim-key",
-            tts_cache_dir=str(tmp_path / "tts"),
             **overrides,
         )
         return running_server(settings, port=port)

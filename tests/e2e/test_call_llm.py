@@ -4,16 +4,14 @@ real loopback HTTP/SSE/websocket, the real `openai` client, espeak-ng TTS."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, make_settings
+from tests.e2e.conftest import call_server_settings
 from voicebot.audio.codec import pcm16_to_ulaw
-from voicebot.cli import migrate
 from voicebot.config import Settings
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import (
@@ -38,15 +36,6 @@ LLM_FIRST_TOKEN_MS = 200
 LLM_INTER_TOKEN_MS = 60
 
 
-@pytest.fixture(autouse=True)
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
     config = SimConfig(
@@ -63,19 +52,15 @@ async def sim() -> AsyncIterator[ProviderSim]:
 @pytest.fixture
 async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
     port = free_port()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'llm-call.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(
-        database_url=url,
-        public_base_url=f"http://127.0.0.1:{port}",
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        stt_base_url=sim.base_url,
-        stt_api_key="sim-key",
+    settings = call_server_settings(
+        tmp_path,
+        port=port,
+        sim=sim,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
         llm_base_url=sim.base_url,
         llm_api_key="sim-key",
         llm_timeout_s=2.0,
-        tts_cache_dir=str(tmp_path / "tts"),
     )
     async with running_server(settings, port=port) as base:
         yield base, settings

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import make_settings
+from tests.e2e.conftest import call_server_settings
 from tests.e2e.test_call import ACCOUNT_SID, ANSWER, AUDIO_CACHE, AUTH_TOKEN
 from voicebot.audio.codec import pcm16_to_ulaw
-from voicebot.cli import migrate
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
@@ -23,23 +19,17 @@ async def test_call_survives_redis_death(
     tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
     """After Redis is killed, the caller's next utterance still gets an answer."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
     redis_url, proc = own_redis
     port = free_port()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
-    migrate(make_settings(database_url=url))
     async with ProviderSim(SimConfig(seed=5)) as sim:
         sim.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
-        settings = make_settings(
-            database_url=url,
+        settings = call_server_settings(
+            tmp_path,
+            port=port,
+            sim=sim,
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
             redis_url=redis_url,
-            public_base_url=f"http://127.0.0.1:{port}",
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_auth_token=AUTH_TOKEN,
-            stt_base_url=sim.base_url,
-            stt_api_key="sim-key",
-            tts_cache_dir=str(tmp_path / "tts"),
         )
         async with (
             running_server(settings, port=port) as base,

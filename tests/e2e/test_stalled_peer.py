@@ -4,13 +4,10 @@ timeout and never stalls another call sharing the event loop."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import REQUIRE_SERVICES, make_settings
+from tests.conftest import make_settings
 from voicebot.brain.base import ConversationState
 from voicebot.call.playout import FRAME_S
 from voicebot.call.session import CallSession
@@ -23,15 +20,6 @@ from voicebot.providers.factory import build_providers
 from voicebot.store.resilient import ResilientStore
 
 SEND_TIMEOUT_S = 0.5
-
-
-@pytest.fixture(autouse=True)
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 class Peer:
