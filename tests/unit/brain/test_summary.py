@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from voicebot.brain.base import ChatTurn, ConversationState, LeadContext
 from voicebot.brain.summary import CallFacts, rule_summary, summarize
@@ -84,10 +85,12 @@ async def test_llm_failure_falls_back_to_rules(sim: ProviderSim) -> None:
     llm = OpenAILanguageModel(sim.endpoint("llm"))
     state, facts = _state(), CallFacts("not_interested", TZ)
     try:
-        text = await summarize(state, facts, llm=llm)
+        with capture_logs() as logs:
+            text = await summarize(state, facts, llm=llm)
     finally:
         await llm.aclose()
     assert text == rule_summary(state, facts)
+    assert [e["event"] for e in logs] == ["call.summary_llm_failed"]
 
 
 async def test_llm_hang_is_cut_by_the_timeout(sim: ProviderSim) -> None:
@@ -96,10 +99,12 @@ async def test_llm_hang_is_cut_by_the_timeout(sim: ProviderSim) -> None:
     llm = OpenAILanguageModel(sim.endpoint("llm", timeout_s=30))
     state, facts = _state(), CallFacts("not_interested", TZ)
     try:
-        text = await summarize(state, facts, llm=llm, timeout_s=0.3)
+        with capture_logs() as logs:
+            text = await summarize(state, facts, llm=llm, timeout_s=0.3)
     finally:
         await llm.aclose()
     assert text == rule_summary(state, facts)
+    assert logs[0]["error"] == "TimeoutError"
 
 
 async def test_empty_llm_answer_falls_back(sim: ProviderSim) -> None:
