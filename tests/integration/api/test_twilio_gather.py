@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from voicebot.app import create_app
+from voicebot.brain.script import AgentScript
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, CallTurn, Campaign, DoNotCall, Lead, Meeting
@@ -324,22 +325,13 @@ async def test_answering_machine_gets_the_scripts_voicemail(
 ) -> None:
     """AnsweredBy=machine_end_beep answers with the campaign script's voicemail audio and
     <Hangup/>; the outcome is voicemail and the lead unreachable."""
-    from voicebot.brain.script import AgentScript
 
     script = AgentScript.default().model_copy(
         update={"voicemail": "היי, כאן נועה. נחזור אליכם מחר, יום טוב."}
     )
     call_sid = _sid()
     await _seed_outbound_call(settings, call_sid=call_sid)
-    engine, sessions = await _db(settings)
-    async with sessions() as session:
-        campaign = Campaign(name="וואן", agent_script=script.model_dump(mode="json"))
-        session.add(campaign)
-        await session.flush()
-        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).one()
-        call.campaign_id = campaign.id
-        await session.commit()
-    await engine.dispose()
+    await _attach_campaign(settings, call_sid, script)
     answer = await twilio.answer(call_sid, AnsweredBy="machine_end_beep")
     root = _xml(answer.text)
     assert root.find("Hangup") is not None and root.find("Gather") is None
@@ -424,3 +416,54 @@ async def test_without_working_tts_twilio_says_the_text(database_url: str, tmp_p
     assert say is not None and say.attrib["language"] == "he-IL"
     assert say.text and "נועה" in say.text
     assert not _plays(answer.text)
+
+
+async def _attach_campaign(settings: Settings, call_sid: str, script: AgentScript) -> None:
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        campaign = Campaign(name="חורף", agent_script=script.model_dump(mode="json"))
+        session.add(campaign)
+        await session.flush()
+        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).one()
+        call.campaign_id = campaign.id
+        await session.commit()
+    await engine.dispose()
+
+
+@pytest.mark.parametrize("mode", ["gather", "stream"])
+async def test_the_campaigns_agent_script_greets(
+    database_url: str, tmp_path: Path, mode: str
+) -> None:
+    """The voice webhook greets with the call's campaign script: in gather mode the <Play>
+    names carry its greeting; in stream mode its greeting is synthesized ahead of the stream."""
+    from voicebot.providers.sentences import split_sentences
+    from voicebot.telephony.audio_token import verify_audio_token
+
+    script = AgentScript.default().model_copy(update={"agent_name": "מיכל"})
+    settings = make_settings(
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,
+        tts_cache_dir=str(tmp_path / "tts"),
+        conversation_mode=mode,
+    )
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    await _attach_campaign(settings, call_sid, script)
+    expected = script.render_greeting("דנה")
+    assert "מיכל" in expected
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            answer = await TwilioSide(http, settings).answer(call_sid)
+        services = app.state.voicebot.extras["call_services"]
+        cached = [
+            services.phrases.peek(services.tts.voice_id, s) for s in split_sentences(expected)
+        ]
+    if mode == "gather":
+        names = [re.sub(r"^.*/|\.wav$", "", u) for u in _plays(answer.text)]
+        spoken = [verify_audio_token(settings.stream_secret, n) for n in names]
+        assert " ".join(s or "" for s in spoken) == expected
+    else:
+        assert _xml(answer.text).find("Connect/Stream") is not None
+    assert all(audio is not None for audio in cached)
