@@ -467,3 +467,28 @@ async def test_the_campaigns_agent_script_greets(
     else:
         assert _xml(answer.text).find("Connect/Stream") is not None
     assert all(audio is not None for audio in cached)
+
+
+async def test_pressing_nine_opts_out_by_keypad(twilio: TwilioSide, settings: Settings) -> None:
+    """Digits=9 in a <Gather> turn reaches the brain's DTMF path: do-not-call and hang up."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    bye = await twilio.turn(first.text, call_sid, Digits="9")
+    assert _xml(bye.text).find("Hangup") is not None
+    call, lead, turns = await _load(settings, call_sid)
+    assert call.outcome == "do_not_call"
+    assert lead is not None and lead.status == "do_not_call"
+    assert [t.role for t in turns] == ["assistant", "assistant"]
+
+
+async def test_gather_for_another_calls_sid_is_404(twilio: TwilioSide, settings: Settings) -> None:
+    """A signed turn whose CallSid does not own the call_id in the action URL is refused."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    response = await twilio.turn(first.text, _sid(), SpeechResult="תוריד אותי מהרשימה")
+    assert response.status_code == 404
+    call, lead, _ = await _load(settings, call_sid)
+    assert call.outcome is None
+    assert lead is not None and lead.status == "new"
