@@ -13,7 +13,8 @@ from sqlalchemy import select
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, Lead, Meeting
-from voicebot.demo import DEMO_LEAD_PHONE, STT_NOTICE, caller_answer, run_demo
+from voicebot.demo import DEMO_LEAD_PHONE, STT_NOTICE, run_demo
+from voicebot.demo_caller import caller_answer
 
 AUDIO_CACHE = Path(".cache/hebrew_audio")
 WINDOW_MS = 100
