@@ -12,6 +12,7 @@ from voicebot.api.state import app_state
 from voicebot.brain.base import LeadContext
 from voicebot.brain.script import AgentScript
 from voicebot.db.models import Call, Campaign, Lead
+from voicebot.db.scripts import script_from_stored
 from voicebot.errors import SignatureError
 from voicebot.telephony.signature import verify_twilio_request
 
@@ -54,7 +55,7 @@ async def load_agent_script(session: AsyncSession, campaign_id: int | None) -> A
     if campaign is None or not campaign.agent_script:
         return None
     try:
-        return AgentScript.model_validate(campaign.agent_script)
+        return script_from_stored(campaign.agent_script)  # overrides on the default script
     except ValidationError as exc:
         log.warning(
             "campaign.invalid_agent_script", campaign_id=campaign_id, errors=exc.error_count()
