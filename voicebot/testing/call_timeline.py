@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import time
 import wave
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,8 +34,9 @@ FOLLOW_TIMEOUT_S = 600.0
 class CallTimeline:
     """Records when agent audio arrived and builds the time-aligned stereo recording."""
 
-    def __init__(self, call: SimulatedCall) -> None:
+    def __init__(self, call: SimulatedCall, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._call = call
+        self._clock = clock
         self._arrivals: list[tuple[float, float]] = []
         """(monotonic s, total agent audio ms received by then), one entry per growth."""
         self._received_ms = 0.0
@@ -51,7 +53,7 @@ class CallTimeline:
         """Note new agent audio; a ``wait_until`` predicate that is true once the call ended."""
         received_ms = self._call.metrics.agent_audio_ms
         if received_ms > self._received_ms:
-            now = time.monotonic()
+            now = self._clock()
             self._arrivals.append((now, received_ms))
             self._received_ms = received_ms
             self.last_agent_audio_at = now
@@ -71,7 +73,7 @@ class CallTimeline:
         if last is None or start is None or not marks:
             return False
         last_mark_at = start + marks[-1][0] / 1000
-        return last_mark_at >= last and time.monotonic() - last >= quiet_s
+        return last_mark_at >= last and self._clock() - last >= quiet_s
 
     def stereo_pcm16(self) -> bytes:
         """Interleaved 16-bit stereo at 8 kHz: caller left, agent right, from the stream start."""
