@@ -89,9 +89,8 @@ def demo_settings(base: Settings, *, port: int, stt_base_url: str) -> Settings:
         "stt_base_url": stt_base_url,
         "stt_api_key": SecretStr("sim-key"),
         "log_level": "WARNING",
+        "conversation_mode": "stream",
     }
-    if "conversation_mode" in Settings.model_fields:
-        update["conversation_mode"] = "stream"
     return base.model_copy(update=update)
 
 
