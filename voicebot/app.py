@@ -86,9 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.extras["jobs"] = jobs
         state.extras["broker_name"] = jobs.name
         app.state.voicebot = state
-        await warm_phrases(
-            state.extras["call_services"], [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT]
-        )
+        await warm_phrases(state.extras["call_services"], [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT])
         off = [name for name, on in state.extras["features"].items() if not on]
         log.info("app.started", database=engine.dialect.name, features_off=off)
         if not state.extras["features"]["espeak_tts"]:
