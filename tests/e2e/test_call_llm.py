@@ -95,6 +95,7 @@ async def test_llm_reply_starts_playing_on_its_first_sentence(
     whole_stream_ms = LLM_FIRST_TOKEN_MS + words * LLM_INTER_TOKEN_MS
     # "brain" = STT done → first sentence ready: the first sentence, not the whole reply.
     assert latency["brain"] < whole_stream_ms / 2
+    assert LLM_FIRST_TOKEN_MS <= latency["llm_first_token"] <= latency["brain"]
     assert "כמה עובדים" in str(reply["text"])
     assert reply["intent"] != "interrupted"
 

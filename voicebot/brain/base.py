@@ -145,9 +145,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
-    """One complete sentence of a reply in progress, written for speech, ready for TTS."""
+    """One complete sentence of a reply in progress, written for speech, ready for TTS.
+
+    ``first_token_at`` (``time.monotonic()``) is when the model's first token of this turn
+    arrived, for LLM replies; the call's latency breakdown reads it.
+    """
 
     text: str
+    first_token_at: float | None = field(default=None, compare=False)
 
 
 # What :meth:`Brain.respond_stream` yields: sentences as soon as each is complete, then

@@ -80,6 +80,7 @@ class _Turn:
     user_text: str
     now: datetime
     started_s: float
+    first_token_at: float | None = None
     spoken: list[str] = field(default_factory=list)
     effects: TurnEffects = field(default_factory=TurnEffects)
     # The fixed words of a tool's effect the model has not followed with words of its own.
@@ -199,6 +200,7 @@ class LLMBrain:
             )
             async with _closing(stream):
                 while (event := await self._next(stream, turn)) is not None:
+                    turn.first_token_at = turn.first_token_at or time.monotonic()
                     if isinstance(event, TextDelta):
                         text_parts.append(event.text)
                         for sentence in splitter.feed(event.text):
@@ -252,7 +254,7 @@ class LLMBrain:
         spoken = speakable(sentence)
         if spoken is None:
             raise LLMUnusableError("not_hebrew")
-        return Sentence(spoken)
+        return Sentence(spoken, first_token_at=turn.first_token_at)
 
     def _track_stage(self, state: ConversationState, said: str) -> None:
         """Keep the rule brain's stage meaningful after a model turn that only talked, so a

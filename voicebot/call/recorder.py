@@ -22,11 +22,18 @@ log = structlog.get_logger(__name__)
 
 @dataclass(slots=True)
 class TurnTimings:
-    """Monotonic instants of one turn; differences become the latency breakdown."""
+    """Monotonic instants of one turn; differences become the latency breakdown (ms):
+
+    ``endpoint`` speech end → end of turn decided; ``stt`` → transcript; ``llm_first_token``
+    transcript → the model's first token (LLM turns); ``brain`` transcript → first sentence
+    ready; ``tts_first_byte`` first token (or first sentence) → first synthesized audio;
+    ``first_frame`` → first frame handed to the socket; ``total`` speech end → first frame.
+    """
 
     started_at: float
     speech_end_at: float | None = None
     stt_done_at: float | None = None
+    llm_first_token_at: float | None = None
     brain_done_at: float | None = None
     tts_first_byte_at: float | None = None
     first_frame_at: float | None = None
@@ -38,8 +45,12 @@ class TurnTimings:
         values = {
             "endpoint": ms(self.speech_end_at, self.started_at),
             "stt": ms(self.started_at, self.stt_done_at),
+            "llm_first_token": ms(self.stt_done_at, self.llm_first_token_at),
             "brain": ms(self.stt_done_at or self.started_at, self.brain_done_at),
-            "tts_first_byte": ms(self.brain_done_at or self.started_at, self.tts_first_byte_at),
+            "tts_first_byte": ms(
+                self.llm_first_token_at or self.brain_done_at or self.started_at,
+                self.tts_first_byte_at,
+            ),
             "first_frame": ms(self.tts_first_byte_at, self.first_frame_at),
             "total": ms(self.speech_end_at or self.started_at, self.first_frame_at),
         }

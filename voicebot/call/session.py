@@ -289,6 +289,7 @@ class CallSession:
                 final.append(event)
                 break
             timings.brain_done_at = timings.brain_done_at or time.monotonic()
+            timings.llm_first_token_at = timings.llm_first_token_at or event.first_token_at
             sentence = event.text
             spoken.append(sentence)
             utterance = self.playout.new_utterance(sentence)
