@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.api import twilio_audio, twilio_gather
+from voicebot.api.phones import normalize_phone
 from voicebot.api.state import AppState, app_state
 from voicebot.api.twilio_common import lead_context, load_agent_script, signed_form
 from voicebot.api.twilio_status import ANSWERED_BY_MAX_CHARS, STATUS_RANK, status
@@ -27,7 +29,7 @@ from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession, prepare_greeting
-from voicebot.db.models import Call, CallOutcome, CallStatus, Lead
+from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, LeadStatus
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError, SignatureError
@@ -40,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S = 10.0
 GREETING_PREPARE_TIMEOUT_S = 3.0
+INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
 
 
 async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
@@ -52,6 +55,8 @@ async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
         lead = None
         if phone:
             lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
+        if lead is None and direction == "inbound" and phone:
+            lead = await _inbound_lead(session, phone)
         call = Call(
             call_sid=call_sid,
             direction=direction,
@@ -69,6 +74,24 @@ async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
     await session.flush()
     return call
+
+
+async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
+    """A new lead for an unknown inbound caller, so the agent can book, call back or opt
+    them out like anyone else; None for a withheld or invalid number."""
+    try:
+        phone = normalize_phone(raw_phone)
+    except ValueError:
+        return None
+    lead = Lead(
+        phone=phone, status=LeadStatus.NEW, consent_source=INBOUND_CONSENT, tags=["inbound"]
+    )
+    try:
+        async with session.begin_nested():
+            session.add(lead)
+    except IntegrityError:  # the same number calling twice at once: the other webhook won
+        return (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
+    return lead
 
 
 async def voice(request: Request) -> Response:

@@ -492,3 +492,35 @@ async def test_gather_for_another_calls_sid_is_404(twilio: TwilioSide, settings:
     call, lead, _ = await _load(settings, call_sid)
     assert call.outcome is None
     assert lead is not None and lead.status == "new"
+
+
+async def test_unknown_inbound_caller_becomes_a_lead_and_can_opt_out(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """An inbound call from an unknown number creates an 'inbound' lead, so an opt-out
+    lands that number on do-not-call (a withheld number creates nothing)."""
+    caller = "+972547654321"
+    call_sid = _sid()
+    form = {
+        "CallSid": call_sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": caller,
+        "To": AGENT_NUMBER,
+        "Direction": "inbound",
+        "CallStatus": "ringing",
+    }
+    first = await twilio.post("/twilio/voice", form)
+    assert first.status_code == 200, first.text
+    await twilio.turn(first.text, call_sid, SpeechResult="תוריד אותי מהרשימה")
+    withheld = await twilio.post("/twilio/voice", {**form, "CallSid": _sid(), "From": "anonymous"})
+    assert withheld.status_code == 200
+    call, lead, _ = await _load(settings, call_sid)
+    assert call.outcome == "do_not_call"
+    assert lead is not None and lead.phone == caller and lead.tags == ["inbound"]
+    assert lead.status == "do_not_call"
+    engine, sessions = await _db(settings)
+    async with sessions() as session:
+        dnc = [d.phone for d in (await session.scalars(select(DoNotCall))).all()]
+        leads = [x.phone for x in (await session.scalars(select(Lead))).all()]
+    await engine.dispose()
+    assert dnc == [caller] and leads == [caller]
