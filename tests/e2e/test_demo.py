@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import wave
 from pathlib import Path
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
-from tests.conftest import REQUIRE_SERVICES, make_settings
+from tests.conftest import make_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, Lead, Meeting
 from voicebot.demo import DEMO_LEAD_PHONE, STT_NOTICE, run_demo
@@ -19,15 +17,6 @@ from voicebot.demo_caller import caller_answer
 AUDIO_CACHE = Path(".cache/hebrew_audio")
 WINDOW_MS = 100
 SPEECH_RMS = 300.0  # of 32767: well above μ-law silence, well below espeak-ng speech
-
-
-@pytest.fixture(autouse=True)
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _loud_windows(wav_path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import REQUIRE_SERVICES
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.config import Settings
 from voicebot.db.models import Call
@@ -40,15 +38,6 @@ SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 15.0
 POLL_S = 0.1
 STATE_TIMEOUT_S = 10.0
-
-
-@pytest.fixture(autouse=True)
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @dataclass(frozen=True, slots=True)
