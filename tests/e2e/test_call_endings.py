@@ -30,6 +30,7 @@ TRANSFER_NUMBER = "+972501234567"
 StartServer = Callable[..., AbstractAsyncContextManager[str]]
 ASK_HUMAN = "אני רוצה לדבר עם נציג"
 REMOVE_ME = "תורידו אותי מהרשימה שלכם בבקשה"
+ANSWER = "כן, אפשר לדבר עכשיו"
 
 
 @pytest.fixture
@@ -172,3 +173,29 @@ async def test_max_duration_cuts_in_says_goodbye_and_hangs_up(
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
     last = [t for t in detail["turns"] if t["role"] == "assistant"][-1]
     assert last["intent"] == "max_duration"
+
+
+async def test_silence_checks_in_only_when_both_sides_are_quiet_then_ends(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str], sim: ProviderSim
+) -> None:
+    """The check-in clock runs only while nobody talks: speech right after the greeting is
+    answered (no check-in over it); then silence brings a check-in, a goodbye and a hang-up."""
+    api, _ = twilio_api
+    sid = "CA" + "d4" * 16
+    _live_at_twilio(api, sid)
+    sim.register_phrase(ANSWER, _speech_pcm(ANSWER), 8000)
+    async with server(silence_checkin_s=1.0) as base:
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await _greeting_heard(call)
+            call.say(pcm16_to_ulaw(_speech_pcm(ANSWER)))
+            await _first_update_while_watching(api, call, sid, 40)
+        async with httpx.AsyncClient(base_url=base) as http:
+            calls = (await http.get("/api/v1/calls")).json()["items"]
+            detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+    turns = [(t["role"], t["intent"]) for t in detail["turns"]]
+    assert turns[:2] == [("assistant", "greeting"), ("user", None)]
+    assert turns[-2:] == [("assistant", "silence"), ("assistant", "silence")]
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+    assert detail["outcome"] == "no_answer"

@@ -57,9 +57,15 @@ class Playout:
     underruns: int = 0
     _seq: int = 0
     _mid_utterance: bool = False
+    _drained_at: float = 0.0
 
     def __post_init__(self) -> None:
         self._drained.set()
+
+    @property
+    def idle_since(self) -> float:
+        """When the agent's last audio finished playing (its mark came back, or `clear`)."""
+        return max(self._drained_at, self._play_until)
 
     @property
     def speaking(self) -> bool:
@@ -91,6 +97,7 @@ class Playout:
             utterance.heard = True
         if not self._pending_marks and not self._queue:
             self._drained.set()
+            self._drained_at = self.clock()
         return utterance
 
     async def clear(self) -> list[Utterance]:
@@ -101,6 +108,7 @@ class Playout:
         self._play_until = 0.0
         self._mid_utterance = False
         self._drained.set()
+        self._drained_at = self.clock()
         await self.send_clear()
         return cut
 

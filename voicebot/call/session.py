@@ -66,6 +66,7 @@ class CallSession:
     _speaking: asyncio.Task[None] | None = None
     _frames_in: int = 0
     _last_media_at: float | None = None
+    _caller_quiet_since: float = 0.0
     greeting_frame_at: float | None = None
     script: AgentScript | None = None
 
@@ -112,6 +113,7 @@ class CallSession:
         elif isinstance(event, SpeechEnded):
             stream_now_ms = self._frames_in * 20
             speech_end_at = now - max(0, stream_now_ms - event.end_ms) / 1000
+            self._caller_quiet_since = now
             self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at))
 
     def _now(self) -> datetime:
@@ -199,13 +201,8 @@ class CallSession:
         await self._say(tg, reply, TurnTimings(started_at=self.started_at))
         silences = 0
         while not self.ended.is_set():
-            try:
-                item = await asyncio.wait_for(
-                    self._inbox.get(), timeout=self.services.settings.silence_checkin_s
-                )
-            except TimeoutError:
-                if self.playout.speaking:
-                    continue
+            item = await self._next_input()
+            if item is None:
                 silences += 1
                 reply = await self.brain.on_silence(self.state, count=silences, now=self._now())
                 await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
@@ -216,6 +213,29 @@ class CallSession:
                 await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
                 continue
             await self._handle_utterance(tg, item)
+
+    async def _next_input(self) -> UtteranceIn | DtmfIn | None:
+        """The caller's next utterance or key, or None once both sides have been silent
+        for ``silence_checkin_s`` (the agent's own speech and the caller's never count)."""
+        checkin_s = self.services.settings.silence_checkin_s
+        while True:
+            quiet_since = self._quiet_since()
+            wait_s = checkin_s
+            if quiet_since is not None:
+                wait_s = quiet_since + checkin_s - time.monotonic()
+                if wait_s <= 0:
+                    return None
+            try:
+                return await asyncio.wait_for(self._inbox.get(), timeout=wait_s)
+            except TimeoutError:
+                continue
+
+    def _quiet_since(self) -> float | None:
+        """When the line fell silent (agent done playing, caller done speaking); None while
+        either is talking."""
+        if self.playout.speaking or self.endpointer.in_speech:
+            return None
+        return max(self.playout.idle_since, self._caller_quiet_since)
 
     async def _handle_utterance(self, tg: asyncio.TaskGroup, item: UtteranceIn) -> None:
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
