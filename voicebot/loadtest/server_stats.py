@@ -2,8 +2,10 @@
 
 Two sources: the server's own ``/metrics`` (``process_cpu_seconds_total``,
 ``process_resident_memory_bytes``, ``voicebot_inbound_frame_gaps_total``), which
-works for any reachable server, or ``/proc/<pid>`` when the caller started the
-server itself and knows its pid (Linux only; no frame gaps there).
+works for any reachable server but counts the server process alone, or
+``/proc/<pid>`` when the caller started the server itself and knows its pid
+(Linux only): that CPU also counts the children the server ran and reaped
+(espeak-ng), and frame gaps still come from ``/metrics``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ CPU_METRIC = "process_cpu_seconds"
 RSS_METRIC = "process_resident_memory_bytes"
 FRAME_GAPS_METRIC = "voicebot_inbound_frame_gaps"
 PROC_STAT_UTIME_FIELD = 11
-"""Index of utime among the fields after ``(comm)`` in /proc/<pid>/stat (stime follows)."""
+"""Index of utime among the fields after ``(comm)`` in /proc/<pid>/stat.
+
+stime, cutime and cstime follow: the last two are the CPU of children the server
+waited for (espeak-ng synthesis runs as a child process per sentence)."""
+PROC_STAT_CPU_FIELDS = 4
 PROC_STATM_RSS_FIELD = 1
 
 
@@ -51,10 +57,11 @@ def parse_metrics(text: str) -> ServerReading:
 
 
 def read_proc(pid: int) -> ServerReading:
-    """CPU (user + system) and RSS of process ``pid`` from /proc."""
+    """CPU (user + system, its own and its reaped children's) and RSS of ``pid`` from /proc."""
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks_per_s = os.sysconf("SC_CLK_TCK")
-    cpu_s = (int(stat[PROC_STAT_UTIME_FIELD]) + int(stat[PROC_STAT_UTIME_FIELD + 1])) / ticks_per_s
+    fields = stat[PROC_STAT_UTIME_FIELD : PROC_STAT_UTIME_FIELD + PROC_STAT_CPU_FIELDS]
+    cpu_s = sum(int(f) for f in fields) / ticks_per_s
     pages = int(Path(f"/proc/{pid}/statm").read_text().split()[PROC_STATM_RSS_FIELD])
     return ServerReading(cpu_s=cpu_s, rss_bytes=float(pages * os.sysconf("SC_PAGE_SIZE")))
 

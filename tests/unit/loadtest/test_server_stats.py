@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 from prometheus_client import generate_latest
 
@@ -28,8 +30,16 @@ def test_parse_metrics_without_the_figures_is_nan() -> None:
 
 
 def test_read_proc_matches_this_process() -> None:
-    """/proc/<pid> gives this process's CPU time (close to os.times) and a plausible RSS."""
+    """/proc/<pid> gives this process's CPU time with its reaped children's, and its RSS."""
+    subprocess.run(  # a child that burns CPU, then is reaped
+        [sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True
+    )
+    before = os.times()
     reading = read_proc(os.getpid())
-    times = os.times()
-    assert abs(reading.cpu_s - (times.user + times.system)) < 0.5
+    after = os.times()
+    children_s = before.children_user + before.children_system
+    assert children_s > 0.05
+    tick_s = 0.01
+    assert before.user + before.system + children_s - tick_s * 2 <= reading.cpu_s
+    assert reading.cpu_s <= after.user + after.system + children_s + tick_s * 2
     assert reading.rss_bytes > 1024 * 1024
