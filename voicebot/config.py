@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     tts_voice: str = DEFAULT_TTS_VOICE
     tts_timeout_s: float = Field(default=6.0, gt=0)
     tts_cache_dir: str = ".cache/tts"
+    # Keep every synthesized sentence in the phrase cache (memory, LRU-bounded), so a
+    # sentence said again on any call costs no TTS time or money.
+    tts_reuse_sentences: bool = True
     espeak_voice: str = "he"
 
     # Conversation and calls.

@@ -34,6 +34,7 @@ class Utterance:
     first_sent_at: float | None = None
     heard: bool = False
     done_enqueuing: bool = False
+    cut: bool = False
 
 
 @dataclass(slots=True)
@@ -80,6 +81,8 @@ class Playout:
         return utterance
 
     def push_frames(self, utterance: Utterance, frames: list[bytes]) -> None:
+        if utterance.cut:
+            return  # cleared by a barge-in: never sent
         for frame in frames:
             self._queue.append(_Item(frame=frame))
         utterance.frames_sent += len(frames)
@@ -87,6 +90,8 @@ class Playout:
 
     def end_utterance(self, utterance: Utterance) -> None:
         utterance.done_enqueuing = True
+        if utterance.cut:
+            return
         self._queue.append(_Item(mark=utterance.mark))
         self._wake.set()
 
@@ -104,6 +109,8 @@ class Playout:
         """Barge-in: drop queued audio, tell Twilio to flush; returns the cut utterances."""
         self._queue.clear()
         cut = list(self._pending_marks.values())
+        for utterance in cut:
+            utterance.cut = True
         self._pending_marks.clear()
         self._play_until = 0.0
         self._mid_utterance = False

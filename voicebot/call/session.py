@@ -67,6 +67,9 @@ class CallSession:
     _frames_in: int = 0
     _last_media_at: float | None = None
     _caller_quiet_since: float = 0.0
+    _caller_talking: bool = False
+    _barged: bool = False
+    _speech_epoch: int = 0
     greeting_frame_at: float | None = None
     script: AgentScript | None = None
 
@@ -106,11 +109,16 @@ class CallSession:
         self._frames_in += 1
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
         if event is None:
+            if self._caller_talking and not self._barged and self.playout.speaking:
+                # The caller was already talking when the agent began: the agent yields.
+                await self._barge_in()
             return
         if isinstance(event, SpeechStarted):
+            self._caller_talking, self._barged = True, False
             if self.playout.speaking:
                 await self._barge_in()
         elif isinstance(event, SpeechEnded):
+            self._caller_talking = False
             stream_now_ms = self._frames_in * 20
             speech_end_at = now - max(0, stream_now_ms - event.end_ms) / 1000
             self._caller_quiet_since = now
@@ -130,6 +138,8 @@ class CallSession:
         self.ended.set()
 
     async def _barge_in(self) -> None:
+        self._barged = True
+        self._speech_epoch += 1  # whatever is still being synthesized is never sent
         self.services.metrics.barge_ins.inc()
         if self._speaking is not None and not self._speaking.done():
             self._speaking.cancel()
@@ -304,23 +314,34 @@ class CallSession:
         spoken: list[str],
         final: list[Reply],
     ) -> None:
+        epoch = self._speech_epoch
+        voice_id = self.services.tts.voice_id
         async for event in events:
             if isinstance(event, Reply):
                 final.append(event)
                 break
+            if epoch != self._speech_epoch:
+                return  # barged in: nothing more of this reply is spoken
             timings.brain_done_at = timings.brain_done_at or time.monotonic()
             timings.llm_first_token_at = timings.llm_first_token_at or event.first_token_at
             sentence = event.text
             spoken.append(sentence)
             utterance = self.playout.new_utterance(sentence)
-            cached = self.services.phrases.peek(self.services.tts.voice_id, sentence)
+            cached = self.services.phrases.peek(voice_id, sentence)
             if cached is not None:
                 timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
                 self.playout.push_frames(utterance, _frames(cached))
             else:
+                audio: list[bytes] = []
                 async for frames in synthesize_frames(self.services.tts, sentence):
+                    if epoch != self._speech_epoch:
+                        return
                     timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
                     self.playout.push_frames(utterance, frames)
+                    audio.extend(frames)
+                if self.services.settings.tts_reuse_sentences:
+                    # Rule replies repeat across calls: the next time it costs nothing.
+                    self.services.phrases.remember(voice_id, sentence, b"".join(audio))
             self.playout.end_utterance(utterance)
             if timings.first_frame_at is None:
                 await asyncio.sleep(0)

@@ -63,6 +63,11 @@ class PhraseCache:
             self.hits += 1
         return data
 
+    def remember(self, voice_id: str, text: str, data: bytes) -> None:
+        """Keep audio synthesized elsewhere (in memory only, within the same bounds)."""
+        if data:
+            self._store(_key(voice_id, text), data)
+
     async def get(self, voice_id: str, text: str, factory: PhraseFactory) -> bytes:
         """The phrase's bytes: from memory, else disk, else ``factory()`` (run once)."""
         key = _key(voice_id, text)

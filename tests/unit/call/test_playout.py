@@ -93,3 +93,19 @@ async def test_underrun_only_when_a_sentence_runs_dry(running: tuple[Playout, Wi
     playout.push_frames(second, [FRAME] * 2)
     await asyncio.sleep(0.01)
     assert playout.underruns == 1
+
+
+async def test_frames_of_a_cleared_sentence_are_never_sent(running: tuple[Playout, Wire]) -> None:
+    """TTS that finishes a sentence after the barge-in's clear cannot sneak its audio out."""
+    playout, wire = running
+    late = playout.new_utterance("משפט שנחתך")
+    playout.push_frames(late, [FRAME] * 2)
+    await asyncio.sleep(0.01)
+    await playout.clear()
+    sent = wire.sent.count("media")
+    playout.push_frames(late, [FRAME] * 20)
+    playout.end_utterance(late)
+    await asyncio.sleep(0.05)
+    assert late.cut
+    assert wire.sent.count("media") == sent
+    assert f"mark:{late.mark}" not in wire.sent

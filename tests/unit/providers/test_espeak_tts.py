@@ -1,8 +1,13 @@
-"""EspeakTextToSpeech: real espeak-ng Hebrew audio, streamed, bounded and killed on cancel."""
+"""EspeakTextToSpeech: real espeak-ng Hebrew audio, spawned off the event loop, bounded,
+and killed on cancel or timeout."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import threading
+import time
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
@@ -18,18 +23,24 @@ from voicebot.providers.espeak_tts import EspeakTextToSpeech
 LONG_TEXT = " ".join(["שלום וברכה, אנחנו מתקשרים לגבי הפגישה שקבענו בשבוע הבא."] * 8)
 
 
-def track_processes(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subprocess.Process]:
+def track_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
     """Record every espeak-ng process started."""
-    started: list[asyncio.subprocess.Process] = []
-    original: Callable[..., Any] = asyncio.create_subprocess_exec
+    started: list[subprocess.Popen[bytes]] = []
+    original: Callable[..., Any] = subprocess.Popen
 
-    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
-        process: asyncio.subprocess.Process = await original(*args, **kwargs)
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = original(*args, **kwargs)
         started.append(process)
         return process
 
-    monkeypatch.setattr(espeak_tts.asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(espeak_tts.subprocess, "Popen", spy)
     return started
+
+
+def _wait_until_started(started: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 5
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 @needs_espeak
@@ -54,33 +65,69 @@ async def test_text_starting_with_a_dash_is_spoken_not_parsed() -> None:
 
 @needs_espeak
 async def test_cancel_kills_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Abandoning a synthesis after the first chunk kills and reaps espeak-ng."""
+    """Cancelling a synthesis while espeak-ng runs kills and reaps it."""
     started = track_processes(monkeypatch)
     tts = EspeakTextToSpeech()
-    async with aclosing(tts.synthesize(LONG_TEXT)) as chunks:
-        async for _ in chunks:
-            break
+
+    async def consume() -> None:
+        async with aclosing(tts.synthesize(LONG_TEXT * 4)) as chunks:
+            async for _ in chunks:
+                pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.to_thread(_wait_until_started, started)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert len(started) == 1
-    assert started[0].returncode is not None
+    assert started[0].returncode is not None and started[0].returncode < 0
+
+
+async def test_spawning_never_runs_on_the_event_loop_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """espeak-ng is started from a worker thread, so a fork never stalls the live calls."""
+    threads: list[str] = []
+    original = subprocess.Popen
+    true = shutil.which("true") or "/bin/true"
+
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        threads.append(threading.current_thread().name)
+        return original([true], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    monkeypatch.setattr(espeak_tts.subprocess, "Popen", spy)
+    monkeypatch.setattr(espeak_tts.shutil, "which", lambda _: true)
+    tts = EspeakTextToSpeech()
+    with pytest.raises(ProviderError):  # `true` writes no WAV
+        async for _ in tts.synthesize("שלום"):
+            pass
+    assert threads and all(name.startswith("espeak") for name in threads)
 
 
 @needs_espeak
 async def test_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With max_concurrency=1, two syntheses never run espeak-ng at the same time."""
+    """With max_concurrency=1, a second espeak-ng starts only after the first has exited."""
     started = track_processes(monkeypatch)
+    alive_at_spawn: list[int] = []
+    spawn = espeak_tts.subprocess.Popen
+
+    def counting(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        alive_at_spawn.append(sum(p.poll() is None for p in started))
+        process: subprocess.Popen[bytes] = spawn(*args, **kwargs)
+        return process
+
+    monkeypatch.setattr(espeak_tts.subprocess, "Popen", counting)
     tts = EspeakTextToSpeech(max_concurrency=1)
-    overlaps: list[int] = []
 
     async def run(text: str) -> None:
         async for _ in tts.synthesize(text):
-            overlaps.append(sum(p.returncode is None for p in started))
             await asyncio.sleep(0)
 
     async with asyncio.TaskGroup() as group:
-        group.create_task(run("אחת שתיים שלוש"))
-        group.create_task(run("ארבע חמש שש"))
+        group.create_task(run(LONG_TEXT))
+        group.create_task(run(LONG_TEXT))
     assert len(started) == 2
-    assert max(overlaps) == 1
+    assert alive_at_spawn == [0, 0]
 
 
 @needs_espeak

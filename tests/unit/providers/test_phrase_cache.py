@@ -130,3 +130,13 @@ async def test_a_hit_completes_without_suspending() -> None:
     with pytest.raises(StopIteration) as done:
         coroutine.send(None)
     assert done.value.value == "שלום".encode() * 10
+
+
+async def test_remembered_audio_is_served_within_the_bounds(tmp_path: Path) -> None:
+    """Audio synthesized elsewhere is kept in memory (not on disk), under the same LRU bound."""
+    cache = PhraseCache(max_entries=2, directory=tmp_path)
+    for text in ("אחת", "שתיים", "שלוש"):
+        cache.remember("v", text, text.encode() * 4)
+    assert cache.peek("v", "אחת") is None
+    assert cache.peek("v", "שלוש") == "שלוש".encode() * 4
+    assert len(cache) == 2 and not list(tmp_path.iterdir())
