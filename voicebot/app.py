@@ -28,7 +28,7 @@ from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.jobs.actors import build_jobs, dialing_enabled
 from voicebot.logging import configure_logging
-from voicebot.loop_monitor import watch_loop_lag
+from voicebot.loop_monitor import freeze_startup_heap, watch_gc_pauses, watch_loop_lag
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.store.redis import RedisStore
@@ -92,9 +92,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if not state.extras["features"]["espeak_tts"]:
             log.warning("app.espeak_missing", install="apt-get install -y espeak-ng")
         lag_watch = asyncio.create_task(watch_loop_lag(metrics.loop_lag, metrics.loop_lag_worst))
+        freeze_startup_heap()
+        unwatch_gc = watch_gc_pauses(metrics.gc_pause)
         try:
             yield
         finally:
+            unwatch_gc()
             lag_watch.cancel()
             jobs.stop()
             await providers.aclose()

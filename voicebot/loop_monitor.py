@@ -8,6 +8,10 @@ makes such stalls visible as a histogram and as the worst stall seen.
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import Gauge, Histogram
 
@@ -29,3 +33,27 @@ async def watch_loop_lag(
         if lag_s > worst_s:
             worst_s = lag_s
             worst.set(lag_s)
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive after start-up (modules, the OpenAI and SQLAlchemy type
+    machinery, settings) out of the collector's reach: a full collection then walks only
+    what calls create, and stops all calls for milliseconds instead of ~120 ms."""
+    gc.collect()
+    gc.freeze()
+
+
+def watch_gc_pauses(histogram: Histogram) -> Callable[[], None]:
+    """Observe every garbage collection's pause (it stops all calls); returns the undo."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            histogram.labels(str(info.get("generation", "?"))).observe(
+                time.perf_counter() - started.pop()
+            )
+
+    gc.callbacks.append(callback)
+    return lambda: gc.callbacks.remove(callback)

@@ -60,6 +60,13 @@ class Metrics:
         self.loop_lag_worst = Gauge(
             "voicebot_event_loop_lag_worst_seconds", "Worst event-loop lag seen", registry=r
         )
+        self.gc_pause = Histogram(
+            "voicebot_gc_pause_seconds",
+            "Garbage-collection pauses by generation",
+            ["generation"],
+            buckets=LOOP_LAG_BUCKETS_S,
+            registry=r,
+        )
         self.playout_underruns = Counter(
             "voicebot_playout_underruns_total",
             "Outbound audio that ran dry mid-sentence (server side)",
