@@ -104,6 +104,9 @@ def server_env(
     if scenario.use_llm_tts:
         env.update(LLM_BASE_URL=sim_url, LLM_API_KEY="sim-key")
         env.update(TTS_BASE_URL=sim_url, TTS_API_KEY="sim-key")
+        # Every turn pays the simulated TTS delay that the overhead figure subtracts
+        # (the simulator's replies repeat, and a remembered sentence would skip TTS).
+        env.update(TTS_REUSE_SENTENCES="false")
     return env
 
 
