@@ -10,16 +10,18 @@ from voicebot.audio.resample import Resampler
 from voicebot.providers.base import TextToSpeech
 
 SENTENCE_FADE_MS = 4
+FADE_BYTES = SAMPLE_RATE_HZ * SENTENCE_FADE_MS // 1000 * 2  # PCM16 at 8 kHz
 
 
 async def synthesize_frames(tts: TextToSpeech, text: str) -> AsyncIterator[list[bytes]]:
     """Yield batches of 20 ms μ-law frames as the TTS streams, click-free at both ends.
 
-    One chunk is held back so the last one can be faded out before framing.
+    Only the last ``SENTENCE_FADE_MS`` of audio is held back (to fade it out at the end),
+    so each chunk's frames go out the moment the chunk arrives.
     """
     resampler = Resampler(tts.sample_rate_hz, SAMPLE_RATE_HZ)
     framer = UlawFramer()
-    held: bytes | None = None
+    held = b""
     first = True
     async for chunk in tts.synthesize(text):
         pcm = resampler.process(chunk)
@@ -28,12 +30,13 @@ async def synthesize_frames(tts: TextToSpeech, text: str) -> AsyncIterator[list[
         if first:
             pcm = fade_in(pcm, SENTENCE_FADE_MS)
             first = False
-        if held is not None:
-            frames = framer.push(held)
-            if frames:
-                yield frames
-        held = pcm
-    tail = (held or b"") + resampler.flush()
+        pcm = held + pcm
+        cut = max(0, len(pcm) - FADE_BYTES)
+        held = pcm[cut:]
+        frames = framer.push(pcm[:cut])
+        if frames:
+            yield frames
+    tail = held + resampler.flush()
     if tail:
         frames = framer.push(fade_out(tail, SENTENCE_FADE_MS))
         if frames:
