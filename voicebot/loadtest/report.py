@@ -116,6 +116,7 @@ class ServerUsage:
     rss_before_bytes: float = math.nan
     rss_with_calls_bytes: float = math.nan
     inbound_frame_gaps: float = math.nan
+    loop_lag_worst_ms: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,8 @@ class LoadReport:
     server_rss_before_mib: float
     server_rss_with_calls_mib: float
     server_inbound_frame_gaps: float
+    server_loop_lag_worst_ms: float
+    """The server's own worst event-loop lag gauge at the end (since it started)."""
     loadgen_cpu_s: float
     loadgen_cores: float
     delays: ConfiguredDelays
@@ -181,7 +184,8 @@ class LoadReport:
             "",
             f"outbound underruns: {self.underruns}; agent audio after clear max "
             f"{_fmt(self.audio_after_clear_ms_max)} ms; server inbound frame gaps: "
-            f"{_fmt(self.server_inbound_frame_gaps)}",
+            f"{_fmt(self.server_inbound_frame_gaps)}; server worst loop lag "
+            f"{_fmt(self.server_loop_lag_worst_ms)} ms",
             f"server CPU: {_fmt(self.server_cpu_s, 1)} s = "
             f"{_fmt(self.server_cpu_s_per_call_minute, 3)} core-s per call-minute; "
             f"RSS {_fmt(self.server_rss_before_mib)} → {_fmt(self.server_rss_with_calls_mib)} MiB "
@@ -249,6 +253,7 @@ def build_report(
         server_rss_before_mib=server.rss_before_bytes / BYTES_PER_MIB,
         server_rss_with_calls_mib=server.rss_with_calls_bytes / BYTES_PER_MIB,
         server_inbound_frame_gaps=server.inbound_frame_gaps,
+        server_loop_lag_worst_ms=server.loop_lag_worst_ms,
         loadgen_cpu_s=loadgen_cpu_s,
         loadgen_cores=loadgen_cpu_s / wall_s if wall_s > 0 else math.nan,
         delays=delays,

@@ -143,6 +143,7 @@ class LoadTest:
             rss_before_bytes=before.rss_bytes,
             rss_with_calls_bytes=peak_rss,
             inbound_frame_gaps=after.inbound_frame_gaps - before.inbound_frame_gaps,
+            loop_lag_worst_ms=after.loop_lag_worst_ms,
         )
         return build_report(
             calls=config.calls,

@@ -23,6 +23,8 @@ METRICS_TIMEOUT_S = 5.0
 CPU_METRIC = "process_cpu_seconds"
 RSS_METRIC = "process_resident_memory_bytes"
 FRAME_GAPS_METRIC = "voicebot_inbound_frame_gaps"
+LOOP_LAG_WORST_METRIC = "voicebot_event_loop_lag_worst_seconds"
+MS_PER_S = 1000.0
 PROC_STAT_UTIME_FIELD = 11
 """Index of utime among the fields after ``(comm)`` in /proc/<pid>/stat.
 
@@ -39,20 +41,31 @@ class ServerReading:
     cpu_s: float = math.nan
     rss_bytes: float = math.nan
     inbound_frame_gaps: float = math.nan
+    loop_lag_worst_ms: float = math.nan
+    """The server's worst event-loop lag since it started (its own gauge)."""
+
+
+_SAMPLE_NAMES = (
+    CPU_METRIC + "_total",
+    RSS_METRIC,
+    FRAME_GAPS_METRIC + "_total",
+    LOOP_LAG_WORST_METRIC,
+)
 
 
 def parse_metrics(text: str) -> ServerReading:
     """Pick the process and frame-gap figures out of Prometheus exposition text."""
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name in (CPU_METRIC, RSS_METRIC, FRAME_GAPS_METRIC):
+        if family.name in (CPU_METRIC, RSS_METRIC, FRAME_GAPS_METRIC, LOOP_LAG_WORST_METRIC):
             for sample in family.samples:
-                if sample.name in (CPU_METRIC + "_total", RSS_METRIC, FRAME_GAPS_METRIC + "_total"):
+                if sample.name in _SAMPLE_NAMES:
                     values[family.name] = sample.value
     return ServerReading(
         cpu_s=values.get(CPU_METRIC, math.nan),
         rss_bytes=values.get(RSS_METRIC, math.nan),
         inbound_frame_gaps=values.get(FRAME_GAPS_METRIC, math.nan),
+        loop_lag_worst_ms=values.get(LOOP_LAG_WORST_METRIC, math.nan) * MS_PER_S,
     )
 
 
@@ -90,4 +103,5 @@ class ServerStats:
             cpu_s=proc.cpu_s,
             rss_bytes=proc.rss_bytes,
             inbound_frame_gaps=from_metrics.inbound_frame_gaps,
+            loop_lag_worst_ms=from_metrics.loop_lag_worst_ms,
         )

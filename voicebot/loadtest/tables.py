@@ -36,8 +36,9 @@ def talking_table(reports: list[Report]) -> str:
         "| calls | ok (agent hung up) | failed | turns | turn p50 / p99 ms "
         "| overhead p50 / p90 / p99 ms | greeting p50 / p99 ms "
         "| barge-in→clear p50 / p99 ms | underruns "
-        "| frame delay p99 / max ms | server CPU core-s per call-min | load gen cores | clean |",
-        "| " + " | ".join(["---"] * 13) + " |",
+        "| frame delay p99 / max ms | server loop lag worst ms | server CPU core-s per call-min "
+        "| load gen cores | clean |",
+        "| " + " | ".join(["---"] * 14) + " |",
     ]
     for r in reports:
         o, t, g, b, f = (
@@ -56,6 +57,7 @@ def talking_table(reports: list[Report]) -> str:
             f"| {fmt(o['p50_ms'])} / {fmt(o['p90_ms'])} / {fmt(o['p99_ms'])} "
             f"| {fmt(g['p50_ms'])} / {fmt(g['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
             f"| {r['underruns']} | {fmt(f['p99_ms'])} / {fmt(f['max_ms'])} "
+            f"| {fmt(r.get('server_loop_lag_worst_ms'))} "
             f"| {fmt(r['server_cpu_s_per_call_minute'], 2)} | {fmt(r['loadgen_cores'], 2)} "
             f"| {'yes' if clean(r) else 'no'} |"
         )

@@ -14,13 +14,15 @@ from voicebot.metrics import Metrics
 
 
 def test_parse_metrics_reads_the_process_collector_and_frame_gaps() -> None:
-    """The app registry exposes process CPU and RSS; the parser picks them and the gap count."""
+    """The app registry exposes process CPU and RSS; the parser picks them, gaps and loop lag."""
     metrics = Metrics()
     metrics.inbound_frame_gaps.inc(3)
+    metrics.loop_lag_worst.set(0.025)
     reading = parse_metrics(generate_latest(metrics.registry).decode())
     assert reading.cpu_s > 0
     assert reading.rss_bytes > 1024 * 1024
     assert reading.inbound_frame_gaps == 3
+    assert reading.loop_lag_worst_ms == 25.0
 
 
 def test_parse_metrics_without_the_figures_is_nan() -> None:
