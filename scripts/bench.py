@@ -139,9 +139,9 @@ async def start_server(env: dict[str, str], port: int) -> asyncio.subprocess.Pro
             except httpx.HTTPError:
                 pass
             if server.returncode is not None:
-                break
+                raise RuntimeError(f"voicebot serve exited with {server.returncode} at start")
             await asyncio.sleep(0.2)
-    server.kill()
+    await stop_server(server)
     raise RuntimeError("voicebot serve did not become healthy")
 
 
@@ -288,7 +288,12 @@ async def main() -> int:
             for calls in points:
                 started = time.monotonic()
                 cpu_before = time.process_time()
-                report = await run_point(args, scenario, calls, sim, twilio_url)
+                try:
+                    report = await run_point(args, scenario, calls, sim, twilio_url)
+                except (RuntimeError, TimeoutError, json.JSONDecodeError) as exc:
+                    # One broken point (a server that cannot start) must not lose the others.
+                    print(f"{name} {calls}: point failed: {exc!r}", file=sys.stderr, flush=True)
+                    continue
                 report["sims_cores"] = (time.process_time() - cpu_before) / (
                     time.monotonic() - started
                 )
