@@ -22,7 +22,7 @@ from voicebot.api.middleware import (
 )
 from voicebot.api.openapi import openapi
 from voicebot.api.state import AppState
-from voicebot.call.session import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
+from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker

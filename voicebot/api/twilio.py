@@ -28,7 +28,8 @@ from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.call.services import CallServices
-from voicebot.call.session import CallSession, prepare_greeting
+from voicebot.call.session import CallSession
+from voicebot.call.speaker import prepare_greeting
 from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, LeadStatus
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow

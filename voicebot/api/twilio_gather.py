@@ -33,7 +33,7 @@ from voicebot.brain.base import Brain, ConversationState, LeadContext, Reply
 from voicebot.brain.script import AgentScript
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
-from voicebot.call.session import APOLOGY_TEXT
+from voicebot.call.speaker import APOLOGY_TEXT
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
 from voicebot.errors import ProviderError

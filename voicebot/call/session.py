@@ -1,13 +1,14 @@
 """One live call: receive loop, turn loop and playout, owned by one TaskGroup.
 
 The session speaks only in plain dataclasses: the media route parses Twilio JSON
-into events and hands over callables that send `media`, `mark` and `clear`.
+into events and hands over callables that send `media`, `mark` and `clear`. Turning a
+reply into audio is the :class:`~voicebot.call.speaker.Speaker`'s job; taking turns
+(barge-in, silence, endings) is this module's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,15 +24,12 @@ from voicebot.call.playout import Playout, Utterance
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.send_guard import SendGuard
 from voicebot.call.services import CallServices
-from voicebot.call.speech import synthesize_all, synthesize_frames
+from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, Speaker
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.errors import PeerStalledError, ProviderError, TelephonyError
-from voicebot.providers.sentences import split_sentences
 
 log = structlog.get_logger(__name__)
 
-APOLOGY_TEXT = "סליחה, לא שמעתי טוב. אפשר לחזור על זה?"
-MAX_DURATION_GOODBYE_TEXT = "אנחנו צריכים לסיים כאן. תודה רבה על הזמן, ויום טוב!"
 DRAIN_TIMEOUT_S = 15.0
 INBOUND_GAP_S = 0.1
 INBOUND_RATE_HZ = 8000  # Twilio Media Streams audio: 8 kHz mu-law
@@ -69,7 +67,6 @@ class CallSession:
     _caller_quiet_since: float = 0.0
     _caller_talking: bool = False
     _barged: bool = False
-    _speech_epoch: int = 0
     greeting_frame_at: float | None = None
     script: AgentScript | None = None
 
@@ -81,6 +78,7 @@ class CallSession:
             self.send_guard.guard(self.send_mark),
             self.send_guard.guard0(self.send_clear),
         )
+        self.speaker = Speaker(self.services, self.playout)
         self.endpointer = Endpointer(
             endpoint_silence_ms=s.endpoint_silence_ms,
             barge_in_min_speech_ms=s.barge_in_min_speech_ms,
@@ -139,7 +137,7 @@ class CallSession:
 
     async def _barge_in(self) -> None:
         self._barged = True
-        self._speech_epoch += 1  # whatever is still being synthesized is never sent
+        self.speaker.interrupt()  # whatever is still being synthesized is never sent
         self.services.metrics.barge_ins.inc()
         if self._speaking is not None and not self._speaking.done():
             self._speaking.cancel()
@@ -284,7 +282,7 @@ class CallSession:
         the task, which cancels the brain's in-flight LLM and TTS work with it."""
         spoken: list[str] = []
         final: list[Reply] = []
-        self._speaking = tg.create_task(self._speak(events, timings, spoken, final))
+        self._speaking = tg.create_task(self.speaker.speak(events, timings, spoken, final))
         await asyncio.wait({self._speaking})
         interrupted = self._speaking.cancelled()
         reply = final[0] if final else _partial(spoken)
@@ -296,56 +294,6 @@ class CallSession:
         await self.recorder.flush()
         if reply.end_call or reply.transfer:
             await self._finish(reply)
-
-    async def _speak(
-        self,
-        events: AsyncGenerator[ReplyEvent, None],
-        timings: TurnTimings,
-        spoken: list[str],
-        final: list[Reply],
-    ) -> None:
-        async with contextlib.aclosing(events):
-            await self._speak_events(events, timings, spoken, final)
-
-    async def _speak_events(
-        self,
-        events: AsyncGenerator[ReplyEvent, None],
-        timings: TurnTimings,
-        spoken: list[str],
-        final: list[Reply],
-    ) -> None:
-        epoch = self._speech_epoch
-        voice_id = self.services.tts.voice_id
-        async for event in events:
-            if isinstance(event, Reply):
-                final.append(event)
-                break
-            if epoch != self._speech_epoch:
-                return  # barged in: nothing more of this reply is spoken
-            timings.brain_done_at = timings.brain_done_at or time.monotonic()
-            timings.llm_first_token_at = timings.llm_first_token_at or event.first_token_at
-            sentence = event.text
-            spoken.append(sentence)
-            utterance = self.playout.new_utterance(sentence)
-            cached = self.services.phrases.peek(voice_id, sentence)
-            if cached is not None:
-                timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
-                self.playout.push_frames(utterance, _frames(cached))
-            else:
-                audio: list[bytes] = []
-                async for frames in synthesize_frames(self.services.tts, sentence):
-                    if epoch != self._speech_epoch:
-                        return
-                    timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
-                    self.playout.push_frames(utterance, frames)
-                    audio.extend(frames)
-                if self.services.settings.tts_reuse_sentences:
-                    # Rule replies repeat across calls: the next time it costs nothing.
-                    self.services.phrases.remember(voice_id, sentence, b"".join(audio))
-            self.playout.end_utterance(utterance)
-            if timings.first_frame_at is None:
-                await asyncio.sleep(0)
-                timings.first_frame_at = time.monotonic()
 
     async def _finish(self, reply: Reply) -> None:
         await self.playout.wait_drained(DRAIN_TIMEOUT_S)
@@ -360,10 +308,6 @@ class CallSession:
         self.ended.set()
 
 
-def _frames(ulaw: bytes) -> list[bytes]:
-    return [ulaw[i : i + 160] for i in range(0, len(ulaw), 160)]
-
-
 def _apology() -> Reply:
     return Reply(
         text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False
@@ -375,27 +319,3 @@ def _partial(spoken: list[str]) -> Reply:
     return Reply(
         text=" ".join(spoken), intent="interrupted", actions=(), end_call=False, transfer=False
     )
-
-
-async def prepare_greeting(
-    services: CallServices, state: ConversationState, *, script: AgentScript | None = None
-) -> None:
-    """Synthesize this call's greeting while the voice webhook answers, so the first
-    frame goes out as soon as the stream starts (the session reads it from the cache)."""
-    tools = DbBookingTools(settings=services.settings, sessions=services.sessions, lead_id=None)
-    reply = await services.brain_factory(tools, script=script).greet(
-        ConversationState(lead=state.lead)
-    )
-    await warm_phrases(services, split_sentences(reply.text))
-
-
-async def warm_phrases(services: CallServices, texts: list[str]) -> None:
-    """Synthesize fixed phrases once so calls play them at no cost."""
-    tts = services.tts
-    for text in texts:
-
-        async def factory(text: str = text) -> bytes:
-            return await synthesize_all(tts, text)
-
-        with contextlib.suppress(ProviderError):
-            await services.phrases.get(tts.voice_id, text, factory)
