@@ -7,12 +7,24 @@ a later unanswered call never erases a booked meeting or a do-not-call request.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Final
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, LeadStatus
+from voicebot.db.models import (
+    Call,
+    CallOutcome,
+    CallStatus,
+    Campaign,
+    CampaignLead,
+    Lead,
+    LeadStatus,
+    MemberState,
+)
+from voicebot.db.types import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +77,11 @@ LEAD_STATUS_RANK: Final[dict[LeadStatus, int]] = {
 
 _OUTCOME_VALUES: Final = frozenset(o.value for o in CallOutcome)
 
+# Outcomes after which a campaign tries the lead again (up to its max_attempts).
+UNREACHED: Final = frozenset({CallOutcome.NO_ANSWER, CallOutcome.VOICEMAIL, CallOutcome.FAILED})
+# A campaign member whose call is under way.
+IN_FLIGHT: Final = frozenset({MemberState.DIALING, MemberState.IN_CALL})
+
 
 def call_outcome(value: str | None) -> CallOutcome:
     """The stored outcome for a brain outcome word (or an outcome value); COMPLETED otherwise."""
@@ -109,4 +126,41 @@ async def record_outcome(session: AsyncSession, call: Call, outcome: CallOutcome
                     new=str(status),
                 )
                 lead.status = status
+    if call.campaign_id is not None and call.lead_id is not None:
+        await _advance_member(session, call, outcome)
     return True
+
+
+async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcome) -> None:
+    """Free the campaign slot the call held: done, a retry later, a callback at the time the
+    lead asked for, or failed after the campaign's last attempt."""
+    member = (
+        await session.scalars(
+            select(CampaignLead).where(
+                CampaignLead.campaign_id == call.campaign_id,
+                CampaignLead.lead_id == call.lead_id,
+            )
+        )
+    ).first()
+    if member is None or member.state not in IN_FLIGHT:
+        return  # the dialer settles members whose call never started
+    campaign = await session.get(Campaign, call.campaign_id)
+    lead = await session.get(Lead, call.lead_id)
+    member.last_outcome = outcome
+    if outcome == CallOutcome.CALLBACK_SCHEDULED and lead is not None and lead.callback_at:
+        member.state, member.next_attempt_at = MemberState.RETRY, lead.callback_at
+    elif outcome in UNREACHED and campaign is not None:
+        if member.attempts >= campaign.max_attempts:
+            member.state = MemberState.FAILED
+        else:
+            member.state = MemberState.RETRY
+            member.next_attempt_at = utcnow() + timedelta(minutes=campaign.retry_delay_min)
+    else:
+        member.state = MemberState.DONE
+    log.info(
+        "campaign.member_settled",
+        campaign_id=call.campaign_id,
+        lead_id=call.lead_id,
+        outcome=str(outcome),
+        state=str(member.state),
+    )

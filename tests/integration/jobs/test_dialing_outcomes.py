@@ -1,5 +1,6 @@
-"""Campaign dialing asks Twilio to wait for a machine's beep, and a dial that fails gives
-the call the `failed` outcome and the lead `unreachable`, on both databases."""
+"""Campaign dialing asks Twilio to wait for a machine's beep, a dial that fails gives the
+call the `failed` outcome and the lead `unreachable`, and a call's outcome frees its
+campaign slot (retry, done, campaign completed) — on both databases."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from voicebot.api.state import app_state
 from voicebot.config import Settings
-from voicebot.db.models import Call, Lead
+from voicebot.db.models import Call, CallOutcome, CampaignLead, Lead
+from voicebot.db.outcomes import record_outcome
+from voicebot.db.types import utcnow
 from voicebot.jobs.dialing import dial_due
 from voicebot.telephony.rest import TwilioDialer
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
@@ -86,3 +90,70 @@ async def test_failed_dial_records_outcome_and_lead_status(
         lead = (await session.scalars(select(Lead))).one()
     assert (call.status, call.outcome) == ("failed", "failed")
     assert lead.status == "unreachable"
+
+
+async def _placed_call(
+    client: httpx.AsyncClient, app: Starlette, settings: Settings, url: str, phone: str
+) -> tuple[int, async_sessionmaker[AsyncSession]]:
+    cid = await _campaign(client, phone)
+    state = app_state(type("C", (), {"app": app})())  # type: ignore[arg-type]
+    dialer = TwilioDialer(account_sid=ACCOUNT_SID, auth_token=TOKEN, api_base_url=url)
+    report = await dial_due(
+        settings=settings.model_copy(update={"twilio_from_number": "+97233720000"}),
+        sessions=state.sessions,
+        dialer=dialer,
+        campaign_id=cid,
+        now=SUNDAY_11,
+    )
+    dialer.close()
+    assert len(report.placed) == 1
+    return cid, state.sessions
+
+
+async def _end_call(sessions: async_sessionmaker[AsyncSession], outcome: CallOutcome) -> None:
+    async with sessions() as session:
+        call = (await session.scalars(select(Call).order_by(Call.id.desc()))).first()
+        assert call is not None
+        await record_outcome(session, call, outcome)
+        await session.commit()
+
+
+async def _member(sessions: async_sessionmaker[AsyncSession]) -> CampaignLead:
+    async with sessions() as session:
+        return (await session.scalars(select(CampaignLead))).one()
+
+
+async def test_unanswered_call_frees_its_slot_for_a_retry(
+    client: httpx.AsyncClient,
+    app: Starlette,
+    settings: Settings,
+    twilio: tuple[TwilioApiSimulator, str],
+) -> None:
+    """A no-answer puts the member back in line for a retry after retry_delay_min, instead
+    of holding a concurrency slot for ever."""
+    _, url = twilio
+    _, sessions = await _placed_call(client, app, settings, url, "052-5551234")
+    assert (await _member(sessions)).state == "dialing"
+    await _end_call(sessions, CallOutcome.NO_ANSWER)
+    member = await _member(sessions)
+    assert (member.state, member.last_outcome) == ("retry", "no_answer")
+    assert member.next_attempt_at is not None and member.next_attempt_at > utcnow()
+
+
+async def test_a_booked_meeting_completes_the_campaign(
+    client: httpx.AsyncClient,
+    app: Starlette,
+    settings: Settings,
+    twilio: tuple[TwilioApiSimulator, str],
+) -> None:
+    """After the only lead books, the member is done and the next pass completes the campaign."""
+    _, url = twilio
+    cid, sessions = await _placed_call(client, app, settings, url, "052-5551234")
+    await _end_call(sessions, CallOutcome.MEETING_BOOKED)
+    assert (await _member(sessions)).state == "done"
+    dialer = TwilioDialer(account_sid=ACCOUNT_SID, auth_token=TOKEN, api_base_url=url)
+    report = await dial_due(
+        settings=settings, sessions=sessions, dialer=dialer, campaign_id=cid, now=SUNDAY_11
+    )
+    dialer.close()
+    assert report.campaign_done and not report.placed
