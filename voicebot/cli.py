@@ -1,4 +1,5 @@
-"""The one command surface: ``voicebot serve | worker | migrate | import-leads | demo``."""
+"""The one command surface: ``voicebot serve | worker | migrate | import-leads | demo |
+loadtest``."""
 
 from __future__ import annotations
 
