@@ -223,6 +223,13 @@ class Settings(BaseSettings):
             configured=configured,
         )
 
+    @property
+    def resolved_conversation_mode(self) -> Literal["stream", "gather"]:
+        """How calls converse: ``auto`` is gather when no STT provider is configured."""
+        if self.conversation_mode != "auto":
+            return self.conversation_mode
+        return "stream" if self.provider("stt").configured else "gather"
+
     def summary(self) -> dict[str, Any]:
         """Configuration for /health/info: no secrets, URLs with credentials masked."""
         return {
@@ -232,6 +239,7 @@ class Settings(BaseSettings):
             "twilio_configured": bool(self.twilio_account_sid and self.twilio_auth_token),
             "public_base_url": self.public_base_url,
             "timezone": self.timezone,
+            "conversation_mode": self.resolved_conversation_mode,
             "stt": _endpoint_summary(self.provider("stt")),
             "llm": _endpoint_summary(self.provider("llm")),
             "tts": _endpoint_summary(self.provider("tts")),

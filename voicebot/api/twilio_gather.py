@@ -80,8 +80,7 @@ class GatherInput:
 
 def uses_gather(services: CallServices) -> bool:
     """Whether calls converse in ``<Gather>`` turns rather than over a Media Stream."""
-    mode = services.settings.conversation_mode
-    return mode == "gather" or (mode == "auto" and services.stt is None)
+    return services.settings.resolved_conversation_mode == "gather"
 
 
 def action_url(services: CallServices, call_id: int) -> str:

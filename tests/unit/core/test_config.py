@@ -66,3 +66,13 @@ def test_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("BUSINESS_DAYS", "sun,funday")
     with pytest.raises(ConfigError, match="BUSINESS_DAYS"):
         load_settings(_env_file=None)
+
+
+def test_auto_conversation_mode_follows_the_stt_provider() -> None:
+    """`auto` converses over Media Streams with STT configured and in <Gather> turns without;
+    an explicit mode wins, and /health/info shows the resolved one."""
+    assert make_settings().resolved_conversation_mode == "gather"
+    with_stt = make_settings(stt_base_url="http://127.0.0.1:9/v1", stt_api_key="k")
+    assert with_stt.resolved_conversation_mode == "stream"
+    assert with_stt.summary()["conversation_mode"] == "stream"
+    assert make_settings(conversation_mode="stream").resolved_conversation_mode == "stream"
