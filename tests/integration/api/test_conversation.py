@@ -6,24 +6,7 @@ from typing import Any
 
 import httpx
 
-
-async def _lead(client: httpx.AsyncClient) -> int:
-    response = await client.post("/api/v1/leads", json={"phone": "054-4567890", "name": "דנה"})
-    return int(response.json()["id"])
-
-
-async def _talk(client: httpx.AsyncClient, lead_id: int, lines: list[str]) -> list[dict[str, Any]]:
-    replies: list[dict[str, Any]] = []
-    conversation_id = None
-    for line in lines:
-        response = await client.post(
-            "/api/v1/conversation",
-            json={"message": line, "lead_id": lead_id, "conversation_id": conversation_id},
-        )
-        assert response.status_code == 200, response.text
-        replies.append(response.json())
-        conversation_id = replies[-1]["conversation_id"]
-    return replies
+from tests.integration.api.conversation import create_lead, talk
 
 
 def _kinds(replies: list[dict[str, Any]]) -> list[str]:
@@ -32,8 +15,8 @@ def _kinds(replies: list[dict[str, Any]]) -> list[str]:
 
 async def test_booking_lands_in_meetings_table(client: httpx.AsyncClient) -> None:
     """A caller who agrees to 'מחר בעשר' gets a meeting stored at 10:00 local, and hears it."""
-    lead_id = await _lead(client)
-    replies = await _talk(
+    lead_id = await create_lead(client)
+    replies = await talk(
         client,
         lead_id,
         ["כן, אפשר לדבר", "כן מעניין אותי", "אממ יש לנו בערך עשרים עובדים", "מחר בעשר", "כן מתאים"],
@@ -50,8 +33,8 @@ async def test_booking_lands_in_meetings_table(client: httpx.AsyncClient) -> Non
 
 async def test_opt_out_lands_in_do_not_call(client: httpx.AsyncClient) -> None:
     """'תוריד אותי מהרשימה' puts the number on do-not-call and ends the conversation."""
-    lead_id = await _lead(client)
-    replies = await _talk(client, lead_id, ["תוריד אותי מהרשימה"])
+    lead_id = await create_lead(client)
+    replies = await talk(client, lead_id, ["תוריד אותי מהרשימה"])
     assert replies[0]["end_call"] is True
     dnc = (await client.get("/api/v1/do-not-call")).json()["items"]
     assert [d["phone"] for d in dnc] == ["+972544567890"]
@@ -60,8 +43,8 @@ async def test_opt_out_lands_in_do_not_call(client: httpx.AsyncClient) -> None:
 
 async def test_call_me_tomorrow_at_five_schedules_callback(client: httpx.AsyncClient) -> None:
     """'תתקשר אליי מחר בחמש' schedules a callback at 17:00 local."""
-    lead_id = await _lead(client)
-    replies = await _talk(client, lead_id, ["אני עסוק עכשיו", "תתקשר אליי מחר בחמש"])
+    lead_id = await create_lead(client)
+    replies = await talk(client, lead_id, ["אני עסוק עכשיו", "תתקשר אליי מחר בחמש"])
     callback = [a for r in replies for a in r["actions"] if a["kind"] == "schedule_callback"]
     assert len(callback) == 1
     assert callback[0]["data"]["when"][11:16] == "17:00"
@@ -70,8 +53,8 @@ async def test_call_me_tomorrow_at_five_schedules_callback(client: httpx.AsyncCl
 
 async def test_request_for_human_triggers_transfer(client: httpx.AsyncClient) -> None:
     """Asking for a person returns the transfer action."""
-    lead_id = await _lead(client)
-    replies = await _talk(client, lead_id, ["אפשר לדבר עם בן אדם?"])
+    lead_id = await create_lead(client)
+    replies = await talk(client, lead_id, ["אפשר לדבר עם בן אדם?"])
     assert replies[0]["transfer"] is True
     assert "transfer_to_human" in _kinds(replies)
 

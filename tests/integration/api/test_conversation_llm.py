@@ -15,6 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.conftest import make_settings
+from tests.integration.api.conversation import create_lead, talk
 from voicebot.brain.llm_tools import ARGUMENT_MODELS
 from voicebot.brain.speech_text import WEEKDAY_NAMES
 from voicebot.config import Settings
@@ -120,25 +121,6 @@ def settings(database_url: str, sim: ProviderSim, mode: str) -> Settings:
     return settings
 
 
-async def _lead(client: httpx.AsyncClient) -> int:
-    response = await client.post("/api/v1/leads", json={"phone": "054-4567890", "name": "דנה"})
-    return int(response.json()["id"])
-
-
-async def _talk(client: httpx.AsyncClient, lead_id: int, lines: list[str]) -> list[dict[str, Any]]:
-    replies: list[dict[str, Any]] = []
-    conversation_id = None
-    for line in lines:
-        response = await client.post(
-            "/api/v1/conversation",
-            json={"message": line, "lead_id": lead_id, "conversation_id": conversation_id},
-        )
-        assert response.status_code == 200, response.text
-        replies.append(response.json())
-        conversation_id = replies[-1]["conversation_id"]
-    return replies
-
-
 def _actions(replies: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [a for r in replies for a in r["actions"] if a["kind"] == kind]
 
@@ -173,8 +155,8 @@ async def test_booking_lands_in_meetings_table(
 ) -> None:
     """The caller agrees to 10:00 on the next business day: one meeting at that time."""
     day = next_business_day(settings)
-    lead_id = await _lead(client)
-    replies = await _talk(
+    lead_id = await create_lead(client)
+    replies = await talk(
         client,
         lead_id,
         ["כן, אפשר לדבר", "כן מעניין אותי", "אממ יש לנו בערך עשרים עובדים",
@@ -195,8 +177,8 @@ async def test_opt_out_lands_in_do_not_call(
     client: httpx.AsyncClient, app: Starlette, sim: ProviderSim, mode: str
 ) -> None:
     """'תוריד אותי מהרשימה' puts the number on do-not-call and ends the conversation."""
-    lead_id = await _lead(client)
-    replies = await _talk(client, lead_id, ["תוריד אותי מהרשימה"])
+    lead_id = await create_lead(client)
+    replies = await talk(client, lead_id, ["תוריד אותי מהרשימה"])
     assert replies[0]["end_call"] is True
     dnc = (await client.get("/api/v1/do-not-call")).json()["items"]
     assert [d["phone"] for d in dnc] == ["+972544567890"]
@@ -209,8 +191,8 @@ async def test_call_me_tomorrow_at_five_schedules_callback(
 ) -> None:
     """'תתקשר אליי מחר בחמש' (or the next business day) schedules a callback at 17:00."""
     day = next_business_day(settings)
-    lead_id = await _lead(client)
-    replies = await _talk(client, lead_id, ["אני עסוק עכשיו", f"תתקשר אליי {day.phrase} בחמש"])
+    lead_id = await create_lead(client)
+    replies = await talk(client, lead_id, ["אני עסוק עכשיו", f"תתקשר אליי {day.phrase} בחמש"])
     [callback] = _actions(replies, "schedule_callback")
     assert datetime.fromisoformat(callback["data"]["when"]) == day.at(settings, time(17, 0))
     lead = (await client.get(f"/api/v1/leads/{lead_id}")).json()
@@ -222,8 +204,8 @@ async def test_request_for_human_triggers_transfer(
     client: httpx.AsyncClient, app: Starlette, sim: ProviderSim, mode: str
 ) -> None:
     """Asking for a person returns the transfer action."""
-    lead_id = await _lead(client)
-    replies = await _talk(client, lead_id, ["אפשר לדבר עם בן אדם?"])
+    lead_id = await create_lead(client)
+    replies = await talk(client, lead_id, ["אפשר לדבר עם בן אדם?"])
     assert replies[0]["transfer"] is True
     assert len(_actions(replies, "transfer_to_human")) == 1
     _check_brain(mode, app, sim, replies, "transfer_to_human")
