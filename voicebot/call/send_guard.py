@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import ParamSpec
 
 from voicebot.errors import PeerStalledError
 
-T = TypeVar("T")
+P = ParamSpec("P")
 WATCH_DIVISIONS = 4  # checks per timeout period
 
 
@@ -29,25 +29,13 @@ class SendGuard:
         self._in_flight_since: float | None = None
         self._loop = asyncio.get_running_loop()
 
-    def guard(self, send: Callable[[T], Awaitable[None]]) -> Callable[[T], Awaitable[None]]:
+    def guard(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         """``send`` with its duration watched (sends of one call are never concurrent)."""
 
-        async def guarded(payload: T) -> None:
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
             self._in_flight_since = self._loop.time()
             try:
-                await send(payload)
-            finally:
-                self._in_flight_since = None
-
-        return guarded
-
-    def guard0(self, send: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """:meth:`guard` for a send without a payload (``clear``)."""
-
-        async def guarded() -> None:
-            self._in_flight_since = self._loop.time()
-            try:
-                await send()
+                await send(*args, **kwargs)
             finally:
                 self._in_flight_since = None
 

@@ -76,7 +76,7 @@ class CallSession:
         self.playout = Playout(
             self.send_guard.guard(self.send_media),
             self.send_guard.guard(self.send_mark),
-            self.send_guard.guard0(self.send_clear),
+            self.send_guard.guard(self.send_clear),
         )
         self.speaker = Speaker(self.services, self.playout)
         self.endpointer = Endpointer(

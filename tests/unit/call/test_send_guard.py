@@ -41,7 +41,7 @@ async def test_healthy_sends_never_trip_the_watch() -> None:
     async def clear() -> None:
         sent.append(b"clear")
 
-    send, send_clear = guard.guard(quick), guard.guard0(clear)
+    send, send_clear = guard.guard(quick), guard.guard(clear)
     watching = asyncio.create_task(guard.watch())
     for _ in range(100):
         await send(b"f")
