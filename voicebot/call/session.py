@@ -62,10 +62,8 @@ class CallSession:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     _inbox: asyncio.Queue[UtteranceIn | DtmfIn] = field(default_factory=asyncio.Queue)
     _speaking: asyncio.Task[None] | None = None
-    _frames_in: int = 0
     _last_media_at: float | None = None
     _caller_quiet_since: float = 0.0
-    _caller_talking: bool = False
     _barged: bool = False
     greeting_frame_at: float | None = None
     script: AgentScript | None = None
@@ -104,21 +102,19 @@ class CallSession:
         if self._last_media_at is not None and now - self._last_media_at > INBOUND_GAP_S:
             self.services.metrics.inbound_frame_gaps.inc()
         self._last_media_at = now
-        self._frames_in += 1
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
         if event is None:
-            if self._caller_talking and not self._barged and self.playout.speaking:
+            if self.endpointer.in_speech and not self._barged and self.playout.speaking:
                 # The caller was already talking when the agent began: the agent yields.
                 await self._barge_in()
             return
         if isinstance(event, SpeechStarted):
-            self._caller_talking, self._barged = True, False
+            self._barged = False
             if self.playout.speaking:
                 await self._barge_in()
         elif isinstance(event, SpeechEnded):
-            self._caller_talking = False
-            stream_now_ms = self._frames_in * 20
-            speech_end_at = now - max(0, stream_now_ms - event.end_ms) / 1000
+            # end_ms is in the endpointer's stream time, so measure back from its clock.
+            speech_end_at = now - max(0, self.endpointer.stream_ms - event.end_ms) / 1000
             self._caller_quiet_since = now
             self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at))
 
