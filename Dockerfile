@@ -13,7 +13,6 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY voicebot ./voicebot
-COPY migrations ./migrations
 RUN pip install .
 
 RUN useradd --system --uid 10001 --home /app voicebot \

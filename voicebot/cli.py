@@ -13,7 +13,7 @@ from voicebot.errors import ConfigError, InvalidInputError
 from voicebot.loadtest.cli import build_parser as build_loadtest_parser
 from voicebot.loadtest.cli import run as run_loadtest
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
