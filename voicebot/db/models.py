@@ -197,6 +197,10 @@ class Call(TimestampMixin, Base):
     answered_by: Mapped[str | None] = mapped_column(String(32))
     summary: Mapped[str | None] = mapped_column(Text)
     status_events: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    # The Media Stream that claimed this call (first websocket ``start`` with a valid token);
+    # a second socket presenting the same token finds it set and is refused.
+    stream_sid: Mapped[str | None] = mapped_column(String(64))
+    stream_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     turns: Mapped[list[CallTurn]] = relationship(
         back_populates="call", order_by="CallTurn.seq", cascade="all, delete-orphan"
