@@ -1,0 +1,77 @@
+"""A lead's time zone: its own override, else its phone number's zone, else a default.
+
+Uses ``phonenumbers``' time-zone data. A number whose prefix maps to one zone (or to
+several zones that keep the same clock all year, such as Europe/London and
+Europe/Jersey) gets that zone; a number spread over zones with different clocks (a US
+toll-free number, a Russian mobile) or unknown to the data gets the default.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezones
+
+UNKNOWN_ZONE: Final = "Etc/Unknown"  # phonenumbers' answer for "no data"
+# Zones are "the same clock" when their UTC offsets agree at these many instants,
+# spread evenly over two years (catches different DST rules, not only base offsets).
+CLOCK_SAMPLES: Final = 48
+CLOCK_SAMPLE_EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
+ZONE_SETS_CACHED: Final = 1024
+
+
+def lead_timezone(phone_e164: str, override: str | None, default: str) -> ZoneInfo:
+    """The zone whose clock decides when ``phone_e164`` may be called.
+
+    ``override`` (the lead's ``timezone`` column) wins when it names a real zone; an
+    unknown override is ignored (it was validated on write, so only stale data has one).
+    ``default`` must name a real zone (the campaign's or Settings' zone); a bad one
+    raises ``ZoneInfoNotFoundError``.
+    """
+    if override:
+        zone = _zone_or_none(override)
+        if zone is not None:
+            return zone
+    found = number_zone(phone_e164)
+    return ZoneInfo(found) if found is not None else ZoneInfo(default)
+
+
+def number_zone(phone_e164: str) -> str | None:
+    """The one zone of a phone number's clock, or None (unparseable, unknown or several)."""
+    try:
+        number = phonenumbers.parse(phone_e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = tuple(phone_timezones.time_zones_for_number(number))
+    if not zones or zones == (UNKNOWN_ZONE,):
+        # Numbers the metadata cannot classify still carry a country/area prefix.
+        zones = tuple(phone_timezones.time_zones_for_geographical_number(number))
+    zones = tuple(z for z in zones if z != UNKNOWN_ZONE)
+    return _one_clock(zones) if zones else None
+
+
+@lru_cache(maxsize=ZONE_SETS_CACHED)
+def _one_clock(zones: tuple[str, ...]) -> str | None:
+    loaded = [z for z in (_zone_or_none(name) for name in zones) if z is not None]
+    if not loaded:
+        return None
+    step = timedelta(days=730 / CLOCK_SAMPLES)
+    instants = [CLOCK_SAMPLE_EPOCH + i * step for i in range(CLOCK_SAMPLES)]
+    first = loaded[0]
+    same = all(
+        zone.utcoffset(instant) == first.utcoffset(instant)
+        for zone in loaded[1:]
+        for instant in instants
+    )
+    return first.key if same else None
+
+
+def _zone_or_none(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
