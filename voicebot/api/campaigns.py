@@ -48,13 +48,20 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
         "status": c.status,
         "agent_script": c.agent_script,
         "max_concurrent_calls": c.max_concurrent_calls,
-        "calls_per_minute": c.calls_per_minute,
+        "calls_per_second": c.calls_per_second,
         "max_attempts": c.max_attempts,
-        "retry_delay_min": c.retry_delay_min,
+        "retry_base_min": c.retry_base_min,
+        "retry_max_min": c.retry_max_min,
         "window_start": c.window_start,
         "window_end": c.window_end,
         "window_days": c.window_days,
         "timezone": c.timezone,
+        "calendar": c.calendar,
+        "blocked_dates": list(c.blocked_dates or []),
+        "consent_required": c.consent_required,
+        "voicemail_action": c.voicemail_action,
+        "voicemail_retry": c.voicemail_retry,
+        "status_reason": c.status_reason,
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),
         "created_at": iso(c.created_at),
@@ -103,7 +110,7 @@ async def create_campaign(request: Request) -> Response:
     data = await parse_body(request, CampaignIn)
     _validate(data)
     async with app_state(request).sessions() as session:
-        campaign = Campaign(**data.model_dump())
+        campaign = Campaign(**data.model_dump(mode="json"))
         session.add(campaign)
         await session.commit()
         return JSONResponse(campaign_json(campaign), status_code=201)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -72,13 +72,20 @@ class CampaignIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     agent_script: dict[str, Any] = Field(default_factory=dict)
     max_concurrent_calls: int = Field(default=5, ge=1, le=500)
-    calls_per_minute: int = Field(default=10, ge=1, le=1000)
+    calls_per_second: float = Field(default=1.0, gt=0, le=100)
+    """Dials per second (a float: 0.05 = 3 per minute); Twilio's account default is 1."""
     max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_delay_min: int = Field(default=60, ge=1, le=10080)
+    retry_base_min: int = Field(default=30, ge=1, le=10080)
+    retry_max_min: int = Field(default=240, ge=1, le=43200)
     window_start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    window_end: str = Field(default="19:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    window_days: str = "sun,mon,tue,wed,thu"
+    window_end: str = Field(default="20:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    window_days: str = "sun,mon,tue,wed,thu,fri"
     timezone: str = "Asia/Jerusalem"
+    calendar: Literal["IL", "none"] = "IL"
+    blocked_dates: list[date] = Field(default_factory=list, max_length=1000)
+    consent_required: bool = True
+    voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
+    voicemail_retry: bool = True
 
 
 class AddLeadsIn(Strict):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -88,7 +90,33 @@ class CallOutcome(StrEnum):
     NO_ANSWER = "no_answer"
     VOICEMAIL = "voicemail"
     FAILED = "failed"
+    FAX = "fax"
     COMPLETED = "completed"
+
+
+class AttemptStatus(StrEnum):
+    """Where one dial attempt stands. ``claimed``, ``dialing`` and ``placed`` are live."""
+
+    CLAIMED = "claimed"
+    """Committed by a sweeper; the REST request is not sent yet."""
+    DIALING = "dialing"
+    """One dialer won the attempt and is sending (or sent) ``calls.create``."""
+    PLACED = "placed"
+    """Twilio created the call (the attempt has its SID)."""
+    ENDED = "ended"
+    """The call ended; the outcome is on the call row."""
+    FAILED = "failed"
+    """Twilio refused or failed the call; ``reason`` says why."""
+    NOT_DIALED = "not_dialed"
+    """Released before any REST request (pause, cancel, our own error): no call exists."""
+
+
+LIVE_ATTEMPT_STATUSES = (AttemptStatus.CLAIMED, AttemptStatus.DIALING, AttemptStatus.PLACED)
+
+
+class VoicemailAction(StrEnum):
+    LEAVE_MESSAGE = "leave_message"
+    HANG_UP = "hang_up"
 
 
 class MeetingStatus(StrEnum):
@@ -120,6 +148,10 @@ class Lead(TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_called_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    """IANA zone overriding the one derived from the phone number (calling window)."""
+    voicemail_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When a voicemail message was left (at most one per lead)."""
 
     __table_args__ = (Index("ix_leads_status", "status"),)
 
@@ -142,15 +174,28 @@ class Campaign(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT, nullable=False)
     agent_script: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=5, nullable=False)
-    calls_per_minute: Mapped[int] = mapped_column(Integer, default=10, nullable=False)
+    calls_per_second: Mapped[float] = mapped_column(Float, default=1.0, nullable=False)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
-    retry_delay_min: Mapped[int] = mapped_column(Integer, default=60, nullable=False)
+    retry_base_min: Mapped[int] = mapped_column(Integer, default=30, nullable=False)
+    retry_max_min: Mapped[int] = mapped_column(Integer, default=240, nullable=False)
     window_start: Mapped[str] = mapped_column(String(5), default="09:00", nullable=False)
     window_end: Mapped[str] = mapped_column(String(5), default="19:00", nullable=False)
     window_days: Mapped[str] = mapped_column(
         String(32), default="sun,mon,tue,wed,thu", nullable=False
     )
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Jerusalem", nullable=False)
+    calendar: Mapped[str] = mapped_column(String(8), default="IL", nullable=False)
+    blocked_dates: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    consent_required: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    voicemail_action: Mapped[str] = mapped_column(
+        String(16), default=VoicemailAction.LEAVE_MESSAGE, nullable=False
+    )
+    voicemail_retry: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    """Why the engine paused or stopped the campaign (shown in its stats)."""
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    """The sweeper handling the campaign now (one at a time), until ``lease_until``."""
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -175,6 +220,51 @@ class CampaignLead(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "lead_id", name="uq_campaign_leads_campaign_lead"),
         Index("ix_campaign_leads_due", "campaign_id", "state", "next_attempt_at"),
+    )
+
+
+class CampaignAttempt(TimestampMixin, Base):
+    """One dial of one campaign member: committed before its REST request.
+
+    ``(member_id, attempt_no)`` and ``idempotency_key`` are unique, and a lead has at most
+    one live attempt across all campaigns (a partial unique index), so no lead is ever in
+    two calls at once and no attempt is dialed twice.
+    """
+
+    __tablename__ = "campaign_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign_leads.id", ondelete="CASCADE"), nullable=False
+    )
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), nullable=False)
+    attempt_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=AttemptStatus.CLAIMED, nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    """Why it failed: Twilio's error code and message, or our own reason."""
+    twilio_error_code: Mapped[int | None] = mapped_column(Integer)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    dialing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "attempt_no", name="uq_campaign_attempts_member_no"),
+        Index(
+            "uq_campaign_attempts_live_lead",
+            "lead_id",
+            unique=True,
+            postgresql_where=text("status IN ('claimed', 'dialing', 'placed')"),
+            sqlite_where=text("status IN ('claimed', 'dialing', 'placed')"),
+        ),
+        Index("ix_campaign_attempts_campaign_status", "campaign_id", "status"),
+        Index("ix_campaign_attempts_call_sid", "call_sid"),
     )
 
 

@@ -154,7 +154,7 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
             member.state = MemberState.FAILED
         else:
             member.state = MemberState.RETRY
-            member.next_attempt_at = utcnow() + timedelta(minutes=campaign.retry_delay_min)
+            member.next_attempt_at = utcnow() + timedelta(minutes=campaign.retry_base_min)
     else:
         member.state = MemberState.DONE
     log.info(

@@ -95,7 +95,10 @@ async def dial_due(
             )
             or 0
         )
-        capacity = min(campaign.max_concurrent_calls - active, campaign.calls_per_minute)
+        capacity = min(
+            campaign.max_concurrent_calls - active,
+            max(1, int(campaign.calls_per_second * 5)),
+        )
         due = (
             await session.execute(
                 select(CampaignLead, Lead)
@@ -148,7 +151,7 @@ async def dial_due(
                     member.state = MemberState.FAILED
                 else:
                     member.state = MemberState.RETRY
-                    member.next_attempt_at = now + timedelta(minutes=campaign.retry_delay_min)
+                    member.next_attempt_at = now + timedelta(minutes=campaign.retry_base_min)
                 log.warning(
                     "campaign.dial_failed",
                     campaign_id=campaign_id,

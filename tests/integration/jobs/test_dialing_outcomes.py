@@ -82,7 +82,7 @@ async def test_unanswered_call_frees_its_slot_for_a_retry(
     settings: Settings,
     twilio: tuple[TwilioApiSimulator, str],
 ) -> None:
-    """A no-answer puts the member back in line for a retry after retry_delay_min, instead
+    """A no-answer puts the member back in line for a retry after retry_base_min, instead
     of holding a concurrency slot for ever."""
     await _placed_call(client, sessions, settings, twilio[1])
     assert (await _member(sessions)).state == "dialing"
