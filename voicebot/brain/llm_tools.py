@@ -158,6 +158,8 @@ def booking_problem(cal: BusinessCalendar, start: datetime, *, now: datetime) ->
         return "too_far_ahead"
     if start.weekday() == SATURDAY or (start.weekday() == FRIDAY and end.time() > FRIDAY_CUTOFF):
         return "shabbat"
+    if cal.holiday(start.date()) is not None:
+        return "holiday"
     window = cal.day_window(start.date())
     if window is None or not (window[0] <= start and end <= window[1]):
         return "outside_business_hours"

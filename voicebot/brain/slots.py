@@ -1,8 +1,12 @@
-"""Free meeting slots: business days and hours, busy intervals, lead time, Shabbat.
+"""Free meeting slots: business days and hours, busy intervals, lead time, Shabbat, holidays.
 
 Owns :class:`BusinessCalendar` (the booking rules, built from Settings) and the pure
-functions that list and check meeting starts. Whatever the configuration says, no
-meeting is ever placed on Saturday or on Friday after :data:`FRIDAY_CUTOFF`.
+functions that list and check meeting starts. A meeting day is open only when both the
+business days/hours and the religious calendar allow it — the same calendar the dialer
+uses (:mod:`voicebot.scheduling.calendars`): under ``"IL"`` (the default) no meeting on
+Shabbat, on Jewish holidays or Israeli national days, and none after 13:00 on Fridays and
+holiday eves. Whatever the configuration says, no meeting is ever placed on Saturday or
+on Friday after :data:`FRIDAY_CUTOFF`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from voicebot.brain.timeparse import at
 from voicebot.config import Settings
+from voicebot.scheduling.calendars import CalendarName, closed_reason, day_hours
 
 SLOT_STEP_MIN = 30  # meeting starts sit on :00 and :30
 DEFAULT_LEAD_TIME_MIN = 60  # earliest start is this long after now
@@ -35,6 +40,7 @@ class BusinessCalendar:
     day_end: time
     meeting_min: int
     lead_time_min: int = DEFAULT_LEAD_TIME_MIN
+    calendar: CalendarName = "IL"
 
     @classmethod
     def from_settings(
@@ -54,12 +60,29 @@ class BusinessCalendar:
         return timedelta(minutes=self.meeting_min)
 
     def day_window(self, day: date) -> Interval | None:
-        """Bookable span of ``day`` in local time, or None when closed."""
+        """Bookable span of ``day`` in local time, or None when closed.
+
+        Business hours intersected with the calendar's hours for that date.
+        """
         if day.weekday() == SATURDAY or day.weekday() not in self.business_days:
             return None
+        allowed = day_hours(self.calendar, day)
+        if allowed is None:
+            return None
         end_clock = min(self.day_end, FRIDAY_CUTOFF) if day.weekday() == FRIDAY else self.day_end
-        start, end = at(day, self.day_start, self.tz), at(day, end_clock, self.tz)
+        start = at(day, max(self.day_start, allowed.start), self.tz)
+        end = at(day, end_clock, self.tz)
+        if allowed.end is not None:
+            end = min(end, at(day, allowed.end, self.tz))
         return (start, end) if start < end else None
+
+    def holiday(self, day: date) -> str | None:
+        """The holiday or national day that closes ``day`` ("Yom Kippur"), None otherwise.
+
+        Shabbat is not reported here (callers say "shabbat" from the weekday).
+        """
+        reason = closed_reason(self.calendar, day)
+        return None if reason in (None, "Shabbat") else reason
 
 
 def overlaps(start: datetime, end: datetime, busy: Sequence[Interval]) -> bool:

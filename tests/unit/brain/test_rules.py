@@ -215,3 +215,25 @@ async def test_replies_contain_no_digits(brain: RuleBrain) -> None:
     replies = await _talk(brain, state, "מי זה", "כמה זה עולה", "תשלחי לי בוואטסאפ")
     for reply in replies:
         assert not any(ch.isdigit() for ch in reply.text) and "₪" not in reply.text
+
+
+async def test_no_meeting_on_yom_kippur_in_a_text_conversation() -> None:
+    """On Yom Kippur eve the brain offers no slot on Yom Kippur or after 13:00, refuses one
+    asked for on Yom Kippur, and books the day after."""
+    now = datetime(2027, 10, 10, 11, 0, tzinfo=TZ)  # Sunday, eve of Yom Kippur 5788
+    tools = InMemoryBookingTools(calendar=CAL, clock=now)
+    brain = RuleBrain(tools=tools, calendar=CAL)
+    state = _state()
+    await brain.greet(state)
+    for line in ("כן בטח", "אנחנו חמישה", "אני עונה בעצמי"):
+        await brain.respond(state, line, now=now)
+    offered = list(state.proposed_slots)
+    assert offered and all(s.date().isoformat() != "2027-10-11" for s in offered)
+    assert all(s.hour < 13 for s in offered if s.date() == now.date())
+    await brain.respond(state, "מחר בעשר", now=now)
+    refused = await brain.respond(state, "כן", now=now)
+    assert tools.meetings == [] and not refused.end_call
+    assert all(s.date().isoformat() == "2027-10-12" for s in state.proposed_slots)
+    booked = await brain.respond(state, "הראשון", now=now)
+    assert booked.end_call and state.outcome == "booked"
+    assert [m.start for m in tools.meetings] == [datetime(2027, 10, 12, 9, 30, tzinfo=TZ)]

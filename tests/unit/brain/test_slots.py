@@ -81,3 +81,48 @@ def test_spread_avoids_back_to_back_offers() -> None:
     base = datetime(2025, 3, 11, 9, 0, tzinfo=TZ)
     slots = [base + timedelta(minutes=30 * i) for i in range(8)]
     assert spread(slots, 2) == [base, base + timedelta(hours=2)]
+
+
+IL_2027 = BusinessCalendar(
+    tz=TZ,
+    business_days=frozenset({6, 0, 1, 2, 3, 4}),
+    day_start=time(9, 0),
+    day_end=time(18, 0),
+    meeting_min=30,
+)
+
+
+def test_no_meeting_on_yom_kippur_and_its_eve_ends_at_one() -> None:
+    """Yom Kippur 2027 (Mon 10-11) has no slot; its eve (Sun) ends at 13:00 like a Friday."""
+    now = datetime(2027, 10, 10, 7, 0, tzinfo=TZ)
+    slots = free_slots(IL_2027, now=now, limit=40)
+    yom_kippur = datetime(2027, 10, 11, tzinfo=TZ).date()
+    assert all(s.date() != yom_kippur for s in slots)
+    eve = [s for s in slots if s.date() == now.date()]
+    assert eve and max(eve) == datetime(2027, 10, 10, 12, 30, tzinfo=TZ)
+    assert min(s for s in slots if s.date() > now.date()) == datetime(2027, 10, 12, 9, tzinfo=TZ)
+    assert not is_bookable(IL_2027, datetime(2027, 10, 11, 10, 0, tzinfo=TZ), now=now)
+    assert IL_2027.holiday(yom_kippur) == "Yom Kippur"
+
+
+def test_holiday_week_days_are_skipped_when_asked_for() -> None:
+    """Asking for Rosh Hashana's Sunday (2027-10-03) gives the next open day instead."""
+    now = datetime(2027, 9, 29, 9, 0, tzinfo=TZ)
+    rosh_hashana = datetime(2027, 10, 3, tzinfo=TZ).date()
+    slots = free_slots(IL_2027, now=now, day=rosh_hashana, limit=3)
+    assert slots[0] == datetime(2027, 10, 4, 9, 0, tzinfo=TZ)
+
+
+def test_calendar_none_books_holidays_but_never_shabbat() -> None:
+    """Calendar "none" drops the holidays; the Saturday rule holds whatever is configured."""
+    plain = BusinessCalendar(
+        tz=TZ,
+        business_days=frozenset(range(7)),
+        day_start=time(9, 0),
+        day_end=time(18, 0),
+        meeting_min=30,
+        calendar="none",
+    )
+    now = datetime(2027, 10, 1, 8, 0, tzinfo=TZ)
+    assert is_bookable(plain, datetime(2027, 10, 11, 10, 0, tzinfo=TZ), now=now)
+    assert not is_bookable(plain, datetime(2027, 10, 9, 10, 0, tzinfo=TZ), now=now)
