@@ -70,7 +70,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics=metrics,
             engine=engine,
             sessions=create_sessionmaker(engine),
-            store=ResilientStore(RedisStore(redis_client) if redis_client is not None else None),
+            store=ResilientStore(
+                RedisStore(redis_client) if redis_client is not None else None,
+                call_timeout_s=settings.redis_call_timeout_ms / 1000,
+                retry_interval_s=settings.redis_retry_interval_s,
+            ),
             redis=redis_client,
         )
         state.extras["features"] = features(settings)
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if not state.extras["features"]["espeak_tts"]:
             log.warning("app.espeak_missing", install="apt-get install -y espeak-ng")
         lag_watch = asyncio.create_task(watch_loop_lag(metrics.loop_lag, metrics.loop_lag_worst))
+        store_watch = asyncio.create_task(state.store.watch())
         freeze_startup_heap()
         unwatch_gc = watch_gc_pauses(metrics.gc_pause)
         try:
@@ -99,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             unwatch_gc()
             lag_watch.cancel()
+            store_watch.cancel()
             jobs.stop()
             await providers.aclose()
             await engine.dispose()

@@ -123,6 +123,22 @@ class Settings(BaseSettings):
     # auto = gather when no STT provider is configured.
     conversation_mode: Literal["auto", "stream", "gather"] = "auto"
 
+    # Dependencies that go quiet, and deploys (issue #10: store/, call/recorder.py,
+    # call/registry.py). Redis commands on the call path give up after this long; a
+    # failed Redis is skipped and pinged in the background every retry interval.
+    redis_call_timeout_ms: int = Field(default=200, ge=10, le=200)
+    redis_retry_interval_s: float = Field(default=1.0, gt=0)
+    # Postgres statement_timeout and SQLite busy timeout of every connection.
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
+    # On SIGTERM: stop admitting calls, let live ones finish up to this long, then end
+    # the rest with a spoken goodbye.
+    drain_timeout_s: float = Field(default=600.0, ge=0)
+    # At most this many live calls in one process (unset = no bound); over it the voice
+    # webhook redirects Twilio to PUBLIC_BASE_URL so the load balancer picks another.
+    max_calls_per_process: int | None = Field(default=None, ge=1)
+    # Bytes the TTS disk cache (TTS_CACHE_DIR) may hold; least recently used out first.
+    tts_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:

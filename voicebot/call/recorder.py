@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.summary import CallFacts, summarize
@@ -18,6 +21,14 @@ if TYPE_CHECKING:
     from voicebot.call.services import CallServices
 
 log = structlog.get_logger(__name__)
+
+# How long finish() waits for the call's queued turns before it stores the outcome.
+TURN_DRAIN_TIMEOUT_S = 30.0
+# Backoff of a failed turn write: first wait, doubling up to the max.
+WRITE_RETRY_FIRST_S = 0.1
+WRITE_RETRY_MAX_S = 5.0
+# A turn write may take the statement timeout plus this (connect, commit round trip).
+WRITE_TIMEOUT_MARGIN_S = 1.0
 
 
 @dataclass(slots=True)
@@ -58,7 +69,17 @@ class TurnTimings:
 
 
 class CallRecorder:
-    """Buffers turns in memory and writes them in one short transaction per turn."""
+    """Buffers a call's turns and writes them off the speaking path, in order.
+
+    :meth:`flush` hands the buffered turns to the recorder's one writer task and returns at
+    once: the turn loop never waits on the database. The writer commits batches in the
+    order they were flushed, one short transaction each, each bounded by the statement
+    timeout. A batch that fails (database down, stalled, timed out) is retried with
+    backoff until it is stored, so no turn is lost while the process lives; a batch the
+    database refuses for good (a duplicate ``seq``: an earlier commit whose answer was
+    lost) is logged and skipped. :meth:`finish` waits for the writer (bounded) before it
+    stores the outcome.
+    """
 
     def __init__(
         self, services: CallServices, *, call_id: int, call_sid: str, last_seq: int = 0
@@ -71,6 +92,10 @@ class CallRecorder:
         self._pending: list[CallTurn] = []
         self._seq = last_seq
         self._last_agent: CallTurn | None = None
+        self._batches: deque[list[CallTurn]] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self.written = 0  # turns committed so far
+        self.write_failures = 0  # failed attempts (each retried)
 
     def user_turn(self, text: str) -> None:
         self._seq += 1
@@ -98,16 +123,74 @@ class CallRecorder:
         if self._last_agent is not None:
             self._last_agent.interrupted = True
 
-    async def flush(self) -> None:
-        if not self._pending:
-            return
-        turns, self._pending = self._pending, []
+    async def flush(self, *, wait: bool = False) -> None:
+        """Queue the buffered turns for the writer; with ``wait``, return once every turn
+        queued so far is stored (a webhook that must answer after its turn is saved)."""
+        if self._pending:
+            now = utcnow()
+            for turn in self._pending:
+                turn.created_at = turn.created_at or now
+            self._batches.append(self._pending)
+            self._pending = []
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self._write_all())
+        if wait:
+            await self.drain(None)
+
+    async def drain(self, timeout_s: float | None = TURN_DRAIN_TIMEOUT_S) -> bool:
+        """Wait until every queued turn is stored; False when ``timeout_s`` ran out first
+        (the writer goes on retrying in the background)."""
+        writer = self._writer
+        if writer is None or writer.done():
+            return True
         try:
-            async with self._services.sessions() as session:
-                session.add_all(turns)
-                await session.commit()
-        except SQLAlchemyError as exc:
-            log.error("call.turns_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(writer)
+        except TimeoutError:
+            log.error(
+                "call.turns_pending",
+                call_sid=self._call_sid,
+                batches=len(self._batches),
+                waited_s=timeout_s,
+            )
+            return False
+        return True
+
+    async def _write_all(self) -> None:
+        delay_s = WRITE_RETRY_FIRST_S
+        while self._batches:
+            batch = self._batches[0]
+            try:
+                async with asyncio.timeout(self._write_timeout_s()):
+                    async with self._services.sessions() as session:
+                        session.add_all([_copy(turn) for turn in batch])
+                        await session.commit()
+            except IntegrityError as exc:
+                log.error(
+                    "call.turns_refused",
+                    call_sid=self._call_sid,
+                    seqs=[t.seq for t in batch],
+                    error=type(exc.orig).__name__ if exc.orig else type(exc).__name__,
+                )
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                self.write_failures += 1
+                if self.write_failures == 1 or delay_s >= WRITE_RETRY_MAX_S:
+                    log.warning(
+                        "call.turns_not_saved_yet",
+                        call_sid=self._call_sid,
+                        error=type(exc).__name__,
+                        retry_in_s=delay_s,
+                    )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, WRITE_RETRY_MAX_S)
+                continue
+            else:
+                self.written += len(batch)
+            self._batches.popleft()
+            delay_s = WRITE_RETRY_FIRST_S
+
+    def _write_timeout_s(self) -> float:
+        return self._services.settings.db_statement_timeout_ms / 1000 + WRITE_TIMEOUT_MARGIN_S
 
     async def finish(self, state: ConversationState) -> None:
         """Store the remaining turns, the call's outcome and summary, and the lead's status.
@@ -116,6 +199,7 @@ class CallRecorder:
         status callback or an earlier finish) keeps it, and so does its summary.
         """
         await self.flush()
+        await self.drain()
         outcome = call_outcome(state.outcome)
         try:
             async with self._services.sessions() as session:
@@ -148,6 +232,16 @@ class CallRecorder:
             log.info("call.finished", call_sid=self._call_sid, outcome=str(final))
         except SQLAlchemyError as exc:
             log.error("call.finish_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
+
+
+def _copy(turn: CallTurn) -> CallTurn:
+    """A fresh row with the turn's values: a failed commit leaves its objects unusable."""
+    values = {
+        attr.key: getattr(turn, attr.key)
+        for attr in sa_inspect(CallTurn).column_attrs
+        if attr.key != "id"
+    }
+    return CallTurn(**values)
 
 
 _FINAL = {

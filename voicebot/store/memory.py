@@ -33,3 +33,17 @@ class MemoryStore:
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    async def ping(self) -> None:
+        return None
+
+    def entry(self, key: str) -> tuple[dict[str, Any], int] | None:
+        """The live value under ``key`` and its remaining TTL in whole seconds, or None."""
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires_at, value = item
+        left_s = expires_at - time.monotonic()
+        if left_s <= 0:
+            return None
+        return copy.deepcopy(value), int(left_s + 0.999)

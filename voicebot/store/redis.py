@@ -39,3 +39,9 @@ class RedisStore:
             await self._client.delete(KEY_PREFIX + key)
         except (RedisError, OSError) as exc:
             raise StateStoreError(f"redis delete failed: {type(exc).__name__}") from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as exc:
+            raise StateStoreError(f"redis ping failed: {type(exc).__name__}") from exc
