@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import call_server_settings
@@ -87,9 +88,10 @@ async def test_bad_signature_is_403(server: tuple[str, Settings]) -> None:
 
 async def test_forged_stream_token_is_rejected(server: tuple[str, Settings]) -> None:
     """A media stream whose start carries a forged token is closed with 1008."""
-    base, _ = server
+    base, settings = server
     ws_url = base.replace("http://", "ws://") + "/twilio/media"
-    async with connect(ws_url) as ws:
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(settings.media_stream_url, {})
+    async with connect(ws_url, additional_headers={"X-Twilio-Signature": signature}) as ws:
         await ws.send('{"event": "connected", "protocol": "Call", "version": "1.0.0"}')
         await ws.send(
             '{"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {'
@@ -132,8 +134,6 @@ async def test_status_callbacks_are_monotonic_and_idempotent(
     server: tuple[str, Settings],
 ) -> None:
     """A late `ringing` never overwrites `completed`; a replayed token is applied once."""
-    from twilio.request_validator import RequestValidator
-
     base, settings = server
     validator = RequestValidator(AUTH_TOKEN)
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:

@@ -11,8 +11,8 @@ import contextlib
 from typing import Any
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -149,8 +149,32 @@ def _twiml(document: str) -> Response:
     return Response(document, media_type=TWIML_CONTENT_TYPE)
 
 
+class _SkippedFrames:
+    """Frames a stream could not use: each kind is logged once per call, all are counted."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def skip(self, exc: ev.MalformedEventError, bound: Any) -> None:
+        reason = exc.reason
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if self.counts[reason] == 1:
+            bound.warning("twilio.frame_skipped", reason=reason, error=exc.message[:200])
+
+
+async def _receive_event(websocket: WebSocket) -> ev.InboundEvent:
+    """The next frame as an event; raises WebSocketDisconnect when the peer closed, and
+    MalformedEventError for a frame that is not a Media Streams message (binary, oversized,
+    not JSON, unknown event)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return ev.parse_frame(message.get("text"), message.get("bytes"))
+
+
 async def media(websocket: WebSocket) -> None:
-    """The Media Stream: `connected`, `start` (token checked), then the call session."""
+    """The Media Stream: signed handshake, `connected`, `start` (token checked, call claimed
+    by this stream), then the call session."""
     state = app_state(websocket)
     try:
         verify_stream_handshake(
@@ -161,35 +185,64 @@ async def media(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
     await websocket.accept()
+    skipped = _SkippedFrames()
     try:
-        start = await asyncio.wait_for(_await_start(websocket), timeout=START_TIMEOUT_S)
+        start = await asyncio.wait_for(_await_start(websocket, skipped), timeout=START_TIMEOUT_S)
         claims = verify_stream_token(
             state.settings.stream_secret, start.custom_parameters.get("token", "")
         )
+        if claims.call_sid != start.call_sid:
+            raise SignatureError("stream token is for another call")
+        await _claim_call(state, claims.call_id, start.stream_sid)
     except WebSocketDisconnect:
         log.info("twilio.stream_closed_before_start")
         return
     except (SignatureError, TimeoutError) as exc:
-        log.warning("twilio.stream_rejected", reason=type(exc).__name__)
+        reason = exc.message if isinstance(exc, SignatureError) else type(exc).__name__
+        log.warning("twilio.stream_rejected", reason=reason)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1008)
         return
-    await _run_session(websocket, state, start, claims.call_id, claims.call_sid)
+    await _run_session(websocket, state, start, claims.call_id, claims.call_sid, skipped)
 
 
-async def _await_start(websocket: WebSocket) -> ev.Start:
+async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
+    """Bind the call to this stream, once: a token replayed on a second socket (during the
+    call or after it) finds the call claimed and raises SignatureError."""
+    try:
+        async with state.sessions() as db:
+            result = await db.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.stream_sid.is_(None))
+                .values(stream_sid=stream_sid, stream_started_at=utcnow())
+            )
+            await db.commit()
+    except SQLAlchemyError as exc:
+        # The database is down: the token still proves the call; the call goes on unclaimed.
+        log.error("twilio.stream_claim_failed", call_id=call_id, error=type(exc).__name__)
+        return
+    if getattr(result, "rowcount", 0) != 1:
+        raise SignatureError("stream token already used (the call has a stream)")
+
+
+async def _await_start(websocket: WebSocket, skipped: _SkippedFrames) -> ev.Start:
     while True:
-        text = await websocket.receive_text()
         try:
-            event = ev.parse_event(text)
-        except ev.MalformedEventError:
+            event = await _receive_event(websocket)
+        except ev.MalformedEventError as exc:
+            skipped.skip(exc, log)
             continue
         if isinstance(event, ev.Start):
             return event
 
 
 async def _run_session(
-    websocket: WebSocket, state: AppState, start: ev.Start, call_id: int, call_sid: str
+    websocket: WebSocket,
+    state: AppState,
+    start: ev.Start,
+    call_id: int,
+    call_sid: str,
+    skipped: _SkippedFrames,
 ) -> None:
     services = state.extras["call_services"]
     timeout_s = state.settings.ws_send_timeout_s
@@ -226,19 +279,14 @@ async def _run_session(
         script=script,
     )
     bound = log.bind(call_sid=call_sid, call_id=call_id)
-    malformed = 0
 
     async def receive() -> None:
-        nonlocal malformed
         try:
             while True:
-                text = await websocket.receive_text()
                 try:
-                    event = ev.parse_event(text)
+                    event = await _receive_event(websocket)
                 except ev.MalformedEventError as exc:
-                    malformed += 1
-                    if malformed == 1:
-                        bound.warning("twilio.malformed_event", error=str(exc)[:200])
+                    skipped.skip(exc, bound)
                     continue
                 if isinstance(event, ev.Media):
                     await session.on_media(event.payload)
@@ -260,8 +308,8 @@ async def _run_session(
             receiver.cancel()
     except* (TimeoutError, OSError, RuntimeError) as group:
         bound.warning("call.transport_failed", errors=[type(e).__name__ for e in group.exceptions])
-    if malformed:
-        bound.info("call.malformed_events", count=malformed)
+    if skipped.counts:
+        bound.info("call.frames_skipped", counts=skipped.counts)
     # A stalled peer would block the close frame too: bounded like any send.
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
         async with asyncio.timeout(timeout_s):

@@ -26,14 +26,27 @@ from voicebot.errors import InvalidInputError
 ULAW_ENCODING = "audio/x-mulaw"
 """The only encoding Twilio uses on Media Streams, in both directions."""
 
+MAX_MESSAGE_CHARS = 64 * 1024
+"""Longest message parsed; Twilio's largest (``start`` with its parameters) is a few KB,
+so anything longer is junk and is dropped before ``json.loads`` sees it."""
+
 
 _MEDIA_TEMPLATE = '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}'
 
 
 class MalformedEventError(InvalidInputError):
-    """A Media Streams message was not JSON, named an unknown event, or lacked a field."""
+    """A Media Streams message was not JSON, named an unknown event, or lacked a field.
+
+    ``details["reason"]`` names the kind (``binary``, ``oversized``, ``not_json``,
+    ``unknown_event``, ``bad_field``), so the route can log each kind once per call.
+    """
 
     code = "malformed_stream_event"
+
+    @property
+    def reason(self) -> str:
+        details = self.details if isinstance(self.details, dict) else {}
+        return str(details.get("reason", "bad_field"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +117,40 @@ class Stop:
 InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
 
 
+def parse_frame(text: str | None, data: bytes | None = None) -> InboundEvent:
+    """Parse one websocket frame: ``text`` for a text frame, ``data`` for a binary one.
+
+    Twilio sends only text frames; a binary frame, a message over ``MAX_MESSAGE_CHARS``
+    and anything :func:`parse_event` refuses raise :class:`MalformedEventError`.
+    """
+    if text is None:
+        size = 0 if data is None else len(data)
+        raise MalformedEventError(
+            "binary stream frame", details={"reason": "binary", "bytes": size}
+        )
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise MalformedEventError(
+            "stream message too long", details={"reason": "oversized", "chars": len(text)}
+        )
+    return parse_event(text)
+
+
 def parse_event(text: str | bytes) -> InboundEvent:
     """Parse one Media Streams message from Twilio.
 
-    Raises :class:`MalformedEventError` on invalid JSON, an unknown ``event``,
-    a missing or mistyped field, or a payload that is not valid base64.
+    Raises :class:`MalformedEventError` on invalid JSON (deeply nested included), an
+    unknown ``event``, a missing or mistyped field, or a payload that is not valid base64.
     """
     try:
         message = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEventError(f"stream message is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MalformedEventError(
+            f"stream message is not JSON: {str(exc)[:100]}", details={"reason": "not_json"}
+        ) from exc
     if not isinstance(message, dict):
-        raise MalformedEventError("stream message is not a JSON object")
+        raise MalformedEventError(
+            "stream message is not a JSON object", details={"reason": "not_json"}
+        )
     event = message.get("event")
     try:
         if event == "media":
@@ -129,7 +164,11 @@ def parse_event(text: str | bytes) -> InboundEvent:
             )
         parser = _PARSERS.get(event) if isinstance(event, str) else None
         if parser is None:
-            raise MalformedEventError(f"unknown stream event {event!r}", details={"event": event})
+            shown = event[:40] if isinstance(event, str) else type(event).__name__
+            raise MalformedEventError(
+                f"unknown stream event {shown!r}",
+                details={"reason": "unknown_event", "event": shown},
+            )
         return parser(message)
     except MalformedEventError:
         raise
@@ -139,7 +178,7 @@ def parse_event(text: str | bytes) -> InboundEvent:
         raise MalformedEventError(
             f"{event} message lacks field {exc.args[0]!r}", details={"field": exc.args[0]}
         ) from exc
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise MalformedEventError(f"{event} message has a mistyped field: {exc}") from exc
 
 

@@ -63,16 +63,17 @@ def verify_twilio_request(
 
 
 def verify_stream_handshake(settings: Settings, *, signature_header: str | None) -> bool:
-    """Check the signature of a Media Stream websocket handshake, when it carries one.
+    """Check the signature of a Media Stream websocket handshake.
 
-    Returns ``True`` if a signature was present and valid, ``False`` if there was
-    none (the stream token in ``start`` then stands alone), and raises
-    :class:`SignatureError` for a wrong signature or when validation is on but no
-    auth token is configured.
+    Twilio signs every handshake, so with validation on a missing or wrong signature
+    raises :class:`SignatureError` (as does validation without an auth token). Returns
+    ``True`` when a signature was verified, ``False`` when validation is off.
     """
     validator = _validator(settings)
-    if validator is None or not signature_header:
+    if validator is None:
         return False
+    if not signature_header:
+        raise SignatureError("the media stream handshake carries no X-Twilio-Signature")
     url = settings.media_stream_url
     if not validator.validate(url, {}, signature_header):
         raise SignatureError(

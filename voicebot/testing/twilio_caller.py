@@ -212,6 +212,10 @@ class SimulatedCall:
         self.playback = PlaybackBuffer()
         self._ended = asyncio.Event()
         self._activity = asyncio.Event()
+        self.stream_url = ""
+        self.media_paused = False
+        """While True no ``media`` frames are sent, the socket stays open (a network
+        partition without a close); marks are still echoed."""
 
     # Caller actions.
 
@@ -230,6 +234,11 @@ class SimulatedCall:
                 stream_sid=self.stream_sid, sequence_number=self._next_seq(), digit=digit
             )
         )
+
+    async def send_raw(self, message: str | bytes) -> None:
+        """Send any frame as is: junk text, a binary frame, huge or deeply nested JSON."""
+        if not self._ended.is_set():
+            await self._ws.send(message)
 
     async def hangup(self) -> None:
         """Send ``stop`` and close the socket, as Twilio does when the caller hangs up."""
@@ -343,6 +352,9 @@ class SimulatedCall:
         self.metrics.underruns = self.playback.underruns
         for name in reached:
             await self._echo_mark(name, now)
+        if self.media_paused:
+            self._activity.set()
+            return
         await self._send(
             wire.inbound_media_message(
                 stream_sid=self.stream_sid,
@@ -477,6 +489,7 @@ async def place_call(
     http: httpx.AsyncClient | None = None,
     ticker: FrameTicker | None = None,
     record_agent_audio: bool = True,
+    sign_handshake: bool = True,
 ) -> AsyncIterator[SimulatedCall]:
     """Answer a call the way Twilio does and stream it until the block exits (then hang up).
 
@@ -509,30 +522,67 @@ async def place_call(
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
         response = await client.post(server + VOICE_WEBHOOK_PATH, data=form, headers=headers)
         stream_url, parameters = _stream_from_twiml(response.status_code, response.text)
-        connect_url = stream_url.replace(_ws_base(public), _ws_base(server), 1)
-        ws = await stack.enter_async_context(
-            connect(
-                connect_url,
-                compression=None,
-                open_timeout=WS_OPEN_TIMEOUT_S,
-                max_size=WS_MAX_MESSAGE_BYTES,
-                ping_interval=None,
-                additional_headers={
-                    SIGNATURE_HEADER: validator.compute_signature(stream_url, {}),
-                    "User-Agent": TWILIO_USER_AGENT,
-                },
+        call = await stack.enter_async_context(
+            open_stream(
+                server,
+                stream_url=stream_url,
+                parameters=parameters,
+                call_sid=form["CallSid"],
+                account_sid=account_sid,
+                auth_token=auth_token,
+                public_base_url=public,
+                twiml=response.text,
+                ticker=ticker,
+                record_agent_audio=record_agent_audio,
+                sign_handshake=sign_handshake,
             )
         )
+        yield call
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    server_base_url: str,
+    *,
+    stream_url: str,
+    parameters: Mapping[str, str],
+    call_sid: str,
+    account_sid: str,
+    auth_token: str,
+    public_base_url: str | None = None,
+    twiml: str = "",
+    ticker: FrameTicker | None = None,
+    record_agent_audio: bool = True,
+    sign_handshake: bool = True,
+) -> AsyncIterator[SimulatedCall]:
+    """Open the Media Stream websocket of a call and stream until the block exits (then
+    ``stop``). Tests also use it to replay a call's stream URL and parameters (its token)
+    on a second socket; ``sign_handshake=False`` leaves out ``X-Twilio-Signature``."""
+    public = (public_base_url or server_base_url).rstrip("/")
+    server = server_base_url.rstrip("/")
+    headers = {"User-Agent": TWILIO_USER_AGENT}
+    if sign_handshake:
+        headers[SIGNATURE_HEADER] = RequestValidator(auth_token).compute_signature(stream_url, {})
+    connect_url = stream_url.replace(_ws_base(public), _ws_base(server), 1)
+    async with connect(
+        connect_url,
+        compression=None,
+        open_timeout=WS_OPEN_TIMEOUT_S,
+        max_size=WS_MAX_MESSAGE_BYTES,
+        ping_interval=None,
+        additional_headers=headers,
+    ) as ws:
         call = SimulatedCall(
             ws,
             stream_sid="MZ" + secrets.token_hex(16),
-            call_sid=form["CallSid"],
+            call_sid=call_sid,
             account_sid=account_sid,
-            parameters=parameters,
-            twiml=response.text,
+            parameters=dict(parameters),
+            twiml=twiml,
             record_agent_audio=record_agent_audio,
             ticker=ticker,
         )
+        call.stream_url = stream_url
         runner = asyncio.create_task(call._run())
         try:
             yield call

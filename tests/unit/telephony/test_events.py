@@ -23,6 +23,7 @@ from voicebot.telephony.events import (
     mark_message,
     media_message,
     parse_event,
+    parse_frame,
 )
 
 STREAM = "MZ18ad3ab5a668481ce02b83e7395059f0"
@@ -201,6 +202,29 @@ def test_malformed_messages_raise_malformed_event_error(text: str) -> None:
     with pytest.raises(MalformedEventError) as info:
         parse_event(text)
     assert isinstance(info.value, InvalidInputError)
+
+
+@pytest.mark.parametrize(
+    ("text", "data", "reason"),
+    [
+        (None, b"\x00\x01binary", "binary"),
+        ("[" * 50_000 + "]" * 50_000, None, "oversized"),
+        ("[" * 30_000 + "]" * 30_000, None, "not_json"),
+        ('{"a":' * 10_000 + "1" + "}" * 10_000, None, "not_json"),
+        ('{"event": "media", "streamSid": "MZ1", "media": ' + "[" * 20_000 + "]" * 20_000 + "}",
+         None, "not_json"),
+        ('{"event": "x-unknown", "streamSid": "MZ1"}', None, "unknown_event"),
+        ('{"event": {"nested": 1}}', None, "unknown_event"),
+    ],
+)  # fmt: skip
+def test_any_frame_is_refused_with_its_reason(
+    text: str | None, data: bytes | None, reason: str
+) -> None:
+    """Binary frames, oversized and deeply nested JSON, and unknown events raise the one
+    error type with a reason, never RecursionError or KeyError."""
+    with pytest.raises(MalformedEventError) as info:
+        parse_frame(text, data)
+    assert info.value.reason == reason
 
 
 def test_twilio_rejects_unknown_server_messages() -> None:

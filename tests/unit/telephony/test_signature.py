@@ -148,6 +148,9 @@ def test_stream_handshake_is_signed_over_the_wss_url() -> None:
         )
 
 
-def test_stream_handshake_without_header_defers_to_the_token() -> None:
-    """A handshake without a signature is let through, reporting it was not verified."""
-    assert verify_stream_handshake(_settings(), signature_header=None) is False
+def test_stream_handshake_without_header_is_refused() -> None:
+    """Twilio always signs the handshake: with validation on, an unsigned one is refused."""
+    with pytest.raises(SignatureError, match="X-Twilio-Signature"):
+        verify_stream_handshake(_settings(), signature_header=None)
+    with pytest.raises(SignatureError):
+        verify_stream_handshake(_settings(), signature_header="")
