@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Storage and infrastructure.
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    # Dramatiq broker: amqp:// (RabbitMQ) or redis://; unset = REDIS_URL, else in-process.
+    broker_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
 
@@ -170,6 +172,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _valid_broker_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+            raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL")
+        return value
+
     @field_validator("public_base_url")
     @classmethod
     def _valid_public_base_url(cls, value: str) -> str:
@@ -251,6 +262,7 @@ class Settings(BaseSettings):
         return {
             "database": mask_url(self.database_url),
             "redis": mask_url(self.redis_url) if self.redis_url else None,
+            "broker": mask_url(self.broker_url) if self.broker_url else None,
             "api_key_required": self.api_key is not None,
             "twilio_configured": bool(self.twilio_account_sid and self.twilio_auth_token),
             "public_base_url": self.public_base_url,

@@ -126,3 +126,11 @@ class StateStoreError(VoicebotError):
     retryable = True
     http_status = 503
     code = "state_store_unavailable"
+
+
+class BrokerUnavailableError(VoicebotError):
+    """The job broker's server (Redis or RabbitMQ) did not answer in time."""
+
+    retryable = True
+    http_status = 503
+    code = "broker_unavailable"

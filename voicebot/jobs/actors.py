@@ -18,6 +18,7 @@ from dramatiq.brokers.stub import StubBroker
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Campaign, CampaignStatus
+from voicebot.jobs.broker import build_broker
 from voicebot.jobs.dialing import dial_due
 from voicebot.telephony.rest import TwilioDialer
 
@@ -41,14 +42,6 @@ class Jobs:
         if self.worker is not None:
             self.worker.stop()
         self.broker.close()
-
-
-def build_broker(settings: Settings) -> dramatiq.Broker:
-    if settings.redis_url is not None:
-        from dramatiq.brokers.redis import RedisBroker
-
-        return RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
-    return StubBroker()
 
 
 def build_jobs(settings: Settings, *, in_process_worker: bool) -> Jobs:
