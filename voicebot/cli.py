@@ -1,5 +1,5 @@
 """The one command surface: ``voicebot serve | worker | migrate | import-leads | demo |
-loadtest``."""
+loadtest | say``."""
 
 from __future__ import annotations
 
@@ -90,6 +90,21 @@ def run_worker_process(settings: Settings) -> None:
     run_worker(settings, wait=wait_for_signal)
 
 
+def run_say(settings: Settings, text: str, wav_path: Path | None) -> int:
+    """``voicebot say``: the spoken form on stdout; 2 with one line when audio fails."""
+    from voicebot.errors import ProviderError
+    from voicebot.say import say
+
+    try:
+        print(asyncio.run(say(settings, text, wav_path=wav_path)))
+    except (ProviderError, OSError) as exc:
+        print(f"voicebot say: {exc}", file=sys.stderr)
+        return 2
+    if wav_path is not None:
+        print(f"audio: {wav_path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicebot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     p_imp.add_argument("file", type=Path)
     p_demo = sub.add_parser("demo", help="one simulated Hebrew call that books a meeting")
     p_demo.add_argument("--wav", type=Path, default=Path("demo-call.wav"), help="recording")
+    p_say = sub.add_parser("say", help="print the spoken form the TTS receives for TEXT")
+    p_say.add_argument("text", help="Hebrew text as a script or the brain writes it")
+    p_say.add_argument("--wav", type=Path, default=None, help="also write the audio here")
     args = parser.parse_args(argv)
     if args.command == "loadtest":
         # A client of some running server: it needs none of this process's settings.
@@ -129,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         run_worker_process(settings)
         return 0
+    if args.command == "say":
+        return run_say(settings, args.text, args.wav)
     if args.command == "demo":
         from voicebot.demo import run_command
 

@@ -11,6 +11,7 @@ from typing import Final
 
 from voicebot.api.twilio_audio import prepare_speech
 from voicebot.brain.script import AgentScript
+from voicebot.brain.speech_text import to_spoken
 from voicebot.call.services import CallServices
 from voicebot.telephony.twiml import speak_then_hangup
 
@@ -25,6 +26,7 @@ def is_machine(answered_by: str | None) -> bool:
 
 
 async def voicemail_twiml(services: CallServices, script: AgentScript | None) -> str:
-    """The script's voicemail text (our audio, else Twilio's ``<Say>``), then ``<Hangup/>``."""
-    text = (script or AgentScript.default()).voicemail
+    """The script's voicemail text in its spoken form (our audio, else Twilio's ``<Say>``),
+    then ``<Hangup/>``."""
+    text = to_spoken((script or AgentScript.default()).voicemail)
     return speak_then_hangup(await prepare_speech(services, text))

@@ -1,13 +1,26 @@
 """Text written for the ear: numbers, times, dates, prices and phone numbers as Hebrew words.
 
-Owns the rewriting applied to every reply before TTS (:func:`to_spoken`) and the way
-the agent names a meeting slot (:func:`format_slot_hebrew`, "מחר בעשר בבוקר").
+Owns the rewriting applied to every text before TTS (:func:`to_spoken`) and the way the
+agent names a meeting slot (:func:`format_slot_hebrew`, "מחר בעשר בבוקר").
+
+:func:`to_spoken` is the kept library ``heb-tts-normalizer`` (number gender agreement with
+the noun, prices with agorot and the currency sign before or after, decimals, ranges,
+dotted dates, "ה-2" ordinals, abbreviations) behind a small pre-pass for what it does not
+do well on a sales call: phone numbers digit by digit in their written groups with a
+pause between them, star codes ("*5287" → "כוכבית חמש שתיים שמונה שבע"), clock times and
+time ranges said the way slots are named ("רבע לחמש"), slash dates ("3/12"), dual forms
+("2 שעות" → "שעתיים"), halves ("1.5 שעות" → "שעה וחצי"), weekday ordinals ("יום 1" →
+"יום ראשון") and percentages. Its output holds no digits, so a second pass changes
+nothing: every path to TTS goes through it once and a repeat is harmless.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Final
+
+from heb_tts_normalizer import Config, Gender, normalize
 
 from voicebot.brain.hebrew_numbers import TEENS_M, UNITS_M, number_to_words
 
@@ -17,24 +30,54 @@ MONTH_NAMES = (
 )  # fmt: skip
 WEEKDAY_NAMES = ("שני", "שלישי", "רביעי", "חמישי", "שישי", "שבת", "ראשון")  # Monday=0
 DIGIT_NAMES = ("אפס", "אחת", "שתיים", "שלוש", "ארבע", "חמש", "שש", "שבע", "שמונה", "תשע")
+DAY_ORDINALS = ("ראשון", "שני", "שלישי", "רביעי", "חמישי", "שישי", "שביעי")  # "יום 1".."יום 7"
 MORNING_END_HOUR = 12
 EVENING_START_HOUR = 18
 NEAR_DAYS = 6  # up to this many days ahead a weekday name alone is clear
 
+# Nouns the library counts in the wrong gender (masculine plurals in -ות, and singulars it
+# puts the number before: "אחת פגישה").
+_GENDER_OVERRIDES: Final = {
+    "לקוח": Gender.MASC, "לקוחות": Gender.MASC, "דורות": Gender.MASC,
+    "חלונות": Gender.MASC, "קולות": Gender.MASC, "רחובות": Gender.MASC,
+    "מוסדות": Gender.MASC, "פגישה": Gender.FEM, "שיחה": Gender.FEM,
+    "הודעה": Gender.FEM, "עסקה": Gender.FEM,
+}  # fmt: skip
+_CONFIG: Final = Config(gender_overrides=dict(_GENDER_OVERRIDES))
+
+# Units said in the dual for two ("שעתיים"), and as singular + "וחצי" for one and a half.
+_DUAL: Final = {
+    "שעות": "שעתיים", "ימים": "יומיים", "חודשים": "חודשיים", "שבועות": "שבועיים",
+    "שנים": "שנתיים", "פעמים": "פעמיים", "דקות": "שתי דקות", "שניות": "שתי שניות",
+}  # fmt: skip
+_SINGULAR: Final = {
+    "שעות": "שעה", "ימים": "יום", "חודשים": "חודש", "שבועות": "שבוע", "שנים": "שנה",
+    "דקות": "דקה", "שניות": "שנייה",
+}  # fmt: skip
+_FEMININE_UNITS: Final = frozenset({"שעות", "שנים", "דקות", "שניות", "פעמים"})
+
+_PRE = r"(?:(?P<pre>[בלמוהכש])[-־]?)?"
 _PHONE_RE = re.compile(
-    r"(?<![\d])(?:(?P<pre>[בלמו])-)?(?:\+972[-\s]?|0)(?:[2-9]\d?)[-\s]?\d{3}[-\s]?\d{4}(?!\d)"
+    r"(?<![\d*])(?:(?P<pre>[בלמו])[-־])?(?:\+972[-\s]?|0)(?:[2-9]\d?)[-\s]?\d{3}[-\s]?\d{4}(?!\d)"
 )
-_PRICE_RE = re.compile(
-    r"(?:(?P<pre>[בלמו])-?)?(?:₪\s?(?P<a>\d[\d,]*)|(?P<b>\d[\d,]*)\s?(?:₪|ש\"ח|ש״ח|שקלים|שקל))"
+_SERVICE_PHONE_RE = re.compile(r"(?<![\d*])1-?[78]00-?\d{3}-?\d{3}(?!\d)")
+_STAR_RE = re.compile(r"\*(?P<code>\d{2,6})(?P<hash>#)?(?!\d)")
+_TIME = r"(?P<{h}>[01]?\d|2[0-3]):(?P<{m}>[0-5]\d)"
+_TIME_RANGE_RE = re.compile(
+    rf"(?<![\d:]){_PRE}{_TIME.format(h='h1', m='m1')}\s?[-–]\s?"
+    rf"{_TIME.format(h='h2', m='m2')}(?![\d:])"
 )
-_TIME_RE = re.compile(
-    r"(?<![\d:])(?:(?P<pre>[בלמו])-?)?(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?![\d:])"
-)
+_TIME_RE = re.compile(rf"(?<![\d:]){_PRE}{_TIME.format(h='h', m='m')}(?![\d:])")
 _DATE_RE = re.compile(
-    r"(?<![\d/])(?:(?P<pre>[בלמו])-?)?(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}))?(?![\d/])"
+    rf"(?<![\d/]){_PRE}(?P<d>\d{{1,2}})/(?P<mo>\d{{1,2}})(?:/(?P<y>\d{{4}}))?(?![\d/])"
 )
-_PERCENT_RE = re.compile(r"(\d+)\s?%")
-_NUMBER_RE = re.compile(r"(?<![\d])(?:(?P<pre>[בלמוה])-)?(?P<n>\d[\d,]*)(?![\d])")
+_PERCENT_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)(?:\.(?P<frac>\d+))?\s?%")
+_UNITS_ALT = "|".join(_DUAL)
+_HALF_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)\.5\s+(?P<unit>{_UNITS_ALT})\b")
+_DUAL_RE = re.compile(rf"(?<![\d.,]){_PRE}2\s+(?P<unit>{_UNITS_ALT})\b")
+_DAY_ORDINAL_RE = re.compile(r"(?<=יום )(?:ה[-־]?)?(?P<n>[1-7])(?![\d:./,])")
+_DIGITS_RE = re.compile(r"\d+")
+_NEEDS_WORK_RE = re.compile(r"[\d₪$€%]")
 
 
 def _masc_minutes(minutes: int) -> str:
@@ -78,53 +121,106 @@ def spoken_date(day: int, month: int, year: int | None = None) -> str:
     return text if year is None else f"{text} {number_to_words(year)}"
 
 
-def spoken_price(amount: int) -> str:
-    """250 → "מאתיים וחמישים שקלים"."""
-    if amount == 1:
-        return "שקל אחד"
-    if amount == 2:
-        return "שני שקלים"
-    return f"{number_to_words(amount, 'm')} שקלים"
-
-
 def spoken_phone(number: str) -> str:
     """Digit by digit, a pause (comma) between the groups as written."""
     groups = re.split(r"[-\s]", number.replace("+", ""))
     return ", ".join(" ".join(DIGIT_NAMES[int(d)] for d in group) for group in groups if group)
 
 
+def spoken_digits(digits: str) -> str:
+    """ "5287" → "חמש שתיים שמונה שבע"."""
+    return " ".join(DIGIT_NAMES[int(d)] for d in digits)
+
+
 def _attach(prefix: str | None, words: str) -> str:
     return f"{prefix}{words}" if prefix else words
 
 
+def _phone_sub(m: re.Match[str]) -> str:
+    return _attach(m["pre"], spoken_phone(m.group(0)[len(m["pre"] or "") :].lstrip("-־")))
+
+
+def _star_sub(m: re.Match[str]) -> str:
+    return f"כוכבית {spoken_digits(m['code'])}" + (" סולמית" if m["hash"] else "")
+
+
+def _time_range_sub(m: re.Match[str]) -> str:
+    start = spoken_clock(int(m["h1"]), int(m["m1"]))
+    end = spoken_clock(int(m["h2"]), int(m["m2"]))
+    return _attach(m["pre"], f"{start} עד {end}")
+
+
+def _time_sub(m: re.Match[str]) -> str:
+    return _attach(m["pre"], spoken_clock(int(m["h"]), int(m["m"])))
+
+
 def _date_sub(m: re.Match[str]) -> str:
-    day, month = int(m["d"]), int(m["m"])
+    day, month = int(m["d"]), int(m["mo"])
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return m.group(0)
     return _attach(m["pre"], spoken_date(day, month, int(m["y"]) if m["y"] else None))
 
 
-def to_spoken(text: str) -> str:
-    """Rewrite digits in Hebrew text into words TTS reads correctly.
+def _percent_sub(m: re.Match[str]) -> str:
+    whole = int(m["n"])
+    words = number_to_words(whole, "m")
+    if m["frac"] == "5":
+        words = "חצי" if whole == 0 else f"{words} וחצי"
+    elif m["frac"]:
+        words += f" נקודה {spoken_digits(m['frac'])}"
+    return _attach(m["pre"], f"{words} אחוז")
 
-    Phone numbers go digit by digit; prices, times, dates, percentages and plain
-    numbers become words; a prefix letter ("ב-14:30") is glued to the words.
+
+def _half_sub(m: re.Match[str]) -> str:
+    n, unit = int(m["n"]), m["unit"]
+    if n == 1:
+        whole = _SINGULAR[unit]
+    elif n == 2:
+        whole = _DUAL[unit]
+    else:
+        gender = "f" if unit in _FEMININE_UNITS else "m"
+        whole = f"{_count_words(n, gender)} {unit}"
+    return _attach(m["pre"], f"{whole} וחצי")
+
+
+def _count_words(n: int, gender: str) -> str:
+    """A count before its noun: construct forms for two ("שתי", "שני")."""
+    if n == 2:
+        return "שתי" if gender == "f" else "שני"
+    return number_to_words(n, "f" if gender == "f" else "m")
+
+
+def _dual_sub(m: re.Match[str]) -> str:
+    return _attach(m["pre"], _DUAL[m["unit"]])
+
+
+def _day_ordinal_sub(m: re.Match[str]) -> str:
+    return DAY_ORDINALS[int(m["n"]) - 1]
+
+
+def to_spoken(text: str) -> str:
+    """Rewrite digits and currency signs in Hebrew text into the words TTS should say.
+
+    Phone numbers and star codes go digit by digit; prices (with agorot), times, dates,
+    percentages, decimals, ranges and counts become words that agree with their noun; a
+    prefix letter ("ב-14:30") is glued to the words. Text without digits or currency
+    signs is returned unchanged, so applying this twice equals applying it once.
     """
-    if not any(ch.isdigit() for ch in text) and "₪" not in text:
+    if not _NEEDS_WORK_RE.search(text):
         return text
-    text = _PHONE_RE.sub(
-        lambda m: _attach(m["pre"], spoken_phone(m.group(0)[len(m["pre"] or "") :].lstrip("-"))),
-        text,
-    )
-    text = _PRICE_RE.sub(
-        lambda m: _attach(m["pre"], spoken_price(int((m["a"] or m["b"]).replace(",", "")))), text
-    )
-    text = _TIME_RE.sub(lambda m: _attach(m["pre"], spoken_clock(int(m["h"]), int(m["m"]))), text)
+    text = _PHONE_RE.sub(_phone_sub, text)
+    text = _SERVICE_PHONE_RE.sub(lambda m: spoken_phone(m.group(0)), text)
+    text = _STAR_RE.sub(_star_sub, text)
+    text = _TIME_RANGE_RE.sub(_time_range_sub, text)
+    text = _TIME_RE.sub(_time_sub, text)
     text = _DATE_RE.sub(_date_sub, text)
-    text = _PERCENT_RE.sub(lambda m: f"{number_to_words(int(m[1]))} אחוז", text)
-    return _NUMBER_RE.sub(
-        lambda m: _attach(m["pre"], number_to_words(int(m["n"].replace(",", "")))), text
-    )
+    text = _PERCENT_RE.sub(_percent_sub, text)
+    text = _HALF_RE.sub(_half_sub, text)
+    text = _DUAL_RE.sub(_dual_sub, text)
+    text = _DAY_ORDINAL_RE.sub(_day_ordinal_sub, text)
+    text = normalize(text, _CONFIG)
+    # Whatever the library left as digits (a model name such as "5G") is still spoken.
+    return _DIGITS_RE.sub(lambda m: number_to_words(int(m.group(0))), text)
 
 
 def format_slot_hebrew(slot: datetime, now: datetime) -> str:
