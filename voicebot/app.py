@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from voicebot.api import calls, campaigns, conversation, dnc, health, leads, meetings, twilio
+from voicebot.api.dead_letters import routes as dead_letter_routes
 from voicebot.api.errors import EXCEPTION_HANDLERS
 from voicebot.api.middleware import (
     ApiGuardMiddleware,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         jobs = build_jobs(settings, in_process_worker=dialing_enabled(settings))
         state.extras["jobs"] = jobs
         state.extras["broker_name"] = jobs.name
+        state.extras["broker"] = jobs.broker  # dead letters and the readiness probe read it
         app.state.voicebot = state
         await warm_phrases(state.extras["call_services"], [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT])
         off = [name for name, on in state.extras["features"].items() if not on]
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *calls.routes,
         *dnc.routes,
         *conversation.routes,
+        *dead_letter_routes,
     ]
     routes = [
         *health.routes,

@@ -29,7 +29,7 @@ async def test_ready_names_postgres_when_database_is_down() -> None:
 
 
 async def test_ready_names_redis_when_redis_is_down(tmp_path: object) -> None:
-    """A Redis URL on a closed port makes readiness 503 with `redis` failing."""
+    """A Redis URL on a closed port makes readiness 503 with `redis` (and its broker) failing."""
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", redis_url="redis://127.0.0.1:1/0"
     )
@@ -37,7 +37,7 @@ async def test_ready_names_redis_when_redis_is_down(tmp_path: object) -> None:
     async with app.router.lifespan_context(app), _client(app) as client:
         ready = await client.get("/health/ready")
         assert ready.status_code == 503
-        assert ready.json()["failing"] == ["redis"]
+        assert ready.json()["failing"] == ["redis", "broker"]  # the broker is that Redis too
 
 
 async def test_info_masks_secrets(client: httpx.AsyncClient) -> None:

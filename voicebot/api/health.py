@@ -12,8 +12,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from voicebot import __version__
-from voicebot.api.state import app_state
+from voicebot.api.dead_letters import app_broker
+from voicebot.api.state import AppState, app_state
 from voicebot.db.engine import engine_kind, ping
+from voicebot.jobs.broker import probe_broker
 
 READY_CHECK_TIMEOUT_S = 2.0
 log = structlog.get_logger(__name__)
@@ -32,15 +34,27 @@ async def _check(name: str, coro: Any) -> tuple[str, str | None]:
     return name, None
 
 
+async def broker_check(state: AppState) -> tuple[str, str | None]:
+    """The job broker answers for real: Redis ping, a RabbitMQ connection, the stub always.
+
+    Runs the blocking probe in a thread under READY_CHECK_TIMEOUT_S; the error names the
+    backend (``"broker", "BrokerUnavailableError: redis: ConnectionError: …"``).
+    """
+    broker = app_broker(state)
+    if broker is None:
+        return "broker", "not started"
+    return await _check("broker", asyncio.to_thread(probe_broker, broker))
+
+
 async def ready(request: Request) -> Response:
     state = app_state(request)
     checks = [_check(engine_kind(state.engine), ping(state.engine))]
     if state.redis is not None:
         checks.append(_check("redis", state.redis.ping()))
+    checks.append(broker_check(state))
     results = await asyncio.gather(*checks)
     broker = state.extras.get("broker_name", "stub")
     parts: dict[str, str] = {name: ("ok" if err is None else err) for name, err in results}
-    parts["broker"] = "ok"
     failing = [name for name, err in results if err is not None]
     if failing:
         log.warning("health.not_ready", failing=failing)
