@@ -2,9 +2,13 @@
 
 Owns :func:`detect_intent`: canonical text is matched against the precompiled
 patterns of :mod:`voicebot.brain.intent_patterns`, weights are summed per intent,
-and the answer is resolved against what the agent just asked (``expecting``): a
-bare "כן" after a slot proposal is ``accept_time``, a time after "מתי נוח?" is
-``propose_time``. Times come from :mod:`voicebot.brain.timeparse`.
+and the answer is resolved against what the agent just asked (``expecting``) and the
+moment of the call (``moment``): a bare "כן" after a slot proposal is ``accept_time``,
+a time after "מתי נוח?" is ``propose_time``; "שלום" or "הלו" right after the greeting
+is a ``greeting`` while later "שלום" is a ``goodbye`` and "הלו?" asks to ``repeat``;
+a request to meet ("אפשר לקבוע פגישה מחר בעשר") is ``book_meeting`` at any moment
+(``propose_time`` / ``accept_time`` once slots are on the table). Times come from
+:mod:`voicebot.brain.timeparse`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from voicebot.brain.intent_patterns import (
     DOMINANT_SCORES,
     INTENT_PATTERNS,
     INTENT_PRIORITY,
+    OFFER_QUESTION_PATTERNS,
     SLOT_CHOICE_PATTERNS,
 )
 from voicebot.brain.normalize import fold_finals, normalize
@@ -26,17 +31,27 @@ from voicebot.brain.time_grammar import DEFAULT_BUSINESS_HOURS
 from voicebot.brain.timeparse import TimeParse, parse_hebrew_time
 
 Expecting = Literal["none", "yes_no", "slot", "time"]
+# greeting: right after the agent's greeting; pitch: while it explains the offer and asks
+# its questions; slots: meeting times are on the table; closing: its last ask or goodbye.
+Moment = Literal["greeting", "pitch", "slots", "closing"]
 INTENTS: tuple[str, ...] = (
     "yes", "no", "interested", "not_interested", "busy_call_later", "who_is_this",
     "number_source", "price_question", "send_details", "ask_human", "remove_me",
     "wrong_number", "propose_time", "accept_time", "reject_time", "goodbye", "unclear",
+    "greeting", "repeat", "book_meeting",
 )  # fmt: skip
 MIN_SCORE = 1.0  # below this nothing was understood
 TIME_SCORE = 3.0  # weight of a parsed time towards propose_time
 # Intents a time mention does not override ("תתקשר מחר בחמש" stays busy_call_later).
 _KEEPS_TIME = frozenset(
-    {"remove_me", "wrong_number", "ask_human", "busy_call_later", "price_question"}
-)
+    {
+        "remove_me", "wrong_number", "ask_human", "busy_call_later", "price_question",
+        "book_meeting", "greeting", "goodbye", "repeat",
+    }
+)  # fmt: skip
+LINE_CHECK_SCORE = 3.0  # "הלו?" after the greeting: are you there, say it again
+# A whole utterance of only these words is "what?": say it again.
+_WHAT_ONLY = frozenset({"מה", "מהה", "מההה", "סליחה"})
 # Intents that a time mention turns into propose_time ("כן, מחר בעשר").
 _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_time"})
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
@@ -53,6 +68,12 @@ def _compile(patterns: tuple[tuple[str, float], ...]) -> Compiled:
 
 _COMPILED: dict[str, Compiled] = {name: _compile(p) for name, p in INTENT_PATTERNS.items()}
 _SLOT_CHOICE: Compiled = _compile(SLOT_CHOICE_PATTERNS)
+_OFFER_QUESTION: Compiled = _compile(OFFER_QUESTION_PATTERNS)
+
+
+def asks_about_offer(canonical: str) -> bool:
+    """Whether interest is phrased as a question or a request to explain ("מה בדיוק…", "תסביר")."""
+    return any(pattern.search(canonical) for pattern, _ in _OFFER_QUESTION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +111,21 @@ def detect_intent(
     now: datetime,
     tz: ZoneInfo,
     expecting: Expecting = "none",
+    moment: Moment = "pitch",
     business_hours: tuple[time, time] = DEFAULT_BUSINESS_HOURS,
     business_days: frozenset[int] | None = None,
 ) -> IntentResult:
-    """Classify one caller utterance; ``expecting`` is what the agent just asked for."""
+    """Classify one caller utterance.
+
+    ``expecting`` is what the agent just asked for, ``moment`` where the call stands.
+    """
     canonical = normalize(text)
     scores = _scores(canonical)
+    tokens = canonical.split()
+    if tokens and all(t in _WHAT_ONLY for t in tokens) and tokens != ["סליחה"] * len(tokens):
+        scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
+    if moment != "greeting" and scores.pop("greeting", 0.0) and "הלו" in tokens:
+        scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
     when = parse_hebrew_time(
         text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
     )
@@ -109,6 +139,8 @@ def detect_intent(
             if specific in scores:
                 scores[plain] = scores.get(plain, 0.0) + scores.pop(specific)
     name, score = _best(scores)
+    if expecting == "slot" and name == "book_meeting":
+        name = "accept_time" if when is None else "propose_time"
     if (
         when is not None
         and name not in _KEEPS_TIME

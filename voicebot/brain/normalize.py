@@ -39,7 +39,7 @@ _VARIANTS_RAW: dict[str, str] = {
     "סבבא": "סבבה", "סבאבה": "סבבה", "sababa": "סבבה",
     "bye": "ביי", "ביביי": "ביי", "בייביי": "ביי", "ביוש": "ביי",
     "יס": "כן", "yes": "כן", "yeah": "כן", "יאפ": "כן", "yep": "כן", "יא": "כן", "כנ": "כן",
-    "no": "לא", "נופ": "לא", "nope": "לא",
+    "no": "לא", "נופ": "לא", "nope": "לא", "לאא": "לא", "לאאא": "לא",
     "פרייס": "מחיר", "price": "מחיר", "פרייסינג": "מחיר",
     "תנקס": "תודה", "טנקס": "תודה", "thanks": "תודה", "thank": "תודה",
     "סורי": "סליחה", "sorry": "סליחה",
@@ -60,6 +60,17 @@ _VARIANTS_RAW: dict[str, str] = {
 FILLERS_RAW = frozenset({"אממ", "אמממ", "אמ", "אהה", "אההה", "אה", "אהמ", "הממ", "המממ", "כאילו",
                          "נו", "יעני", "אמממממ", "אההם", "אממם", "מממ"})  # fmt: skip
 
+# Recognisers glue short words to the next one ("לאשמעתי", "מיזה", "כמזה"): a token that
+# is a head below followed by a known tail is split back into two words.
+_MERGED_HEADS_RAW: dict[str, str] = {
+    "לא": "לא", "מי": "מי", "כמה": "כמה", "כמ": "כמה", "אפשר": "אפשר", "תוריד": "תוריד",
+    "תורידו": "תוריד", "מה": "מה",
+}  # fmt: skip
+_MERGED_TAILS_RAW = frozenset({
+    "שמעתי", "שומע", "שומעת", "הבנתי", "קלטתי", "מעוניין", "מעונין", "מעוניינת", "מעניין",
+    "רלוונטי", "צריך", "צריכה", "רוצה", "מתאים", "יודע", "יודעת", "נכון", "עכשיו", "תודה",
+    "זה", "זאת", "מדבר", "מדברת", "עולה", "לקבוע", "אותי", "אמרת",
+})  # fmt: skip
 _NUMBER_PREFIXES = ("וב", "ול", "ומ", "וה", "בה", "לה", "מה", "ו", "ב", "ל", "מ", "ה")
 
 
@@ -72,6 +83,21 @@ VARIANTS: dict[str, str] = {fold_finals(k): fold_finals(v) for k, v in _VARIANTS
 FILLERS: frozenset[str] = frozenset(fold_finals(w) for w in FILLERS_RAW)
 _WORD_VALUES: dict[str, int] = {fold_finals(k): v for k, v in WORD_VALUES.items()}
 _TEENS: frozenset[str] = frozenset(fold_finals(w) for w in TEEN_SUFFIXES)
+_MERGED_HEADS: tuple[tuple[str, str], ...] = tuple(
+    sorted(
+        ((fold_finals(k), fold_finals(v)) for k, v in _MERGED_HEADS_RAW.items()),
+        key=lambda kv: -len(kv[0]),
+    )
+)
+_MERGED_TAILS: frozenset[str] = frozenset(fold_finals(w) for w in _MERGED_TAILS_RAW)
+
+
+def _unmerge(token: str) -> tuple[str, ...]:
+    """Split a token the recogniser glued together ("לאשמעתי" → "לא", "שמעתי")."""
+    for head, word in _MERGED_HEADS:
+        if token.startswith(head) and token[len(head) :] in _MERGED_TAILS:
+            return word, token[len(head) :]
+    return (token,)
 
 
 def strip_niqqud(text: str) -> str:
@@ -93,11 +119,11 @@ def normalize(text: str) -> str:
     text = _PUNCT_RE.sub(" ", text)
     text = _DIGIT_PREFIX_RE.sub(r"\1 ", fold_finals(text))
     tokens = []
-    for token in text.split():
-        token = VARIANTS.get(token, token)
-        if token in FILLERS:
-            continue
-        tokens.append(token)
+    for raw in text.split():
+        for part in _unmerge(raw) if raw not in VARIANTS else (raw,):
+            token = VARIANTS.get(part, part)
+            if token not in FILLERS:
+                tokens.append(token)
     return " ".join(tokens)
 
 

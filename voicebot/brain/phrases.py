@@ -18,6 +18,9 @@ ASK_CALLBACK_AGAIN = "מתי נוח שנחזור? למשל מחר בבוקר, א
 ASK_OPEN_TIME = "אז מתי כן נוח? יום ושעה, ונבדוק."
 ASK_MEETING = "שווה לקבוע שיחה קצרה עם יועץ, בלי שום התחייבות?"
 DIDNT_HEAR = "סליחה, לא שמעתי טוב."
+REPEAT = "בטח, אחזור על זה."
+HELLO_BACK = "שלום!"
+GLAD_TO_BOOK = "בשמחה."
 SIMPLE_PERMISSION = "רק כדי לוודא: אפשר לדבר עכשיו, כן או לא?"
 SIMPLE_MEETING = "רק כן או לא: לקבוע שיחה קצרה עם יועץ?"
 LINE_UNCLEAR_BYE = "נראה שהקו לא ממש ברור. ננסה שוב בהמשך, יום טוב!"
@@ -72,5 +75,5 @@ def introduce(script: AgentScript) -> str:
     return f"כאן {script.agent_name} מ{script.company}."
 
 
-def pitch(script: AgentScript) -> str:
-    return f"מעולה, בקצרה: {script.offer}"
+def pitch(script: AgentScript, *, opener: str = "מעולה,") -> str:
+    return f"{opener} בקצרה: {script.offer}"

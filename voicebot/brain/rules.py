@@ -22,7 +22,7 @@ from voicebot.brain.base import (
     ReplyEvent,
     stream_of,
 )
-from voicebot.brain.intents import IntentResult, detect_intent
+from voicebot.brain.intents import IntentResult, asks_about_offer, detect_intent
 from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar, spread
 from voicebot.brain.speech_text import to_spoken
@@ -35,6 +35,8 @@ SIMPLE_QUESTION_AT = 2  # unclear answers before the yes/no question
 GIVE_UP_AT = 3  # unclear answers before ending the call
 DEFAULT_CALLBACK_CLOCK = time(10, 0)
 DTMF_INTENTS = {"1": "yes", "2": "no", "0": "ask_human", "9": "remove_me"}
+FAREWELL_SCORE = 4.0  # a goodbye this clear ends the call even mid-questions ("ביי", "להתראות")
+_OPENING = frozenset({st.GREETING, st.PERMISSION})
 _SECOND = ("שני", "שנייה", "השני", "השנייה", "השניה", "אחרון", "האחרון", "האחרונה")
 
 
@@ -62,6 +64,7 @@ class RuleBrain:
             now=now,
             tz=self._cal.tz,
             expecting=st.EXPECTING.get(state.stage, "none"),
+            moment=st.MOMENT.get(state.stage, "pitch"),
             business_hours=(self._cal.day_start, self._cal.day_end),
             business_days=self._cal.business_days,
         )
@@ -104,10 +107,16 @@ class RuleBrain:
             return self._reply(
                 state, say.TRANSFER, intent, (Action("transfer_to_human", {}),), transfer=True
             )
+        if intent == "repeat" or (intent == "greeting" and state.stage not in _OPENING):
+            return await self._repeat(state, now)
         if intent == "unclear" and not (state.stage == st.QUALIFY and result.text):
             return await self._unclear(state, now)
         state.unclear_count = 0
-        if intent == "goodbye" and state.stage != st.QUALIFY:
+        if intent == "book_meeting" or (
+            intent == "propose_time" and state.stage == st.OBJECTION and result.time is not None
+        ):
+            return await self._meeting_request(state, result, now)
+        if intent == "goodbye" and (state.stage != st.QUALIFY or result.score >= FAREWELL_SCORE):
             return self._end(state, say.GOODBYE, intent, outcome=state.outcome or "hung_up")
         if intent in ("who_is_this", "number_source"):
             lead_in = say.introduce(self._script)
@@ -129,6 +138,10 @@ class RuleBrain:
         self, state: ConversationState, result: IntentResult, now: datetime
     ) -> Reply:
         intent, stage = result.intent, state.stage
+        if stage == st.QUALIFY and intent == "interested" and asks_about_offer(result.text):
+            # "מה בדיוק אתם מציעים": explain, then ask the same question again.
+            question = self._script.qualifying_questions[state.qualify_index]
+            return self._reply(state, f"{self._script.offer} {question}", intent)
         if stage == st.QUALIFY:
             said = [t.content for t in state.history if t.role == "user"]
             state.answers.append(said[-1] if said else result.text)
@@ -143,7 +156,9 @@ class RuleBrain:
             if intent == "propose_time" and result.time is not None:
                 return await self._callback(state, result.time, now, intent)
             state.stage, state.qualify_index = st.QUALIFY, 0
-            return await self._next_question(state, now, intent, lead_in=say.pitch(self._script))
+            opener = say.HELLO_BACK if intent == "greeting" else "מעולה,"
+            lead_in = say.pitch(self._script, opener=opener)
+            return await self._next_question(state, now, intent, lead_in=lead_in)
         if stage == st.OBJECTION:
             return await self._propose(state, now, intent)
         if stage == st.CALLBACK:
@@ -237,6 +252,25 @@ class RuleBrain:
             "day",
         )
         return await self._propose(state, now, intent, lead_in=lead_in, within=within)
+
+    async def _meeting_request(
+        self, state: ConversationState, result: IntentResult, now: datetime
+    ) -> Reply:
+        """The caller asked to meet: book the time named if it is free, else offer slots near it."""
+        when = result.time
+        if when is not None and when.is_instant:
+            return await self._book(state, when.start, now, result.intent)
+        return await self._propose(state, now, result.intent, lead_in=say.GLAD_TO_BOOK, within=when)
+
+    async def _repeat(self, state: ConversationState, now: datetime) -> Reply:
+        """Say the last question again; a line this bad for this long ends the call."""
+        state.unclear_count += 1
+        if state.unclear_count >= GIVE_UP_AT:
+            return self._end(state, say.LINE_UNCLEAR_BYE, "repeat", outcome="unclear")
+        question = await self._question(state, now)
+        if state.stage in _OPENING:
+            question = f"{say.introduce(self._script)} {question}"
+        return self._reply(state, f"{say.REPEAT} {question}", "repeat")
 
     async def _busy(self, state: ConversationState, result: IntentResult, now: datetime) -> Reply:
         if result.time is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from voicebot.brain.intents import Expecting
+from voicebot.brain.intents import Expecting, Moment
 
 GREETING: Final = "greeting"  # before the first words
 PERMISSION: Final = "permission"  # asked whether this is a good time
@@ -28,6 +28,18 @@ EXPECTING: Final[dict[str, Expecting]] = {
     CONFIRM: "slot",
     CALLBACK: "time",
     ENDED: "none",
+}
+
+# The moment of the call each stage is: the same words mean different things at each.
+MOMENT: Final[dict[str, Moment]] = {
+    GREETING: "greeting",
+    PERMISSION: "greeting",
+    QUALIFY: "pitch",
+    OBJECTION: "closing",
+    PROPOSE: "slots",
+    CONFIRM: "slots",
+    CALLBACK: "closing",
+    ENDED: "closing",
 }
 
 # Stages in which a "not interested" still gets one answer before the call ends.

@@ -3,12 +3,25 @@
 A corpus shipped with the package for the intent accuracy test, the brain benchmark
 and demos: no niqqud, little
 punctuation, fillers, spelling variants, loan words, numerals and number words.
-Each row is (utterance, what the agent was waiting for, expected intent).
+Each row is (utterance, what the agent was waiting for, expected intent); the moment
+of the call follows from what the agent waited for (:data:`MOMENT_OF`). The labelled
+evaluation with its held-out half is :mod:`voicebot.testing.intent_eval`.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
+from voicebot.brain.intents import Expecting, Moment
+
 IntentCase = tuple[str, str, str]
+# yes_no is the permission question after the greeting; time is the callback question.
+MOMENT_OF: Final[dict[Expecting, Moment]] = {
+    "yes_no": "greeting",
+    "none": "pitch",
+    "slot": "slots",
+    "time": "closing",
+}
 
 INTENT_CASES: tuple[IntentCase, ...] = (
     # yes
@@ -201,6 +214,7 @@ INTENT_CASES: tuple[IntentCase, ...] = (
     ("אין לי אפשרות", "slot", "reject_time"),
     # goodbye
     ("ביי", "none", "goodbye"),
+    ("שלום שלום", "time", "goodbye"),
     ("תודה ביי", "none", "goodbye"),
     ("להתראות", "none", "goodbye"),
     ("אוקיי תודה רבה יום טוב", "none", "goodbye"),
@@ -214,7 +228,21 @@ INTENT_CASES: tuple[IntentCase, ...] = (
     ("אהה", "yes_no", "unclear"),
     ("ממ", "yes_no", "unclear"),
     ("", "yes_no", "unclear"),
-    ("מה", "yes_no", "unclear"),
+    # repeat
+    ("מה", "yes_no", "repeat"),
+    ("לא שמעתי", "yes_no", "repeat"),
+    ("סליחה לא הבנתי", "none", "repeat"),
+    ("מה אמרת", "slot", "repeat"),
+    ("הלו הלו", "none", "repeat"),
+    # greeting (right after the agent's greeting only)
+    ("שלום", "yes_no", "greeting"),
+    ("הלו", "yes_no", "greeting"),
+    ("כן הלו", "yes_no", "greeting"),
+    ("היי מה נשמע", "yes_no", "greeting"),
+    # book_meeting (a request to meet, at any moment before slots are offered)
+    ("אפשר לקבוע פגישה מחר בעשר", "none", "book_meeting"),
+    ("בוא נקבע פגישה", "none", "book_meeting"),
+    ("תקבעי לי פגישה ליום שלישי", "yes_no", "book_meeting"),
     ("רגע", "yes_no", "unclear"),
     ("אממ כאילו", "yes_no", "unclear"),
     ("הכלב נובח פה", "yes_no", "unclear"),

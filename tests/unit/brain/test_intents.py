@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from voicebot.brain.intents import INTENTS, detect_intent
-from voicebot.brain.utterances import INTENT_CASES
+from voicebot.brain.utterances import INTENT_CASES, MOMENT_OF
 
 TZ = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2025, 3, 11, 9, 30, tzinfo=TZ)  # a Tuesday morning
@@ -18,7 +18,8 @@ MIN_CASES = 150
 
 
 def _classify(text: str, expecting: str) -> str:
-    return detect_intent(text, now=NOW, tz=TZ, expecting=expecting).intent  # type: ignore[arg-type]
+    moment = MOMENT_OF[expecting]  # type: ignore[index]
+    return detect_intent(text, now=NOW, tz=TZ, expecting=expecting, moment=moment).intent  # type: ignore[arg-type]
 
 
 def test_intent_table_accuracy_and_confusions() -> None:
@@ -58,6 +59,46 @@ def test_table_covers_every_intent() -> None:
 def test_context_changes_meaning(text: str, expecting: str, expected: str) -> None:
     """A bare yes/no means accept/reject only after slots were proposed."""
     assert _classify(text, expecting) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("שלום", "greeting", "greeting"),
+        ("שלום", "closing", "goodbye"),
+        ("ערב טוב", "greeting", "greeting"),
+        ("ערב טוב", "closing", "goodbye"),
+        ("הלו", "greeting", "greeting"),
+        ("הלו", "pitch", "repeat"),
+        ("שלום מי זה", "greeting", "who_is_this"),
+    ],
+)
+def test_moment_changes_meaning(text: str, moment: str, expected: str) -> None:
+    """Hello right after the greeting is a greeting; later it is a goodbye or "are you there?"."""
+    got = detect_intent(text, now=NOW, tz=TZ, moment=moment)  # type: ignore[arg-type]
+    assert got.intent == expected
+
+
+@pytest.mark.parametrize("text", ["לא שמעתי", "סליחה לא הבנתי", "מה?", "לאשמעתי"])
+def test_didnt_hear_is_never_no(text: str) -> None:
+    """ "Didn't hear / didn't understand" asks to repeat, even right after a yes/no question."""
+    assert detect_intent(text, now=NOW, tz=TZ, expecting="yes_no", moment="greeting").intent == (
+        "repeat"
+    )
+
+
+def test_meeting_request_keeps_its_time() -> None:
+    """ "אפשר לקבוע פגישה מחר בעשר" is book_meeting with tomorrow 10:00, not a callback."""
+    result = detect_intent("אפשר לקבוע פגישה מחר בעשר", now=NOW, tz=TZ, expecting="yes_no")
+    assert result.intent == "book_meeting"
+    assert result.time is not None and result.time.is_instant
+    assert result.time.start == datetime(2025, 3, 12, 10, 0, tzinfo=TZ)
+
+
+def test_meeting_request_with_slots_on_the_table() -> None:
+    """With slots offered, "תקבעי לי לשלישי בעשר" proposes a time and "יאללה תקבעי" accepts."""
+    assert _classify("תקבעי לי לשלישי בעשר", "slot") == "propose_time"
+    assert _classify("יאללה תקבעי", "slot") == "accept_time"
 
 
 def test_callback_request_carries_its_time() -> None:
