@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voicebot.api.body import int_param
-from voicebot.api.leads import page_params
-from voicebot.api.schemas import iso
+from voicebot.api.body import parse_path, parse_query
+from voicebot.api.schemas import CallDetail, CallPage, CallPath, CallQuery, iso
+from voicebot.api.spec import Reply, operation
 from voicebot.api.state import app_state
 from voicebot.db.models import Call
-from voicebot.errors import InvalidInputError, NotFoundError
+from voicebot.errors import NotFoundError
 
 
 def call_json(call: Call, *, with_turns: bool = False) -> dict[str, Any]:
@@ -50,23 +50,39 @@ def call_json(call: Call, *, with_turns: bool = False) -> dict[str, Any]:
     return body
 
 
+@operation(
+    summary="List calls",
+    tags=("calls",),
+    description="Newest first; filters by lead, campaign and status.",
+    query=CallQuery,
+    replies=(Reply(200, CallPage),),
+)
 async def list_calls(request: Request) -> Response:
-    limit, offset = page_params(request)
+    q = parse_query(request, CallQuery)
     stmt = select(Call).order_by(Call.id.desc())
-    for name, column in (("lead_id", Call.lead_id), ("campaign_id", Call.campaign_id)):
-        if raw := request.query_params.get(name):
-            if not raw.isdigit():
-                raise InvalidInputError(f"{name} must be an integer")
-            stmt = stmt.where(column == int(raw))
-    if status := request.query_params.get("status"):
-        stmt = stmt.where(Call.status == status)
+    if q.lead_id is not None:
+        stmt = stmt.where(Call.lead_id == q.lead_id)
+    if q.campaign_id is not None:
+        stmt = stmt.where(Call.campaign_id == q.campaign_id)
+    if q.status:
+        stmt = stmt.where(Call.status == q.status)
     async with app_state(request).sessions() as session:
-        rows = (await session.scalars(stmt.limit(limit).offset(offset))).all()
-    return JSONResponse({"items": [call_json(c) for c in rows], "limit": limit, "offset": offset})
+        rows = (await session.scalars(stmt.limit(q.limit).offset(q.offset))).all()
+    return JSONResponse(
+        {"items": [call_json(c) for c in rows], "limit": q.limit, "offset": q.offset}
+    )
 
 
+@operation(
+    summary="Get a call with its turns",
+    tags=("calls",),
+    description="Transcript turns with their latency breakdown (ms).",
+    path=CallPath,
+    replies=(Reply(200, CallDetail),),
+    errors=(404, 422),
+)
 async def read_call(request: Request) -> Response:
-    call_id = int_param(request, "call_id")
+    call_id = parse_path(request, CallPath).call_id
     async with app_state(request).sessions() as session:
         stmt = select(Call).where(Call.id == call_id).options(selectinload(Call.turns))
         call = (await session.scalars(stmt)).first()

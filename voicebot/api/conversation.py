@@ -18,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from voicebot.api.body import parse_body
+from voicebot.api.fields import Id, Line, Text
+from voicebot.api.spec import Reply, operation
 from voicebot.api.state import app_state
 from voicebot.brain import state as stages
 from voicebot.brain.base import ChatTurn, ConversationState, LeadContext
@@ -38,12 +40,16 @@ class RoleTurn(BaseModel):
 
 
 class ConversationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    message: str = Field(min_length=1, max_length=4000)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"message": "שלום, מי זה?", "lead_id": 1}]},
+    )
+    message: Text = Field(min_length=1, max_length=4000)
     history: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
-    lead_id: int | None = None
-    campaign_id: int | None = None
-    conversation_id: str | None = Field(default=None, max_length=64)
+    lead_id: Id | None = None
+    campaign_id: Id | None = None
+    conversation_id: Line | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _history_shape(self) -> ConversationIn:
@@ -69,6 +75,37 @@ def normalize_history(history: list[dict[str, Any]]) -> list[RoleTurn]:
     return turns
 
 
+class ActionOut(BaseModel):
+    kind: str
+    data: Any
+
+
+class TurnOut(BaseModel):
+    role: str
+    content: str
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    reply: str
+    intent: str | None
+    actions: list[ActionOut]
+    end_call: bool
+    transfer: bool
+    stage: str
+    history: list[TurnOut]
+
+
+@operation(
+    summary="Talk to the agent over text",
+    tags=("conversation",),
+    description="One caller turn in, the agent's reply out. Pass conversation_id back to "
+    "continue; without it the state is rebuilt from history. campaign_id speaks that "
+    "campaign's script.",
+    body=ConversationIn,
+    replies=(Reply(200, ConversationOut),),
+    errors=(404, 422),
+)
 async def converse(request: Request) -> Response:
     data = await parse_body(request, ConversationIn)
     state = app_state(request)

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voicebot.api.body import parse_body
-from voicebot.api.leads import page_params
+from voicebot.api.body import parse_body, parse_path, parse_query
 from voicebot.api.phones import normalize_phone
-from voicebot.api.schemas import DncIn, iso
+from voicebot.api.schemas import DncIn, DncOut, DncPage, DncPath, Page, iso
+from voicebot.api.spec import Reply, operation
 from voicebot.api.state import app_state
 from voicebot.db.models import DoNotCall, Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
@@ -29,6 +29,14 @@ def dnc_json(entry: DoNotCall) -> dict[str, Any]:
     }
 
 
+@operation(
+    summary="Add a number to do-not-call",
+    tags=("do-not-call",),
+    description="Also marks a lead with this number do_not_call.",
+    body=DncIn,
+    replies=(Reply(201, DncOut),),
+    errors=(409, 422),
+)
 async def add_dnc(request: Request) -> Response:
     data = await parse_body(request, DncIn)
     async with app_state(request).sessions() as session:
@@ -44,8 +52,15 @@ async def add_dnc(request: Request) -> Response:
         return JSONResponse(dnc_json(entry), status_code=201)
 
 
+@operation(
+    summary="List do-not-call entries",
+    tags=("do-not-call",),
+    query=Page,
+    replies=(Reply(200, DncPage),),
+)
 async def list_dnc(request: Request) -> Response:
-    limit, offset = page_params(request)
+    page = parse_query(request, Page)
+    limit, offset = page.limit, page.offset
     async with app_state(request).sessions() as session:
         rows = (
             await session.scalars(
@@ -55,9 +70,16 @@ async def list_dnc(request: Request) -> Response:
     return JSONResponse({"items": [dnc_json(r) for r in rows], "limit": limit, "offset": offset})
 
 
+@operation(
+    summary="Remove a number from do-not-call",
+    tags=("do-not-call",),
+    path=DncPath,
+    replies=(Reply(204),),
+    errors=(404, 422),
+)
 async def remove_dnc(request: Request) -> Response:
     try:
-        phone = normalize_phone(request.path_params["phone"])
+        phone = normalize_phone(parse_path(request, DncPath).phone)
     except ValueError as exc:
         raise InvalidInputError(
             "invalid phone", details=[{"field": "phone", "message": str(exc)}]

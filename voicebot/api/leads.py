@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +14,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voicebot.api.body import int_param, parse_body
+from voicebot.api.body import parse_body, parse_path, parse_query
 from voicebot.api.errors import validation_details
-from voicebot.api.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, LeadIn, LeadPatch, iso
+from voicebot.api.schemas import (
+    ImportReport,
+    LeadIn,
+    LeadOut,
+    LeadPage,
+    LeadPatch,
+    LeadPath,
+    LeadQuery,
+    Page,
+    iso,
+)
+from voicebot.api.spec import Reply, operation
 from voicebot.api.state import app_state
 from voicebot.db.models import Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
@@ -43,20 +54,9 @@ def lead_json(lead: Lead) -> dict[str, Any]:
 
 
 def page_params(request: Request) -> tuple[int, int]:
-    try:
-        limit = int(request.query_params.get("limit", DEFAULT_PAGE_SIZE))
-        offset = int(request.query_params.get("offset", 0))
-    except ValueError as exc:
-        raise InvalidInputError(
-            "limit and offset must be integers",
-            details=[{"field": "limit", "message": "integer expected"}],
-        ) from exc
-    if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
-        raise InvalidInputError(
-            f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0",
-            details=[{"field": "limit", "message": "out of range"}],
-        )
-    return limit, offset
+    """``limit`` and ``offset`` of a list route (422 when out of range)."""
+    page = parse_query(request, Page)
+    return page.limit, page.offset
 
 
 async def get_lead(session: AsyncSession, lead_id: int) -> Lead:
@@ -74,6 +74,13 @@ def _check_status(status: str | None) -> None:
         )
 
 
+@operation(
+    summary="Create a lead",
+    tags=("leads",),
+    body=LeadIn,
+    replies=(Reply(201, LeadOut),),
+    errors=(409, 422),
+)
 async def create_lead(request: Request) -> Response:
     data = await parse_body(request, LeadIn)
     async with app_state(request).sessions() as session:
@@ -86,18 +93,25 @@ async def create_lead(request: Request) -> Response:
         return JSONResponse(lead_json(lead), status_code=201)
 
 
+@operation(
+    summary="List leads",
+    tags=("leads",),
+    description="Filters by status, tag, company and a name search; paginated.",
+    query=LeadQuery,
+    replies=(Reply(200, LeadPage),),
+)
 async def list_leads(request: Request) -> Response:
-    limit, offset = page_params(request)
-    q = request.query_params
+    q = parse_query(request, LeadQuery)
+    limit, offset = q.limit, q.offset
     stmt = select(Lead)
-    if status := q.get("status"):
+    if status := q.status:
         _check_status(status)
         stmt = stmt.where(Lead.status == status)
-    if company := q.get("company"):
+    if company := q.company:
         stmt = stmt.where(Lead.company == company)
-    if search := q.get("q"):
+    if search := q.q:
         stmt = stmt.where(Lead.name.ilike(f"%{search}%"))
-    tag = q.get("tag")
+    tag = q.tag
     async with app_state(request).sessions() as session:
         if tag:  # JSON containment differs per backend; filter the (short) tag lists here
             rows = [
@@ -116,16 +130,33 @@ async def list_leads(request: Request) -> Response:
     )
 
 
+@operation(
+    summary="Get a lead",
+    tags=("leads",),
+    path=LeadPath,
+    replies=(Reply(200, LeadOut),),
+    errors=(404, 422),
+)
 async def read_lead(request: Request) -> Response:
+    lead_id = parse_path(request, LeadPath).lead_id
     async with app_state(request).sessions() as session:
-        return JSONResponse(lead_json(await get_lead(session, int_param(request, "lead_id"))))
+        return JSONResponse(lead_json(await get_lead(session, lead_id)))
 
 
+@operation(
+    summary="Update a lead",
+    tags=("leads",),
+    path=LeadPath,
+    body=LeadPatch,
+    replies=(Reply(200, LeadOut),),
+    errors=(404, 409, 422),
+)
 async def update_lead(request: Request) -> Response:
+    lead_id = parse_path(request, LeadPath).lead_id
     patch = await parse_body(request, LeadPatch)
     _check_status(patch.status)
     async with app_state(request).sessions() as session:
-        lead = await get_lead(session, int_param(request, "lead_id"))
+        lead = await get_lead(session, lead_id)
         for key, value in patch.model_dump(exclude_unset=True).items():
             setattr(lead, key, value)
         try:
@@ -136,9 +167,17 @@ async def update_lead(request: Request) -> Response:
         return JSONResponse(lead_json(lead))
 
 
+@operation(
+    summary="Delete a lead",
+    tags=("leads",),
+    path=LeadPath,
+    replies=(Reply(204),),
+    errors=(404, 422),
+)
 async def delete_lead(request: Request) -> Response:
+    lead_id = parse_path(request, LeadPath).lead_id
     async with app_state(request).sessions() as session:
-        lead = await get_lead(session, int_param(request, "lead_id"))
+        lead = await get_lead(session, lead_id)
         await session.delete(lead)
         await session.commit()
     return Response(status_code=204)
@@ -180,6 +219,26 @@ async def import_leads_csv(session: AsyncSession, text: str) -> dict[str, Any]:
     return {"created": created, "failed": len(errors), "errors": errors}
 
 
+class CsvBody(BaseModel):
+    """Documentation only: the body is CSV text with a header row."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "type": "string",
+            "examples": ["phone,name,company,email,tags,notes\n054-456-7890,דנה,,,vip;new,\n"],
+        }
+    )
+
+
+@operation(
+    summary="Import leads from CSV",
+    tags=("leads",),
+    description="Columns phone,name,company,email,tags(;-separated),notes; each row is "
+    "all-or-nothing and the report lists the rows that failed.",
+    body=CsvBody,
+    body_media_type="text/csv",
+    replies=(Reply(200, ImportReport),),
+)
 async def import_leads(request: Request) -> Response:
     raw = await request.body()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -10,14 +9,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voicebot.api.body import int_param, parse_body
-from voicebot.api.leads import page_params
-from voicebot.api.schemas import MeetingIn, iso
+from voicebot.api.body import parse_body, parse_path, parse_query
+from voicebot.api.schemas import (
+    MeetingIn,
+    MeetingOut,
+    MeetingPage,
+    MeetingPath,
+    MeetingQuery,
+    iso,
+)
+from voicebot.api.spec import Reply, operation
 from voicebot.api.state import app_state
 from voicebot.db import meetings as booking
 from voicebot.db.models import Meeting, MeetingStatus
 from voicebot.db.types import utcnow
-from voicebot.errors import InvalidInputError, InvalidStateError, NotFoundError
+from voicebot.errors import InvalidStateError, NotFoundError
 
 
 def meeting_json(meeting: Meeting, tz: Any) -> dict[str, Any]:
@@ -34,23 +40,14 @@ def meeting_json(meeting: Meeting, tz: Any) -> dict[str, Any]:
     }
 
 
-def _aware_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace(" ", "+"))
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{name} must be ISO 8601", details=[{"field": name, "message": "invalid datetime"}]
-        ) from exc
-    if value.tzinfo is None:
-        raise InvalidInputError(
-            f"{name} needs a UTC offset", details=[{"field": name, "message": "offset required"}]
-        )
-    return value
-
-
+@operation(
+    summary="Book a meeting",
+    tags=("meetings",),
+    description="Within business hours, not in the past, not overlapping another meeting.",
+    body=MeetingIn,
+    replies=(Reply(201, MeetingOut),),
+    errors=(404, 409, 422),
+)
 async def create_meeting(request: Request) -> Response:
     data = await parse_body(request, MeetingIn)
     state = app_state(request)
@@ -68,21 +65,26 @@ async def create_meeting(request: Request) -> Response:
         return JSONResponse(meeting_json(meeting, state.settings.tz), status_code=201)
 
 
+@operation(
+    summary="List meetings in a range",
+    tags=("meetings",),
+    description="Meetings that overlap [from, to), by start time.",
+    query=MeetingQuery,
+    replies=(Reply(200, MeetingPage),),
+)
 async def list_meetings(request: Request) -> Response:
-    limit, offset = page_params(request)
-    start, end = _aware_param(request, "from"), _aware_param(request, "to")
+    q = parse_query(request, MeetingQuery)
+    limit, offset, start, end = q.limit, q.offset, q.start, q.end
     state = app_state(request)
     stmt = select(Meeting).order_by(Meeting.start_at)
     if start is not None:
         stmt = stmt.where(Meeting.end_at > start)
     if end is not None:
         stmt = stmt.where(Meeting.start_at < end)
-    if status := request.query_params.get("status"):
-        stmt = stmt.where(Meeting.status == status)
-    if lead := request.query_params.get("lead_id"):
-        if not lead.isdigit():
-            raise InvalidInputError("lead_id must be an integer")
-        stmt = stmt.where(Meeting.lead_id == int(lead))
+    if q.status:
+        stmt = stmt.where(Meeting.status == q.status)
+    if q.lead_id is not None:
+        stmt = stmt.where(Meeting.lead_id == q.lead_id)
     async with state.sessions() as session:
         rows = list((await session.scalars(stmt.limit(limit).offset(offset))).all())
     return JSONResponse(
@@ -95,19 +97,33 @@ async def list_meetings(request: Request) -> Response:
 
 
 async def _get(request: Request, session: Any) -> Meeting:
-    meeting_id = int_param(request, "meeting_id")
+    meeting_id = parse_path(request, MeetingPath).meeting_id
     meeting: Meeting | None = await session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFoundError(f"meeting {meeting_id} not found")
     return meeting
 
 
+@operation(
+    summary="Get a meeting",
+    tags=("meetings",),
+    path=MeetingPath,
+    replies=(Reply(200, MeetingOut),),
+    errors=(404, 422),
+)
 async def read_meeting(request: Request) -> Response:
     state = app_state(request)
     async with state.sessions() as session:
         return JSONResponse(meeting_json(await _get(request, session), state.settings.tz))
 
 
+@operation(
+    summary="Cancel a meeting",
+    tags=("meetings",),
+    path=MeetingPath,
+    replies=(Reply(200, MeetingOut),),
+    errors=(404, 409, 422),
+)
 async def cancel_meeting(request: Request) -> Response:
     state = app_state(request)
     async with state.sessions() as session:

@@ -1,66 +1,216 @@
-"""Request and response models of the REST API (pydantic), validated at the edge."""
+"""Request and response models of the REST API (pydantic), validated at the edge.
+
+Request models use the storable field types of :mod:`voicebot.api.fields`; response
+models document what the handlers answer (the contract test holds them to it).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from voicebot.api.fields import Id, Line, Text, When
 from voicebot.api.phones import normalize_phone
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+MAX_TAGS = 50
+MAX_TAG_CHARS = 100
+MAX_ADD_LEAD_IDS = 10_000
+"""Ids in one add-leads request (Postgres binds at most 32,767 parameters per statement)."""
+MAX_QUERY_CHARS = 200
+
+PHONE_EXAMPLE = "054-456-7890"
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class Query(BaseModel):
+    """Query strings: unknown names are ignored, values validated."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, populate_by_name=True)
+
+
+class Page(Query):
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
 class LeadIn(Strict):
-    phone: str
-    name: str | None = Field(default=None, max_length=200)
-    company: str | None = Field(default=None, max_length=200)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "phone": PHONE_EXAMPLE,
+                    "name": "דנה כהן",
+                    "company": "כהן ובניו",
+                    "consent_source": "website form",
+                    "consent_at": "2026-01-05T10:00:00+02:00",
+                    "tags": ["vip"],
+                }
+            ]
+        },
+    )
+    phone: Line = Field(max_length=40)
+    name: Line | None = Field(default=None, max_length=200)
+    company: Line | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
-    consent_source: str | None = Field(default=None, max_length=200)
-    consent_at: AwareDatetime | None = None
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    notes: str | None = Field(default=None, max_length=5000)
+    consent_source: Line | None = Field(default=None, max_length=200)
+    consent_at: When | None = None
+    tags: list[Line] = Field(default_factory=list, max_length=MAX_TAGS)
+    notes: Text | None = Field(default=None, max_length=5000)
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str) -> str:
         return normalize_phone(value)
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        if any(len(tag) > MAX_TAG_CHARS for tag in value):
+            raise ValueError(f"a tag has at most {MAX_TAG_CHARS} characters")
+        return value
+
 
 class LeadPatch(Strict):
-    phone: str | None = None
-    name: str | None = Field(default=None, max_length=200)
-    company: str | None = Field(default=None, max_length=200)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"status": "callback", "notes": "לחזור אחרי החגים"}]},
+    )
+    phone: Line | None = Field(default=None, max_length=40)
+    name: Line | None = Field(default=None, max_length=200)
+    company: Line | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
-    status: str | None = None
-    consent_source: str | None = Field(default=None, max_length=200)
-    consent_at: AwareDatetime | None = None
-    tags: list[str] | None = None
-    notes: str | None = Field(default=None, max_length=5000)
+    status: Line | None = Field(default=None, max_length=32)
+    consent_source: Line | None = Field(default=None, max_length=200)
+    consent_at: When | None = None
+    tags: list[Line] | None = Field(default=None, max_length=MAX_TAGS)
+    notes: Text | None = Field(default=None, max_length=5000)
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
         return None if value is None else normalize_phone(value)
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(len(tag) > MAX_TAG_CHARS for tag in value):
+            raise ValueError(f"a tag has at most {MAX_TAG_CHARS} characters")
+        return value
+
+
+class LeadQuery(Page):
+    status: Line | None = Field(default=None, max_length=32, description="lead status")
+    tag: Line | None = Field(default=None, max_length=MAX_TAG_CHARS)
+    company: Line | None = Field(default=None, max_length=200)
+    q: Line | None = Field(default=None, max_length=MAX_QUERY_CHARS, description="name contains")
+
+
+class LeadPath(BaseModel):
+    lead_id: Id
+
+
+class LeadOut(BaseModel):
+    id: int
+    phone: str
+    name: str | None
+    company: str | None
+    email: str | None
+    status: str
+    consent_source: str | None
+    consent_at: str | None
+    tags: list[str]
+    notes: str | None
+    attempts: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class LeadPage(BaseModel):
+    items: list[LeadOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ImportRowError(BaseModel):
+    row: int
+    errors: list[dict[str, Any]]
+
+
+class ImportReport(BaseModel):
+    created: int
+    failed: int
+    errors: list[ImportRowError]
+
 
 class MeetingIn(Strict):
-    lead_id: int
-    start: AwareDatetime
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"lead_id": 1, "start": "2026-12-01T10:00:00+02:00", "duration_min": 30}]
+        },
+    )
+    lead_id: Id
+    start: When
     duration_min: int | None = Field(default=None, ge=5, le=480)
-    notes: str | None = Field(default=None, max_length=5000)
-    call_id: int | None = None
+    notes: Text | None = Field(default=None, max_length=5000)
+    call_id: Id | None = None
+
+
+class MeetingQuery(Page):
+    start: When | None = Field(default=None, alias="from", description="ISO 8601 with offset")
+    end: When | None = Field(default=None, alias="to", description="ISO 8601 with offset")
+    status: Line | None = Field(default=None, max_length=16)
+    lead_id: Id | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _plus(cls, value: Any) -> Any:
+        # A '+' in an unencoded query string arrives as a space.
+        return value.replace(" ", "+") if isinstance(value, str) else value
+
+
+class MeetingPath(BaseModel):
+    meeting_id: Id
+
+
+class MeetingOut(BaseModel):
+    id: int
+    lead_id: int
+    call_id: int | None
+    start: str | None
+    end: str | None
+    duration_min: int
+    status: str
+    notes: str | None
+    created_at: str | None
+
+
+class MeetingPage(BaseModel):
+    items: list[MeetingOut]
+    limit: int
+    offset: int
 
 
 class DncIn(Strict):
-    phone: str
-    reason: str | None = Field(default=None, max_length=500)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"phone": PHONE_EXAMPLE, "reason": "asked on a call"}]},
+    )
+    phone: Line = Field(max_length=40)
+    reason: Text | None = Field(default=None, max_length=500)
 
     @field_validator("phone")
     @classmethod
@@ -68,8 +218,72 @@ class DncIn(Strict):
         return normalize_phone(value)
 
 
+class DncPath(BaseModel):
+    phone: Line = Field(max_length=40, description="any form; normalized to E.164")
+
+
+class DncOut(BaseModel):
+    id: int
+    phone: str
+    reason: str | None
+    source: str
+    created_at: str | None
+
+
+class DncPage(BaseModel):
+    items: list[DncOut]
+    limit: int
+    offset: int
+
+
+class CallQuery(Page):
+    lead_id: Id | None = None
+    campaign_id: Id | None = None
+    status: Line | None = Field(default=None, max_length=16)
+
+
+class CallPath(BaseModel):
+    call_id: Id
+
+
+class TurnOut(BaseModel):
+    seq: int
+    role: str
+    text: str
+    interrupted: bool
+    intent: str | None
+    latency: dict[str, Any] | None
+    created_at: str | None
+
+
+class CallOut(BaseModel):
+    id: int
+    call_sid: str | None
+    lead_id: int | None
+    campaign_id: int | None
+    direction: str
+    status: str
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+    duration_s: int | None
+    outcome: str | None
+    answered_by: str | None
+    summary: str | None
+
+
+class CallDetail(CallOut):
+    turns: list[TurnOut]
+
+
+class CallPage(BaseModel):
+    items: list[CallOut]
+    limit: int
+    offset: int
+
+
 class CampaignIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     agent_script: dict[str, Any] = Field(default_factory=dict)
     max_concurrent_calls: int = Field(default=5, ge=1, le=500)
     calls_per_second: float = Field(default=1.0, gt=0, le=100)
@@ -79,8 +293,8 @@ class CampaignIn(Strict):
     retry_max_min: int = Field(default=240, ge=1, le=43200)
     window_start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     window_end: str = Field(default="20:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    window_days: str = "sun,mon,tue,wed,thu,fri"
-    timezone: str = "Asia/Jerusalem"
+    window_days: Line = Field(default="sun,mon,tue,wed,thu,fri", max_length=32)
+    timezone: Line = Field(default="Asia/Jerusalem", max_length=64)
     calendar: Literal["IL", "none"] = "IL"
     blocked_dates: list[date] = Field(default_factory=list, max_length=1000)
     consent_required: bool = True
@@ -89,9 +303,9 @@ class CampaignIn(Strict):
 
 
 class AddLeadsIn(Strict):
-    lead_ids: list[int] | None = None
-    status: str | None = None
-    tag: str | None = None
+    lead_ids: list[Id] | None = Field(default=None, max_length=MAX_ADD_LEAD_IDS)
+    status: Line | None = Field(default=None, max_length=32)
+    tag: Line | None = Field(default=None, max_length=MAX_TAG_CHARS)
 
 
 def iso(value: datetime | None, tz: Any = None) -> str | None:
