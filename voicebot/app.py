@@ -11,9 +11,19 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
-from voicebot.api import calls, campaigns, conversation, dnc, health, leads, meetings, twilio
+from voicebot.api import (
+    calls,
+    campaigns,
+    conversation,
+    dnc,
+    health,
+    leads,
+    meetings,
+    openapi,
+    twilio,
+)
 from voicebot.api.dead_letters import routes as dead_letter_routes
 from voicebot.api.errors import EXCEPTION_HANDLERS
 from voicebot.api.middleware import (
@@ -21,7 +31,6 @@ from voicebot.api.middleware import (
     BodyLimitMiddleware,
     RequestContextMiddleware,
 )
-from voicebot.api.openapi import openapi
 from voicebot.api.state import AppState
 from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
 from voicebot.call.wiring import build_call_services
@@ -125,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     routes = [
         *health.routes,
-        Route("/openapi.json", openapi, methods=["GET"]),
+        *openapi.routes(),
         *twilio.routes,
         Mount("/api/v1", routes=api_routes),
     ]

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from voicebot.api.body import parse_path, parse_query
 from voicebot.api.schemas import CallDetail, CallPage, CallPath, CallQuery, iso
-from voicebot.api.spec import Reply, operation
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.db.models import Call
 from voicebot.errors import NotFoundError
@@ -55,7 +55,7 @@ def call_json(call: Call, *, with_turns: bool = False) -> dict[str, Any]:
     tags=("calls",),
     description="Newest first; filters by lead, campaign and status.",
     query=CallQuery,
-    replies=(Reply(200, CallPage),),
+    replies=(Returns(200, CallPage),),
 )
 async def list_calls(request: Request) -> Response:
     q = parse_query(request, CallQuery)
@@ -78,7 +78,7 @@ async def list_calls(request: Request) -> Response:
     tags=("calls",),
     description="Transcript turns with their latency breakdown (ms).",
     path=CallPath,
-    replies=(Reply(200, CallDetail),),
+    replies=(Returns(200, CallDetail),),
     errors=(404, 422),
 )
 async def read_call(request: Request) -> Response:

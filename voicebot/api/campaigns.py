@@ -13,7 +13,19 @@ from starlette.routing import Route
 
 from voicebot.api.body import int_param, parse_body
 from voicebot.api.leads import page_params
-from voicebot.api.schemas import AddLeadsIn, CampaignIn, iso
+from voicebot.api.schemas import (
+    AddLeadsIn,
+    AddLeadsOut,
+    CampaignActionPath,
+    CampaignIn,
+    CampaignOut,
+    CampaignPage,
+    CampaignPath,
+    CampaignStatsOut,
+    Page,
+    iso,
+)
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.config import WEEKDAY_NAMES
 from voicebot.db.models import (
@@ -106,6 +118,12 @@ async def _get(session: Any, campaign_id: int) -> Campaign:
     return campaign
 
 
+@operation(
+    summary="Create a campaign",
+    tags=("campaigns",),
+    body=CampaignIn,
+    replies=(Returns(201, CampaignOut),),
+)
 async def create_campaign(request: Request) -> Response:
     data = await parse_body(request, CampaignIn)
     _validate(data)
@@ -116,6 +134,9 @@ async def create_campaign(request: Request) -> Response:
         return JSONResponse(campaign_json(campaign), status_code=201)
 
 
+@operation(
+    summary="List campaigns", tags=("campaigns",), query=Page, replies=(Returns(200, CampaignPage),)
+)
 async def list_campaigns(request: Request) -> Response:
     limit, offset = page_params(request)
     async with app_state(request).sessions() as session:
@@ -129,11 +150,27 @@ async def list_campaigns(request: Request) -> Response:
     )
 
 
+@operation(
+    summary="Get a campaign",
+    tags=("campaigns",),
+    path=CampaignPath,
+    replies=(Returns(200, CampaignOut),),
+    errors=(404, 422),
+)
 async def read_campaign(request: Request) -> Response:
     async with app_state(request).sessions() as session:
         return JSONResponse(campaign_json(await _get(session, int_param(request, "campaign_id"))))
 
 
+@operation(
+    summary="Add leads by ids or by filter",
+    tags=("campaigns",),
+    description="Leads on do-not-call or marked wrong number are skipped.",
+    path=CampaignPath,
+    body=AddLeadsIn,
+    replies=(Returns(200, AddLeadsOut),),
+    errors=(404, 409, 422),
+)
 async def add_leads(request: Request) -> Response:
     data = await parse_body(request, AddLeadsIn)
     if data.lead_ids is None and data.status is None and data.tag is None:
@@ -170,6 +207,13 @@ async def add_leads(request: Request) -> Response:
     return JSONResponse({"added": added, "already_member": len(leads) - added, "skipped": missing})
 
 
+@operation(
+    summary="Start, pause, resume or cancel a campaign",
+    tags=("campaigns",),
+    path=CampaignActionPath,
+    replies=(Returns(200, CampaignOut),),
+    errors=(404, 409, 422),
+)
 async def transition(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in TRANSITIONS:
@@ -192,6 +236,13 @@ async def transition(request: Request) -> Response:
     return JSONResponse(body)
 
 
+@operation(
+    summary="Counts per membership state",
+    tags=("campaigns",),
+    path=CampaignPath,
+    replies=(Returns(200, CampaignStatsOut),),
+    errors=(404, 422),
+)
 async def stats(request: Request) -> Response:
     async with app_state(request).sessions() as session:
         campaign = await _get(session, int_param(request, "campaign_id"))

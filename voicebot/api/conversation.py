@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from voicebot.api.body import parse_body
 from voicebot.api.fields import Id, Line, Text
-from voicebot.api.spec import Reply, operation
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.brain import state as stages
 from voicebot.brain.base import ChatTurn, ConversationState, LeadContext
@@ -103,7 +103,7 @@ class ConversationOut(BaseModel):
     "continue; without it the state is rebuilt from history. campaign_id speaks that "
     "campaign's script.",
     body=ConversationIn,
-    replies=(Reply(200, ConversationOut),),
+    replies=(Returns(200, ConversationOut),),
     errors=(404, 422),
 )
 async def converse(request: Request) -> Response:

@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voicebot.api.leads import page_params
+from voicebot.api.body import parse_query
+from voicebot.api.schemas import DeadLetterPage, DeadLetterQuery
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import AppState, app_state
 from voicebot.errors import BrokerUnavailableError
 from voicebot.jobs.dead_letters import DEAD_LETTERS_KEPT, dead_letter_store
@@ -32,9 +34,18 @@ def app_broker(state: AppState) -> dramatiq.Broker | None:
     return broker if isinstance(broker, dramatiq.Broker) else None
 
 
+@operation(
+    summary="List dead letters",
+    tags=("ops",),
+    description="Jobs that exhausted their retries, newest first; 503 when the broker's "
+    "store is down.",
+    query=DeadLetterQuery,
+    replies=(Returns(200, DeadLetterPage),),
+    errors=(422, 503),
+)
 async def list_dead_letters(request: Request) -> Response:
-    limit, offset = page_params(request)
-    actor = request.query_params.get("actor") or None
+    query = parse_query(request, DeadLetterQuery)
+    limit, offset, actor = query.limit, query.offset, query.actor or None
     broker = app_broker(app_state(request))
     store = dead_letter_store(broker) if broker is not None else None
     if store is None:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from voicebot.api.body import parse_body, parse_path, parse_query
 from voicebot.api.phones import normalize_phone
 from voicebot.api.schemas import DncIn, DncOut, DncPage, DncPath, Page, iso
-from voicebot.api.spec import Reply, operation
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.db.models import DoNotCall, Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
@@ -34,7 +34,7 @@ def dnc_json(entry: DoNotCall) -> dict[str, Any]:
     tags=("do-not-call",),
     description="Also marks a lead with this number do_not_call.",
     body=DncIn,
-    replies=(Reply(201, DncOut),),
+    replies=(Returns(201, DncOut),),
     errors=(409, 422),
 )
 async def add_dnc(request: Request) -> Response:
@@ -56,7 +56,7 @@ async def add_dnc(request: Request) -> Response:
     summary="List do-not-call entries",
     tags=("do-not-call",),
     query=Page,
-    replies=(Reply(200, DncPage),),
+    replies=(Returns(200, DncPage),),
 )
 async def list_dnc(request: Request) -> Response:
     page = parse_query(request, Page)
@@ -74,7 +74,7 @@ async def list_dnc(request: Request) -> Response:
     summary="Remove a number from do-not-call",
     tags=("do-not-call",),
     path=DncPath,
-    replies=(Reply(204),),
+    replies=(Returns(204),),
     errors=(404, 422),
 )
 async def remove_dnc(request: Request) -> Response:

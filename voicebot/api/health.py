@@ -13,6 +13,8 @@ from starlette.routing import Route
 
 from voicebot import __version__
 from voicebot.api.dead_letters import app_broker
+from voicebot.api.schemas import HealthOut, InfoOut, ReadyOut
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import AppState, app_state
 from voicebot.db.engine import engine_kind, ping
 from voicebot.jobs.broker import probe_broker
@@ -21,6 +23,9 @@ READY_CHECK_TIMEOUT_S = 2.0
 log = structlog.get_logger(__name__)
 
 
+@operation(
+    summary="Liveness", tags=("ops",), replies=(Returns(200, HealthOut),), errors=(), public=True
+)
 async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -46,6 +51,14 @@ async def broker_check(state: AppState) -> tuple[str, str | None]:
     return await _check("broker", asyncio.to_thread(probe_broker, broker))
 
 
+@operation(
+    summary="Readiness: database, Redis, broker",
+    tags=("ops",),
+    description="503 names the failing parts.",
+    replies=(Returns(200, ReadyOut), Returns(503, ReadyOut)),
+    errors=(),
+    public=True,
+)
 async def ready(request: Request) -> Response:
     state = app_state(request)
     checks = [_check(engine_kind(state.engine), ping(state.engine))]
@@ -65,6 +78,13 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"status": "ready", "checks": parts, "broker": broker})
 
 
+@operation(
+    summary="Version, masked configuration and features",
+    tags=("ops",),
+    replies=(Returns(200, InfoOut),),
+    errors=(),
+    public=True,
+)
 async def info(request: Request) -> Response:
     state = app_state(request)
     return JSONResponse(
@@ -76,6 +96,13 @@ async def info(request: Request) -> Response:
     )
 
 
+@operation(
+    summary="Prometheus metrics",
+    tags=("ops",),
+    replies=(Returns(200, media_type="text/plain"),),
+    errors=(),
+    public=True,
+)
 async def metrics(request: Request) -> Response:
     return Response(
         generate_latest(app_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST

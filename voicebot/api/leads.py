@@ -27,7 +27,7 @@ from voicebot.api.schemas import (
     Page,
     iso,
 )
-from voicebot.api.spec import Reply, operation
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.db.models import Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
@@ -78,7 +78,7 @@ def _check_status(status: str | None) -> None:
     summary="Create a lead",
     tags=("leads",),
     body=LeadIn,
-    replies=(Reply(201, LeadOut),),
+    replies=(Returns(201, LeadOut),),
     errors=(409, 422),
 )
 async def create_lead(request: Request) -> Response:
@@ -98,7 +98,7 @@ async def create_lead(request: Request) -> Response:
     tags=("leads",),
     description="Filters by status, tag, company and a name search; paginated.",
     query=LeadQuery,
-    replies=(Reply(200, LeadPage),),
+    replies=(Returns(200, LeadPage),),
 )
 async def list_leads(request: Request) -> Response:
     q = parse_query(request, LeadQuery)
@@ -134,7 +134,7 @@ async def list_leads(request: Request) -> Response:
     summary="Get a lead",
     tags=("leads",),
     path=LeadPath,
-    replies=(Reply(200, LeadOut),),
+    replies=(Returns(200, LeadOut),),
     errors=(404, 422),
 )
 async def read_lead(request: Request) -> Response:
@@ -148,7 +148,7 @@ async def read_lead(request: Request) -> Response:
     tags=("leads",),
     path=LeadPath,
     body=LeadPatch,
-    replies=(Reply(200, LeadOut),),
+    replies=(Returns(200, LeadOut),),
     errors=(404, 409, 422),
 )
 async def update_lead(request: Request) -> Response:
@@ -171,7 +171,7 @@ async def update_lead(request: Request) -> Response:
     summary="Delete a lead",
     tags=("leads",),
     path=LeadPath,
-    replies=(Reply(204),),
+    replies=(Returns(204),),
     errors=(404, 422),
 )
 async def delete_lead(request: Request) -> Response:
@@ -237,7 +237,7 @@ class CsvBody(BaseModel):
     "all-or-nothing and the report lists the rows that failed.",
     body=CsvBody,
     body_media_type="text/csv",
-    replies=(Reply(200, ImportReport),),
+    replies=(Returns(200, ImportReport),),
 )
 async def import_leads(request: Request) -> Response:
     raw = await request.body()

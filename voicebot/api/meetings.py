@@ -18,7 +18,7 @@ from voicebot.api.schemas import (
     MeetingQuery,
     iso,
 )
-from voicebot.api.spec import Reply, operation
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.db import meetings as booking
 from voicebot.db.models import Meeting, MeetingStatus
@@ -45,7 +45,7 @@ def meeting_json(meeting: Meeting, tz: Any) -> dict[str, Any]:
     tags=("meetings",),
     description="Within business hours, not in the past, not overlapping another meeting.",
     body=MeetingIn,
-    replies=(Reply(201, MeetingOut),),
+    replies=(Returns(201, MeetingOut),),
     errors=(404, 409, 422),
 )
 async def create_meeting(request: Request) -> Response:
@@ -70,7 +70,7 @@ async def create_meeting(request: Request) -> Response:
     tags=("meetings",),
     description="Meetings that overlap [from, to), by start time.",
     query=MeetingQuery,
-    replies=(Reply(200, MeetingPage),),
+    replies=(Returns(200, MeetingPage),),
 )
 async def list_meetings(request: Request) -> Response:
     q = parse_query(request, MeetingQuery)
@@ -108,7 +108,7 @@ async def _get(request: Request, session: Any) -> Meeting:
     summary="Get a meeting",
     tags=("meetings",),
     path=MeetingPath,
-    replies=(Reply(200, MeetingOut),),
+    replies=(Returns(200, MeetingOut),),
     errors=(404, 422),
 )
 async def read_meeting(request: Request) -> Response:
@@ -121,7 +121,7 @@ async def read_meeting(request: Request) -> Response:
     summary="Cancel a meeting",
     tags=("meetings",),
     path=MeetingPath,
-    replies=(Reply(200, MeetingOut),),
+    replies=(Returns(200, MeetingOut),),
     errors=(404, 409, 422),
 )
 async def cancel_meeting(request: Request) -> Response:

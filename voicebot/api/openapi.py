@@ -67,8 +67,11 @@ def iter_operations(
             yield from iter_operations(route.routes, prefix + route.path)
         elif isinstance(route, Route) and route.include_in_schema:
             for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
-                yield prefix + route.path_format, method.lower(), route.endpoint, spec_of(
-                    route.endpoint
+                yield (
+                    prefix + route.path_format,
+                    method.lower(),
+                    route.endpoint,
+                    spec_of(route.endpoint),
                 )
 
 
@@ -141,7 +144,9 @@ def _operation(spec: OpSpec | None, endpoint: Any, schemas: _Schemas) -> dict[st
             "description": reply.description or STATUS_TEXT.get(reply.status, "")
         }
         if reply.model is not None:
-            entry["content"] = {reply.media_type: {"schema": schemas.ref(reply.model, "serialization")}}
+            entry["content"] = {
+                reply.media_type: {"schema": schemas.ref(reply.model, "serialization")}
+            }
         elif reply.media_type != JSON and reply.status != 204:
             entry["content"] = {reply.media_type: {"schema": {"type": "string"}}}
         responses[str(reply.status)] = entry

@@ -7,6 +7,11 @@ import phonenumbers
 DEFAULT_REGION = "IL"
 
 
+def is_phone_address(raw: str) -> bool:
+    """False for Twilio's other caller addresses (``sip:…``, ``client:…``): no scheme, no '@'."""
+    return ":" not in raw and "@" not in raw
+
+
 def normalize_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
     """Return E.164 (``054-4567890`` → ``+972544567890``); raise ValueError if invalid."""
     try:

@@ -308,6 +308,90 @@ class AddLeadsIn(Strict):
     tag: Line | None = Field(default=None, max_length=MAX_TAG_CHARS)
 
 
+class CampaignPath(BaseModel):
+    campaign_id: Id
+
+
+class CampaignActionPath(BaseModel):
+    campaign_id: Id
+    action: Literal["start", "pause", "resume", "cancel"]
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    status: str
+    agent_script: dict[str, Any] | None
+    max_concurrent_calls: int
+    max_attempts: int
+    window_start: str
+    window_end: str
+    window_days: str
+    timezone: str
+    started_at: str | None
+    finished_at: str | None
+    created_at: str | None
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignOut]
+    limit: int
+    offset: int
+
+
+class AddLeadsOut(BaseModel):
+    added: int
+    already_member: int
+    skipped: list[int]
+
+
+class CampaignStatsOut(BaseModel):
+    campaign_id: int
+    status: str
+    total: int
+    states: dict[str, int]
+
+
+class DeadLetterQuery(Page):
+    actor: Line | None = Field(default=None, max_length=200, description="only this actor's")
+
+
+class DeadLetterOut(BaseModel):
+    message_id: str
+    queue: str
+    actor: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    error: str
+    traceback: str
+    retries: int
+    failed_at: str
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterOut]
+    total: int
+    limit: int
+    offset: int
+    broker: str
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    checks: dict[str, str]
+    failing: list[str] | None = None
+
+
+class InfoOut(BaseModel):
+    version: str
+    config: dict[str, Any]
+    features: dict[str, Any]
+
+
 def iso(value: datetime | None, tz: Any = None) -> str | None:
     if value is None:
         return None

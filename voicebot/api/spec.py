@@ -11,7 +11,7 @@ Declaring a route::
         summary="Get a lead",
         tags=("leads",),
         path=LeadPath,
-        replies=(Reply(200, LeadOut),),
+        replies=(Returns(200, LeadOut),),
         errors=(404, 422),
     )
     async def read_lead(request: Request) -> Response: ...
@@ -49,7 +49,7 @@ class ErrorOut(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class Returns:
     """One documented answer: its status, and the model of a JSON body (or a media type)."""
 
     status: int
@@ -72,7 +72,7 @@ class OpSpec:
     body_required: bool = True
     headers: tuple[tuple[str, str], ...] = ()
     """Documented request headers: (name, description)."""
-    replies: tuple[Reply, ...] = ()
+    replies: tuple[Returns, ...] = ()
     errors: tuple[int, ...] = field(default=(422,))
     """Statuses answered with :class:`ErrorOut`."""
     public: bool = False
@@ -90,7 +90,7 @@ def operation(
     body_media_type: str = JSON,
     body_required: bool = True,
     headers: tuple[tuple[str, str], ...] = (),
-    replies: tuple[Reply, ...] = (),
+    replies: tuple[Returns, ...] = (),
     errors: tuple[int, ...] = (422,),
     public: bool = False,
 ) -> Callable[[H], H]:

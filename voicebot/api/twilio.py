@@ -20,9 +20,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.api import twilio_audio, twilio_gather
-from voicebot.api.phones import normalize_phone
+from voicebot.api.errors import error_response
+from voicebot.api.phones import is_phone_address, normalize_phone
+from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import AppState, app_state
-from voicebot.api.twilio_common import lead_context, load_agent_script, signed_form
+from voicebot.api.twilio_common import VoiceForm, lead_context, load_agent_script, signed_form
 from voicebot.api.twilio_status import ANSWERED_BY_MAX_CHARS, STATUS_RANK, status
 from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
 from voicebot.brain.base import ConversationState
@@ -79,7 +81,10 @@ async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
 
 async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
     """A new lead for an unknown inbound caller, so the agent can book, call back or opt
-    them out like anyone else; None for a withheld or invalid number."""
+    them out like anyone else; None for a withheld or invalid number, a SIP URI or a
+    Twilio Client identity."""
+    if not is_phone_address(raw_phone):
+        return None
     try:
         phone = normalize_phone(raw_phone)
     except ValueError:
@@ -95,17 +100,28 @@ async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
     return lead
 
 
+@operation(
+    summary="Voice webhook (Twilio)",
+    tags=("twilio",),
+    description="Signed by Twilio (X-Twilio-Signature). Answers a machine with the voicemail "
+    "message, a person with <Connect><Stream> (the Media Stream websocket /twilio/media) "
+    "or with the first <Gather> turn.",
+    body=VoiceForm,
+    body_media_type=FORM,
+    headers=(("X-Twilio-Signature", "Twilio's request signature"),),
+    replies=(Returns(200, media_type=TWIML_CONTENT_TYPE, description="TwiML"),),
+    errors=(403, 422, 503),
+    public=True,
+)
 async def voice(request: Request) -> Response:
     """Create or update the call row; answer a machine with the voicemail message, a person
     with <Connect><Stream> and a stream token, or with the first <Gather> turn."""
-    params = await signed_form(request)
+    params = await signed_form(request, VoiceForm)
     if isinstance(params, Response):
         return params
     state = app_state(request)
     services: CallServices = state.extras["call_services"]
-    call_sid = params.get("CallSid", "")
-    if not call_sid:
-        return Response("missing CallSid", status_code=400)
+    call_sid = params["CallSid"]
     machine = is_machine(params.get("AnsweredBy"))
     async with state.sessions() as session:
         call = await _upsert_call(session, params)
@@ -127,7 +143,7 @@ async def voice(request: Request) -> Response:
             )
         except (TimeoutError, ProviderError) as exc:
             log.error("call.gather_greeting_failed", call_sid=call_sid, error=type(exc).__name__)
-            return Response("greeting unavailable", status_code=503)
+            return error_response(503, "unavailable", "greeting unavailable")
         return _twiml(twiml)
     try:
         async with asyncio.timeout(GREETING_PREPARE_TIMEOUT_S):

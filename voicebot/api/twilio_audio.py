@@ -12,10 +12,13 @@ import asyncio
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from voicebot.api.errors import error_response
+from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.audio.ulaw_wav import ulaw_to_wav
 from voicebot.call.services import CallServices
@@ -71,19 +74,31 @@ async def prepare_speech(services: CallServices, text: str) -> Speech:
     return Speech(text=text, audio_urls=urls)
 
 
+class AudioPath(BaseModel):
+    key: str = Field(description="a name issued in TwiML (text under an HMAC)")
+
+
+@operation(
+    summary="Phrase audio for <Play> (Twilio)",
+    tags=("twilio",),
+    path=AudioPath,
+    replies=(Returns(200, media_type="audio/wav", description="8 kHz μ-law WAV"),),
+    errors=(404, 503),
+    public=True,
+)
 async def audio(request: Request) -> Response:
     """GET one phrase as 8 kHz μ-law WAV; 404 for a name we did not issue."""
     state = app_state(request)
     services: CallServices = state.extras["call_services"]
     text = verify_audio_token(state.settings.stream_secret, request.path_params["key"])
     if text is None:
-        return Response("not found", status_code=404)
+        return error_response(404, "not_found", "no such phrase")
     try:
         async with asyncio.timeout(AUDIO_SERVE_TIMEOUT_S):
             ulaw = await _phrase_audio(services, text)
     except (ProviderError, TimeoutError) as exc:
         log.warning("twilio.audio_unavailable", error=type(exc).__name__)
-        return Response("speech unavailable", status_code=503)
+        return error_response(503, "unavailable", "speech unavailable")
     return Response(
         ulaw_to_wav(ulaw),
         media_type="audio/wav",

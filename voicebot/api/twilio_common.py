@@ -1,26 +1,106 @@
-"""What every Twilio webhook route shares: the signed form, and a call's lead and script."""
+"""What every Twilio webhook route shares: the signed, validated form, and a call's lead
+and script.
+
+Forms are checked after the signature: a field the databases cannot store (NUL, control
+characters, an address longer than a SIP URI may be, a 64-bit overflow) is a 422 in the
+one error shape, never a 500. ``From``/``To`` may be phone numbers, ``sip:`` URIs or
+``client:`` identities.
+"""
 
 from __future__ import annotations
 
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voicebot.api.errors import error_response, validation_details
+from voicebot.api.fields import Line, Text, unstorable_problem
 from voicebot.api.state import app_state
 from voicebot.brain.base import LeadContext
 from voicebot.brain.script import AgentScript
 from voicebot.db.models import Call, Campaign, Lead
+from voicebot.db.models import CallStatus as CallStatusValue
 from voicebot.db.scripts import script_from_stored
-from voicebot.errors import SignatureError
+from voicebot.errors import InvalidInputError, SignatureError
 from voicebot.telephony.signature import verify_twilio_request
 
 log = structlog.get_logger(__name__)
 
+ADDRESS_MAX_CHARS = 255
+"""Longest ``From``/``To`` we store (the calls columns' width): SIP URIs included."""
+IDEMPOTENCY_TOKEN_MAX_CHARS = 128
+"""Longest ``I-Twilio-Idempotency-Token`` (the twilio_events column's width)."""
+IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
 
-async def signed_form(request: Request) -> dict[str, str] | Response:
-    """The webhook's form fields when Twilio's signature holds, else a 403 response."""
+
+class TwilioForm(BaseModel):
+    """The fields of a Twilio call webhook that we read; Twilio sends many more."""
+
+    model_config = ConfigDict(extra="allow")
+    CallSid: Line = Field(default="", max_length=64)
+    AccountSid: Line | None = Field(default=None, max_length=64)
+    From: Line | None = Field(
+        default=None, max_length=ADDRESS_MAX_CHARS, description="E.164, sip: URI or client:"
+    )
+    To: Line | None = Field(default=None, max_length=ADDRESS_MAX_CHARS)
+    Direction: Line | None = Field(default=None, max_length=32)
+    AnsweredBy: Line | None = Field(default=None, max_length=64)
+
+
+class VoiceForm(TwilioForm):
+    """The voice webhook: a call was answered (or an inbound call arrived)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"CallSid": "CA0123456789abcdef0123456789abcdef", "From": "+972544567890",
+                 "To": "+97235551234", "Direction": "inbound"}
+            ]
+        },
+    )  # fmt: skip
+    CallSid: Line = Field(min_length=1, max_length=64)
+
+
+class StatusForm(TwilioForm):
+    """A status callback."""
+
+    CallStatus: CallStatusValue
+    CallDuration: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$", description="s")
+
+
+class GatherForm(TwilioForm):
+    """A ``<Gather>`` result: speech, a key, or neither on silence."""
+
+    SpeechResult: Text | None = Field(default=None, max_length=4000)
+    Digits: Line | None = Field(default=None, max_length=64)
+    Confidence: Line | None = Field(default=None, max_length=32)
+
+
+def _form_problem(params: dict[str, str], headers: dict[str, str]) -> list[dict[str, str]]:
+    problems = [
+        {"field": f"form.{name}", "message": problem}
+        for name, value in params.items()
+        if (problem := unstorable_problem(name) or unstorable_problem(value))
+    ]
+    token = headers.get(IDEMPOTENCY_HEADER)
+    if token is not None and len(token) > IDEMPOTENCY_TOKEN_MAX_CHARS:
+        problems.append(
+            {
+                "field": "header.I-Twilio-Idempotency-Token",
+                "message": f"at most {IDEMPOTENCY_TOKEN_MAX_CHARS} characters",
+            }
+        )
+    return problems
+
+
+async def signed_form(
+    request: Request, model: type[TwilioForm] = TwilioForm
+) -> dict[str, str] | Response:
+    """The webhook's form fields when Twilio's signature holds (else a 403 response),
+    validated by ``model`` (else :class:`InvalidInputError`, a 422)."""
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -33,7 +113,15 @@ async def signed_form(request: Request) -> dict[str, str] | Response:
         )
     except SignatureError as exc:
         log.warning("twilio.bad_signature", path=request.url.path, reason=exc.message)
-        return Response("forbidden", status_code=403)
+        return error_response(403, exc.code, "bad Twilio signature")
+    if problems := _form_problem(params, dict(request.headers)):
+        raise InvalidInputError("invalid webhook", details=problems)
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            "invalid webhook", details=validation_details(exc, prefix="form")
+        ) from exc
     return params
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
@@ -26,9 +27,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from voicebot.api.body import parse_query
+from voicebot.api.errors import error_response
+from voicebot.api.fields import Id
+from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import app_state
 from voicebot.api.twilio_audio import prepare_speech
-from voicebot.api.twilio_common import lead_context, load_agent_script, signed_form
+from voicebot.api.twilio_common import GatherForm, lead_context, load_agent_script, signed_form
 from voicebot.brain.base import Brain, ConversationState, LeadContext, Reply
 from voicebot.brain.script import AgentScript
 from voicebot.call.recorder import CallRecorder, TurnTimings
@@ -135,22 +140,36 @@ async def start_gather_call(
     return gather_turn(action_url(services, call_id), speech)
 
 
+class GatherQuery(BaseModel):
+    call_id: Id
+
+
+@operation(
+    summary="<Gather> turn (Twilio)",
+    tags=("twilio",),
+    description="Signed by Twilio. One caller turn in (speech, a key or silence), the "
+    "agent's answer as TwiML out.",
+    query=GatherQuery,
+    body=GatherForm,
+    body_media_type=FORM,
+    headers=(("X-Twilio-Signature", "Twilio's request signature"),),
+    replies=(Returns(200, media_type=TWIML_CONTENT_TYPE, description="TwiML"),),
+    errors=(403, 404, 422),
+    public=True,
+)
 async def gather(request: Request) -> Response:
     """One caller turn: speech, a key, or silence in; the agent's answer as TwiML out."""
-    params = await signed_form(request)
+    params = await signed_form(request, GatherForm)
     if isinstance(params, Response):
         return params
+    call_id = parse_query(request, GatherQuery).call_id
     turn = GatherInput.from_form(params)
-    try:
-        call_id = int(request.query_params.get("call_id", ""))
-    except ValueError:
-        return Response("missing call_id", status_code=400)
     state = app_state(request)
     services: CallServices = state.extras["call_services"]
     async with state.sessions() as session:
         call = await session.get(Call, call_id)
         if call is None or call.call_sid != turn.call_sid:
-            return Response("unknown call", status_code=404)
+            return error_response(404, "not_found", "unknown call")
         script = await load_agent_script(session, call.campaign_id)
         lead = await lead_context(session, call)
         last_seq = await _last_seq(session, call_id)

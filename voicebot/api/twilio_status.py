@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voicebot.api import twilio_gather
+from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import app_state
-from voicebot.api.twilio_common import lead_context, signed_form
+from voicebot.api.twilio_common import StatusForm, lead_context, signed_form
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.db.models import Call, CallStatus, TwilioEvent
@@ -40,13 +41,27 @@ FINAL_RANK = 4
 ANSWERED_BY_MAX_CHARS = 32
 
 
+@operation(
+    summary="Status callback (Twilio)",
+    tags=("twilio",),
+    description="Signed by Twilio. Monotonic and idempotent on I-Twilio-Idempotency-Token.",
+    body=StatusForm,
+    body_media_type=FORM,
+    headers=(
+        ("X-Twilio-Signature", "Twilio's request signature"),
+        ("I-Twilio-Idempotency-Token", "at most 128 characters"),
+    ),
+    replies=(Returns(204),),
+    errors=(403, 422),
+    public=True,
+)
 async def status(request: Request) -> Response:
     """Record status transitions: monotonic, idempotent on Twilio's idempotency token.
 
     A call that ends without a conversation (busy, no answer, failed, canceled) gets its
     outcome here; a ``<Gather>`` call whose caller hung up mid-conversation is finished.
     """
-    params = await signed_form(request)
+    params = await signed_form(request, StatusForm)
     if isinstance(params, Response):
         return params
     call_sid = params.get("CallSid", "")
