@@ -361,7 +361,8 @@ class DeadLetterOut(BaseModel):
     queue: str
     actor: str
     args: list[Any]
-    kwargs: dict[str, Any]
+    # pydantic.mypy's generated __init__ takes **kwargs: a field of that name clashes.
+    kwargs: dict[str, Any]  # type: ignore[no-redef]
     error: str
     traceback: str
     retries: int
