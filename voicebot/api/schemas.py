@@ -356,13 +356,13 @@ class DeadLetterQuery(Page):
     actor: Line | None = Field(default=None, max_length=200, description="only this actor's")
 
 
-class DeadLetterOut(BaseModel):
+class DeadLetterOut(BaseModel):  # type: ignore[no-redef]
+    # pydantic.mypy's generated __init__ takes **kwargs: the field of that name clashes.
     message_id: str
     queue: str
     actor: str
     args: list[Any]
-    # pydantic.mypy's generated __init__ takes **kwargs: a field of that name clashes.
-    kwargs: dict[str, Any]  # type: ignore[no-redef]
+    kwargs: dict[str, Any]
     error: str
     traceback: str
     retries: int
