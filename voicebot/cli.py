@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from voicebot.config import Settings, load_settings
 from voicebot.errors import ConfigError, InvalidInputError
@@ -16,6 +18,7 @@ from voicebot.loadtest.cli import run as run_loadtest
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+IMPORT_PROGRESS_MIN_ROWS = 1000  # smaller files import too fast for a progress bar
 
 
 def alembic_config(settings: Settings) -> object:
@@ -60,16 +63,75 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     )
 
 
-async def import_leads_file(settings: Settings, text: str) -> dict[str, object]:
-    from voicebot.api.leads import import_leads_csv
+async def import_leads_file(
+    settings: Settings,
+    raw: bytes,
+    mapping: dict[str, str] | None = None,
+    *,
+    progress_min_rows: int | None = None,
+) -> dict[str, object]:
+    """Import a CSV file's bytes as the API does; a progress bar on stderr from
+    ``progress_min_rows`` rows. Raises InvalidInputError for an unusable file."""
+    from voicebot.api.lead_csv import parse_lead_csv
+    from voicebot.api.lead_import import import_leads
     from voicebot.db.engine import create_engine, create_sessionmaker
 
+    parsed = parse_lead_csv(raw, mapping)
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            return await import_leads_csv(session, text)
+            if progress_min_rows is None or parsed.total_rows < progress_min_rows:
+                return await import_leads(session, parsed)
+            from rich.progress import Progress
+
+            with Progress(console=_stderr_console(), transient=True) as bar:
+                task = bar.add_task("importing leads", total=parsed.total_rows)
+                return await import_leads(
+                    session, parsed, on_progress=lambda done: bar.update(task, completed=done)
+                )
     finally:
         await engine.dispose()
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def run_import_leads(settings: Settings, path: Path, mappings: list[str]) -> int:
+    """``voicebot import-leads``: the JSON report on stdout; exit 0 when every row was
+    imported, 1 when some rows failed, 2 (one line on stderr) when the file is unusable."""
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from voicebot.api.lead_csv import parse_mapping
+
+    try:
+        mapping = parse_mapping(mappings) or None
+        raw = path.read_bytes()
+        report = asyncio.run(
+            import_leads_file(settings, raw, mapping, progress_min_rows=IMPORT_PROGRESS_MIN_ROWS)
+        )
+    except InvalidInputError as exc:
+        print(f"voicebot import-leads: {path}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"voicebot import-leads: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(
+            f"voicebot import-leads: database error ({reason}); run 'voicebot migrate'?",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        print(json.dumps(report, ensure_ascii=False, indent=2), flush=True)
+    except BrokenPipeError:  # `| head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0 if report["failed"] == 0 else 1
 
 
 def run_worker_process(settings: Settings) -> None:
@@ -120,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the Dramatiq worker (campaign dialing)")
     p_imp = sub.add_parser("import-leads", help="import leads from a CSV file")
     p_imp.add_argument("file", type=Path)
+    p_imp.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="which column holds a lead field (phone, name, first_name, last_name, company, "
+        "email, tags, notes), e.g. --map phone=מספר; repeatable",
+    )
     p_demo = sub.add_parser("demo", help="one simulated Hebrew call that books a meeting")
     p_demo.add_argument("--wav", type=Path, default=Path("demo-call.wav"), help="recording")
     p_say = sub.add_parser("say", help="print the spoken form the TTS receives for TEXT")
@@ -154,16 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_command(settings, wav_path=args.wav)
     if args.command == "import-leads":
-        try:
-            text = args.file.read_text(encoding="utf-8-sig")
-            report = asyncio.run(import_leads_file(settings, text))
-        except (OSError, InvalidInputError) as exc:
-            print(f"voicebot: {exc}", file=sys.stderr)
-            return 1
-        import json
-
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-        return 0 if report["failed"] == 0 else 1
+        return run_import_leads(settings, args.file, args.map)
     return 2
 
 

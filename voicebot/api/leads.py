@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from voicebot.api.body import parse_body, parse_path, parse_query
-from voicebot.api.errors import validation_details
+from voicebot.api.lead_csv import parse_lead_csv
+from voicebot.api.lead_import import import_leads as import_lead_rows
 from voicebot.api.schemas import (
     ImportReport,
     LeadIn,
@@ -25,6 +27,7 @@ from voicebot.api.schemas import (
     LeadPath,
     LeadQuery,
     Page,
+    Query,
     iso,
 )
 from voicebot.api.spec import Returns, operation
@@ -32,7 +35,7 @@ from voicebot.api.state import app_state
 from voicebot.db.models import Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
 
-CSV_MAX_ROWS = 50_000
+MAX_MAPPING_CHARS = 2000
 
 
 def lead_json(lead: Lead) -> dict[str, Any]:
@@ -48,6 +51,7 @@ def lead_json(lead: Lead) -> dict[str, Any]:
         "tags": list(lead.tags or []),
         "notes": lead.notes,
         "attempts": lead.attempts,
+        "custom_fields": dict(lead.custom_fields or {}),
         "created_at": iso(lead.created_at),
         "updated_at": iso(lead.updated_at),
     }
@@ -183,40 +187,12 @@ async def delete_lead(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def import_leads_csv(session: AsyncSession, text: str) -> dict[str, Any]:
-    """Import rows (phone,name,company,email,tags,notes); each row is all-or-nothing."""
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "phone" not in [f.strip() for f in reader.fieldnames]:
-        raise InvalidInputError(
-            "CSV needs a header row with a 'phone' column",
-            details=[{"field": "file", "message": "missing phone column"}],
-        )
-    created = 0
-    errors: list[dict[str, Any]] = []
-    for line_no, row in enumerate(reader, start=2):
-        if line_no > CSV_MAX_ROWS + 1:
-            errors.append({"row": line_no, "errors": [{"message": "row limit reached"}]})
-            break
-        clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        payload: dict[str, Any] = {k: v for k, v in clean.items() if v and k in LeadIn.model_fields}
-        if "tags" in payload:
-            payload["tags"] = [t.strip() for t in payload["tags"].split(";") if t.strip()]
-        try:
-            data = LeadIn.model_validate(payload)
-        except ValidationError as exc:
-            errors.append({"row": line_no, "errors": validation_details(exc)})
-            continue
-        try:
-            async with session.begin_nested():
-                session.add(Lead(**data.model_dump()))
-        except IntegrityError:
-            errors.append(
-                {"row": line_no, "errors": [{"field": "phone", "message": "duplicate phone"}]}
-            )
-            continue
-        created += 1
-    await session.commit()
-    return {"created": created, "failed": len(errors), "errors": errors}
+class ImportQuery(Query):
+    mapping: str | None = Field(
+        default=None,
+        max_length=MAX_MAPPING_CHARS,
+        description='JSON object lead field → column name, e.g. {"phone": "מספר"}',
+    )
 
 
 class CsvBody(BaseModel):
@@ -225,7 +201,7 @@ class CsvBody(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "type": "string",
-            "examples": ["phone,name,company,email,tags,notes\n054-456-7890,דנה,,,vip;new,\n"],
+            "examples": ["טלפון,שם,חברה,עיר\n054-456-7890,דנה,מספרת דנה,חיפה\n"],
         }
     )
 
@@ -233,21 +209,76 @@ class CsvBody(BaseModel):
 @operation(
     summary="Import leads from CSV",
     tags=("leads",),
-    description="Columns phone,name,company,email,tags(;-separated),notes; each row is "
-    "all-or-nothing and the report lists the rows that failed.",
+    description="The file as the body, or a multipart/form-data upload with a `file` part "
+    "(and an optional `mapping` field). UTF-8 (with or without BOM), UTF-16 and "
+    "Windows-1255 are detected; `,` `;` tab `|` sniffed; Hebrew or English headers with "
+    "common synonyms (טלפון/נייד/פלאפון/Phone/Mobile/Cell, שם/שם מלא/Name or First+Last, "
+    "חברה/Company, אימייל/מייל/Email, תגיות, הערות); other columns are kept as "
+    "custom_fields. Each row is all-or-nothing; the report lists failed rows and rows "
+    "imported with a warning (a possible but unassigned phone number).",
+    query=ImportQuery,
     body=CsvBody,
     body_media_type="text/csv",
     replies=(Returns(200, ImportReport),),
 )
 async def import_leads(request: Request) -> Response:
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError("CSV must be UTF-8") from exc
+    """CSV as the body (any content type) or as a multipart upload (the first file part).
+
+    The optional column mapping is a JSON object ``{"phone": "מספר", ...}`` in the
+    ``mapping`` query parameter or form field. The report is the one ``voicebot
+    import-leads`` prints (see :func:`voicebot.api.lead_import.import_leads`).
+    """
+    mapping_text = parse_query(request, ImportQuery).mapping
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raw, form_mapping = await _multipart_csv(request)
+        mapping_text = form_mapping or mapping_text
+    else:
+        raw = await request.body()
+    parsed = parse_lead_csv(raw, _mapping_param(mapping_text))
     async with app_state(request).sessions() as session:
-        report = await import_leads_csv(session, text)
+        report = await import_lead_rows(session, parsed)
     return JSONResponse(report, status_code=200)
+
+
+async def _multipart_csv(request: Request) -> tuple[bytes, str | None]:
+    try:
+        form = await request.form()
+    except (MultiPartException, ValueError) as exc:
+        raise InvalidInputError(
+            "malformed multipart upload", details=[{"field": "file", "message": str(exc)}]
+        ) from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
+        if upload is None:
+            raise InvalidInputError(
+                "multipart upload without a file part",
+                details=[{"field": "file", "message": "send the CSV as a file field named 'file'"}],
+            )
+        mapping = form.get("mapping")
+        return await upload.read(), mapping if isinstance(mapping, str) else None
+    finally:
+        await form.close()
+
+
+def _mapping_param(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            "mapping must be a JSON object", details=[{"field": "mapping", "message": str(exc)}]
+        ) from exc
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise InvalidInputError(
+            "mapping must be a JSON object of field → column name",
+            details=[{"field": "mapping", "message": 'e.g. {"phone": "מספר"}'}],
+        )
+    return mapping
 
 
 routes = [

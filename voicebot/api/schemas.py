@@ -131,6 +131,7 @@ class LeadOut(BaseModel):
     tags: list[str]
     notes: str | None
     attempts: int
+    custom_fields: dict[str, str] = Field(description="imported CSV columns of no lead field")
     created_at: str | None
     updated_at: str | None
 
@@ -147,10 +148,20 @@ class ImportRowError(BaseModel):
     errors: list[dict[str, Any]]
 
 
+class ImportRowWarning(BaseModel):
+    row: int
+    warnings: list[dict[str, Any]]
+
+
 class ImportReport(BaseModel):
     created: int
     failed: int
+    warned: int
     errors: list[ImportRowError]
+    warnings: list[ImportRowWarning]
+    encoding: str = Field(description="detected text encoding, e.g. utf-8-sig, cp1255, utf-16")
+    delimiter: str
+    columns: dict[str, str] = Field(description="header → lead field, or 'custom'")
 
 
 class MeetingIn(Strict):

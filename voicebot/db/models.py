@@ -152,6 +152,10 @@ class Lead(TimestampMixin, Base):
     """IANA zone overriding the one derived from the phone number (calling window)."""
     voicemail_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """When a voicemail message was left (at most one per lead)."""
+    custom_fields: Mapped[dict[str, str]] = mapped_column(
+        JSONType, default=dict, nullable=False, server_default=text("'{}'")
+    )
+    """Imported CSV columns that map to no lead field: header → text."""
 
     __table_args__ = (Index("ix_leads_status", "status"),)
 
