@@ -32,6 +32,7 @@ from voicebot.api.middleware import (
     RequestContextMiddleware,
 )
 from voicebot.api.state import AppState
+from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
 
+    # Outlives the lifespan's start: `voicebot serve` drains it on SIGTERM.
+    registry = CallRegistry(max_calls=settings.max_calls_per_process)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis=redis_client,
         )
         state.extras["features"] = features(settings)
+        state.extras["call_registry"] = registry
         providers = build_providers(settings)
         state.extras["call_services"] = build_call_services(
             settings,
@@ -101,7 +106,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.extras["broker_name"] = jobs.name
         state.extras["broker"] = jobs.broker  # dead letters and the readiness probe read it
         app.state.voicebot = state
-        await warm_phrases(state.extras["call_services"], [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT])
+        await warm_phrases(
+            state.extras["call_services"],
+            [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, DRAIN_GOODBYE_TEXT],
+        )
         off = [name for name, on in state.extras["features"].items() if not on]
         log.info("app.started", database=engine.dialect.name, features_off=off)
         if not state.extras["features"]["espeak_tts"]:
@@ -143,9 +151,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         Middleware(ApiGuardMiddleware, settings=settings, metrics=metrics, redis=redis_client),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.state.call_registry = registry
+    return app

@@ -53,14 +53,21 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             ws_ping_interval=None,
         )
         return
-    uvicorn.run(
-        create_app(settings),
+    from voicebot.graceful import AFTER_DRAIN_GRACE_S, DrainingServer
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         log_config=None,
         ws_ping_interval=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=AFTER_DRAIN_GRACE_S,
     )
+    server = DrainingServer(
+        config, registry=app.state.call_registry, drain_timeout_s=settings.drain_timeout_s
+    )
+    server.run()
 
 
 async def import_leads_file(

@@ -65,6 +65,7 @@ async def ready(request: Request) -> Response:
     if state.redis is not None:
         checks.append(_check("redis", state.redis.ping()))
     checks.append(broker_check(state))
+    checks.append(calls_check(state))
     results = await asyncio.gather(*checks)
     broker = state.extras.get("broker_name", "stub")
     parts: dict[str, str] = {name: ("ok" if err is None else err) for name, err in results}
@@ -76,6 +77,16 @@ async def ready(request: Request) -> Response:
             status_code=503,
         )
     return JSONResponse({"status": "ready", "checks": parts, "broker": broker})
+
+
+async def calls_check(state: AppState) -> tuple[str, str | None]:
+    """Not ready while the process drains (SIGTERM) or holds MAX_CALLS_PER_PROCESS calls,
+    so the load balancer sends new calls elsewhere (``"calls", "draining: 3 live calls"``)."""
+    registry = state.extras.get("call_registry")
+    reason: str | None = None if registry is None else registry.refusal()
+    if registry is None or reason is None:
+        return "calls", None
+    return "calls", f"{reason}: {registry.live} live calls"
 
 
 @operation(

@@ -29,6 +29,7 @@ from voicebot.api.twilio_status import ANSWERED_BY_MAX_CHARS, STATUS_RANK, statu
 from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
+from voicebot.call.registry import CallRegistry
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession
 from voicebot.call.speaker import prepare_greeting
@@ -39,7 +40,7 @@ from voicebot.errors import ProviderError, SignatureError
 from voicebot.telephony import events as ev
 from voicebot.telephony.signature import verify_stream_handshake
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
-from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream
+from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream, redirect
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +123,8 @@ async def voice(request: Request) -> Response:
     state = app_state(request)
     services: CallServices = state.extras["call_services"]
     call_sid = params["CallSid"]
+    if (redirect := _redirect_if_refused(request, state, call_sid)) is not None:
+        return redirect
     machine = is_machine(params.get("AnsweredBy"))
     async with state.sessions() as session:
         call = await _upsert_call(session, params)
@@ -159,6 +162,20 @@ async def voice(request: Request) -> Response:
     return _twiml(
         connect_stream(state.settings.media_stream_url, {"call_id": str(call_id), "token": token})
     )
+
+
+def _redirect_if_refused(request: Request, state: AppState, call_sid: str) -> Response | None:
+    """A draining or full process sends Twilio back to the load balancer (PUBLIC_BASE_URL,
+    same path and query) so another instance answers; None when this one takes the call."""
+    registry: CallRegistry = state.extras["call_registry"]
+    reason = registry.admit(call_sid)
+    if reason is None:
+        return None
+    url = state.settings.public_base_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    log.info("call.redirected", call_sid=call_sid, reason=reason)
+    return _twiml(redirect(url))
 
 
 def _twiml(document: str) -> Response:
@@ -317,10 +334,12 @@ async def _run_session(
         finally:
             session.on_stop()
 
+    registry: CallRegistry = state.extras["call_registry"]
     try:
         async with asyncio.TaskGroup() as tg:
             receiver = tg.create_task(receive())
-            await session.run()
+            with registry.track(session):
+                await session.run()
             receiver.cancel()
     except* (TimeoutError, OSError, RuntimeError) as group:
         bound.warning("call.transport_failed", errors=[type(e).__name__ for e in group.exceptions])

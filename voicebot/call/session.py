@@ -9,6 +9,7 @@ reply into audio is the :class:`~voicebot.call.speaker.Speaker`'s job; taking tu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ class CallSession:
     _barged: bool = False
     greeting_frame_at: float | None = None
     script: AgentScript | None = None
+    # end_call(): asked from outside (a draining process); the max-duration path serves it.
+    _end_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    _end_reason: str = "max_duration"
+    _end_goodbye: str = MAX_DURATION_GOODBYE_TEXT
 
     def __post_init__(self) -> None:
         s = self.services.settings
@@ -178,18 +183,28 @@ class CallSession:
             self.log.warning("call.peer_stalled", error=exc.message)
             self.ended.set()
 
+    def end_call(self, reason: str, goodbye_text: str) -> None:
+        """End the call now, politely: the agent stops, says ``goodbye_text`` and hangs up
+        (as at max duration). Called from outside the call, e.g. by a draining process."""
+        if not self._end_requested.is_set():
+            self._end_reason, self._end_goodbye = reason, goodbye_text
+            self._end_requested.set()
+
     async def _max_duration(self, tg: asyncio.TaskGroup, turns: asyncio.Task[None]) -> None:
-        """At the limit, stop whatever the agent is doing, say goodbye, and hang up."""
-        await asyncio.sleep(self.services.settings.max_call_duration_s)
-        self.log.info("call.max_duration_reached")
+        """At the limit (or on end_call), stop whatever the agent is doing, say goodbye,
+        and hang up."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.services.settings.max_call_duration_s):
+                await self._end_requested.wait()
+        self.log.info("call.ending", reason=self._end_reason)
         turns.cancel()
         if self._speaking is not None:
             self._speaking.cancel()
         if self.playout.speaking:
             await self.playout.clear()
         goodbye = Reply(
-            text=MAX_DURATION_GOODBYE_TEXT,
-            intent="max_duration",
+            text=self._end_goodbye,
+            intent=self._end_reason,
             actions=(),
             end_call=True,
             transfer=False,

@@ -81,6 +81,14 @@ def dial(number: str, *, caller_id: str | None = None) -> str:
     return str(response)
 
 
+def redirect(url: str) -> str:
+    """``<Redirect method="POST">url</Redirect>``: Twilio fetches its next TwiML from ``url``
+    (a draining instance hands the call back to the load balancer this way)."""
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
+    return str(response)
+
+
 def hangup() -> str:
     """``<Hangup/>``: end the call."""
     response = VoiceResponse()
