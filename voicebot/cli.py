@@ -1,5 +1,5 @@
 """The one command surface: ``voicebot serve | worker | migrate | import-leads | demo |
-loadtest | say``."""
+loadtest | say | campaign status``."""
 
 from __future__ import annotations
 
@@ -174,6 +174,26 @@ def run_say(settings: Settings, text: str, wav_path: Path | None) -> int:
     return 0
 
 
+def _positive_s(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def add_campaign_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``voicebot campaign status ID [--watch]`` (reads the database directly)."""
+    p_campaign = sub.add_parser("campaign", help="campaign operations")
+    campaign_sub = p_campaign.add_subparsers(dest="campaign_command", required=True)
+    p_status = campaign_sub.add_parser("status", help="progress of one campaign")
+    p_status.add_argument("campaign_id", type=int, metavar="ID")
+    p_status.add_argument("--watch", action="store_true", help="redraw until it completes")
+    p_status.add_argument(
+        "--interval", type=_positive_s, default=2.0, help="seconds between redraws"
+    )
+    p_status.add_argument("--json", action="store_true", help="print one JSON snapshot")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicebot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p_say = sub.add_parser("say", help="print the spoken form the TTS receives for TEXT")
     p_say.add_argument("text", help="Hebrew text as a script or the brain writes it")
     p_say.add_argument("--wav", type=Path, default=None, help="also write the audio here")
+    add_campaign_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "loadtest":
         # A client of some running server: it needs none of this process's settings.
@@ -230,6 +251,16 @@ def main(argv: list[str] | None = None) -> int:
         from voicebot.demo import run_command
 
         return run_command(settings, wav_path=args.wav)
+    if args.command == "campaign":
+        from voicebot.jobs.status_view import run_status
+
+        return run_status(
+            settings,
+            args.campaign_id,
+            watch=args.watch,
+            interval_s=args.interval,
+            as_json=args.json,
+        )
     if args.command == "import-leads":
         return run_import_leads(settings, args.file, args.map)
     return 2
