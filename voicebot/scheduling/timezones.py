@@ -22,6 +22,9 @@ UNKNOWN_ZONE: Final = "Etc/Unknown"  # phonenumbers' answer for "no data"
 CLOCK_SAMPLES: Final = 48
 CLOCK_SAMPLE_EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
 ZONE_SETS_CACHED: Final = 1024
+# Phone → zone answers kept (a sweep of a 10,000-lead campaign re-reads the same numbers;
+# a lookup costs ~25 µs, a cached one ~0.1 µs; ~150 bytes an entry).
+NUMBERS_CACHED: Final = 16384
 
 
 def lead_timezone(phone_e164: str, override: str | None, default: str) -> ZoneInfo:
@@ -40,6 +43,7 @@ def lead_timezone(phone_e164: str, override: str | None, default: str) -> ZoneIn
     return ZoneInfo(found) if found is not None else ZoneInfo(default)
 
 
+@lru_cache(maxsize=NUMBERS_CACHED)
 def number_zone(phone_e164: str) -> str | None:
     """The one zone of a phone number's clock, or None (unparseable, unknown or several)."""
     try:

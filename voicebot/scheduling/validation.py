@@ -46,7 +46,7 @@ def parse_window_days(value: str | Iterable[str], *, field: str = "window_days")
 
     Raises :class:`WindowFieldError` naming each unknown day, or when no day is given.
     """
-    items = value.split(",") if isinstance(value, str) else list(value)
+    items = _items(value, field, "a list of day names")
     names: list[str] = []
     for item in items:
         if not isinstance(item, str):
@@ -96,7 +96,7 @@ def parse_blocked_dates(
     """ISO dates, as a list or a comma-separated string → a set of dates (None → empty)."""
     if value is None:
         return frozenset()
-    items = value.split(",") if isinstance(value, str) else list(value)
+    items = _items(value, field, "a list of dates")
     dates: set[date] = set()
     for item in items:
         if isinstance(item, date):
@@ -134,8 +134,19 @@ def parse_calendar(value: str, *, field: str = "calendar") -> CalendarName:
 
 def parse_timezone(value: str, *, field: str = "timezone") -> str:
     """An IANA zone name (``"America/New_York"``); raises :class:`WindowFieldError`."""
+    if not isinstance(value, str) or not value:
+        raise WindowFieldError(field, f"unknown time zone {value!r}")
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise WindowFieldError(field, f"unknown time zone {value!r}") from None
     return value
+
+
+def _items(value: object, field: str, what: str) -> list[object]:
+    """A comma-separated string or a list/tuple/set → its items; anything else refused."""
+    if isinstance(value, str):
+        return list(value.split(","))
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(value)
+    raise WindowFieldError(field, f"{value!r} is not {what}")
