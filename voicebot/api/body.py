@@ -9,6 +9,7 @@ characters the databases cannot store, values the model refuses.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -41,10 +42,11 @@ def decode_json(raw: bytes) -> Any:
             "request body is empty", details=[{"field": "body", "message": "required"}]
         )
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError) as exc:
+        # JSONDecodeError, NaN/Infinity, a float past 1e308, an integer of >4,300 digits
         raise InvalidInputError(
-            "malformed JSON", details=[{"field": "body", "message": str(exc)}]
+            "malformed JSON", details=[{"field": "body", "message": str(exc)[:200]}]
         ) from exc
     except RecursionError as exc:  # the C decoder's own depth guard (~1,000 levels)
         raise _depth_error() from exc
@@ -54,6 +56,17 @@ def decode_json(raw: bytes) -> Any:
         field, problem = found
         raise InvalidInputError("invalid text", details=[{"field": field, "message": problem}])
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
 
 
 def _depth_error() -> InvalidInputError:

@@ -281,8 +281,8 @@ class Call(TimestampMixin, Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(16), default="outbound", nullable=False)
     status: Mapped[str] = mapped_column(String(16), default=CallStatus.QUEUED, nullable=False)
-    from_number: Mapped[str | None] = mapped_column(String(20))
-    to_number: Mapped[str | None] = mapped_column(String(20))
+    from_number: Mapped[str | None] = mapped_column(String(255))  # E.164, sip: or client:
+    to_number: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
