@@ -70,8 +70,13 @@ async def converse(
     auth_token: str,
     lead_phone: str,
     from_number: str,
+    answer: Callable[[str], str] = caller_answer,
 ) -> tuple[str, list[DemoLine], bytes]:
-    """Place the call and talk until the agent hangs up; returns SID, lines and the WAV."""
+    """Place the call and talk until the agent hangs up; returns SID, lines and the WAV.
+
+    ``answer`` picks the caller's next line from the agent's last turn (its text must be
+    a key of ``speech``); the demo's script by default.
+    """
     lines: list[DemoLine] = []
 
     def show(line: DemoLine) -> None:
@@ -93,7 +98,7 @@ async def converse(
         async with asyncio.TaskGroup() as group:
             follower = group.create_task(timeline.follow())
             try:
-                await _talk(call, timeline, sessions, speech, show)
+                await _talk(call, timeline, sessions, speech, show, answer)
             finally:
                 follower.cancel()
     return call.call_sid, lines, await asyncio.to_thread(timeline.stereo_wav)
@@ -105,6 +110,7 @@ async def _talk(
     sessions: async_sessionmaker[AsyncSession],
     speech: dict[str, bytes],
     show: Callable[[DemoLine], None],
+    answer: Callable[[str], str],
 ) -> None:
     """Answer each agent turn once it has been heard; every stored agent turn is shown,
     in order, even when the agent says two things in a row (e.g. a silence check-in)."""
@@ -131,7 +137,7 @@ async def _talk(
         show_turns(await _agent_turns(sessions, call.call_sid, last_seq), None)
         if call.ended:
             return
-        line = caller_answer(last_text)
+        line = answer(last_text)
         show(DemoLine("caller", line))
         asked = timeline.say(pcm16_to_ulaw(speech[line]))
         await asyncio.wait_for(asked.done.wait(), AGENT_PLAYBACK_TIMEOUT_S)
