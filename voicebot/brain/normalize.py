@@ -31,6 +31,7 @@ _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 _PUNCT_RE = re.compile(r"(?<!\d)[:/.](?!\d)|(?<=\d)[:/.](?!\d)|(?<!\d)[:/.](?=\d)|[^\w\s:/.]|_")
 _DIGIT_PREFIX_RE = re.compile(r"(?<![\w])([ובלמהש]{1,2})(?=\d)")
 _SPACES_RE = re.compile(r"\s+")
+_ELONGATED_RE = re.compile(r"([\u05d0-\u05ea])\1{2,}")  # "הלוווו", "ביייי": stretched on the phone
 
 # Spelling variants and loan words, keyed by their folded spelling.
 _VARIANTS_RAW: dict[str, str] = {
@@ -116,7 +117,7 @@ def normalize(text: str) -> str:
     text = strip_niqqud(text).replace("\u05be", " ").lower()
     for pattern, replacement in _ABBREVIATIONS:
         text = pattern.sub(replacement, text)
-    text = _PUNCT_RE.sub(" ", text)
+    text = _ELONGATED_RE.sub(r"\1\1", _PUNCT_RE.sub(" ", text))
     text = _DIGIT_PREFIX_RE.sub(r"\1 ", fold_finals(text))
     tokens = []
     for raw in text.split():

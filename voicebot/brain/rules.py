@@ -35,7 +35,7 @@ SIMPLE_QUESTION_AT = 2  # unclear answers before the yes/no question
 GIVE_UP_AT = 3  # unclear answers before ending the call
 DEFAULT_CALLBACK_CLOCK = time(10, 0)
 DTMF_INTENTS = {"1": "yes", "2": "no", "0": "ask_human", "9": "remove_me"}
-FAREWELL_SCORE = 4.0  # a goodbye this clear ends the call even mid-questions ("ביי", "להתראות")
+FAREWELL_SCORE = 3.0  # a goodbye this clear ends the call even mid-questions ("ביי", "להתראות")
 _OPENING = frozenset({st.GREETING, st.PERMISSION})
 _SECOND = ("שני", "שנייה", "השני", "השנייה", "השניה", "אחרון", "האחרון", "האחרונה")
 
