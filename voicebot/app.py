@@ -42,6 +42,7 @@ from voicebot.logging import configure_logging
 from voicebot.loop_monitor import freeze_startup_heap, watch_gc_pauses, watch_loop_lag
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
+from voicebot.providers.health import ProviderHealth
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
 
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             store=state.store,
             providers=providers,
         )
+        provider_health = ProviderHealth(providers)
+        state.extras["provider_health"] = provider_health
+        await provider_health.warm_up()
         jobs = build_jobs(settings, in_process_worker=dialing_enabled(settings))
         state.extras["jobs"] = jobs
         state.extras["broker_name"] = jobs.name
@@ -116,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.warning("app.espeak_missing", install="apt-get install -y espeak-ng")
         lag_watch = asyncio.create_task(watch_loop_lag(metrics.loop_lag, metrics.loop_lag_worst))
         store_watch = asyncio.create_task(state.store.watch())
+        provider_watch = asyncio.create_task(provider_health.watch())
         freeze_startup_heap()
         unwatch_gc = watch_gc_pauses(metrics.gc_pause)
         try:
@@ -124,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             unwatch_gc()
             lag_watch.cancel()
             store_watch.cancel()
+            provider_watch.cancel()
             jobs.stop()
             await providers.aclose()
             await engine.dispose()

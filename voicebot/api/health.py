@@ -66,17 +66,38 @@ async def ready(request: Request) -> Response:
         checks.append(_check("redis", state.redis.ping()))
     checks.append(broker_check(state))
     checks.append(calls_check(state))
+    checks.append(providers_check(state))
     results = await asyncio.gather(*checks)
     broker = state.extras.get("broker_name", "stub")
     parts: dict[str, str] = {name: ("ok" if err is None else err) for name, err in results}
     failing = [name for name, err in results if err is not None]
+    health = state.extras.get("provider_health")
+    providers = {} if health is None else health.report()  # each stage's last outcome
     if failing:
         log.warning("health.not_ready", failing=failing)
         return JSONResponse(
-            {"status": "unavailable", "failing": failing, "checks": parts, "broker": broker},
+            {
+                "status": "unavailable",
+                "failing": failing,
+                "checks": parts,
+                "broker": broker,
+                "providers": providers,
+            },
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "checks": parts, "broker": broker})
+    return JSONResponse(
+        {"status": "ready", "checks": parts, "broker": broker, "providers": providers}
+    )
+
+
+async def providers_check(state: AppState) -> tuple[str, str | None]:
+    """Not ready while a provider's last error is one no retry fixes (a wrong API key, no
+    access, an unknown model): every call would fail (``"providers", "llm: …HTTP 401…"``)."""
+    health = state.extras.get("provider_health")
+    fatal: dict[str, str] = {} if health is None else health.fatal()
+    if not fatal:
+        return "providers", None
+    return "providers", "; ".join(f"{stage}: {error}" for stage, error in fatal.items())
 
 
 async def calls_check(state: AppState) -> tuple[str, str | None]:

@@ -396,6 +396,8 @@ class ReadyOut(BaseModel):
     status: str
     checks: dict[str, str]
     failing: list[str] | None = None
+    # Each AI stage's last outcome: "ok", "off", "unchecked", "error: …" or "fatal: …".
+    providers: dict[str, str] | None = None
 
 
 class InfoOut(BaseModel):
