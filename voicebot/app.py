@@ -37,7 +37,7 @@ from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
-from voicebot.jobs.actors import build_jobs, dialing_enabled
+from voicebot.jobs.actors import build_jobs, dialing_enabled, run_sweeper
 from voicebot.logging import configure_logging
 from voicebot.loop_monitor import freeze_startup_heap, watch_gc_pauses, watch_loop_lag
 from voicebot.metrics import Metrics
@@ -105,8 +105,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         provider_health = ProviderHealth(providers)
         state.extras["provider_health"] = provider_health
         await provider_health.warm_up()
-        jobs = build_jobs(settings, in_process_worker=dialing_enabled(settings))
+        jobs = build_jobs(settings)
         state.extras["jobs"] = jobs
+        # Embedded default: no worker process, so this process sweeps campaigns itself.
+        sweeper_stop = asyncio.Event()
+        sweeper_task = (
+            asyncio.create_task(run_sweeper(settings, jobs, sweeper_stop))
+            if jobs.embedded and dialing_enabled(settings)
+            else None
+        )
         state.extras["broker_name"] = jobs.name
         state.extras["broker"] = jobs.broker  # dead letters and the readiness probe read it
         app.state.voicebot = state
@@ -130,6 +137,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             lag_watch.cancel()
             store_watch.cancel()
             provider_watch.cancel()
+            if sweeper_task is not None:
+                sweeper_stop.set()
+                await sweeper_task
             jobs.stop()
             await providers.aclose()
             await engine.dispose()

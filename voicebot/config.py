@@ -87,6 +87,23 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     stream_token_ttl_s: int = Field(default=120, ge=5)
 
+    # Campaign engine (voicebot.jobs): account-wide pacing and the sweeper's clocks.
+    twilio_cps: float = Field(default=1.0, gt=0, le=1000)
+    """Calls per second across the whole account (Twilio's default is 1)."""
+    twilio_max_concurrent_calls: int = Field(default=50, ge=1)
+    twilio_request_timeout_s: float = Field(default=10.0, gt=0)
+    """Bound on one Twilio REST request (the dialer retries what is safe to retry)."""
+    """Live outbound campaign calls across all campaigns and processes."""
+    campaign_sweep_interval_s: float = Field(default=2.0, gt=0, le=5)
+    campaign_lease_s: float = Field(default=10.0, ge=1)
+    """How long a sweeper owns a campaign without renewing (another takes over after)."""
+    campaign_dial_settle_s: float = Field(default=60.0, ge=1)
+    """An attempt sent to Twilio with no answer this long is settled by asking Twilio."""
+    campaign_reconcile_after_s: float = Field(default=60.0, ge=1)
+    """A placed call with no progress this long is checked against Twilio's record."""
+    campaign_stream_start_deadline_s: float = Field(default=20.0, ge=1)
+    """An answered stream call whose Media Stream has not started by then is failed."""
+
     # AI providers: shared defaults, overridden per stage.
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

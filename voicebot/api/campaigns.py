@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,9 +28,12 @@ from voicebot.api.schemas import (
 )
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
-from voicebot.config import WEEKDAY_NAMES
+from voicebot.config import Settings
 from voicebot.db.models import (
+    LIVE_ATTEMPT_STATUSES,
+    AttemptStatus,
     Campaign,
+    CampaignAttempt,
     CampaignLead,
     CampaignStatus,
     DoNotCall,
@@ -39,8 +43,12 @@ from voicebot.db.models import (
 )
 from voicebot.db.scripts import script_from_stored
 from voicebot.db.types import utcnow
-from voicebot.errors import InvalidInputError, InvalidStateError, NotFoundError
+from voicebot.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from voicebot.jobs.actors import dialing_enabled
+from voicebot.jobs.claims import cancel_pending, release_claimed
+from voicebot.jobs.sweeper import hang_up_live
+from voicebot.scheduling import WindowFieldError, parse_timezone, parse_window_times
+from voicebot.telephony.rest import TwilioDialer
 
 S = CampaignStatus
 # action -> (allowed source states, target state)
@@ -83,14 +91,13 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
 def _validate(data: CampaignIn) -> None:
     problems = []
     try:
-        ZoneInfo(data.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append({"field": "timezone", "message": "unknown time zone"})
-    days = [d.strip().lower() for d in data.window_days.split(",") if d.strip()]
-    if not days or any(d not in WEEKDAY_NAMES for d in days):
-        problems.append({"field": "window_days", "message": "use sun,mon,tue,wed,thu,fri,sat"})
-    if data.window_start >= data.window_end:
-        problems.append({"field": "window_end", "message": "must be after window_start"})
+        parse_timezone(data.timezone)
+    except WindowFieldError as exc:
+        problems.append({"field": exc.field, "message": exc.message})
+    try:
+        parse_window_times(data.window_start, data.window_end)
+    except WindowFieldError as exc:
+        problems.append({"field": exc.field, "message": exc.message})
     problems.extend(_script_problems(data.agent_script))
     if problems:
         raise InvalidInputError("invalid campaign", details=problems)
@@ -215,25 +222,96 @@ async def add_leads(request: Request) -> Response:
     errors=(404, 409, 422),
 )
 async def transition(request: Request) -> Response:
+    """Move the campaign with an atomic compare-and-set on its status (no lost update).
+
+    ``start`` is refused (409 naming what is missing) when the server cannot dial;
+    ``pause`` gives back attempts not yet sent at once (a dial already paced and about
+    to send checks the status in the same statement that wins the attempt); ``cancel``
+    also ends pending members and hangs up live calls through the REST API.
+    """
     action = request.path_params["action"]
     if action not in TRANSITIONS:
         raise NotFoundError(f"unknown action {action!r}")
     allowed, target = TRANSITIONS[action]
-    async with app_state(request).sessions() as session:
-        campaign = await _get(session, int_param(request, "campaign_id"))
-        if campaign.status not in allowed:
-            raise InvalidStateError(f"cannot {action} a {campaign.status} campaign")
-        campaign.status = target
-        if action == "start":
-            campaign.started_at = utcnow()
-        if target == S.CANCELLED:
-            campaign.finished_at = utcnow()
-        await session.commit()
-        body = campaign_json(campaign)
     state = app_state(request)
-    if target == S.RUNNING and dialing_enabled(state.settings):
-        state.extras["jobs"].tick_campaign.send(campaign.id)
+    campaign_id = int_param(request, "campaign_id")
+    if target == S.RUNNING:
+        missing = dialing_blockers(state.settings)
+        if missing:
+            raise ConflictError(
+                "campaign cannot dial: " + "; ".join(missing),
+                details=[{"field": name, "message": why} for name, why in missing.items()],
+            )
+    async with state.sessions() as session:
+        current = await _get(session, campaign_id)
+        values: dict[str, Any] = {"status": target}
+        if action == "start":
+            values["started_at"] = utcnow()
+        if target == S.CANCELLED:
+            values["finished_at"] = utcnow()
+        if target in (S.RUNNING, S.CANCELLED):
+            values["status_reason"] = None
+        result = await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            await session.rollback()
+            current = await _get(session, campaign_id)
+            await session.refresh(current)
+            raise InvalidStateError(f"cannot {action} a {current.status} campaign")
+        if target in (S.PAUSED, S.CANCELLED):
+            await release_claimed(session, campaign_id, reason=f"campaign {target}")
+        if target == S.CANCELLED:
+            await cancel_pending(session, campaign_id)
+        await session.commit()
+        await session.refresh(current)
+        body = campaign_json(current)
+    jobs = state.extras["jobs"]
+    if target == S.RUNNING:
+        jobs.nudge(campaign_id)
+    if target == S.CANCELLED and dialing_enabled(state.settings):
+        twilio = TwilioDialer.from_settings(state.settings)
+        try:
+            body["hung_up"] = await hang_up_live(state.sessions, twilio, campaign_id)
+        finally:
+            twilio.close()
     return JSONResponse(body)
+
+
+def dialing_blockers(settings: Settings) -> dict[str, str]:
+    """What stops this server from dialing, by setting name (empty when it can dial).
+
+    ``PUBLIC_BASE_URL`` must be reachable by Twilio: a loopback or private address is
+    refused unless ``TWILIO_API_BASE_URL`` is itself on loopback (our simulator, which
+    calls back on the same machine).
+    """
+    missing: dict[str, str] = {}
+    if not dialing_enabled(settings):
+        missing["TWILIO_ACCOUNT_SID"] = (
+            "no Twilio account: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+        )
+    if not settings.twilio_from_number:
+        missing["TWILIO_FROM_NUMBER"] = "no caller number: set TWILIO_FROM_NUMBER"
+    api_local = settings.twilio_api_base_url is not None and _is_local(settings.twilio_api_base_url)
+    if _is_local(settings.public_base_url) and not api_local:
+        missing["PUBLIC_BASE_URL"] = (
+            f"{settings.public_base_url} is not reachable by Twilio: set a public https URL"
+        )
+    return missing
+
+
+def _is_local(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_unspecified
 
 
 @operation(
@@ -253,14 +331,36 @@ async def stats(request: Request) -> Response:
                 .group_by(CampaignLead.state)
             )
         ).all()
+        attempts = (
+            await session.execute(
+                select(CampaignAttempt.status, func.count())
+                .where(CampaignAttempt.campaign_id == campaign.id)
+                .group_by(CampaignAttempt.status)
+            )
+        ).all()
+        due = await session.scalar(
+            select(func.count(CampaignLead.id)).where(
+                CampaignLead.campaign_id == campaign.id,
+                CampaignLead.state.in_((MemberState.PENDING, MemberState.RETRY)),
+                or_(
+                    CampaignLead.next_attempt_at.is_(None), CampaignLead.next_attempt_at <= utcnow()
+                ),
+            )
+        )
     counts = {state.value: 0 for state in MemberState}
     counts.update({row[0]: int(row[1]) for row in rows})
+    by_status = {status.value: 0 for status in AttemptStatus}
+    by_status.update({row[0]: int(row[1]) for row in attempts})
     return JSONResponse(
         {
             "campaign_id": campaign.id,
             "status": campaign.status,
+            "status_reason": campaign.status_reason,
             "total": sum(counts.values()),
             "states": counts,
+            "due": int(due or 0),
+            "in_flight": sum(by_status[s] for s in LIVE_ATTEMPT_STATUSES),
+            "attempts": by_status,
         }
     )
 

@@ -6,13 +6,20 @@ models document what the handlers answer (the contract test holds them to it).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from voicebot.api.fields import Id, Line, Text, When
 from voicebot.api.phones import normalize_phone
+from voicebot.scheduling import (
+    format_blocked_dates,
+    format_window_days,
+    parse_blocked_dates,
+    parse_calendar,
+    parse_window_days,
+)
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -304,13 +311,28 @@ class CampaignIn(Strict):
     retry_max_min: int = Field(default=240, ge=1, le=43200)
     window_start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     window_end: str = Field(default="20:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    window_days: Line = Field(default="sun,mon,tue,wed,thu,fri", max_length=32)
+    window_days: Line = Field(default="sun,mon,tue,wed,thu,fri", max_length=64)
     timezone: Line = Field(default="Asia/Jerusalem", max_length=64)
-    calendar: Literal["IL", "none"] = "IL"
-    blocked_dates: list[date] = Field(default_factory=list, max_length=1000)
+    calendar: Line = Field(default="IL", max_length=8)
+    blocked_dates: list[Line] = Field(default_factory=list, max_length=366)
     consent_required: bool = True
     voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
     voicemail_retry: bool = True
+
+    @field_validator("window_days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        return format_window_days(parse_window_days(value))
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        return parse_calendar(value)
+
+    @field_validator("blocked_dates")
+    @classmethod
+    def _blocked(cls, value: list[str]) -> list[str]:
+        return format_blocked_dates(parse_blocked_dates(value))
 
 
 class AddLeadsIn(Strict):
@@ -334,11 +356,20 @@ class CampaignOut(BaseModel):
     status: str
     agent_script: dict[str, Any] | None
     max_concurrent_calls: int
+    calls_per_second: float
     max_attempts: int
+    retry_base_min: int
+    retry_max_min: int
     window_start: str
     window_end: str
     window_days: str
     timezone: str
+    calendar: str
+    blocked_dates: list[str]
+    consent_required: bool
+    voicemail_action: str
+    voicemail_retry: bool
+    status_reason: str | None
     started_at: str | None
     finished_at: str | None
     created_at: str | None
@@ -359,8 +390,13 @@ class AddLeadsOut(BaseModel):
 class CampaignStatsOut(BaseModel):
     campaign_id: int
     status: str
+    status_reason: str | None
+    """Why the engine paused the campaign (our side's failure), if it did."""
     total: int
     states: dict[str, int]
+    due: int
+    in_flight: int
+    attempts: dict[str, int]
 
 
 class DeadLetterQuery(Page):

@@ -25,7 +25,12 @@ from voicebot.api.phones import is_phone_address, normalize_phone
 from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import AppState, app_state
 from voicebot.api.twilio_common import VoiceForm, lead_context, load_agent_script, signed_form
-from voicebot.api.twilio_status import ANSWERED_BY_MAX_CHARS, STATUS_RANK, status
+from voicebot.api.twilio_status import (
+    ANSWERED_BY_MAX_CHARS,
+    STATUS_RANK,
+    status,
+    webhook_call,
+)
 from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
@@ -33,7 +38,15 @@ from voicebot.call.registry import CallRegistry
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession
 from voicebot.call.speaker import prepare_greeting
-from voicebot.db.models import Call, CallOutcome, CallStatus, Lead, LeadStatus
+from voicebot.db.models import (
+    Call,
+    CallOutcome,
+    CallStatus,
+    Campaign,
+    Lead,
+    LeadStatus,
+    VoicemailAction,
+)
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError, SignatureError
@@ -41,18 +54,28 @@ from voicebot.telephony import events as ev
 from voicebot.telephony.signature import verify_stream_handshake
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
 from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream, redirect
+from voicebot.telephony.twiml import hangup as hangup_twiml
 
 log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S = 10.0
 GREETING_PREPARE_TIMEOUT_S = 3.0
 INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
+FAX_ANSWER = "fax"  # AnsweredBy for a fax machine: never a voice message
 
 
-async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
-    """The call row for this webhook: created for an inbound call, moved to in-progress."""
+async def _upsert_call(
+    session: AsyncSession, params: dict[str, str], attempt_param: str | None
+) -> Call:
+    """The call row for this webhook, moved to in-progress.
+
+    A campaign call is found by the attempt id in the URL (its row was committed before
+    the REST call); any other call by SID, inserted when new (an inbound call) without
+    ever creating a second row for one SID: a concurrent insert loses on the unique SID
+    and reads the winner's row.
+    """
     call_sid = params["CallSid"]
-    call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).first()
+    call = await webhook_call(session, call_sid, attempt_param)
     if call is None:
         direction = "inbound" if params.get("Direction", "inbound") == "inbound" else "outbound"
         phone = params.get("From") if direction == "inbound" else params.get("To")
@@ -61,7 +84,7 @@ async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
             lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
         if lead is None and direction == "inbound" and phone:
             lead = await _inbound_lead(session, phone)
-        call = Call(
+        new_call = Call(
             call_sid=call_sid,
             direction=direction,
             from_number=params.get("From"),
@@ -70,7 +93,14 @@ async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
             status=CallStatus.IN_PROGRESS,
             started_at=utcnow(),
         )
-        session.add(call)
+        try:
+            async with session.begin_nested():
+                session.add(new_call)
+            call = new_call
+        except IntegrityError:
+            call = await webhook_call(session, call_sid, None)
+            if call is None:
+                raise
     call.answered_at = call.answered_at or utcnow()
     if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
         call.status = CallStatus.IN_PROGRESS
@@ -78,6 +108,24 @@ async def _upsert_call(session: AsyncSession, params: dict[str, str]) -> Call:
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
     await session.flush()
     return call
+
+
+async def _leave_voicemail(session: AsyncSession, call: Call) -> bool:
+    """Whether to leave the voicemail message on this machine: the campaign says
+    ``leave_message`` and no message was left for this lead before (at most one per lead);
+    claims the lead's one message when True. Calls outside campaigns leave it."""
+    campaign = await session.get(Campaign, call.campaign_id) if call.campaign_id else None
+    if campaign is not None and campaign.voicemail_action != VoicemailAction.LEAVE_MESSAGE:
+        return False
+    if call.lead_id is None:
+        return True
+    claimed = await session.execute(
+        update(Lead)
+        .where(Lead.id == call.lead_id, Lead.voicemail_left_at.is_(None))
+        .values(voicemail_left_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(claimed, "rowcount", 0))
 
 
 async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
@@ -125,19 +173,26 @@ async def voice(request: Request) -> Response:
     call_sid = params["CallSid"]
     if (redirect := _redirect_if_refused(request, state, call_sid)) is not None:
         return redirect
-    machine = is_machine(params.get("AnsweredBy"))
+    answered_by = params.get("AnsweredBy")
+    fax = answered_by == FAX_ANSWER
+    machine = fax or is_machine(answered_by)
+    leave_message = False
     async with state.sessions() as session:
-        call = await _upsert_call(session, params)
+        call = await _upsert_call(session, params, request.query_params.get("attempt"))
         lead = await lead_context(session, call)
         script = await load_agent_script(session, call.campaign_id)
         if machine:
-            await record_outcome(session, call, CallOutcome.VOICEMAIL)
-            facts = CallFacts(CallOutcome.VOICEMAIL, state.settings.tz)
+            outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
+            leave_message = not fax and await _leave_voicemail(session, call)
+            await record_outcome(session, call, outcome)
+            facts = CallFacts(outcome, state.settings.tz)
             call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
         await session.commit()
         call_id = call.id
     if machine:
-        log.info("call.voicemail", call_sid=call_sid, call_id=call_id)
+        log.info("call.machine", call_sid=call_sid, call_id=call_id, message=leave_message)
+        if not leave_message:
+            return _twiml(hangup_twiml())
         return _twiml(await voicemail_twiml(services, script))
     if twilio_gather.uses_gather(services):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,9 +20,11 @@ from voicebot.api.state import app_state
 from voicebot.api.twilio_common import StatusForm, lead_context, signed_form
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
-from voicebot.db.models import Call, CallStatus, TwilioEvent
+from voicebot.config import Settings
+from voicebot.db.models import Call, CallStatus, CampaignAttempt, TwilioEvent
 from voicebot.db.outcomes import STATUS_OUTCOMES, record_outcome
 from voicebot.db.types import utcnow
+from voicebot.jobs.dial import record_sid
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +42,7 @@ STATUS_RANK = {
 }
 FINAL_RANK = 4
 ANSWERED_BY_MAX_CHARS = 32
+ATTEMPT_ID_MAX_DIGITS = 12
 
 
 @operation(
@@ -58,8 +62,11 @@ ANSWERED_BY_MAX_CHARS = 32
 async def status(request: Request) -> Response:
     """Record status transitions: monotonic, idempotent on Twilio's idempotency token.
 
-    A call that ends without a conversation (busy, no answer, failed, canceled) gets its
-    outcome here; a ``<Gather>`` call whose caller hung up mid-conversation is finished.
+    The call is found by the attempt id in the URL (campaign calls: the row exists before
+    the REST call, so a callback that beats the dialer's commit of the SID still finds it),
+    else by ``CallSid``. A call that ends without a conversation (busy, no answer, failed,
+    canceled) gets its outcome here; a ``<Gather>`` call whose caller hung up
+    mid-conversation is finished.
     """
     params = await signed_form(request, StatusForm)
     if isinstance(params, Response):
@@ -72,32 +79,24 @@ async def status(request: Request) -> Response:
     token = request.headers.get("i-twilio-idempotency-token")
     async with state.sessions() as session:
         if token:
-            session.add(TwilioEvent(token=token, kind="status"))
+            session.add(TwilioEvent(token=token[:128], kind="status"))
             try:
                 await session.flush()
             except IntegrityError:
                 return Response(status_code=204)
-        call = (await session.scalars(select(Call).where(Call.call_sid == call_sid))).first()
+        call = await webhook_call(session, call_sid, request.query_params.get("attempt"))
         if call is None:
             log.warning("twilio.status_unknown_call", call_sid=call_sid)
             await session.commit()
             return Response(status_code=204)
-        call.status_events = [*(call.status_events or []), new_status]
-        if STATUS_RANK[CallStatus(new_status)] > STATUS_RANK.get(CallStatus(call.status), 0):
-            call.status = new_status
-            if STATUS_RANK[CallStatus(new_status)] == FINAL_RANK:
-                call.ended_at = call.ended_at or utcnow()
-            if duration := params.get("CallDuration"):
-                call.duration_s = int(duration) if duration.isdigit() else call.duration_s
-        if answered_by := params.get("AnsweredBy"):
-            call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
-        if call.outcome is None and new_status in STATUS_OUTCOMES:
-            outcome = STATUS_OUTCOMES[new_status]
-            await record_outcome(session, call, outcome)
-            facts = CallFacts(outcome, state.settings.tz)
-            lead = await lead_context(session, call)
-            call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
-        hung_up = call.outcome is None and new_status == CallStatus.COMPLETED
+        hung_up = await apply_call_status(
+            session,
+            state.settings,
+            call,
+            new_status,
+            duration=params.get("CallDuration"),
+            answered_by=params.get("AnsweredBy"),
+        )
         call_id = call.id
         await session.commit()
     if hung_up:
@@ -109,3 +108,53 @@ async def status(request: Request) -> Response:
         )
         return Response(status_code=204, background=finish)
     return Response(status_code=204)
+
+
+async def webhook_call(
+    session: AsyncSession, call_sid: str, attempt_param: str | None
+) -> Call | None:
+    """The call row a webhook is about, locked for this transaction: by the attempt id in
+    the URL when there is one (storing the SID if the dialer has not yet), else by SID."""
+    if attempt_param and attempt_param.isdigit() and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS:
+        attempt = await session.get(CampaignAttempt, int(attempt_param), with_for_update=True)
+        if attempt is not None and attempt.call_id is not None:
+            if call_sid:
+                await record_sid(session, attempt.id, call_sid)
+            return await session.get(Call, attempt.call_id, with_for_update=True)
+    if not call_sid:
+        return None
+    found: Call | None = (
+        await session.scalars(select(Call).where(Call.call_sid == call_sid).with_for_update())
+    ).first()
+    return found
+
+
+async def apply_call_status(
+    session: AsyncSession,
+    settings: Settings,
+    call: Call,
+    new_status: str,
+    *,
+    duration: str | None = None,
+    answered_by: str | None = None,
+) -> bool:
+    """Move ``call`` to ``new_status`` (never backwards) and give a call that never talked
+    its outcome; the caller commits. Used by the callback and by the reconciler (Twilio's
+    own record). True when a completed call has no outcome yet (a hang-up mid-conversation).
+    """
+    call.status_events = [*(call.status_events or []), new_status]
+    if STATUS_RANK[CallStatus(new_status)] > STATUS_RANK.get(CallStatus(call.status), 0):
+        call.status = new_status
+        if STATUS_RANK[CallStatus(new_status)] == FINAL_RANK:
+            call.ended_at = call.ended_at or utcnow()
+        if duration:
+            call.duration_s = int(duration) if duration.isdigit() else call.duration_s
+    if answered_by:
+        call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
+    if call.outcome is None and new_status in STATUS_OUTCOMES:
+        outcome = STATUS_OUTCOMES[new_status]
+        await record_outcome(session, call, outcome)
+        facts = CallFacts(outcome, settings.tz)
+        lead = await lead_context(session, call)
+        call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
+    return call.outcome is None and new_status == CallStatus.COMPLETED

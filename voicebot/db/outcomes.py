@@ -15,10 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.models import (
+    AttemptStatus,
     Call,
     CallOutcome,
     CallStatus,
     Campaign,
+    CampaignAttempt,
     CampaignLead,
     Lead,
     LeadStatus,
@@ -60,6 +62,7 @@ LEAD_STATUS_FOR: Final[dict[CallOutcome, LeadStatus]] = {
     CallOutcome.NO_ANSWER: LeadStatus.UNREACHABLE,
     CallOutcome.VOICEMAIL: LeadStatus.UNREACHABLE,
     CallOutcome.FAILED: LeadStatus.UNREACHABLE,
+    CallOutcome.FAX: LeadStatus.UNREACHABLE,
 }
 
 # How much a status says about the lead; a status is replaced only by one of equal or
@@ -81,6 +84,7 @@ _OUTCOME_VALUES: Final = frozenset(o.value for o in CallOutcome)
 UNREACHED: Final = frozenset({CallOutcome.NO_ANSWER, CallOutcome.VOICEMAIL, CallOutcome.FAILED})
 # A campaign member whose call is under way.
 IN_FLIGHT: Final = frozenset({MemberState.DIALING, MemberState.IN_CALL})
+LIVE_ATTEMPTS: Final = frozenset({"claimed", "dialing", "placed"})
 
 
 def call_outcome(value: str | None) -> CallOutcome:
@@ -132,8 +136,23 @@ async def record_outcome(session: AsyncSession, call: Call, outcome: CallOutcome
 
 
 async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcome) -> None:
-    """Free the campaign slot the call held: done, a retry later, a callback at the time the
-    lead asked for, or failed after the campaign's last attempt."""
+    """Settle the call's attempt and free the campaign slot it held, by outcome:
+
+    no answer / busy: a retry after exponential backoff (``retry_base_min`` doubling up to
+    ``retry_max_min``) until ``max_attempts``; failed (a bad number): no retry; voicemail:
+    a retry only when the campaign says ``voicemail_retry``; fax: never again; a callback
+    at the time the lead asked for; anything else: done.
+    """
+    attempt = (
+        await session.scalars(select(CampaignAttempt).where(CampaignAttempt.call_id == call.id))
+    ).first()
+    if attempt is not None and attempt.status in LIVE_ATTEMPTS:
+        attempt.status = (
+            AttemptStatus.FAILED if outcome == CallOutcome.FAILED else AttemptStatus.ENDED
+        )
+        attempt.ended_at = utcnow()
+        if attempt.call_sid is None:
+            attempt.call_sid = call.call_sid
     member = (
         await session.scalars(
             select(CampaignLead).where(
@@ -147,14 +166,21 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
     campaign = await session.get(Campaign, call.campaign_id)
     lead = await session.get(Lead, call.lead_id)
     member.last_outcome = outcome
+    retry = outcome == CallOutcome.NO_ANSWER or (
+        outcome == CallOutcome.VOICEMAIL and campaign is not None and campaign.voicemail_retry
+    )
     if outcome == CallOutcome.CALLBACK_SCHEDULED and lead is not None and lead.callback_at:
         member.state, member.next_attempt_at = MemberState.RETRY, lead.callback_at
-    elif outcome in UNREACHED and campaign is not None:
+    elif retry and campaign is not None:
         if member.attempts >= campaign.max_attempts:
             member.state = MemberState.FAILED
         else:
             member.state = MemberState.RETRY
-            member.next_attempt_at = utcnow() + timedelta(minutes=campaign.retry_base_min)
+            member.next_attempt_at = utcnow() + retry_delay(
+                member.attempts, base_min=campaign.retry_base_min, max_min=campaign.retry_max_min
+            )
+    elif outcome in (CallOutcome.FAILED, CallOutcome.FAX, CallOutcome.NO_ANSWER):
+        member.state = MemberState.FAILED
     else:
         member.state = MemberState.DONE
     log.info(
@@ -164,3 +190,9 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
         outcome=str(outcome),
         state=str(member.state),
     )
+
+
+def retry_delay(attempts_made: int, *, base_min: int, max_min: int) -> timedelta:
+    """Backoff before the next attempt: ``base_min`` · 2^(attempts_made − 1), capped."""
+    exponent = max(0, attempts_made - 1)
+    return timedelta(minutes=min(max_min, base_min * (2 ** min(exponent, 20))))

@@ -1,14 +1,19 @@
-"""The Dramatiq broker and actors, built from Settings (no broker is touched at import).
+"""The Dramatiq broker, the nudge actor and the process's campaign sweeper, from Settings.
 
-Redis broker when ``REDIS_URL`` is set (shared by every worker); otherwise a StubBroker
-with an in-process worker thread, so a dev server runs campaigns with nothing else.
+The database decides what is due (:mod:`voicebot.jobs.sweeper`); a Dramatiq message only
+nudges: ``start``/``resume`` send ``nudge_campaign`` so a worker's sweeper passes at
+once instead of at its next period. Losing the message costs at most one period.
+
+The broker comes from :mod:`voicebot.jobs.broker` (``BROKER_URL``/``REDIS_URL``, else a
+StubBroker, on which ``voicebot serve`` runs the sweeper itself: the embedded default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -17,26 +22,45 @@ from dramatiq.brokers.stub import StubBroker
 
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
-from voicebot.db.models import Campaign, CampaignStatus
 from voicebot.jobs.broker import build_broker
-from voicebot.jobs.dialing import dial_due
+from voicebot.jobs.pacing import LocalPacer, Pacer, RedisPacer
+from voicebot.jobs.sweeper import Sweeper
 from voicebot.telephony.rest import TwilioDialer
 
 log = structlog.get_logger(__name__)
-TICK_INTERVAL_S = 5.0
-OUTSIDE_WINDOW_RECHECK_S = 300.0
-WORKER_THREADS = 4
+WORKER_THREADS = 2
+SWEEPER_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
 class Jobs:
     broker: dramatiq.Broker
-    tick_campaign: Any
+    nudge_campaign: Any
     worker: dramatiq.Worker | None = None
+    sweepers: list[Sweeper] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return type(self.broker).__name__
+
+    @property
+    def embedded(self) -> bool:
+        """True on the in-process broker: the web process sweeps itself."""
+        return isinstance(self.broker, StubBroker)
+
+    def nudge(self, campaign_id: int) -> None:
+        """Ask for a sweep now: this process's sweeper, and the workers' through the broker.
+
+        A broker that cannot be reached is logged, not raised: the sweep comes anyway.
+        """
+        for sweeper in self.sweepers:
+            sweeper.wake()
+        if self.embedded:
+            return
+        try:
+            self.nudge_campaign.send(campaign_id)
+        except Exception as exc:
+            log.warning("campaign.nudge_failed", campaign_id=campaign_id, error=type(exc).__name__)
 
     def stop(self) -> None:
         if self.worker is not None:
@@ -44,48 +68,21 @@ class Jobs:
         self.broker.close()
 
 
-def build_jobs(settings: Settings, *, in_process_worker: bool) -> Jobs:
+def build_jobs(settings: Settings, *, in_process_worker: bool = False) -> Jobs:
+    """The broker and the nudge actor (``in_process_worker`` is kept for callers; the
+    embedded default needs no worker thread: the web process's sweeper is woken directly)."""
     broker = build_broker(settings)
+    jobs_ref: list[Jobs] = []
 
-    async def tick(campaign_id: int) -> float | None:
-        """One dialing pass; returns seconds until the next one, or None when done."""
-        engine = create_engine(settings)
-        try:
-            report = await dial_due(
-                settings=settings,
-                sessions=create_sessionmaker(engine),
-                dialer=TwilioDialer.from_settings(settings),
-                campaign_id=campaign_id,
-            )
-            async with create_sessionmaker(engine)() as session:
-                campaign = await session.get(Campaign, campaign_id)
-                running = campaign is not None and campaign.status == CampaignStatus.RUNNING
-        finally:
-            await engine.dispose()
-        log.info(
-            "campaign.tick",
-            campaign_id=campaign_id,
-            placed=len(report.placed),
-            skipped_dnc=len(report.skipped_dnc),
-            failed=len(report.failed),
-            outside_window=report.outside_window,
-        )
-        if not running:
-            return None
-        return OUTSIDE_WINDOW_RECHECK_S if report.outside_window else TICK_INTERVAL_S
+    def nudge_campaign(campaign_id: int) -> None:
+        for sweeper in jobs_ref[0].sweepers:
+            sweeper.wake()
 
-    def tick_campaign(campaign_id: int) -> None:
-        delay_s = asyncio.run(tick(campaign_id))
-        if delay_s is not None:
-            actor.send_with_options(args=(campaign_id,), delay=int(delay_s * 1000))
-
-    actor: Any = dramatiq.actor(broker=broker, actor_name="tick_campaign", max_retries=3)(
-        tick_campaign
+    actor: Any = dramatiq.actor(broker=broker, actor_name="nudge_campaign", max_retries=0)(
+        nudge_campaign
     )
-    jobs = Jobs(broker=broker, tick_campaign=actor)
-    if in_process_worker and isinstance(broker, StubBroker):
-        jobs.worker = dramatiq.Worker(broker, worker_threads=1)
-        jobs.worker.start()
+    jobs = Jobs(broker=broker, nudge_campaign=actor)
+    jobs_ref.append(jobs)
     return jobs
 
 
@@ -93,14 +90,67 @@ def dialing_enabled(settings: Settings) -> bool:
     return bool(settings.twilio_account_sid and settings.twilio_auth_token)
 
 
+def build_pacer(settings: Settings, redis: Any | None) -> Pacer:
+    """Redis-shared pacing when Redis is configured, else in-process."""
+    if redis is not None:
+        return RedisPacer(redis, account_cps=settings.twilio_cps)
+    return LocalPacer(account_cps=settings.twilio_cps)
+
+
+async def run_sweeper(settings: Settings, jobs: Jobs, stop: asyncio.Event) -> None:
+    """Run this process's sweeper until ``stop``: own engine, REST client and pacer."""
+    engine = create_engine(settings)
+    redis: Any = None
+    if settings.redis_url is not None:
+        import redis.asyncio as aioredis
+
+        redis = aioredis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+    twilio = TwilioDialer.from_settings(settings)
+    sweeper = Sweeper(
+        settings=settings,
+        sessions=create_sessionmaker(engine),
+        twilio=twilio,
+        pacer=build_pacer(settings, redis),
+    )
+    jobs.sweepers.append(sweeper)
+    log.info("sweeper.started", owner=sweeper.owner)
+    try:
+        await sweeper.run(stop)
+    finally:
+        jobs.sweepers.remove(sweeper)
+        twilio.close()
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+        log.info("sweeper.stopped", owner=sweeper.owner)
+
+
 def run_worker(settings: Settings, *, wait: Callable[[], None]) -> None:
-    """``voicebot worker``: consume the broker until ``wait`` returns (a signal)."""
-    jobs = build_jobs(settings, in_process_worker=False)
+    """``voicebot worker``: consume the broker and sweep campaigns until ``wait`` returns."""
+    jobs = build_jobs(settings)
     jobs.worker = dramatiq.Worker(jobs.broker, worker_threads=WORKER_THREADS)
     jobs.worker.start()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread: threading.Thread | None = None
+    if dialing_enabled(settings):
+        thread = threading.Thread(
+            target=loop.run_until_complete,
+            args=(run_sweeper(settings, jobs, stop),),
+            name="campaign-sweeper",
+            daemon=True,
+        )
+        thread.start()
+    else:
+        log.warning("worker.dialing_disabled", missing="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN")
     log.info("worker.started", broker=jobs.name, threads=WORKER_THREADS)
     try:
         wait()
     finally:
+        if thread is not None:
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(SWEEPER_STOP_TIMEOUT_S)
         jobs.stop()
         log.info("worker.stopped")

@@ -14,7 +14,10 @@ answers that mean "not processed" (429, 503, connection refused) are.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import requests
@@ -58,7 +61,40 @@ TWILIO_CODE_NOT_FOUND = 20404
 TWILIO_CODE_CALL_NOT_IN_PROGRESS = 21220
 """Twilio's answer to updating a call that is no longer in progress."""
 
+LIST_SLACK = timedelta(seconds=5)
+"""Clock skew allowed between us and Twilio when matching a call to an attempt."""
+LIST_LIMIT = 20
+
 T = TypeVar("T")
+
+_REST_LOG = logging.getLogger("voicebot.twilio_rest")
+# The twilio client logs every request and response at INFO; a dialer places thousands.
+_REST_LOG.setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What Twilio's REST API says about one call."""
+
+    sid: str
+    status: str
+    to: str | None
+    created_at: datetime | None
+    duration_s: int | None
+    answered_by: str | None
+
+
+def _record(call: Any) -> CallRecord:
+    created = getattr(call, "date_created", None)
+    duration = getattr(call, "duration", None)
+    return CallRecord(
+        sid=str(call.sid),
+        status=str(call.status),
+        to=getattr(call, "to", None),
+        created_at=created if isinstance(created, datetime) else None,
+        duration_s=int(duration) if isinstance(duration, str) and duration.isdigit() else None,
+        answered_by=getattr(call, "answered_by", None),
+    )
 
 
 class TelephonyAuthError(TelephonyError):
@@ -92,7 +128,7 @@ class TwilioDialer:
         self._request_timeout_s = request_timeout_s
         self._max_attempts = max_attempts
         self._semaphore = asyncio.Semaphore(max_concurrent_requests)
-        self._http = TwilioHttpClient(timeout=request_timeout_s)
+        self._http = TwilioHttpClient(timeout=request_timeout_s, logger=_REST_LOG)
         self._client = Client(
             username=account_sid,
             password=auth_token,
@@ -114,6 +150,7 @@ class TwilioDialer:
             account_sid=settings.twilio_account_sid,
             auth_token=token.get_secret_value(),
             api_base_url=settings.twilio_api_base_url,
+            request_timeout_s=settings.twilio_request_timeout_s,
         )
 
     @property
@@ -182,6 +219,34 @@ class TwilioDialer:
             if isinstance(exc.__cause__, TwilioException) and _is_not_found(exc.__cause__):
                 return
             raise
+
+    async def fetch_call(self, call_sid: str) -> CallRecord | None:
+        """Twilio's record of one call, or None when Twilio does not know the SID."""
+
+        def fetch() -> CallRecord:
+            return _record(self._client.calls(call_sid).fetch())
+
+        try:
+            return await self._run("fetch_call", fetch, retry_on=_update_is_retryable)
+        except TelephonyError as exc:
+            if isinstance(exc.__cause__, TwilioException) and _is_not_found(exc.__cause__):
+                return None
+            raise
+
+    async def find_calls(self, *, to: str, created_after: datetime) -> list[CallRecord]:
+        """Calls to ``to`` created at or after ``created_after`` (Twilio's ``calls.list``,
+        filtered by start date on Twilio's side and by creation time here)."""
+
+        def listing() -> list[CallRecord]:
+            found = self._client.calls.list(
+                to=to, start_time_after=created_after - LIST_SLACK, limit=LIST_LIMIT
+            )
+            return [_record(call) for call in found]
+
+        records = await self._run("list_calls", listing, retry_on=_update_is_retryable)
+        return [
+            r for r in records if r.created_at is None or r.created_at >= created_after - LIST_SLACK
+        ]
 
     async def redirect_to_dial(self, call_sid: str, number: str) -> None:
         """Replace the live call's TwiML with ``<Dial>number</Dial>`` (transfer to a human)."""

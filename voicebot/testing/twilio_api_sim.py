@@ -2,7 +2,8 @@
 
 This is NOT Twilio. It speaks the same wire as ``api.twilio.com`` for the few
 requests voicebot makes, so the real ``twilio`` client can be pointed at it
-(``TWILIO_API_BASE_URL``):
+(``TWILIO_API_BASE_URL``; run it as a process with ``python -m
+voicebot.testing.twilio_api_sim --help``):
 
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` (form-encoded) creates a
   call and answers 201 with a Twilio-shaped Call resource and a fresh ``CA…`` SID;
@@ -10,13 +11,18 @@ requests voicebot makes, so the real ``twilio`` client can be pointed at it
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` updates it:
   ``Status=completed|canceled``, ``Twiml=…`` or ``Url=…``; a call that is no
   longer in progress answers 400 with Twilio error 21220, an unknown SID 404/20404;
-* ``GET`` of the same path fetches the call.
+* ``GET`` of the same path fetches the call; ``GET …/Calls.json`` lists calls
+  (``To``, ``StartTime>`` filters);
+* with a :class:`~voicebot.testing.twilio_call_flow.CallBehaviour`, each created call
+  lives like a Twilio call: signed status callbacks and the voice webhook, with an
+  outcome mix, latency, loss, duplicates and out-of-order delivery on demand
+  (:mod:`voicebot.testing.twilio_call_flow`), and a JSONL log of every create.
 
 Requests must carry HTTP Basic auth with the configured account SID and auth
 token (401/20003 otherwise, as Twilio answers). Every request is recorded in
 :attr:`TwilioApiSimulator.requests`, and faults can be queued with
-:meth:`TwilioApiSimulator.fail_next`. What it does not do: place real calls,
-invoke the voice webhook or status callbacks, or model timing and pricing.
+:meth:`TwilioApiSimulator.fail_next`. What it does not do: place real calls, open
+Media Streams, or model pricing.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import secrets
 import socket
 import threading
@@ -33,6 +40,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -41,6 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
+
+from voicebot.testing.twilio_call_flow import CallBehaviour, CallEvents, CallFlow
 
 API_VERSION = "2010-04-01"
 LOOPBACK_HOST = "127.0.0.1"
@@ -55,7 +65,7 @@ CODE_NO_FROM = 21603
 CODE_CALL_NOT_IN_PROGRESS = 21220
 CODE_INVALID_MACHINE_DETECTION = 21234
 MACHINE_DETECTION_VALUES = frozenset({"Enable", "DetectMessageEnd"})
-LIVE_STATUSES = frozenset({"queued", "ringing", "in-progress"})
+LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,7 @@ class SimulatedCall:
     twiml_updates: list[str] = field(default_factory=list)
     machine_detection: str | None = None
     """``MachineDetection`` as requested (``Enable`` or ``DetectMessageEnd``), if any."""
+    events: CallEvents | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +108,44 @@ class _Fault:
 class TwilioApiSimulator:
     """State and Starlette app of the simulated Calls resource for one account."""
 
-    def __init__(self, *, account_sid: str, auth_token: str, answer_calls: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        answer_calls: bool = True,
+        behaviour: CallBehaviour | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.answer_calls = answer_calls
-        """When True, created calls go straight to ``in-progress`` (the callee picked up)."""
+        """When True, created calls go straight to ``in-progress`` (the callee picked up);
+        ignored with a ``behaviour``, whose calls live their own life."""
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, SimulatedCall] = {}
+        self.flow = (
+            CallFlow(
+                account_sid=account_sid,
+                auth_token=auth_token,
+                behaviour=behaviour,
+                log_path=log_path,
+            )
+            if behaviour is not None
+            else None
+        )
+        self.creates: list[tuple[float, str]] = []
+        """(monotonic time, SID) of every call created, in order."""
+        self.max_live = 0
+        """The most calls live (created, not yet ended) at once."""
+        self.max_live_per_number = 0
+        """The most live calls to one number at once."""
         self._faults: list[_Fault] = []
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls"
         self.app: Starlette = Starlette(
             routes=[
                 Route(prefix + ".json", self._create, methods=["POST"]),
+                Route(prefix + ".json", self._list, methods=["GET"]),
                 Route(prefix + "/{call_sid}.json", self._update, methods=["POST"]),
                 Route(prefix + "/{call_sid}.json", self._fetch, methods=["GET"]),
             ]
@@ -196,10 +233,71 @@ class TwilioApiSimulator:
             machine_detection=machine_detection,
         )
         self.calls[call.sid] = call
+        self.creates.append((time.monotonic(), call.sid))
         body = self._resource(call)
-        if self.answer_calls:
+        if self.flow is not None:
+            events = CallEvents(
+                sid=call.sid,
+                to=to,
+                from_=from_,
+                url=recorded.value("Url"),
+                status_callback=recorded.value("StatusCallback"),
+                set_status=functools.partial(self._set_live, call),
+            )
+            call.events = events
+            self.flow.log(
+                "create", sid=call.sid, to=to, url=recorded.value("Url"), live=self.live_count()
+            )
+            self.max_live = max(self.max_live, self.live_count())
+            same_number = sum(
+                1 for c in self.calls.values() if c.to == to and c.status in LIVE_STATUSES
+            )
+            self.max_live_per_number = max(self.max_live_per_number, same_number)
+            self.flow.start(events)  # callbacks may arrive before this answer does
+            if self.flow.behaviour.rest_latency_s > 0:
+                await asyncio.sleep(self.flow.behaviour.rest_latency_s)
+        elif self.answer_calls:
             call.status = "in-progress"
         return JSONResponse(body, status_code=201)
+
+    async def aclose(self) -> None:
+        """Stop the calls' flows (their tasks and callback client)."""
+        if self.flow is not None:
+            await self.flow.aclose()
+
+    def live_count(self) -> int:
+        """Calls created and not yet ended."""
+        return sum(1 for c in self.calls.values() if c.status in LIVE_STATUSES)
+
+    def _set_live(self, call: SimulatedCall, status: str) -> None:
+        call.status = status
+
+    async def _list(self, request: Request) -> JSONResponse:
+        _, failure = await self._record(request)
+        if failure is not None:
+            return failure
+        to = request.query_params.get("To")
+        after = request.query_params.get("StartTime>")
+        since = datetime.fromisoformat(after.replace("Z", "+00:00")) if after else None
+        found = [
+            self._resource(c)
+            for c in self.calls.values()
+            if (to is None or c.to == to) and (since is None or c.created_at >= since)
+        ]
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls.json"
+        return JSONResponse(
+            {
+                "calls": found,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "page": 0,
+                "page_size": len(found) or 50,
+                "start": 0,
+                "end": max(0, len(found) - 1),
+                "uri": uri,
+            }
+        )
 
     async def _update(self, request: Request) -> JSONResponse:
         recorded, failure = await self._record(request)
@@ -215,7 +313,9 @@ class TwilioApiSimulator:
             return _error(
                 400, CODE_CALL_NOT_IN_PROGRESS, "Call is not in-progress. Cannot redirect."
             )
-        if status == "canceled":
+        if status in ("canceled", "completed") and call.events is not None:
+            call.events.hangup.set()  # the call's flow ends it and sends the callback
+        elif status == "canceled":
             if call.status in ("queued", "ringing"):
                 call.status = "canceled"
         elif status == "completed":
@@ -250,7 +350,7 @@ class TwilioApiSimulator:
             "from_formatted": call.from_,
             "status": call.status,
             "direction": "outbound-api",
-            "answered_by": None,
+            "answered_by": call.events.answered_by if call.events is not None else None,
             "caller_name": None,
             "date_created": created,
             "date_updated": created,
@@ -300,6 +400,11 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free loopback port (its URL is known before serving)."""
+    return _loopback_socket()
+
+
 def _loopback_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -316,9 +421,10 @@ def _server(app: ASGIApp) -> uvicorn.Server:
 
 
 @contextlib.asynccontextmanager
-async def serve_on_loopback(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port in this event loop; yield its base URL."""
-    sock = _loopback_socket()
+async def serve_on_loopback(app: ASGIApp, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port (or ``sock``) in this event loop;
+    yield its base URL."""
+    sock = sock or _loopback_socket()
     port = sock.getsockname()[1]
     server = _server(app)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -354,3 +460,55 @@ def serve_in_thread(app: ASGIApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(SERVER_START_TIMEOUT_S)
         sock.close()
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"human=6,busy=1,no-answer=1"`` → outcome weights (names as in ``OUTCOMES``)."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        mix[name.strip()] = float(weight or 1)
+    return mix
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the simulator as a process (fault suites, the demo, load runs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Twilio REST simulator with call callbacks")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--account-sid", required=True)
+    parser.add_argument("--auth-token", required=True)
+    parser.add_argument("--log", type=Path, help="JSONL log of creates, answers and ends")
+    parser.add_argument("--mix", default="human=1", help="outcome weights, e.g. human=6,busy=1")
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument("--callback-delay-s", type=float, default=0.05)
+    parser.add_argument("--ring-s", type=float, default=0.5)
+    parser.add_argument("--talk-s", type=float, default=2.0)
+    parser.add_argument("--loss", type=float, default=0.0)
+    parser.add_argument("--duplicates", type=float, default=0.0)
+    parser.add_argument("--out-of-order", action="store_true")
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    behaviour = CallBehaviour(
+        outcomes=parse_mix(args.mix),
+        rest_latency_s=args.latency_s,
+        callback_delay_s=args.callback_delay_s,
+        ring_s=args.ring_s,
+        talk_s=args.talk_s,
+        loss=args.loss,
+        duplicates=args.duplicates,
+        out_of_order=args.out_of_order,
+        seed=args.seed,
+    )
+    sim = TwilioApiSimulator(
+        account_sid=args.account_sid,
+        auth_token=args.auth_token,
+        behaviour=behaviour,
+        log_path=args.log,
+    )
+    uvicorn.run(sim.app, host=LOOPBACK_HOST, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
