@@ -22,6 +22,7 @@ from voicebot.api import (
     leads,
     meetings,
     openapi,
+    scripts,
     twilio,
 )
 from voicebot.api.dead_letters import routes as dead_letter_routes
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *leads.routes,
         *meetings.routes,
         *campaigns.routes,
+        *scripts.routes,
         *calls.routes,
         *dnc.routes,
         *conversation.routes,

@@ -302,7 +302,11 @@ class CallPage(BaseModel):
 
 class CampaignIn(Strict):
     name: Line = Field(min_length=1, max_length=200)
-    agent_script: dict[str, Any] = Field(default_factory=dict)
+    agent_script: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the agent script, schema AgentScript (version 1; see "
+        "GET /campaigns/{id}/script/preview); {} is the built-in script",
+    )
     max_concurrent_calls: int = Field(default=5, ge=1, le=500)
     calls_per_second: float = Field(default=1.0, gt=0, le=100)
     """Dials per second (a float: 0.05 = 3 per minute); Twilio's account default is 1."""

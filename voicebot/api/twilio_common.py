@@ -22,7 +22,7 @@ from voicebot.brain.base import LeadContext
 from voicebot.brain.script import AgentScript
 from voicebot.db.models import Call, Campaign, Lead
 from voicebot.db.models import CallStatus as CallStatusValue
-from voicebot.db.scripts import script_from_stored
+from voicebot.db.scripts import script_or_neutral
 from voicebot.errors import InvalidInputError, SignatureError
 from voicebot.telephony.signature import verify_twilio_request
 
@@ -136,16 +136,11 @@ async def lead_context(session: AsyncSession, call: Call) -> LeadContext | None:
 
 
 async def load_agent_script(session: AsyncSession, campaign_id: int | None) -> AgentScript | None:
-    """The campaign's agent script; None (the default script) when it has none or it is invalid."""
+    """The campaign's agent script; None (the built-in script) when the call has no
+    campaign or the campaign's script is empty; a stale invalid script speaks no product."""
     if campaign_id is None:
         return None
     campaign = await session.get(Campaign, campaign_id)
     if campaign is None or not campaign.agent_script:
         return None
-    try:
-        return script_from_stored(campaign.agent_script)  # overrides on the default script
-    except ValidationError as exc:
-        log.warning(
-            "campaign.invalid_agent_script", campaign_id=campaign_id, errors=exc.error_count()
-        )
-        return None
+    return script_or_neutral(campaign.agent_script, campaign_id=campaign_id)

@@ -28,5 +28,5 @@ def is_machine(answered_by: str | None) -> bool:
 async def voicemail_twiml(services: CallServices, script: AgentScript | None) -> str:
     """The script's voicemail text in its spoken form (our audio, else Twilio's ``<Say>``),
     then ``<Hangup/>``."""
-    text = to_spoken((script or AgentScript.default()).voicemail)
+    text = to_spoken((script or AgentScript.default()).render_voicemail())
     return speak_then_hangup(await prepare_speech(services, text))

@@ -20,6 +20,7 @@ ASK_MEETING = "שווה לקבוע שיחה קצרה עם יועץ, בלי שו�
 DIDNT_HEAR = "סליחה, לא שמעתי טוב."
 REPEAT = "בטח, אחזור על זה."
 HELLO_BACK = "שלום!"
+PITCH_WITHOUT_OFFER = "את כל הפרטים ייתן נציג שלנו בשיחה קצרה."
 GLAD_TO_BOOK = "בשמחה."
 SIMPLE_PERMISSION = "רק כדי לוודא: אפשר לדבר עכשיו, כן או לא?"
 SIMPLE_MEETING = "רק כן או לא: לקבוע שיחה קצרה עם יועץ?"
@@ -72,8 +73,10 @@ def callback_bye(when: datetime, now: datetime) -> str:
 
 
 def introduce(script: AgentScript) -> str:
-    return f"כאן {script.agent_name} מ{script.company}."
+    return script.introduction()
 
 
 def pitch(script: AgentScript, *, opener: str = "מעולה,") -> str:
+    if script.offer is None:
+        return f"{opener} {PITCH_WITHOUT_OFFER}"
     return f"{opener} בקצרה: {script.offer}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from voicebot.brain.base import ConversationState, LeadContext
-from voicebot.brain.script import AgentScript
+from voicebot.brain.script import HUMAN_FOLLOWUP_OFFER, HUMAN_FOLLOWUP_PRICE, AgentScript
 from voicebot.brain.slots import BusinessCalendar
 from voicebot.brain.speech_text import WEEKDAY_NAMES, format_slot_hebrew
 
@@ -68,10 +68,23 @@ def build_system_prompt(
 
 
 def _identity(script: AgentScript) -> str:
-    return (
-        f"התפקיד: {script.agent_name} מ{script.company}, בשיחת מכירה יוצאת לבעלי עסקים. "
-        'מדברים על עצמנו בגוף ראשון רבים ("אנחנו", "קבענו"). '
+    who = f"{script.agent_name} מ{script.company}" if script.company else script.agent_name
+    company = (
+        ""
+        if script.company
+        else "שם החברה לא כתוב בתסריט: לא להמציא שם חברה ולא לומר שם של חברה אחרת. "
+    )
+    offer = (
         f"מה אנחנו מציעים: {script.offer}"
+        if script.offer
+        else "מה אנחנו מציעים לא כתוב בתסריט: לא להמציא הצעה או מוצר; אם שואלים, "
+        f'לומר "{HUMAN_FOLLOWUP_OFFER}" ולהציע לקבוע שיחה.'
+    )
+    return (
+        f"התפקיד: {who}, בשיחת מכירה יוצאת. "
+        'מדברים על עצמנו בגוף ראשון רבים ("אנחנו", "קבענו"). '
+        f"{company}{offer}\n"
+        "על החברה, ההצעה והמחיר אומרים רק מה שכתוב כאן, בלי להוסיף מספרים או פרטים."
     )
 
 
@@ -98,7 +111,9 @@ def _script_facts(script: AgentScript) -> str:
     lines = [
         f"הפגישה: {script.meeting_purpose}, {script.meeting_length_min} דקות.",
         "תשובות מוכנות להתנגדויות (אפשר לנסח מחדש בקצרה):",
-        f"- מחיר: {script.objections.price}",
+        f"- מחיר: {script.objections.price}"
+        if script.objections.price
+        else f'- מחיר: אין מחיר בתסריט. אסור לנקוב במחיר; לומר "{HUMAN_FOLLOWUP_PRICE}"',
         f"- לשלוח פרטים: {script.objections.send_email}",
         f"- מאיפה המספר: {script.objections.number_source}",
         f"- אין זמן עכשיו: {script.objections.busy}",

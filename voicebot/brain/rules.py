@@ -124,7 +124,7 @@ class RuleBrain:
                 lead_in = self._script.objections.number_source
             return self._reply(state, f"{lead_in} {await self._question(state, now)}", intent)
         if intent in ("price_question", "send_details"):
-            answer = self._script.objections.price
+            answer = self._script.price_answer()
             if intent == "send_details":
                 answer = self._script.objections.send_email
             return await self._propose(state, now, intent, lead_in=answer)
@@ -141,7 +141,7 @@ class RuleBrain:
         if stage == st.QUALIFY and intent == "interested" and asks_about_offer(result.text):
             # "מה בדיוק אתם מציעים": explain, then ask the same question again.
             question = self._script.qualifying_questions[state.qualify_index]
-            return self._reply(state, f"{self._script.offer} {question}", intent)
+            return self._reply(state, f"{self._script.offer_text()} {question}", intent)
         if stage == st.QUALIFY:
             said = [t.content for t in state.history if t.role == "user"]
             state.answers.append(said[-1] if said else result.text)

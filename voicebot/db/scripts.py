@@ -1,10 +1,12 @@
-"""Agent scripts as stored with campaigns: overrides on the default script, validated.
+"""Agent scripts as stored with campaigns: the whole script, validated.
 
-A campaign's ``agent_script`` column holds only what differs from
-:meth:`AgentScript.default` (``{}`` means the default); ``objections`` may be given in
-part. :func:`script_from_stored` turns that into a whole validated script (the campaign
-API calls it on save, so a bad script is refused, not found on the phone), and
-:func:`load_agent_script` reads it for a call or a text conversation.
+A campaign's ``agent_script`` column holds the script as the operator wrote it
+(:class:`~voicebot.brain.script.AgentScript`, schema version 1; a stored script without
+``version`` is version 1). ``{}`` means the built-in script. A script that gives some
+fields is taken as it is: the fields it leaves out are never filled from the built-in
+product (the agent says a person will follow up instead). :func:`script_from_stored`
+validates (the campaign API calls it on save, so a bad script is refused, not found on
+the phone), and :func:`load_agent_script` reads it for a call or a text conversation.
 """
 
 from __future__ import annotations
@@ -21,29 +23,30 @@ from voicebot.db.models import Campaign
 log = structlog.get_logger(__name__)
 
 
-def script_from_stored(overrides: dict[str, Any]) -> AgentScript:
-    """The default script with ``overrides`` applied; raises pydantic's ValidationError."""
-    base = AgentScript.default().model_dump()
-    merged = {**base, **overrides}
-    objections = overrides.get("objections")
-    if isinstance(objections, dict):
-        merged["objections"] = {**base["objections"], **objections}
-    return AgentScript.model_validate(merged)
+def script_from_stored(stored: dict[str, Any]) -> AgentScript:
+    """The script ``stored`` describes (``{}``: the built-in one); raises pydantic's
+    ValidationError."""
+    if not stored:
+        return AgentScript.default()
+    return AgentScript.model_validate(stored)
 
 
-async def load_agent_script(session: AsyncSession, campaign_id: int) -> AgentScript | None:
-    """The campaign's script; None when no such campaign exists.
-
-    A stored script that no longer validates (written before a rule existed) gives the
-    default script and a warning, so the campaign's calls still go out.
-    """
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None:
-        return None
+def script_or_neutral(stored: dict[str, Any], *, campaign_id: int) -> AgentScript:
+    """Like :func:`script_from_stored`, but a stored script that no longer validates
+    (written before a rule existed) gives a script with no product facts and a warning,
+    so the campaign's calls still go out and never speak another product."""
     try:
-        return script_from_stored(campaign.agent_script or {})
+        return script_from_stored(stored)
     except ValidationError as exc:
         log.warning(
             "campaign.agent_script_invalid", campaign_id=campaign_id, errors=exc.error_count()
         )
-        return AgentScript.default()
+        return AgentScript()
+
+
+async def load_agent_script(session: AsyncSession, campaign_id: int) -> AgentScript | None:
+    """The campaign's script; None when no such campaign exists."""
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        return None
+    return script_or_neutral(campaign.agent_script or {}, campaign_id=campaign_id)

@@ -350,6 +350,28 @@ async def test_answering_machine_gets_the_scripts_voicemail(
     assert turns == []
 
 
+async def test_partial_script_voicemail_names_only_its_own_company(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """A yoga studio's script without a voicemail leaves a message naming the studio and
+    its agent, never the built-in "נועה מליד פלוס"."""
+    script = AgentScript(
+        agent_name="מאיה", company="סטודיו שאנטי", offer="יש לנו שיעורי יוגה לצוותים."
+    )
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    await _attach_campaign(settings, call_sid, script)
+    answer = await twilio.answer(call_sid, AnsweredBy="machine_end_beep")
+    from voicebot.telephony.audio_token import verify_audio_token
+
+    spoken = " ".join(
+        verify_audio_token(settings.stream_secret, re.sub(r"^.*/|\.wav$", "", u)) or ""
+        for u in _plays(answer.text)
+    )
+    assert "כאן מאיה מסטודיו שאנטי" in spoken
+    assert "ליד פלוס" not in spoken and "נועה" not in spoken
+
+
 async def test_no_answer_status_sets_outcome_and_never_downgrades(
     twilio: TwilioSide, settings: Settings
 ) -> None:
