@@ -30,6 +30,7 @@ from voicebot.api.errors import EXCEPTION_HANDLERS
 from voicebot.api.middleware import (
     ApiGuardMiddleware,
     BodyLimitMiddleware,
+    ErrorBoundaryMiddleware,
     RequestContextMiddleware,
 )
 from voicebot.api.state import AppState
@@ -44,6 +45,7 @@ from voicebot.loop_monitor import freeze_startup_heap, watch_gc_pauses, watch_lo
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.providers.health import ProviderHealth
+from voicebot.startup import check_deployment
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
 
@@ -65,6 +67,8 @@ def features(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings)
+    for warning in check_deployment(settings):
+        log.warning("config.unsafe", problem=warning)
     metrics = Metrics()
     redis_client: Any = None
     if settings.redis_url is not None:
@@ -166,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     middleware = [
         Middleware(RequestContextMiddleware, metrics=metrics),
+        Middleware(ErrorBoundaryMiddleware),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         Middleware(ApiGuardMiddleware, settings=settings, metrics=metrics, redis=redis_client),
     ]

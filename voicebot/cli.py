@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.config import Settings, load_settings
-from voicebot.errors import ConfigError, InvalidInputError
+from voicebot.db.schema import MIGRATIONS_DIR, DatabaseUnavailableError, describe_database
+from voicebot.errors import ConfigError, InvalidInputError, VoicebotError
 from voicebot.loadtest.cli import build_parser as build_loadtest_parser
 from voicebot.loadtest.cli import run as run_loadtest
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 IMPORT_PROGRESS_MIN_ROWS = 1000  # smaller files import too fast for a progress bar
+PREFLIGHT_TIMEOUT_S = 10.0
+EXIT_CONFIG = 2
+"""Exit status for a setting or environment problem (bad value, database, schema)."""
 
 
 def alembic_config(settings: Settings) -> object:
@@ -32,9 +35,48 @@ def alembic_config(settings: Settings) -> object:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
+    """Upgrade the schema; raises :class:`DatabaseUnavailableError` (one line) when the
+    database cannot be reached and :class:`ConfigError` for an unknown revision."""
     from alembic import command
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
 
-    command.upgrade(alembic_config(settings), revision)  # type: ignore[arg-type]
+    try:
+        command.upgrade(alembic_config(settings), revision)  # type: ignore[arg-type]
+    except CommandError as exc:
+        raise ConfigError(f"cannot migrate to {revision!r}: {exc}") from exc
+    except (OSError, SQLAlchemyError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        raise DatabaseUnavailableError(
+            f"cannot migrate {describe_database(settings.database_url)}: "
+            f"{type(exc).__name__}: {reason}; check DATABASE_URL and that the database "
+            "server is running"
+        ) from exc
+
+
+def preflight(settings: Settings) -> None:
+    """Before serving: refuse an unsafe public deployment and a database that is down or
+    not at the head revision, each as one :class:`ConfigError` line."""
+    from voicebot.db.engine import create_engine
+    from voicebot.db.schema import require_schema_at_head
+    from voicebot.startup import check_deployment
+
+    check_deployment(settings)
+
+    async def check() -> None:
+        engine = create_engine(settings)
+        try:
+            async with asyncio.timeout(PREFLIGHT_TIMEOUT_S):
+                await require_schema_at_head(engine, settings.database_url)
+        except TimeoutError as exc:
+            raise DatabaseUnavailableError(
+                f"database {describe_database(settings.database_url)} did not answer within "
+                f"{PREFLIGHT_TIMEOUT_S:.0f} s; check DATABASE_URL and the database server"
+            ) from exc
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -227,22 +269,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "loadtest":
         # A client of some running server: it needs none of this process's settings.
         return run_loadtest(args)
-
     try:
-        settings = load_settings()
+        return _run(args)
     except ConfigError as exc:
+        # Start-up problems are one line naming the cause and the fix, never a traceback.
         print(f"voicebot: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    except VoicebotError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 1
 
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
     if args.command == "migrate":
         migrate(settings, args.revision)
         return 0
     if args.command == "serve":
         if args.migrate:
             migrate(settings)
+        preflight(settings)
         serve(settings, args.host, args.port, args.workers)
         return 0
     if args.command == "worker":
+        preflight(settings)
         run_worker_process(settings)
         return 0
     if args.command == "say":

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time as clock
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voicebot.errors import ConfigError
@@ -57,7 +59,17 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         case_sensitive=False,
+        # `API_KEY=` in the environment or .env means unset, never "set to empty".
+        env_ignore_empty=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """An empty or blank value means unset for every setting, however it was given."""
+        if not isinstance(data, Mapping):
+            return data
+        return {k: v for k, v in data.items() if not _is_blank(v)}
 
     # Storage and infrastructure.
     database_url: str = DEFAULT_DATABASE_URL
@@ -73,9 +85,17 @@ class Settings(BaseSettings):
 
     # API protection.
     api_key: SecretStr | None = None
+    # `none` declares an API that is meant to be open: a public deployment without
+    # API_KEY refuses to start unless it says so.
+    api_auth: Literal["key", "none"] = "key"
+    # Failed authentications per client address per minute before 429 (shared through Redis).
+    auth_failures_per_minute: int = Field(default=20, ge=1)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     secret_key: SecretStr | None = None
+    # The key before the last rotation: still accepted for tokens for one
+    # STREAM_TOKEN_TTL_S after start-up, so calls in flight survive a rotation.
+    secret_key_previous: SecretStr | None = None
 
     # Twilio.
     twilio_account_sid: str | None = None
@@ -244,6 +264,16 @@ class Settings(BaseSettings):
                 return secret.get_secret_value().encode()
         return _PROCESS_SECRET
 
+    def verifying_secrets(self, now_s: float | None = None) -> tuple[bytes, ...]:
+        """Keys a token may be signed with: the current one, and ``SECRET_KEY_PREVIOUS``
+        until one ``STREAM_TOKEN_TTL_S`` after this process started."""
+        keys = [self.stream_secret]
+        previous = self.secret_key_previous
+        now = clock.time() if now_s is None else now_s
+        if previous is not None and now < _PROCESS_STARTED_S + self.stream_token_ttl_s:
+            keys.append(previous.get_secret_value().encode())
+        return tuple(keys)
+
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:
         if self.log_format is not None:
@@ -281,8 +311,9 @@ class Settings(BaseSettings):
             "redis": mask_url(self.redis_url) if self.redis_url else None,
             "broker": mask_url(self.broker_url) if self.broker_url else None,
             "api_key_required": self.api_key is not None,
+            "api_auth": self.api_auth,
             "twilio_configured": bool(self.twilio_account_sid and self.twilio_auth_token),
-            "public_base_url": self.public_base_url,
+            "public_base_url": mask_url(self.public_base_url),
             "timezone": self.timezone,
             "conversation_mode": self.resolved_conversation_mode,
             "stt": _endpoint_summary(self.provider("stt")),
@@ -297,6 +328,13 @@ WEEKDAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "su
 # Without SECRET_KEY or a Twilio token, stream tokens are signed with a per-process key:
 # fine for one dev process, wrong for several instances (documented in .env.example).
 _PROCESS_SECRET: bytes = secrets.token_bytes(32)
+_PROCESS_STARTED_S: float = clock.time()
+
+
+def _is_blank(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and not value.strip()
 
 
 def _endpoint_summary(endpoint: ProviderEndpoint) -> dict[str, Any]:
@@ -308,13 +346,25 @@ def _endpoint_summary(endpoint: ProviderEndpoint) -> dict[str, Any]:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password part of a URL (``postgresql://u:***@host/db``)."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    """Hide a URL's user-info and every query value (``postgresql://***@host/db?sslmode=***``).
+
+    What is left (scheme, host, port, path, query names) is what an operator needs to
+    see where a service points; credentials ride in user-info, the query or the fragment.
+    """
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    rest, _, fragment = rest.partition("#")
+    rest, qmark, query = rest.partition("?")
+    slash = rest.find("/")
+    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    if query:
+        names = [part.split("=", 1)[0] for part in query.replace(";", "&").split("&") if part]
+        query = "&".join(f"{name}=***" for name in names)
+    masked = (f"{head}://" if sep else "") + netloc + path + (qmark + query if qmark else "")
+    return masked + ("#***" if fragment else "")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -17,6 +17,7 @@ from voicebot.api.schemas import HealthOut, InfoOut, ReadyOut
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import AppState, app_state
 from voicebot.db.engine import engine_kind, ping
+from voicebot.db.schema import SchemaNotAtHeadError, schema_state
 from voicebot.jobs.broker import probe_broker
 
 READY_CHECK_TIMEOUT_S = 2.0
@@ -51,8 +52,18 @@ async def broker_check(state: AppState) -> tuple[str, str | None]:
     return await _check("broker", asyncio.to_thread(probe_broker, broker))
 
 
+async def _schema_at_head(engine: Any) -> None:
+    """Raise when the database is not at the code's head revision (a deploy's migration
+    has not run): serving would fail on the first query that needs the new schema."""
+    found = await schema_state(engine)
+    if not found.at_head:
+        current = ",".join(sorted(found.current)) or "empty"
+        needed = ",".join(sorted(found.head))
+        raise SchemaNotAtHeadError(f"at {current}, needs {needed}; run voicebot migrate")
+
+
 @operation(
-    summary="Readiness: database, Redis, broker",
+    summary="Readiness: database, schema revision, Redis, broker",
     tags=("ops",),
     description="503 names the failing parts.",
     replies=(Returns(200, ReadyOut), Returns(503, ReadyOut)),
@@ -61,7 +72,10 @@ async def broker_check(state: AppState) -> tuple[str, str | None]:
 )
 async def ready(request: Request) -> Response:
     state = app_state(request)
-    checks = [_check(engine_kind(state.engine), ping(state.engine))]
+    checks = [
+        _check(engine_kind(state.engine), ping(state.engine)),
+        _check("schema", _schema_at_head(state.engine)),
+    ]
     if state.redis is not None:
         checks.append(_check("redis", state.redis.ping()))
     checks.append(broker_check(state))
@@ -73,6 +87,10 @@ async def ready(request: Request) -> Response:
     failing = [name for name, err in results if err is not None]
     health = state.extras.get("provider_health")
     providers = {} if health is None else health.report()  # each stage's last outcome
+    if engine_kind(state.engine) in failing:
+        # An unreachable database has no revision to compare: name only the database.
+        failing = [name for name in failing if name != "schema"]
+        parts["schema"] = "unknown"
     if failing:
         log.warning("health.not_ready", failing=failing)
         return JSONResponse(

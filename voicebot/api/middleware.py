@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 import uuid
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import unquote_plus
 
 import structlog
 from starlette.datastructures import Headers
@@ -19,6 +21,9 @@ from voicebot.metrics import Metrics
 log = structlog.get_logger(__name__)
 RATE_WINDOW_S = 60
 LOCAL_LIMITER_MAX_KEYS = 10_000
+MAX_REQUEST_ID_CHARS = 128
+MAX_LOGGED_QUERY_CHARS = 512
+_REQUEST_ID_RE = re.compile(r"[\x21-\x7e]+")
 
 
 class RequestContextMiddleware:
@@ -33,7 +38,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        request_id = _request_id(headers.get("x-request-id"))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -59,10 +64,60 @@ class RequestContextMiddleware:
                     "http.request",
                     method=scope["method"],
                     path=scope["path"],
+                    query=_logged_query(scope),
                     status=status,
                     duration_ms=round(elapsed * 1000, 1),
                 )
             structlog.contextvars.clear_contextvars()
+
+
+def _request_id(given: str | None) -> str:
+    """The caller's X-Request-Id when it is a short printable token, else a fresh one
+    (every log line carries it: it must not smuggle a payload into the logs)."""
+    if given and len(given) <= MAX_REQUEST_ID_CHARS and _REQUEST_ID_RE.fullmatch(given):
+        return given
+    return uuid.uuid4().hex[:16]
+
+
+class ErrorBoundaryMiddleware:
+    """Turns an unexpected exception into the one 500 error shape and logs it once.
+
+    Starlette's own catch-all answers 500 and then re-raises so the server logs the
+    traceback a second time; this boundary sits inside the request context and does not
+    re-raise. When the response had already started, it ends the body instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            log.exception("api.unhandled_error", error_type=type(exc).__name__)
+            if started:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            response = error_response(500, "internal_error", "internal server error")
+            await response(scope, receive, send)
+
+
+def _logged_query(scope: Scope) -> str:
+    """The query string decoded once (``%2B972…`` → ``+972…``) so the log masking sees
+    phone numbers the way the route does; cut to ``MAX_LOGGED_QUERY_CHARS``."""
+    raw = scope.get("query_string", b"")[: MAX_LOGGED_QUERY_CHARS * 3]
+    return unquote_plus(raw.decode("ascii", "replace"), errors="replace")[:MAX_LOGGED_QUERY_CHARS]
 
 
 def _route_template(scope: Scope) -> str:
@@ -186,7 +241,8 @@ class ApiGuardMiddleware:
 
 
 def _presented_key(headers: Headers) -> str | None:
+    """The key the client presented (Bearer or X-API-Key); an empty one counts as none."""
     auth = headers.get("authorization")
     if auth and auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return headers.get("x-api-key")
+        return auth[7:].strip() or None
+    return (headers.get("x-api-key") or "").strip() or None

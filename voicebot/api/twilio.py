@@ -277,7 +277,7 @@ async def media(websocket: WebSocket) -> None:
     try:
         start = await asyncio.wait_for(_await_start(websocket, skipped), timeout=START_TIMEOUT_S)
         claims = verify_stream_token(
-            state.settings.stream_secret, start.custom_parameters.get("token", "")
+            state.settings.verifying_secrets(), start.custom_parameters.get("token", "")
         )
         if claims.call_sid != start.call_sid:
             raise SignatureError("stream token is for another call")

@@ -90,7 +90,7 @@ async def audio(request: Request) -> Response:
     """GET one phrase as 8 kHz μ-law WAV; 404 for a name we did not issue."""
     state = app_state(request)
     services: CallServices = state.extras["call_services"]
-    text = verify_audio_token(state.settings.stream_secret, request.path_params["key"])
+    text = verify_audio_token(state.settings.verifying_secrets(), request.path_params["key"])
     if text is None:
         return error_response(404, "not_found", "no such phrase")
     try:

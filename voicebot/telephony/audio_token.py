@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 NAME_SEPARATOR = "."
 SIGNATURE_BYTES = 16
@@ -29,8 +30,16 @@ def issue_audio_token(secret: bytes, text: str) -> str:
     return f"{body}{NAME_SEPARATOR}{_b64(_sign(secret, body))}"
 
 
-def verify_audio_token(secret: bytes, token: str) -> str | None:
-    """The phrase a token names, or None when it was not issued with ``secret``."""
+MAX_TOKEN_CHARS = (MAX_TEXT_BYTES + 2) // 3 * 4 + 1 + (SIGNATURE_BYTES + 2) // 3 * 4
+"""Longest name :func:`issue_audio_token` makes; a longer one is refused unread."""
+
+
+def verify_audio_token(secret: bytes | Sequence[bytes], token: str) -> str | None:
+    """The phrase a token names, or None when it was not issued with ``secret`` (or any of
+    several keys, during a key rotation) or names more than ``MAX_TEXT_BYTES`` of text:
+    even a leaked key cannot make us synthesize an arbitrary amount of speech."""
+    if len(token) > MAX_TOKEN_CHARS:
+        return None
     body, sep, signature = token.partition(NAME_SEPARATOR)
     if not sep or not body:
         return None
@@ -39,7 +48,10 @@ def verify_audio_token(secret: bytes, token: str) -> str | None:
         data = _unb64(body)
     except (binascii.Error, ValueError):
         return None
-    if not hmac.compare_digest(given, _sign(secret, body)):
+    keys = (secret,) if isinstance(secret, bytes) else tuple(secret)
+    if not any(hmac.compare_digest(given, _sign(key, body)) for key in keys):
+        return None
+    if len(data) > MAX_TEXT_BYTES:
         return None
     try:
         return data.decode()

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voicebot.errors import SignatureError
@@ -50,16 +51,22 @@ def issue_stream_token(
 
 
 def verify_stream_token(
-    secret: bytes, token: str | None, *, now_s: float | None = None
+    secret: bytes | Sequence[bytes], token: str | None, *, now_s: float | None = None
 ) -> StreamClaims:
-    """Return the claims of a genuine, unexpired token; raise :class:`SignatureError` otherwise."""
+    """Return the claims of a genuine, unexpired token; raise :class:`SignatureError` otherwise.
+
+    ``secret`` may be several keys (the current one first, then the one before a rotation):
+    a token signed with any of them is genuine.
+    """
     if not token:
         raise SignatureError("missing stream token")
     parts = token.split(_SEPARATOR)
     if len(parts) != _FIELD_COUNT or parts[0] != FORMAT_VERSION:
         raise SignatureError("malformed stream token")
     body, mac = token.rsplit(_SEPARATOR, 1)
-    if not hmac.compare_digest(mac.encode("ascii", "replace"), _mac(secret, body).encode("ascii")):
+    keys = (secret,) if isinstance(secret, bytes) else tuple(secret)
+    presented = mac.encode("ascii", "replace")
+    if not any(hmac.compare_digest(presented, _mac(key, body).encode("ascii")) for key in keys):
         raise SignatureError("stream token signature is invalid")
     _, call_id_text, call_sid, expires_text = parts[:4]
     try:

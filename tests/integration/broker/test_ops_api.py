@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from tests.conftest import make_settings
 from tests.integration.broker.conftest import delete_rabbit_queues, run_worker
 from voicebot.app import create_app
+from voicebot.cli import migrate
 from voicebot.config import Settings
 from voicebot.jobs.dead_letters import DeadLetter, dead_letter_store
 
@@ -28,6 +29,7 @@ async def ops_app(broker_settings: Settings, tmp_path: Path) -> AsyncIterator[St
             "api_key": API_KEY,
         }
     )
+    migrate(settings)  # readiness includes the schema revision
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
@@ -54,6 +56,7 @@ async def test_ready_is_503_naming_the_broker_when_it_is_down(
 ) -> None:
     """A BROKER_URL on a closed port: readiness 503, only `broker` failing, reason names it."""
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", broker_url=url)
+    migrate(settings)  # readiness includes the schema revision
     app = create_app(settings)
     async with app.router.lifespan_context(app), _client(app) as client:
         ready = await client.get("/health/ready")

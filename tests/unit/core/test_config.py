@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_settings
-from voicebot.config import load_settings, mask_url
+from voicebot.config import Settings, load_settings, mask_url
 from voicebot.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def test_postgres_url_gets_the_asyncpg_driver() -> None:
     """postgres:// and postgresql:// URLs are rewritten to the asyncpg dialect."""
     settings = make_settings(database_url="postgres://u:p@db:5432/v")
     assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/v"
-    assert mask_url(settings.database_url) == "postgresql+asyncpg://u:***@db:5432/v"
+    assert mask_url(settings.database_url) == "postgresql+asyncpg://***@db:5432/v"
 
 
 def test_stage_overrides_shared_openai_defaults() -> None:
@@ -76,3 +76,88 @@ def test_auto_conversation_mode_follows_the_stt_provider() -> None:
     assert with_stt.resolved_conversation_mode == "stream"
     assert with_stt.summary()["conversation_mode"] == "stream"
     assert make_settings(conversation_mode="stream").resolved_conversation_mode == "stream"
+
+
+def test_every_setting_treats_an_empty_value_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`NAME=` (or blanks) in the environment leaves every setting at its default."""
+    for name in Settings.model_fields:
+        monkeypatch.setenv(name.upper(), "")
+    monkeypatch.setenv("OPENAI_API_KEY", "   ")
+    empty = load_settings(_env_file=None)
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper())
+    assert empty == load_settings(_env_file=None)
+    assert empty.api_key is None
+    assert not empty.provider("llm").configured
+
+
+def test_empty_values_in_a_dotenv_file_and_in_code_are_unset(tmp_path: object) -> None:
+    """`API_KEY=` in .env, and api_key="" given in code, both mean no API key."""
+    from pathlib import Path
+
+    env_file = Path(str(tmp_path)) / ".env"
+    env_file.write_text("API_KEY=\nOPENAI_API_KEY=\nSTT_TIMEOUT_S=\n", encoding="utf-8")
+    from_file = load_settings(_env_file=str(env_file))
+    assert from_file.api_key is None and from_file.openai_api_key is None
+    assert from_file.summary()["api_key_required"] is False
+    assert make_settings(api_key="", secret_key=" ").api_key is None
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+asyncpg://u:pw@db:5432/v?password=X", "postgresql+asyncpg://***@db:5432/v?password=***"),
+        ("http://whisper:9000/v1?api_key=Y&x=1", "http://whisper:9000/v1?api_key=***&x=***"),
+        ("redis://:pw@r:6379/0", "redis://***@r:6379/0"),
+        ("https://u@h/p#tok", "https://***@h/p#***"),
+        ("sqlite+aiosqlite:///./voicebot.db", "sqlite+aiosqlite:///./voicebot.db"),
+    ],
+)  # fmt: skip
+def test_mask_url_hides_user_info_and_query_values(url: str, masked: str) -> None:
+    """User-info, query values and fragments are masked; host, path and names stay."""
+    assert mask_url(url) == masked
+
+
+def test_summary_never_shows_a_credential() -> None:
+    """/health/info's config carries no password, key or token from any URL or setting."""
+    settings = make_settings(
+        database_url="postgresql://u:pw-1@db/v?password=pw-2",
+        redis_url="redis://:pw-3@r:6379/0",
+        stt_base_url="http://stt.local/v1?api_key=pw-4",
+        openai_base_url="http://u:pw-5@oai.local/v1",
+        public_base_url="https://bot.example.com/?token=pw-6",
+        api_key="pw-7",
+        secret_key="pw-8" * 10,
+        twilio_auth_token="pw-9",
+    )
+    text = repr(settings.summary())
+    assert "pw-" not in text
+    assert settings.summary()["api_key_required"] is True
+
+
+def test_previous_secret_key_verifies_tokens_for_one_ttl() -> None:
+    """After a rotation, tokens signed with SECRET_KEY_PREVIOUS verify until one
+    STREAM_TOKEN_TTL_S after start-up; then only the current key does."""
+    from voicebot.config import _PROCESS_STARTED_S
+    from voicebot.errors import SignatureError
+    from voicebot.telephony.audio_token import issue_audio_token, verify_audio_token
+    from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
+
+    old, new = "o" * 40, "n" * 40
+    settings = make_settings(secret_key=new, secret_key_previous=old, stream_token_ttl_s=120)
+    now = _PROCESS_STARTED_S + 60
+    token = issue_stream_token(old.encode(), call_id=1, call_sid="CA1", ttl_s=120, now_s=now)
+    claims = verify_stream_token(settings.verifying_secrets(now), token, now_s=now)
+    assert claims.call_id == 1
+    audio = issue_audio_token(old.encode(), "שלום")
+    assert verify_audio_token(settings.verifying_secrets(now), audio) == "שלום"
+    later = _PROCESS_STARTED_S + 121
+    late_token = issue_stream_token(old.encode(), call_id=1, call_sid="CA1", ttl_s=60, now_s=later)
+    with pytest.raises(SignatureError):
+        verify_stream_token(settings.verifying_secrets(later), late_token, now_s=later)
+    assert verify_audio_token(settings.verifying_secrets(later), audio) is None
+    fresh = issue_stream_token(new.encode(), call_id=2, call_sid="CA2", ttl_s=60, now_s=later)
+    assert verify_stream_token(settings.verifying_secrets(later), fresh, now_s=later).call_id == 2
+    stranger = issue_stream_token(b"x" * 40, call_id=3, call_sid="CA3", ttl_s=60, now_s=now)
+    with pytest.raises(SignatureError):
+        verify_stream_token(settings.verifying_secrets(now), stranger, now_s=now)

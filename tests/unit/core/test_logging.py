@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from voicebot.logging import mask_phone, mask_processor, mask_text
 
 
-def test_mask_phone_keeps_prefix_and_last_four() -> None:
-    """+972541234567 is logged as +97254***4567."""
-    assert mask_phone("+972541234567") == "+97254***4567"
+def test_mask_phone_keeps_country_code_and_last_four() -> None:
+    """+972541234567 is logged as +972***4567."""
+    assert mask_phone("+972541234567") == "+972***4567"
 
 
 def test_mask_text_hides_local_and_e164_numbers_but_not_dates() -> None:
     """Numbers in free text are masked; ISO dates and plain ids are not."""
     text = mask_text("from 054-4567890 to +972525551234 on 2026-11-24T10:00, call 42")
     assert "4567890" not in text.replace("***7890", "")
-    assert "+97252***1234" in text
+    assert "+972***1234" in text
     assert "2026-11-24T10:00" in text
     assert "call 42" in text
 
@@ -24,3 +28,65 @@ def test_processor_drops_secrets_by_key() -> None:
     event = mask_processor(None, "info", {"event": "x", "api_key": "sk-123", "auth_token": "t"})
     assert event["api_key"] == "***"
     assert event["auth_token"] == "***"
+
+
+PHONE_FORMS = [
+    "972544567870",
+    "+972544567870",
+    "00972544567870",
+    "+972 54-456-7870",
+    "972-54-456-7870",
+    "0544567870",
+    "054-456-7870",
+    "054 456 7870",
+    "054.456.7870",
+    "(054) 456-7870",
+    "054/4567870",
+    "544567870",
+    "%2B972544567870",
+    "054%20456%207870",
+    "054+456+7870",
+    "٠٥٤٤٥٦٧٨٧٠",
+    "٩٧٢٥٤٤٥٦٧٨٧٠",
+    "۰۵۴۴۵۶۷۸۷۰",
+    "０５４－４５６－７８７０",
+    "+９７２５４４５６７８７０",
+]
+
+
+@pytest.mark.parametrize("form", PHONE_FORMS)
+@pytest.mark.parametrize("context", ["{}", "/api/v1/do-not-call/{}", "phone={}&x=1", "call {} now"])
+def test_every_form_of_a_phone_is_masked_alike(form: str, context: str) -> None:
+    """Separators, 00972, 972, local 05x, %-escapes, Arabic-Indic and full-width digits:
+    all mask to +972***7870, leaving no run of the hidden digits."""
+    masked = mask_text(context.format(form))
+    assert "+972***7870" in masked
+    assert re.sub(r"\D", "", masked.replace("+972***7870", "")) in ("", "1")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-24T10:00:00+02:00",
+        "2026-11-24 10:00:00.123456",
+        "duration_ms=1234.5678",
+        "0.1234567890",
+        "CA0544567870abcdef",
+        "lead 12345678901 at 1764400000000",
+        "127.0.0.1:8000",
+        "24/11/2026 10:30",
+    ],
+)
+def test_dates_durations_and_ids_are_left_alone(text: str) -> None:
+    """Timestamps, floats, SIDs, large ids and addresses are not taken for phones."""
+    assert mask_text(text) == text
+
+
+def test_phones_in_dict_keys_and_nested_values_are_masked() -> None:
+    """Structured values (bodies, headers) are masked at every depth, keys included."""
+    event = mask_processor(
+        None,
+        "info",
+        {"event": "x", "body": {"0544567870": ["054.456.7870", {"to": "+972544567870"}]}},
+    )
+    assert "4567870" not in repr(event).replace("***7870", "")

@@ -45,3 +45,20 @@ def test_overlong_text_is_rejected() -> None:
     """Text past the URL budget is refused at issue time."""
     with pytest.raises(ValueError, match="too long"):
         issue_audio_token(SECRET, "א" * 1000)
+
+
+def test_a_validly_signed_name_of_too_much_text_is_refused() -> None:
+    """Even with the key (a leaked or default SECRET_KEY), a name carrying 40 kB of text
+    is refused: audio keys cover at most MAX_TEXT_BYTES of text."""
+    import base64
+    import hashlib
+    import hmac
+
+    from voicebot.telephony.audio_token import MAX_TEXT_BYTES
+
+    body = base64.urlsafe_b64encode(("א" * 20_000).encode()).rstrip(b"=").decode()
+    mac = hmac.new(SECRET, b"voicebot-audio-v1\x00" + body.encode(), hashlib.sha256).digest()
+    forged = body + "." + base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode()
+    assert verify_audio_token(SECRET, forged) is None
+    longest = issue_audio_token(SECRET, "a" * MAX_TEXT_BYTES)
+    assert verify_audio_token(SECRET, longest) == "a" * MAX_TEXT_BYTES

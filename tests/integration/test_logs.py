@@ -1,0 +1,114 @@
+"""Real requests to a real server leave no phone number in clear in the log, and each
+error is logged once."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tests.conftest import make_settings
+from tests.unit.core.test_logging import PHONE_FORMS
+from voicebot.app import create_app
+from voicebot.testing.server import free_port, running_server
+
+HIDDEN_DIGITS = "44567"
+"""The digits of 0544567870 that no masked form shows."""
+
+
+def _lines(err: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def _assert_no_phone(err: str) -> None:
+    ascii_err = "".join(
+        str(int(ch)) if ch.isdigit() else ch for ch in err.encode().decode("unicode_escape")
+    )
+    assert HIDDEN_DIGITS not in re.sub(r"[^0-9*]", "", ascii_err.replace("***7870", "*")), err
+
+
+async def test_phones_in_paths_queries_headers_and_bodies_never_reach_the_log(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """DELETE /do-not-call/<phone> in every form, as query, X-Request-Id and body: the
+    access lines are there, and every form is masked."""
+    settings = make_settings(database_url=database_url, log_level="INFO")
+    async with running_server(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        for form in PHONE_FORMS:
+            await http.delete(
+                f"/api/v1/do-not-call/{form}",
+                params={"phone": form},
+                headers={"X-Request-Id": form.encode()},
+            )
+            await http.post("/api/v1/do-not-call", json={"phone": form, "reason": form})
+        await http.get("/api/v1/leads", params={"q": "054 456 7870"})
+    err = capsys.readouterr().err
+    events = _lines(err)
+    requests = [e for e in events if e.get("event") == "http.request"]
+    assert len(requests) == 2 * len(PHONE_FORMS) + 1
+    assert any("+972***7870" in e["path"] for e in requests)
+    _assert_no_phone(err)
+
+
+async def test_library_loggers_do_not_log_every_request(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """At LOG_LEVEL=INFO, httpx/httpcore/twilio/openai request logs are not written."""
+    import logging
+
+    settings = make_settings(database_url=database_url, log_level="INFO")
+    async with running_server(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        await http.get("/health")
+        logging.getLogger("twilio.http_client").info("-- BEGIN Twilio API Request --")
+        logging.getLogger("openai._base_client").info("HTTP Request: POST")
+    err = capsys.readouterr().err
+    assert "HTTP Request" not in err
+    assert "BEGIN Twilio" not in err
+
+
+async def test_an_unexpected_error_is_logged_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    """A route that raises: one 500 in the error shape, one log line with the traceback
+    (phone in the message masked), nothing from the server about the same error."""
+    from voicebot.cli import migrate
+
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/e.db", log_level="INFO")
+    app = create_app(settings)
+    migrate(settings)
+
+    async def boom(_request: Request) -> Response:
+        raise RuntimeError("lookup failed for 054-456-7870")
+
+    app.add_route("/boom", boom, methods=["GET"])
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    import asyncio
+
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done()
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            response = await http.get("/boom")
+    finally:
+        server.should_exit = True
+        await task
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    err = capsys.readouterr().err
+    sys.stderr.write(err)
+    assert err.count("api.unhandled_error") == 1
+    assert err.count("Traceback (most recent call last)") == 1
+    assert "Exception in ASGI application" not in err
+    _assert_no_phone(err)
