@@ -16,6 +16,7 @@ nothing: every path to TTS goes through it once and a repeat is harmless.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime
 from typing import Final
@@ -34,6 +35,7 @@ DAY_ORDINALS = ("ראשון", "שני", "שלישי", "רביעי", "חמישי"
 MORNING_END_HOUR = 12
 EVENING_START_HOUR = 18
 NEAR_DAYS = 6  # up to this many days ahead a weekday name alone is clear
+SPOKEN_CACHE_ENTRIES = 4096  # distinct texts with digits kept rewritten (script lines repeat)
 
 # Nouns the library counts in the wrong gender (masculine plurals in -ות, and singulars it
 # puts the number before: "אחת פגישה").
@@ -204,10 +206,16 @@ def to_spoken(text: str) -> str:
     Phone numbers and star codes go digit by digit; prices (with agorot), times, dates,
     percentages, decimals, ranges and counts become words that agree with their noun; a
     prefix letter ("ב-14:30") is glued to the words. Text without digits or currency
-    signs is returned unchanged, so applying this twice equals applying it once.
+    signs is returned unchanged, so applying this twice equals applying it once. Script
+    lines repeat on every call, so results are kept in a bounded cache.
     """
     if not _NEEDS_WORK_RE.search(text):
         return text
+    return _rewrite(text)
+
+
+@functools.lru_cache(maxsize=SPOKEN_CACHE_ENTRIES)
+def _rewrite(text: str) -> str:
     text = _PHONE_RE.sub(_phone_sub, text)
     text = _SERVICE_PHONE_RE.sub(lambda m: spoken_phone(m.group(0)), text)
     text = _STAR_RE.sub(_star_sub, text)

@@ -372,6 +372,26 @@ async def test_partial_script_voicemail_names_only_its_own_company(
     assert "ליד פלוס" not in spoken and "נועה" not in spoken
 
 
+async def test_voicemail_is_spoken_form(twilio: TwilioSide, settings: Settings) -> None:
+    """A voicemail template with digits is synthesized in words: prices, counts, duals."""
+    script = AgentScript(
+        company="סטודיו שאנטי",
+        voicemail="היי, כאן {agent} מ{company}. שיעור ניסיון ב-₪49.90, ונחזור תוך 2 ימים.",
+    )
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    await _attach_campaign(settings, call_sid, script)
+    answer = await twilio.answer(call_sid, AnsweredBy="machine_end_beep")
+    from voicebot.telephony.audio_token import verify_audio_token
+
+    spoken = " ".join(
+        verify_audio_token(settings.stream_secret, re.sub(r"^.*/|\.wav$", "", u)) or ""
+        for u in _plays(answer.text)
+    )
+    assert "בארבעים ותשעה שקלים ותשעים אגורות" in spoken and "תוך יומיים" in spoken
+    assert not any(ch.isdigit() or ch == "₪" for ch in spoken)
+
+
 async def test_no_answer_status_sets_outcome_and_never_downgrades(
     twilio: TwilioSide, settings: Settings
 ) -> None:

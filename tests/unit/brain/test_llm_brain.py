@@ -491,3 +491,23 @@ async def test_offered_slots_are_named_when_the_model_fails_after_proposing(
     assert len(state.proposed_slots) == 2 and state.stage == st.PROPOSE
     assert reply.text == f"רגע, בודקים מה פנוי. {say.offer_slots(state.proposed_slots, NOW)}"
     assert reply.actions == () and not reply.end_call
+
+
+async def test_model_sentences_reach_tts_in_spoken_form(sim: ProviderSim, brain: LLMBrain) -> None:
+    """The issue's model reply is streamed sentence by sentence in its spoken form: prices
+    with agorot, dollars, 'חמישה אנשים', 'שעתיים'; no digit or currency sign reaches TTS."""
+    sim.responder = ScriptedResponder(
+        default_texts=[
+            "המחיר הוא 49.90 ₪ לחודש, או 56$ בדולרים. יש לנו 5 אנשים בצוות ונחזור אליך תוך 2 שעות."
+        ]
+    )
+    sentences: list[str] = []
+    async with aclosing(brain.respond_stream(_state(), "כמה זה עולה?", now=NOW)) as events:
+        async for event in events:
+            if isinstance(event, Sentence):
+                sentences.append(event.text)
+    spoken = " ".join(sentences)
+    assert "ארבעים ותשעה שקלים ותשעים אגורות" in spoken
+    assert "חמישים ושישה דולרים" in spoken
+    assert "חמישה אנשים" in spoken and "תוך שעתיים" in spoken
+    assert not any(ch.isdigit() or ch in "₪$€%" for ch in spoken)

@@ -93,3 +93,37 @@ def test_llm_prompt_of_a_partial_script_forbids_inventing_a_price() -> None:
     assert "סטודיו שאנטי" in prompt and "שיעורי יוגה" in prompt
     assert "199" not in prompt and "ליד פלוס" not in prompt
     assert HUMAN_FOLLOWUP_PRICE in prompt
+
+
+async def test_rule_brain_speaks_script_lines_in_spoken_form() -> None:
+    """Greeting and price answer written with digits reach TTS as words, once."""
+    from voicebot.brain.memory_tools import InMemoryBookingTools
+    from voicebot.brain.rules import RuleBrain
+
+    tz = ZoneInfo("Asia/Jerusalem")
+    now = datetime(2026, 11, 29, 10, 0, tzinfo=tz)
+    calendar = BusinessCalendar(
+        tz=tz,
+        business_days=frozenset({6, 0, 1, 2, 3}),
+        day_start=time(9, 0),
+        day_end=time(18, 0),
+        meeting_min=30,
+    )
+    script = YOGA.model_copy(
+        update={
+            "greeting": "{hello}, כאן {agent} מ{company}, עם 20% הנחה לשבועיים. זה זמן טוב?",
+            "objections": YOGA.objections.model_copy(
+                update={"price": "שיעור עולה 49.90 ₪, וכרטיסייה של 10 שיעורים ₪400."}
+            ),
+        }
+    )
+    brain = RuleBrain(
+        tools=InMemoryBookingTools(calendar=calendar, clock=now), calendar=calendar, script=script
+    )
+    state = ConversationState()
+    greeting = await brain.greet(state)
+    assert "עם עשרים אחוז הנחה" in greeting.text
+    reply = await brain.respond(state, "כמה זה עולה?", now=now)
+    assert "ארבעים ותשעה שקלים ותשעים אגורות" in reply.text
+    assert "עשרה שיעורים" in reply.text and "ארבע מאות שקלים" in reply.text
+    assert not any(ch.isdigit() or ch in "₪%" for ch in greeting.text + reply.text)
