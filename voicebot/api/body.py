@@ -114,7 +114,7 @@ def parse_path(request: Request, model: type[M]) -> M:
 
 
 def int_param(request: Request, name: str) -> int:
-    """A path id within the databases' 64-bit range (422 otherwise)."""
+    """A path id within the databases' id range (422 otherwise)."""
     raw = request.path_params[name]
     try:
         value = raw if isinstance(raw, int) else int(str(raw))

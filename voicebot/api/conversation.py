@@ -80,7 +80,7 @@ class ActionOut(BaseModel):
     data: Any
 
 
-class TurnOut(BaseModel):
+class ChatTurnOut(BaseModel):
     role: str
     content: str
 
@@ -93,7 +93,7 @@ class ConversationOut(BaseModel):
     end_call: bool
     transfer: bool
     stage: str
-    history: list[TurnOut]
+    history: list[ChatTurnOut]
 
 
 @operation(

@@ -1,6 +1,6 @@
 """Field types of the HTTP edge: ids, text and datetimes that the databases can store.
 
-Postgres refuses NUL in text and integers past 64 bits; Python refuses datetimes past
+Postgres refuses NUL in text and ids past 32 bits; Python refuses datetimes past
 year 9999 when converting zones. Each type here turns such input into a validation
 error (a 422 in the one error shape) instead of a 500 from the database.
 """
@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, Field
 
-DB_INT_MAX = 2**63 - 1
-"""Largest id or count the databases store (Postgres BIGINT, SQLite INTEGER)."""
+DB_INT_MAX = 2**31 - 1
+"""Largest id the databases store: ids are INTEGER columns (32-bit on Postgres)."""
 EARLIEST_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_DATETIME = datetime(2100, 1, 1, tzinfo=UTC)
 """Accepted datetimes (UTC); outside this range a time is a mistake, not a plan."""
@@ -56,8 +56,7 @@ def _in_range(value: datetime) -> datetime:
 
 
 Id = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
-"""A row id: 1 … 2^63-1."""
-Count = Annotated[int, Field(ge=0, le=DB_INT_MAX)]
+"""A row id: 1 … 2^31-1."""
 Text = Annotated[str, AfterValidator(_text)]
 """Free text (notes, messages): line breaks allowed, other control characters not."""
 Line = Annotated[str, AfterValidator(_line)]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -76,38 +77,38 @@ def iter_operations(
 
 
 class _Schemas:
-    """Collects model schemas into ``components/schemas`` (pydantic's own JSON schema)."""
+    """Every declared model's schema under ``components/schemas``, generated in one pass by
+    pydantic so that two models of one name get distinct component names."""
 
-    def __init__(self) -> None:
-        self.components: dict[str, Any] = {}
+    def __init__(self, specs: list[OpSpec]) -> None:
+        keys: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorOut, "serialization")}
+        for spec in specs:
+            keys.update((m, "validation") for m in (spec.path, spec.query, spec.body) if m)
+            keys.update((r.model, "serialization") for r in spec.replies if r.model)
+        ordered = sorted(keys, key=lambda key: (key[0].__module__, key[0].__qualname__, key[1]))
+        refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)
+        self.refs = refs
+        self.components: dict[str, Any] = top.get("$defs", {})
 
-    def ref(self, model: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
-        schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)  # type: ignore[arg-type]
-        self.components.update(schema.pop("$defs", {}))
-        name = model.__name__ if mode == "validation" else _out_name(model)
-        self.components.setdefault(name, schema)
-        return {"$ref": REF_TEMPLATE.format(model=name)}
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+        return dict(self.refs[(model, mode)])
 
     def parameters(self, model: type[BaseModel], where: str) -> list[dict[str, Any]]:
-        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
-        self.components.update(schema.pop("$defs", {}))
+        name = self.refs[(model, "validation")]["$ref"].rsplit("/", 1)[1]
+        schema = self.components[name]
         required = set(schema.get("required", []))
         params = []
-        for name, prop in schema.get("properties", {}).items():
+        for prop_name, prop in schema.get("properties", {}).items():
             param: dict[str, Any] = {
-                "name": name,
+                "name": prop_name,
                 "in": where,
-                "required": where == "path" or name in required,
+                "required": where == "path" or prop_name in required,
                 "schema": {k: v for k, v in prop.items() if k not in ("description", "title")},
             }
             if description := prop.get("description"):
                 param["description"] = description
             params.append(param)
         return params
-
-
-def _out_name(model: type[BaseModel]) -> str:
-    return model.__name__
 
 
 def _operation(spec: OpSpec | None, endpoint: Any, schemas: _Schemas) -> dict[str, Any]:
@@ -169,9 +170,10 @@ def _operation(spec: OpSpec | None, endpoint: Any, schemas: _Schemas) -> dict[st
 
 def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for these routes."""
-    schemas = _Schemas()
+    operations = list(iter_operations(routes))
+    schemas = _Schemas([spec for _p, _m, _e, spec in operations if spec is not None])
     paths: dict[str, dict[str, Any]] = {}
-    for path, method, endpoint, spec in iter_operations(routes):
+    for path, method, endpoint, spec in operations:
         paths.setdefault(path, {})[method] = _operation(spec, endpoint, schemas)
     return {
         "openapi": "3.1.0",

@@ -2,7 +2,7 @@
 and script.
 
 Forms are checked after the signature: a field the databases cannot store (NUL, control
-characters, an address longer than a SIP URI may be, a 64-bit overflow) is a 422 in the
+characters, an address longer than a SIP URI may be, an id past 32 bits) is a 422 in the
 one error shape, never a 500. ``From``/``To`` may be phone numbers, ``sip:`` URIs or
 ``client:`` identities.
 """

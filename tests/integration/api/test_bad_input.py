@@ -1,5 +1,5 @@
 """Bad input on every route is a 4xx in the one error shape, never a 500 (SQLite and Postgres):
-NUL and control characters, ids past 64 bits or in non-ASCII digits, out-of-range
+NUL and control characters, ids past the 32-bit id columns or in non-ASCII digits, out-of-range
 datetimes, deep JSON, oversized arrays, SIP/client addresses, long idempotency tokens."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from voicebot.config import Settings
 from voicebot.db.models import Call, Lead
 
 HUGE = 10**20
+JUST_PAST_INT32 = 2**31
 AUTH_TOKEN = "bad-input-auth-token"
 ACCOUNT_SID = "AC" + "3" * 32
 
@@ -91,7 +92,8 @@ async def test_lone_surrogate_in_json_is_422(client: httpx.AsyncClient) -> None:
 
 
 async def test_ids_past_64_bits_are_422_on_every_id_route(client: httpx.AsyncClient) -> None:
-    """10^20 as a path id, a body id, a list of ids or a query id: 422, never a 500."""
+    """10^20 as a path id, a body id, a list of ids or a query id: 422, never a 500; and
+    2^31, past Postgres' INTEGER ids."""
     ids = await _seed(client)
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/api/v1/leads/{HUGE}", {}),
@@ -122,6 +124,10 @@ async def test_ids_past_64_bits_are_422_on_every_id_route(client: httpx.AsyncCli
     ]
     for method, path, kwargs in cases:
         _assert_error_shape(await client.request(method, path, **kwargs))
+    for path in ("/api/v1/leads/{}", "/api/v1/calls/{}", "/api/v1/campaigns/{}/stats"):
+        _assert_error_shape(await client.get(path.format(JUST_PAST_INT32)))
+    ids_query = {"lead_id": str(JUST_PAST_INT32)}
+    _assert_error_shape(await client.get("/api/v1/calls", params=ids_query))
 
 
 @pytest.mark.parametrize("digits", ["²", "١٢", "１２"], ids=["superscript", "arabic", "fullwidth"])

@@ -38,7 +38,7 @@ async def test_document_lists_every_route_with_parameters_and_replies(
     meetings = doc["paths"]["/api/v1/meetings"]["get"]["parameters"]
     assert {"from", "to"} <= {p["name"] for p in meetings}
     lead_path = doc["paths"]["/api/v1/leads/{lead_id}"]["get"]["parameters"][0]
-    assert lead_path["schema"]["maximum"] == 2**63 - 1
+    assert lead_path["schema"]["maximum"] == 2**31 - 1
     error = doc["paths"]["/api/v1/leads/{lead_id}"]["get"]["responses"]["404"]
     assert error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
     assert doc["components"]["schemas"]["LeadIn"]["examples"]

@@ -1,0 +1,111 @@
+"""The contract test: every operation of the generated OpenAPI document, driven by
+schemathesis with generated valid and invalid input, on SQLite and Postgres. Fails on
+any 5xx, a status the document does not list, a wrong content type, or a body that does
+not match the documented schema."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from starlette.applications import Starlette
+
+from tests.conftest import make_settings
+from voicebot.api.openapi import build_openapi
+from voicebot.app import create_app
+
+EXAMPLES_PER_OPERATION = 50
+"""Generated cases per operation and mode (fewer only when an operation takes no input)."""
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture
+def contract_app(database_url: str) -> Iterator[Starlette]:
+    """The app over this DB; schemathesis runs its lifespan once on its own event loop."""
+    app = create_app(make_settings(database_url=database_url, twilio_validate_signatures=False))
+    yield app
+    shutdown_lifespans()
+
+
+def _run_operation(app: Starlette, operation: Any, mode: GenerationMode) -> int:
+    """Run one operation's generated cases; returns how many ran."""
+    ran = 0
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+    def run(case: schemathesis.Case) -> None:
+        nonlocal ran
+        ran += 1
+        case.call_and_validate(app=app, checks=CHECKS)
+
+    run()
+    return ran
+
+
+def test_every_operation_holds_its_contract(contract_app: Starlette) -> None:
+    """Each operation, with generated valid and invalid input, answers as documented."""
+    schema = schemathesis.openapi.from_dict(build_openapi(contract_app.routes))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    counts: Counter[str] = Counter()
+    started = time.monotonic()
+    for operation in operations:
+        modes = [GenerationMode.POSITIVE]
+        if _takes_input(operation):
+            modes.append(GenerationMode.NEGATIVE)
+        for mode in modes:
+            try:
+                ran = _run_operation(contract_app, operation, mode)
+            except Unsatisfiable:  # nothing about this operation's input can be made invalid
+                ran = 0
+            counts[f"{_label(operation)}{mode.value}"] = ran
+    elapsed_s = time.monotonic() - started
+    assert len(operations) >= 30
+    positive = {key: n for key, n in counts.items() if key.endswith("positive")}
+    with_input = [op for op in operations if _takes_input(op)]
+    short = [
+        key
+        for key, n in positive.items()
+        if n < EXAMPLES_PER_OPERATION and any(key.startswith(_label(op)) for op in with_input)
+    ]
+    assert short == [], short
+    for key, n in sorted(counts.items()):
+        print(f"  {n:4d}  {key}")
+    print(
+        f"contract: {len(operations)} operations, {sum(counts.values())} cases "
+        f"({sum(positive.values())} valid), {elapsed_s:.0f} s"
+    )
+
+
+def _label(operation: Any) -> str:
+    return f"{operation.method.upper()} {operation.path} "
+
+
+def _takes_input(operation: Any) -> bool:
+    definition = operation.definition.raw
+    return bool(definition.get("parameters") or definition.get("requestBody"))
