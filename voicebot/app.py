@@ -33,6 +33,7 @@ from voicebot.api.middleware import (
     ErrorBoundaryMiddleware,
     RequestContextMiddleware,
 )
+from voicebot.api.rate_limits import RateLimits
 from voicebot.api.state import AppState
 from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
@@ -172,7 +173,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(RequestContextMiddleware, metrics=metrics),
         Middleware(ErrorBoundaryMiddleware),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-        Middleware(ApiGuardMiddleware, settings=settings, metrics=metrics, redis=redis_client),
+        Middleware(
+            ApiGuardMiddleware,
+            settings=settings,
+            metrics=metrics,
+            limits=RateLimits(redis=redis_client),
+        ),
     ]
     app = Starlette(
         routes=routes,

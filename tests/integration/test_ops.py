@@ -132,3 +132,64 @@ async def test_logs_do_not_contain_phone_in_clear(
     assert "+972***7890" in err
     assert "972544567890" not in err
     assert "4567890" not in err.replace("***7890", "")
+
+
+def _client_from(app: object, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_failed_authentication_is_rate_limited_per_address(database_url: str) -> None:
+    """60 wrong-key requests at a limit of 20: 20 answers 401, then 429 with Retry-After,
+    even for the right key from that address; another address is not affected."""
+    app = create_app(
+        make_settings(database_url=database_url, api_key="right-key", auth_failures_per_minute=20)
+    )
+    async with app.router.lifespan_context(app), _client_from(app, "203.0.113.9") as guesser:
+        codes = [
+            (await guesser.get("/api/v1/leads", headers={"X-API-Key": f"guess-{i}"})).status_code
+            for i in range(60)
+        ]
+        assert codes == [401] * 20 + [429] * 40
+        right = await guesser.get("/api/v1/leads", headers={"X-API-Key": "right-key"})
+        assert right.status_code == 429
+        assert 0 < int(right.headers["Retry-After"]) <= 60
+        assert right.json()["error"]["code"] == "rate_limited"
+        async with _client_from(app, "198.51.100.7") as other:
+            ok = await other.get("/api/v1/leads", headers={"X-API-Key": "right-key"})
+            assert ok.status_code == 200
+
+
+async def test_failed_authentication_limit_is_shared_through_redis(
+    database_url: str, redis_url: str
+) -> None:
+    """Failures counted by two instances on one Redis add up for the same address."""
+    settings = make_settings(
+        database_url=database_url, redis_url=redis_url, api_key="k", auth_failures_per_minute=4
+    )
+    first, second = create_app(settings), create_app(settings)
+    async with (
+        first.router.lifespan_context(first),
+        second.router.lifespan_context(second),
+        _client_from(first, "203.0.113.10") as a,
+        _client_from(second, "203.0.113.10") as b,
+    ):
+        for client in (a, b, a, b):
+            assert (await client.get("/api/v1/leads")).status_code == 401
+        assert (await a.get("/api/v1/leads")).status_code == 429
+        assert (await b.get("/api/v1/leads", headers={"X-API-Key": "k"})).status_code == 429
+
+
+async def test_rate_limits_fall_back_to_memory_when_redis_is_down(tmp_path: object) -> None:
+    """With Redis unreachable, limits still hold (per process) and nothing answers 500."""
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/rl.db",
+        redis_url="redis://127.0.0.1:1/0",
+        api_key="k",
+        auth_failures_per_minute=2,
+    )
+    migrate(settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        codes = [(await client.get("/api/v1/leads")).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]

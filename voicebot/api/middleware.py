@@ -6,8 +6,6 @@ import hmac
 import re
 import time
 import uuid
-from collections import OrderedDict
-from typing import Any
 from urllib.parse import unquote_plus
 
 import structlog
@@ -15,12 +13,11 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voicebot.api.errors import error_response
+from voicebot.api.rate_limits import RateLimits, per_minute
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
 
 log = structlog.get_logger(__name__)
-RATE_WINDOW_S = 60
-LOCAL_LIMITER_MAX_KEYS = 10_000
 MAX_REQUEST_ID_CHARS = 128
 MAX_LOGGED_QUERY_CHARS = 512
 _REQUEST_ID_RE = re.compile(r"[\x21-\x7e]+")
@@ -171,73 +168,58 @@ class _BodyTooLarge(Exception):
 
 
 class ApiGuardMiddleware:
-    """On /api: API key (constant-time) when configured, then a per-key and per-address limit."""
+    """On /api: the API key (constant-time) when configured, then per-key and per-address
+    request limits. Failed authentications are limited per address on their own
+    (``AUTH_FAILURES_PER_MINUTE``): past it the address gets 429 with ``Retry-After``
+    before its key is even compared, so guessing cannot go on at the request rate."""
 
-    def __init__(self, app: ASGIApp, *, settings: Settings, metrics: Metrics, redis: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, metrics: Metrics, limits: RateLimits
+    ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.redis = redis
+        self.limits = limits
         self.expected = (
             settings.api_key.get_secret_value().encode() if settings.api_key is not None else None
         )
-        self.local: OrderedDict[str, tuple[int, int]] = OrderedDict()
-        self.redis_down = False
+        self.requests = per_minute(settings.rate_limit_per_minute)
+        self.auth_failures = per_minute(settings.auth_failures_per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        presented = _presented_key(headers)
-        if self.expected is not None and (
-            presented is None or not hmac.compare_digest(presented.encode(), self.expected)
-        ):
-            response = error_response(401, "unauthorized", "missing or invalid API key")
-            response.headers["WWW-Authenticate"] = "Bearer"
-            await response(scope, receive, send)
-            return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        keys = [f"addr:{address}"]
-        if presented:
-            keys.append("key:" + hmac.new(b"rl", presented.encode(), "sha256").hexdigest()[:16])
-        for key in keys:
-            retry_after = await self._hit(key)
+        presented = _presented_key(Headers(scope=scope))
+        if self.expected is not None:
+            retry_after = await self.limits.blocked(self.auth_failures, "authfail", address)
             if retry_after is not None:
-                self.metrics.rate_limited.inc()
-                response = error_response(429, "rate_limited", "too many requests")
-                response.headers["Retry-After"] = str(retry_after)
+                await self._too_many(scope, receive, send, retry_after)
+                return
+            if presented is None or not hmac.compare_digest(presented.encode(), self.expected):
+                await self.limits.hit(self.auth_failures, "authfail", address)
+                log.info("api.auth_failed", client=address, key_given=presented is not None)
+                response = error_response(401, "unauthorized", "missing or invalid API key")
+                response.headers["WWW-Authenticate"] = "Bearer"
                 await response(scope, receive, send)
+                return
+        counted = [("addr", address)]
+        if presented:
+            counted.append(("key", hmac.new(b"rl", presented.encode(), "sha256").hexdigest()[:16]))
+        for kind, identifier in counted:
+            retry_after = await self.limits.hit(self.requests, kind, identifier)
+            if retry_after is not None:
+                await self._too_many(scope, receive, send, retry_after)
                 return
         await self.app(scope, receive, send)
 
-    async def _hit(self, key: str) -> int | None:
-        """Count one request in the current window; return seconds to wait if over the limit."""
-        now = int(time.time())
-        window = now // RATE_WINDOW_S
-        retry_after = (window + 1) * RATE_WINDOW_S - now
-        limit = self.settings.rate_limit_per_minute
-        if self.redis is not None:
-            try:
-                redis_key = f"voicebot:rl:{key}:{window}"
-                pipe = self.redis.pipeline()
-                pipe.incr(redis_key)
-                pipe.expire(redis_key, RATE_WINDOW_S + 1)
-                count = int((await pipe.execute())[0])
-                self.redis_down = False
-                return retry_after if count > limit else None
-            except Exception as exc:
-                if not self.redis_down:
-                    log.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
-                self.redis_down = True
-        current = self.local.get(key)
-        count = current[1] + 1 if current and current[0] == window else 1
-        self.local[key] = (window, count)
-        self.local.move_to_end(key)
-        while len(self.local) > LOCAL_LIMITER_MAX_KEYS:
-            self.local.popitem(last=False)
-        return retry_after if count > limit else None
+    async def _too_many(self, scope: Scope, receive: Receive, send: Send, retry_s: int) -> None:
+        self.metrics.rate_limited.inc()
+        response = error_response(429, "rate_limited", "too many requests")
+        response.headers["Retry-After"] = str(retry_s)
+        await response(scope, receive, send)
 
 
 def _presented_key(headers: Headers) -> str | None:
