@@ -47,6 +47,7 @@ from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.providers.health import ProviderHealth
 from voicebot.startup import check_deployment
+from voicebot.store.phrases import RedisPhrases
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
 
@@ -107,6 +108,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sessions=state.sessions,
             store=state.store,
             providers=providers,
+            shared_phrases=None
+            if redis_client is None
+            else RedisPhrases(
+                redis_client,
+                call_timeout_s=settings.redis_call_timeout_ms / 1000,
+                retry_interval_s=settings.redis_retry_interval_s,
+            ),
         )
         provider_health = ProviderHealth(providers)
         state.extras["provider_health"] = provider_health

@@ -72,7 +72,11 @@ class Speaker:
             sentence = event.text
             spoken.append(sentence)
             utterance = playout.new_utterance(sentence)
-            cached = services.phrases.peek(voice_id, sentence)
+            # Memory, else the cache every process shares (the greeting the voice webhook
+            # prepared may have been made by another process).
+            cached = await services.phrases.lookup(voice_id, sentence)
+            if epoch != self._epoch:
+                return
             if cached is not None:
                 timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
                 playout.push_frames(utterance, _frames(cached))

@@ -17,7 +17,7 @@ from voicebot.call.services import CallServices
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import Providers
-from voicebot.providers.phrase_cache import PhraseCache
+from voicebot.providers.phrase_cache import PhraseCache, SharedPhrases
 from voicebot.store.resilient import ResilientStore
 from voicebot.telephony.rest import TwilioDialer
 
@@ -29,7 +29,9 @@ def build_call_services(
     sessions: async_sessionmaker[AsyncSession],
     store: ResilientStore,
     providers: Providers,
+    shared_phrases: SharedPhrases | None = None,
 ) -> CallServices:
+    """``shared_phrases`` (Redis) lets every process find the phrases one of them made."""
     calendar = BusinessCalendar.from_settings(settings)
     llm = providers.llm
     first_sentence_timeout_s = min(settings.llm_timeout_s, DEFAULT_FIRST_SENTENCE_TIMEOUT_S)
@@ -64,7 +66,11 @@ def build_call_services(
         recognizer=providers.recognizer,
         llm=llm,
         tts=providers.tts,
-        phrases=PhraseCache(directory=settings.tts_cache_dir),
+        phrases=PhraseCache(
+            directory=settings.tts_cache_dir,
+            max_disk_bytes=settings.tts_cache_max_bytes,
+            shared=shared_phrases,
+        ),
         brain_factory=brain_factory,
         dialer=dialer,
     )

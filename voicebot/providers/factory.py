@@ -78,4 +78,6 @@ def build_providers(settings: Settings) -> Providers:
 
 def build_phrase_cache(settings: Settings) -> PhraseCache:
     """The process-wide phrase cache, persisted under ``tts_cache_dir``."""
-    return PhraseCache(directory=settings.tts_cache_dir)
+    return PhraseCache(
+        directory=settings.tts_cache_dir, max_disk_bytes=settings.tts_cache_max_bytes
+    )

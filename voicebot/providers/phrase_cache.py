@@ -1,10 +1,14 @@
-"""A bounded cache of synthesized phrases, shared by every call in the process.
+"""A bounded cache of synthesized phrases, shared by every call and every process.
 
 Entries are keyed by (voice id, text) and hold whatever bytes the caller's factory made
 (the call layer stores ready-to-send μ-law 8 kHz audio). Memory is bounded by entry count
 and total bytes, least recently used out first. Concurrent requests for one phrase run
-the factory once. With a directory, entries are also written to disk (atomically, under
-hashed names) and read back after a restart. A memory hit awaits nothing.
+the factory once. Two shared layers let every process find what one of them made (the
+voice webhook on one process prepares the greeting; the call's stream may land on
+another): a directory of content-addressed files (sha256 of voice and text, written
+atomically; bounded by ``max_disk_bytes``, least recently used out first, across
+processes) and, optionally, a :class:`SharedPhrases` store such as Redis. A memory hit
+awaits nothing; a shared layer that fails or stalls is skipped, never waited on twice.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -23,9 +28,24 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_ENTRIES = 512
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_DISK_BYTES = 256 * 1024 * 1024
+# Pruning the directory leaves it at this share of max_disk_bytes (room before the next).
+DISK_PRUNE_TARGET_RATIO = 0.8
 # How many phrases warm() synthesises at once.
 DEFAULT_WARM_CONCURRENCY = 4
 CACHE_FILE_SUFFIX = ".phrase"
+
+
+class SharedPhrases(Protocol):
+    """A store every process reads and writes (Redis): bytes under a content hash.
+
+    ``get`` answers None on a miss and on any failure; neither method raises or waits
+    longer than its own bound."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
 
 PhraseFactory = Callable[[], Awaitable[bytes]]
 TextFactory = Callable[[str], Awaitable[bytes]]
@@ -40,10 +60,16 @@ class PhraseCache:
         max_entries: int = DEFAULT_MAX_ENTRIES,
         max_bytes: int = DEFAULT_MAX_BYTES,
         directory: str | Path | None = None,
+        max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES,
+        shared: SharedPhrases | None = None,
     ) -> None:
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._directory = Path(directory) if directory is not None else None
+        self._max_disk_bytes = max_disk_bytes
+        self._disk_bytes: int | None = None  # estimate; None until the first scan
+        self._shared = shared
+        self.shared_hits = 0
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self.total_bytes = 0
@@ -67,6 +93,25 @@ class PhraseCache:
         """Keep audio synthesized elsewhere (in memory only, within the same bounds)."""
         if data:
             self._store(_key(voice_id, text), data)
+
+    async def lookup(self, voice_id: str, text: str) -> bytes | None:
+        """The cached bytes from memory, else from the shared layers (kept in memory
+        after), without synthesising; None when no process has made this phrase."""
+        data = self.peek(voice_id, text)
+        if data is not None:
+            return data
+        key = _key(voice_id, text)
+        data = await self._read_disk(key)
+        if data is not None:
+            self.disk_hits += 1
+        elif self._shared is not None:
+            data = await self._shared.get(key)
+            if data is not None:
+                self.shared_hits += 1
+                await self._write_disk(key, data)
+        if data is not None:
+            self._store(key, data)
+        return data
 
     async def get(self, voice_id: str, text: str, factory: PhraseFactory) -> bytes:
         """The phrase's bytes: from memory, else disk, else ``factory()`` (run once)."""
@@ -114,11 +159,15 @@ class PhraseCache:
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._inflight[key] = future
         written = False
+        shared_written = False
         try:
             data = await self._read_disk(key)
             if data is not None:
                 self.disk_hits += 1
                 written = True
+            elif self._shared is not None and (data := await self._shared.get(key)) is not None:
+                self.shared_hits += 1
+                shared_written = True
             else:
                 self.misses += 1
                 data = await factory()
@@ -134,6 +183,8 @@ class PhraseCache:
         future.set_result(data)
         if not written:
             await self._write_disk(key, data)
+        if self._shared is not None and not shared_written and not written:
+            await self._shared.put(key, data)
         return data
 
     def _store(self, key: str, data: bytes) -> None:
@@ -156,7 +207,7 @@ class PhraseCache:
         if path is None:
             return None
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(_read_and_touch, path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -171,10 +222,60 @@ class PhraseCache:
             await asyncio.to_thread(_atomic_write, path, data)
         except OSError as exc:
             log.warning("phrase_cache.write_failed", path=str(path), error=str(exc))
+            return
+        if self._disk_bytes is not None:
+            self._disk_bytes += len(data)
+        if self._disk_bytes is None or self._disk_bytes > self._max_disk_bytes:
+            await self.prune_disk()
+
+    async def prune_disk(self) -> None:
+        """Scan the directory (every process's files) and delete the least recently used
+        files until it holds at most ``DISK_PRUNE_TARGET_RATIO`` of ``max_disk_bytes``
+        (once it is over the limit)."""
+        if self._directory is None:
+            return
+        try:
+            self._disk_bytes = await asyncio.to_thread(
+                _prune, self._directory, self._max_disk_bytes
+            )
+        except OSError as exc:
+            log.warning("phrase_cache.prune_failed", error=str(exc))
 
 
 def _key(voice_id: str, text: str) -> str:
     return hashlib.sha256(f"{voice_id}\x00{text}".encode()).hexdigest()
+
+
+def _read_and_touch(path: Path) -> bytes:
+    data = path.read_bytes()
+    # A read is a use: the disk LRU goes by modification time.
+    os.utime(path, None)
+    return data
+
+
+def _prune(directory: Path, max_bytes: int) -> int:
+    """Delete the oldest-used cache files once the directory is over ``max_bytes``;
+    returns the bytes left."""
+    if not directory.is_dir():
+        return 0
+    files: list[tuple[float, int, Path]] = []
+    for entry in os.scandir(directory):
+        if entry.is_file() and entry.name.endswith(CACHE_FILE_SUFFIX):
+            stat = entry.stat()
+            files.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+    total = sum(size for _, size, _ in files)
+    if total <= max_bytes:
+        return total
+    target = int(max_bytes * DISK_PRUNE_TARGET_RATIO)
+    removed = 0
+    for _, size, path in sorted(files):
+        if total <= target:
+            break
+        path.unlink(missing_ok=True)  # another process may have pruned it first
+        total -= size
+        removed += 1
+    log.info("phrase_cache.pruned", files=removed, bytes_left=total)
+    return total
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.providers.phrase_cache import PhraseCache
+from voicebot.providers.phrase_cache import CACHE_FILE_SUFFIX, PhraseCache, _key
 
 
 class CountingFactory:
@@ -140,3 +140,33 @@ async def test_remembered_audio_is_served_within_the_bounds(tmp_path: Path) -> N
     assert cache.peek("v", "אחת") is None
     assert cache.peek("v", "שלוש") == "שלוש".encode() * 4
     assert len(cache) == 2 and not os.listdir(tmp_path)
+
+
+async def test_lookup_finds_a_phrase_another_process_made_on_disk(tmp_path: Path) -> None:
+    """A phrase one process synthesized is found by another's lookup, without synthesis."""
+    maker, other = PhraseCache(directory=tmp_path), PhraseCache(directory=tmp_path)
+    await maker.get("v", "שלום", lambda: CountingFactory(0)("שלום"))
+    assert other.peek("v", "שלום") is None
+    assert await other.lookup("v", "שלום") == "שלום".encode() * 10
+    assert other.disk_hits == 1 and other.misses == 0
+    assert other.peek("v", "שלום") is not None  # kept in memory after
+    assert await other.lookup("v", "לא נאמר") is None
+
+
+async def test_disk_cache_keeps_to_its_byte_limit_least_recently_used_out(
+    tmp_path: Path,
+) -> None:
+    """Past max_disk_bytes the files used longest ago are deleted; a file just read stays."""
+    cache = PhraseCache(directory=tmp_path, max_disk_bytes=800)
+    texts = [f"{n}" * 30 for n in range(3)]  # 300 bytes of audio each
+    for n, text in enumerate(texts[:2]):
+        await cache.get("v", text, lambda t=text: CountingFactory(0)(t))  # type: ignore[misc]
+        os.utime(tmp_path / (_key("v", text) + CACHE_FILE_SUFFIX), (n + 1, n + 1))
+    reader = PhraseCache(directory=tmp_path)
+    assert await reader.lookup("v", texts[0]) is not None  # a read: now the newest
+    await cache.get("v", texts[2], lambda: CountingFactory(0)(texts[2]))
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= 800  # noqa: ASYNC240 - tmp dir
+    fresh = PhraseCache(directory=tmp_path)
+    assert await fresh.lookup("v", texts[0]) is not None
+    assert await fresh.lookup("v", texts[1]) is None
+    assert await fresh.lookup("v", texts[2]) is not None
