@@ -37,7 +37,7 @@ from voicebot.testing.twilio_caller import open_stream
 
 ACCOUNT_SID = "AC" + "9" * 32
 AUTH_TOKEN = "greeting-bench-token"  # noqa: S105 - the simulated account of this benchmark
-LOAD_BALANCER_URL = "https://voicebot-lb.example"
+LOAD_BALANCER_URL = "http://voicebot-lb.localhost"  # loopback: no production secrets needed
 FIRST_NAMES = ("דנה", "יוסי", "מיכל", "אבי", "רונית", "עומר", "שירה", "איתי", "נועה", "גיל")
 LAST_NAMES = ("כהן", "לוי", "מזרחי", "פרץ", "ביטון", "דהן", "אברהם", "פרידמן", "שפירא", "גבאי")
 FIRST_FRAME_TIMEOUT_S = 10.0

@@ -16,7 +16,7 @@ from voicebot.testing.twilio_caller import open_stream
 
 ACCOUNT_SID = "AC" + "4" * 32
 AUTH_TOKEN = "shared-greeting-token"
-LOAD_BALANCER_URL = "https://lb.example"
+LOAD_BALANCER_URL = "http://lb.localhost"  # the balancer's name (loopback: no secrets needed)
 TTS_FIRST_BYTE_MS = 1500.0
 GREETING_BOUND_MS = 500.0
 
