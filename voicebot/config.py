@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     max_call_duration_s: int = Field(default=900, ge=1)
     ws_send_timeout_s: float = Field(default=2.0, gt=0)
     turn_state_ttl_s: int = Field(default=3600, ge=60)
+    # POST /conversation: one conversation's stored JSON (oldest turns dropped past it), and
+    # all conversations this process keeps in memory (Redis down or not configured).
+    conversation_max_bytes: int = Field(default=65_536, ge=16_384)
+    conversation_memory_max_bytes: int = Field(default=67_108_864, ge=1_048_576)
     # stream = Media Streams with our STT; gather = Twilio recognises speech (<Gather>);
     # auto = gather when no STT provider is configured.
     conversation_mode: Literal["auto", "stream", "gather"] = "auto"

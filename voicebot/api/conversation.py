@@ -1,7 +1,9 @@
 """The text conversation endpoint: the same brain as on calls, over JSON.
 
-State between requests lives in the turn-state store under ``conversation_id``;
-without one, the state is rebuilt from the given history (both formats accepted).
+State between requests lives under ``conversation_id`` in a bounded store (Redis when
+configured, else process memory; bytes per conversation and in total, with a TTL: see
+:mod:`voicebot.api.conversation_store`); without one, the state is rebuilt from the given
+history (both formats accepted).
 With ``campaign_id`` the agent speaks that campaign's script (404 for an unknown one);
 with an LLM configured the brain is the LLM brain, falling back to the rules per turn.
 """
@@ -18,9 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from voicebot.api.body import parse_body
+from voicebot.api.conversation_store import ConversationStore
 from voicebot.api.fields import Id, Line, Text
 from voicebot.api.spec import Returns, operation
-from voicebot.api.state import app_state
+from voicebot.api.state import AppState, app_state
 from voicebot.brain import state as stages
 from voicebot.brain.base import ChatTurn, ConversationState, LeadContext
 from voicebot.brain.script import AgentScript
@@ -28,9 +31,9 @@ from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Lead
 from voicebot.db.scripts import load_agent_script
 from voicebot.errors import NotFoundError
+from voicebot.store.redis import RedisStore
 
 MAX_HISTORY_TURNS = 100
-STORE_PREFIX = "conversation:"
 
 
 class RoleTurn(BaseModel):
@@ -122,7 +125,8 @@ async def converse(request: Request) -> Response:
             if script is None:
                 raise NotFoundError(f"campaign {data.campaign_id} not found")
     conversation_id = data.conversation_id or uuid.uuid4().hex
-    stored = await state.store.load(STORE_PREFIX + conversation_id)
+    store = conversation_store(state)
+    stored = await store.load(conversation_id)
     if stored is not None:
         convo = ConversationState.from_dict(stored)
     else:
@@ -134,9 +138,7 @@ async def converse(request: Request) -> Response:
     tools = DbBookingTools(settings=state.settings, sessions=state.sessions, lead_id=data.lead_id)
     brain = state.extras["call_services"].brain_factory(tools, script=script)
     reply = await brain.respond(convo, data.message, now=datetime.now(state.settings.tz))
-    await state.store.save(
-        STORE_PREFIX + conversation_id, convo.to_dict(), ttl_s=state.settings.turn_state_ttl_s
-    )
+    kept = await store.save(conversation_id, convo.to_dict())
     return JSONResponse(
         {
             "conversation_id": conversation_id,
@@ -146,9 +148,26 @@ async def converse(request: Request) -> Response:
             "end_call": reply.end_call,
             "transfer": reply.transfer,
             "stage": convo.stage,
-            "history": [{"role": t.role, "content": t.content} for t in convo.history],
+            "history": [
+                {"role": t["role"], "content": t["content"]} for t in kept.get("history", [])
+            ],
         }
     )
+
+
+def conversation_store(state: AppState) -> ConversationStore:
+    """The app's conversation store, made on first use over the lifespan's Redis client."""
+    store = state.extras.get("conversation_store")
+    if not isinstance(store, ConversationStore):
+        settings = state.settings
+        store = ConversationStore(
+            redis=RedisStore(state.redis) if state.redis is not None else None,
+            ttl_s=settings.turn_state_ttl_s,
+            max_conversation_bytes=settings.conversation_max_bytes,
+            max_memory_bytes=settings.conversation_memory_max_bytes,
+        )
+        state.extras["conversation_store"] = store
+    return store
 
 
 def _jsonable(value: Any) -> Any:
