@@ -10,6 +10,8 @@ Scenarios:
   rules      rule-based brain + espeak-ng TTS in the server; the simulator's STT
              (no added delay) stands in for speech recognition
   openai     simulated OpenAI: STT 250 ms, LLM first token 350 ms, TTS first byte 200 ms
+  faults     openai with injected faults: TTS 10 % errors, STT 5 % errors, LLM 5 % hangs
+             (the report counts dropped calls and unanswered caller turns)
   listening  callers that never speak (CPU per call-minute listening, memory per idle call)
 
     .venv/bin/python scripts/bench.py                      # everything, ~25 min
@@ -65,11 +67,29 @@ class Scenario:
     use_llm_tts: bool
     turns: int
     barge_in_prob: float
+    # Injected faults: share of requests per stage that fail (STT, TTS) or hang (LLM).
+    stt_error_rate: float = 0.0
+    llm_hang_rate: float = 0.0
+    tts_error_rate: float = 0.0
 
 
 SCENARIOS = {
     "rules": Scenario("rules", 0, 0, 0, use_llm_tts=False, turns=5, barge_in_prob=0.25),
     "openai": Scenario("openai", 250, 350, 200, use_llm_tts=True, turns=5, barge_in_prob=0.25),
+    # Issue #10's done-when: TTS 10 % errors, STT 5 % errors, LLM 5 % hangs; 0 calls
+    # dropped and every caller turn answered with audio.
+    "faults": Scenario(
+        "faults",
+        250,
+        350,
+        200,
+        use_llm_tts=True,
+        turns=5,
+        barge_in_prob=0.25,
+        stt_error_rate=0.05,
+        llm_hang_rate=0.05,
+        tts_error_rate=0.10,
+    ),
     "listening": Scenario("listening", 0, 0, 0, use_llm_tts=False, turns=0, barge_in_prob=0.0),
 }
 
@@ -281,9 +301,15 @@ async def main() -> int:
             sim.register_phrase(phrase, pcm, 8000)
         for name in args.scenarios:
             scenario = SCENARIOS[name]
-            sim.config.stt = StageBehaviour(delay_ms=scenario.stt_ms)
-            sim.config.llm = StageBehaviour(delay_ms=scenario.llm_ms)
-            sim.config.tts = StageBehaviour(delay_ms=scenario.tts_ms)
+            sim.config.stt = StageBehaviour(
+                delay_ms=scenario.stt_ms, error_rate=scenario.stt_error_rate
+            )
+            sim.config.llm = StageBehaviour(
+                delay_ms=scenario.llm_ms, hang_rate=scenario.llm_hang_rate
+            )
+            sim.config.tts = StageBehaviour(
+                delay_ms=scenario.tts_ms, error_rate=scenario.tts_error_rate
+            )
             points = args.listening_points if name == "listening" else args.points
             for calls in points:
                 started = time.monotonic()
@@ -299,7 +325,10 @@ async def main() -> int:
                 )
                 results.setdefault(name, []).append(report)
                 print(
-                    f"{name} {calls}: ok {report['calls_ok']}/{calls}, overhead p99 "
+                    f"{name} {calls}: ok {report['calls_ok']}/{calls}, dropped "
+                    f"{report['calls_dropped']}, unanswered turns {report['turns_unanswered']}"
+                    f"/{report['turns_asked']}, turn p50/p99 {fmt(report['turn']['p50_ms'])}/"
+                    f"{fmt(report['turn']['p99_ms'])} ms, overhead p99 "
                     f"{fmt(report['overhead_ms']['p99_ms'])} ms, underruns "
                     f"{report['underruns']}, clean {clean(report)}",
                     file=sys.stderr,

@@ -104,6 +104,11 @@ class Samples:
     ended_by_agent: int = 0
     """Calls the server closed normally after a reply (the agent said goodbye): not failures."""
     failures: Counter[str] = field(default_factory=Counter)
+    calls_dropped: int = 0
+    """Calls the server cut: closed without the agent's goodbye, an error close code, or a
+    transport failure mid-call (a call that merely had an unanswered turn is not one)."""
+    turns_asked: int = 0
+    """Caller turns spoken; those without agent audio in reply are unanswered."""
     call_seconds: float = 0.0
     peak_concurrency: int = 0
 
@@ -128,6 +133,9 @@ class LoadReport:
     calls_failed: int
     failure_reasons: dict[str, int]
     calls_ended_by_agent: int
+    calls_dropped: int
+    turns_asked: int
+    turns_unanswered: int
     wall_s: float
     call_minutes: float
     peak_concurrency: int
@@ -165,7 +173,8 @@ class LoadReport:
         lines = [
             f"calls: {self.calls_ok} ok, {self.calls_failed} failed"
             + (f" {dict(self.failure_reasons)}" if self.failure_reasons else "")
-            + f"; {self.calls_ended_by_agent} ended by the agent",
+            + f"; {self.calls_ended_by_agent} ended by the agent; {self.calls_dropped} dropped",
+            f"caller turns: {self.turns_asked}, unanswered {self.turns_unanswered}",
             f"wall {self.wall_s:.1f} s, {self.call_minutes:.1f} call-minutes, "
             f"peak {self.peak_concurrency} concurrent",
             "",
@@ -235,6 +244,9 @@ def build_report(
         calls_failed=failed,
         failure_reasons=dict(samples.failures),
         calls_ended_by_agent=samples.ended_by_agent,
+        calls_dropped=samples.calls_dropped,
+        turns_asked=samples.turns_asked,
+        turns_unanswered=samples.turns_asked - len(samples.turn_ms),
         wall_s=wall_s,
         call_minutes=call_minutes,
         peak_concurrency=samples.peak_concurrency,

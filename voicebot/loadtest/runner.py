@@ -12,7 +12,8 @@ phrase and wait for the first agent audio (turn latency); with probability
 on the line (silent) until ``duration_s`` after connecting, if given, and hang up.
 The agent may end the call first (a booking, a goodbye): a normal close after a
 reply counts as a good call (``ended_by_agent``); a close without a reply or with
-an error code is a failure.
+an error code is a failure and a dropped call. A caller turn with no agent audio within
+``REPLY_TIMEOUT_S`` is an unanswered turn (the call goes on, and counts as failed).
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ class LoadTestConfig:
 
 
 class CallFailedError(Exception):
-    """One simulated call did not go as a healthy call goes; ``reason`` is the report key."""
+    """One simulated call did not go as a healthy call goes; ``reason`` is the report key;
+    ``dropped`` when the server cut the call (rather than, say, leaving a turn unanswered)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, dropped: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.dropped = dropped
 
 
 @dataclass(slots=True)
@@ -200,6 +203,7 @@ class LoadTest:
             self.samples.calls_ok += 1
         except CallFailedError as exc:
             self.samples.failures[exc.reason] += 1
+            self.samples.calls_dropped += exc.dropped
         except CallNotConnectedError as exc:
             self.samples.failures[f"webhook answered {exc.status_code} without a stream"] += 1
         except InvalidHandshake as exc:
@@ -207,6 +211,7 @@ class LoadTest:
         except (OSError, httpx.HTTPError, WebSocketException, TimeoutError) as exc:
             stage = "connect" if connected_s is None else "mid-call"
             self.samples.failures[f"{stage}: {type(exc).__name__}"] += 1
+            self.samples.calls_dropped += connected_s is not None
         finally:
             self._finished += 1
 
@@ -225,15 +230,16 @@ class LoadTest:
         ):
             raise CallFailedError("no greeting")
         if call.metrics.first_agent_media_ms is None:
-            raise CallFailedError("ended by the server before the greeting")
+            raise CallFailedError("ended by the server before the greeting", dropped=True)
         self.samples.greeting_ms.append(call.metrics.first_agent_media_ms)
         await _agent_quiet(call)
+        unanswered = 0
         for turn in range(config.turns):
             if call.ended:
                 self._ended_by_server(call)
                 return
             phrase = phrases[(index + turn) % len(phrases)]
-            await self._turn(call, phrase)
+            unanswered += not await self._turn(call, phrase)
             if rng.random() < config.barge_in_prob:
                 await asyncio.sleep(rng.uniform(*BARGE_IN_DELAY_RANGE_S))
                 await self._barge_in(call, phrases[(index + turn + 1) % len(phrases)])
@@ -244,24 +250,32 @@ class LoadTest:
                 await _poll(lambda: call.ended, remaining_s)
         if call.ended:
             self._ended_by_server(call)
+        if unanswered:
+            raise CallFailedError("a caller turn got no reply")
 
     def _ended_by_server(self, call: SimulatedCall) -> None:
         """After a reply, a normal close is the agent hanging up; any other close is a failure."""
         if call.close_code != NORMAL_CLOSURE:
-            raise CallFailedError(f"server closed the stream with code {call.close_code}")
+            raise CallFailedError(
+                f"server closed the stream with code {call.close_code}", dropped=True
+            )
         self.samples.ended_by_agent += 1
 
-    async def _turn(self, call: SimulatedCall, phrase: CallerPhrase) -> None:
+    async def _turn(self, call: SimulatedCall, phrase: CallerPhrase) -> bool:
+        """Say ``phrase``; True when agent audio answered it. A call the server ends
+        without answering is dropped; a turn left unanswered on a live call is counted."""
+        self.samples.turns_asked += 1
         speech = call.say(phrase.speech)
         await _poll(lambda: speech.response_latency_ms is not None or call.ended, REPLY_TIMEOUT_S)
         latency_ms = speech.response_latency_ms
         if latency_ms is None:
-            raise CallFailedError(
-                "ended by the server without a reply" if call.ended else "no reply"
-            )
+            if call.ended:
+                raise CallFailedError("ended by the server without a reply", dropped=True)
+            return False
         self.samples.turn_ms.append(latency_ms)
         elapsed_s = time.monotonic() - self._started_s
         self.samples.turn_timeline.append((elapsed_s, self._connected, latency_ms))
+        return True
 
     async def _barge_in(self, call: SimulatedCall, phrase: CallerPhrase) -> None:
         """Speak over the reply; a `clear` must come unless the reply ended on its own."""

@@ -49,10 +49,13 @@ def talking_table(reports: list[Report]) -> str:
             r["frame_delay"],
         )
         failures = "; ".join(f"{n}× {k}" for k, n in r["failure_reasons"].items())
+        dropped = f", {r['calls_dropped']} dropped" if "calls_dropped" in r else ""
+        # Answered turns, of the turns callers spoke (reports before that count: answered).
+        asked = f" of {r['turns_asked']}" if "turns_asked" in r else ""
         lines.append(
             f"| {r['calls']} | {r['calls_ok']} ({r.get('calls_ended_by_agent', 0)}) "
-            f"| {r['calls_failed']}"
-            f"{' (' + failures + ')' if failures else ''} | {t['n']} "
+            f"| {r['calls_failed']}{dropped}"
+            f"{' (' + failures + ')' if failures else ''} | {t['n']}{asked} "
             f"| {fmt(t['p50_ms'])} / {fmt(t['p99_ms'])} "
             f"| {fmt(o['p50_ms'])} / {fmt(o['p90_ms'])} / {fmt(o['p99_ms'])} "
             f"| {fmt(g['p50_ms'])} / {fmt(g['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "

@@ -72,13 +72,16 @@ DEFAULT_AFTER_TOOL_REPLY = "מעולה, רשמתי את זה. יש עוד משה
 
 @dataclass(slots=True)
 class StageBehaviour:
-    """How one stage misbehaves: first-answer delay, jitter, errors, hanging."""
+    """How one stage misbehaves: first-answer delay, jitter, errors (``error_rate`` of the
+    requests answer ``error_status``), hanging (every request, or ``hang_rate`` of them)."""
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     error_rate: float = 0.0
     error_status: int = 500
     hang: bool = False
+    hang_rate: float = 0.0
+    """Share of requests (0–1) that hang like ``hang`` (answer nothing until released)."""
 
 
 @dataclass(slots=True)
@@ -303,7 +306,7 @@ class ProviderSim:
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
             )
         behaviour: StageBehaviour = getattr(self.config, stage)
-        if behaviour.hang:
+        if behaviour.hang or (behaviour.hang_rate and self._random.random() < behaviour.hang_rate):
             async with asyncio.timeout(MAX_HANG_S):
                 await self._released.wait()
             return _error(503, "Simulator stopped.", "server_error", None)

@@ -62,6 +62,28 @@ async def test_errors_use_openai_error_shape(sim: ProviderSim) -> None:
     assert error["code"] == "rate_limit_exceeded"
 
 
+async def test_rate_based_faults_hit_about_their_share_of_requests(sim: ProviderSim) -> None:
+    """With error_rate 0.1, about a tenth of 400 requests fail; with hang_rate 0.25, about a
+    quarter hang (no answer within 50 ms) while the rest answer."""
+    sim.config.tts.error_rate = 0.1
+    sim.config.llm.hang_rate = 0.25
+    async with httpx.AsyncClient() as client:
+        errors = 0
+        for _ in range(400):
+            response = await client.post(
+                f"{sim.base_url}/audio/speech", json={"model": "m", "input": "", "voice": "v"}
+            )
+            errors += response.status_code == 500
+        hung = 0
+        for _ in range(80):
+            try:
+                await client.post(f"{sim.base_url}/chat/completions", json={}, timeout=0.05)
+            except httpx.TimeoutException:
+                hung += 1
+    assert 20 <= errors <= 65
+    assert 8 <= hung <= 35
+
+
 async def test_bearer_key_is_checked_when_configured(sim: ProviderSim) -> None:
     """With an API key set, a wrong bearer token is a 401."""
     sim.config.api_key = "secret"
