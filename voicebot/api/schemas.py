@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from voicebot.api.fields import Id, Line, Text, When
 from voicebot.api.phones import normalize_phone
@@ -197,6 +197,12 @@ class MeetingQuery(Page):
     def _plus(cls, value: Any) -> Any:
         # A '+' in an unencoded query string arrives as a space.
         return value.replace(" ", "+") if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MeetingQuery:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("'to' must be after 'from'")
+        return self
 
 
 class MeetingPath(BaseModel):

@@ -25,7 +25,11 @@ from voicebot.call.services import CallServices
 from voicebot.call.speech import synthesize_all
 from voicebot.errors import ProviderError
 from voicebot.providers.sentences import split_sentences
-from voicebot.telephony.audio_token import issue_audio_token, verify_audio_token
+from voicebot.telephony.audio_token import (
+    MAX_TOKEN_CHARS,
+    issue_audio_token,
+    verify_audio_token,
+)
 from voicebot.telephony.twiml import Speech
 
 log = structlog.get_logger(__name__)
@@ -75,7 +79,11 @@ async def prepare_speech(services: CallServices, text: str) -> Speech:
 
 
 class AudioPath(BaseModel):
-    key: str = Field(description="a name issued in TwiML (text under an HMAC)")
+    key: str = Field(
+        max_length=MAX_TOKEN_CHARS,
+        pattern=r"^[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+$",
+        description="a name issued in TwiML (text under an HMAC); any other is a 404",
+    )
 
 
 @operation(

@@ -154,6 +154,8 @@ async def test_out_of_range_datetimes_are_422(client: httpx.AsyncClient) -> None
     _assert_error_shape(await client.post("/api/v1/leads", json=lead))
     window = {"from": "2026-01-01T00:00:00+00:00", "to": "9999-12-31T23:59:59-10:00"}
     _assert_error_shape(await client.get("/api/v1/meetings", params=window))
+    backwards = {"from": "2026-01-02T00:00:00+00:00", "to": "2026-01-01T00:00:00+00:00"}
+    _assert_error_shape(await client.get("/api/v1/meetings", params=backwards))
 
 
 @pytest.mark.parametrize(
