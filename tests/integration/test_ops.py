@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.conftest import make_settings
 from voicebot.app import create_app
 from voicebot.cli import migrate
+from voicebot.logging import configure_logging
 
 
 def _client(app: object) -> httpx.AsyncClient:
@@ -128,6 +130,11 @@ async def test_logs_do_not_contain_phone_in_clear(
         await client.post("/api/v1/leads", json={"phone": "054-4567890"})
         await client.post("/api/v1/leads", json={"phone": "054-4567890"})
     err = capsys.readouterr().err
+    # Logging was bound to capsys's stream, which closes with this test: point it back at
+    # the real stderr so later tests that log do not write to a closed file.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stderr", sys.__stderr__)
+        configure_logging(make_settings(database_url=database_url))
     assert "lead.seen" in err
     assert "+972***7890" in err
     assert "972544567890" not in err

@@ -2,7 +2,8 @@
 
 :func:`campaign_snapshot` answers what an operator asks while a campaign runs: its
 status and pause reason, how many members are in each state, the outcomes reached so
-far, how many are due now and how many calls are in flight, and whether the calling
+far, how many are due now and how many calls are in flight (live attempts, as the
+``GET /campaigns/{id}/stats`` route counts them), and whether the calling
 window is open (and if not, why and when it opens). Used by
 ``voicebot campaign status ID [--watch]``; read-only, one short transaction.
 """
@@ -18,6 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.models import (
+    LIVE_ATTEMPT_STATUSES,
     AttemptStatus,
     Campaign,
     CampaignAttempt,
@@ -30,8 +32,6 @@ from voicebot.scheduling import CallingWindow, WindowFieldError
 
 FINAL_STATES = (MemberState.DONE, MemberState.FAILED, MemberState.SKIPPED)
 WAITING_STATES = (MemberState.PENDING, MemberState.RETRY)
-IN_FLIGHT_STATES = (MemberState.DIALING, MemberState.IN_CALL)
-LIVE_ATTEMPTS = (AttemptStatus.CLAIMED, AttemptStatus.DIALING, AttemptStatus.PLACED)
 ENDED_STATUSES = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
 
 
@@ -46,10 +46,8 @@ class CampaignSnapshot:
     at: datetime
     states: dict[str, int]  # every MemberState, zeros included
     outcomes: dict[str, int]  # members' last outcome → count (members with one only)
-    due_now: int  # waiting members whose next attempt time has come
-    in_flight: int  # members dialing or in a call
-    live_attempts: int  # attempts claimed, dialing or placed
-    attempts: int  # every attempt made so far
+    due: int  # waiting members whose next attempt time has come
+    attempts: dict[str, int]  # attempts per status (every AttemptStatus, zeros included)
     window_open: bool | None  # None when the stored window cannot be read
     window_note: str  # "open until 19:00", "closed (Shabbat), opens Sun 09:00"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +59,15 @@ class CampaignSnapshot:
     @property
     def final(self) -> int:
         return sum(self.states.get(s, 0) for s in FINAL_STATES)
+
+    @property
+    def in_flight(self) -> int:
+        """Live attempts (claimed, dialing or placed): the campaign stats' definition."""
+        return sum(self.attempts.get(s, 0) for s in LIVE_ATTEMPT_STATUSES)
+
+    @property
+    def attempts_total(self) -> int:
+        return sum(self.attempts.values())
 
     @property
     def ended(self) -> bool:
@@ -78,9 +85,8 @@ class CampaignSnapshot:
             "final": self.final,
             "states": self.states,
             "outcomes": self.outcomes,
-            "due_now": self.due_now,
+            "due": self.due,
             "in_flight": self.in_flight,
-            "live_attempts": self.live_attempts,
             "attempts": self.attempts,
             "window_open": self.window_open,
             "window": self.window_note,
@@ -120,7 +126,8 @@ async def campaign_snapshot(
         .where(CampaignAttempt.campaign_id == campaign_id)
         .group_by(CampaignAttempt.status)
     )
-    attempts = {str(status): int(count) for status, count in attempt_rows.all()}
+    attempts = {status.value: 0 for status in AttemptStatus}
+    attempts.update({str(status): int(count) for status, count in attempt_rows.all()})
     window_open, window_note = _window(campaign, now)
     return CampaignSnapshot(
         campaign_id=campaign.id,
@@ -130,10 +137,8 @@ async def campaign_snapshot(
         at=now,
         states=states,
         outcomes=dict(sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        due_now=int(due_now or 0),
-        in_flight=sum(states.get(s, 0) for s in IN_FLIGHT_STATES),
-        live_attempts=sum(attempts.get(s, 0) for s in LIVE_ATTEMPTS),
-        attempts=sum(attempts.values()),
+        due=int(due_now or 0),
+        attempts=attempts,
         window_open=window_open,
         window_note=window_note,
     )

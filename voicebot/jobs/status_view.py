@@ -55,8 +55,8 @@ def render(snapshot: CampaignSnapshot) -> RenderableType:
     )
     bar.add_task("final", total=max(snapshot.total, 1), completed=snapshot.final)
     now_line = Text(
-        f"due now {snapshot.due_now}   in flight {snapshot.in_flight}   "
-        f"live attempts {snapshot.live_attempts}   attempts {snapshot.attempts}"
+        f"due now {snapshot.due}   in flight {snapshot.in_flight}   "
+        f"attempts {snapshot.attempts_total}"
     )
     window_style = "green" if snapshot.window_open else "yellow"
     window_line = Text(f"window: {snapshot.window_note}", style=window_style)

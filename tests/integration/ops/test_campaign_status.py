@@ -115,7 +115,7 @@ def test_status_prints_counts_outcomes_due_and_reason(
     assert f"Campaign {seeded}" in out and "paused" in out
     assert "reason: twilio 401: bad credentials" in out
     assert "2/5" in out and "40%" in out
-    assert "due now 1" in out and "in flight 1" in out and "live attempts 1" in out
+    assert "due now 1" in out and "in flight 1" in out and "attempts 1" in out
     for word in ("meeting_booked", "not_interested", "busy", "dialing", "retry", "pending"):
         assert word in out
     assert "window: open until" in out
@@ -128,7 +128,8 @@ def test_status_json_is_one_snapshot(seeded: int, capsys: pytest.CaptureFixture[
     assert body["total"] == 5 and body["final"] == 2
     assert body["states"]["done"] == 2 and body["states"]["dialing"] == 1
     assert body["outcomes"] == {"busy": 1, "meeting_booked": 1, "not_interested": 1}
-    assert body["due_now"] == 1 and body["in_flight"] == 1 and body["live_attempts"] == 1
+    assert body["due"] == 1 and body["in_flight"] == 1
+    assert body["attempts"]["placed"] == 1 and sum(body["attempts"].values()) == 1
     assert body["status_reason"] == "twilio 401: bad credentials" and body["window_open"] is True
 
 
