@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -97,6 +98,18 @@ async def _first_update_while_watching(
     raise AssertionError("the server never updated the call through the REST API")
 
 
+async def _ended_call(base: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The first call's detail once its outcome is stored: the session stores it after the
+    socket closes (its queued turns first), so it may land just after the hang-up."""
+    async with httpx.AsyncClient(base_url=base) as http, asyncio.timeout(timeout_s):
+        calls = (await http.get("/api/v1/calls")).json()["items"]
+        while True:
+            detail: dict[str, Any] = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+            if detail["outcome"] is not None:
+                return detail
+            await asyncio.sleep(0.05)
+
+
 async def _greeting_heard(call: SimulatedCall) -> None:
     await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
 
@@ -167,9 +180,7 @@ async def test_max_duration_cuts_in_says_goodbye_and_hangs_up(
             busy, _ = await _first_update_while_watching(api, call, sid, 30)
             assert call.metrics.clears >= 1
             assert not busy
-        async with httpx.AsyncClient(base_url=base) as http:
-            calls = (await http.get("/api/v1/calls")).json()["items"]
-            detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+        detail = await _ended_call(base)
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
     last = [t for t in detail["turns"] if t["role"] == "assistant"][-1]
     assert last["intent"] == "max_duration"
@@ -191,9 +202,7 @@ async def test_silence_checks_in_only_when_both_sides_are_quiet_then_ends(
             await _greeting_heard(call)
             call.say(pcm16_to_ulaw(_speech_pcm(ANSWER)))
             await _first_update_while_watching(api, call, sid, 40)
-        async with httpx.AsyncClient(base_url=base) as http:
-            calls = (await http.get("/api/v1/calls")).json()["items"]
-            detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+        detail = await _ended_call(base)
     turns = [(t["role"], t["intent"]) for t in detail["turns"]]
     assert turns[:2] == [("assistant", "greeting"), ("user", None)]
     assert turns[-2:] == [("assistant", "silence"), ("assistant", "silence")]
