@@ -92,12 +92,14 @@ async def test_hello_then_meeting_tomorrow_at_ten_books_it(
         ("אפשר לקבוע פגישה מחר בעשר",),
         ("כן", "תקבעי לי פגישה מחר בעשר"),
         ("כן", "לא מעוניין", "טוב בוא נקבע מחר בעשר"),
+        ("אני עסוק עכשיו", "אז תקבעי לי פגישה מחר בעשר"),
     ],
 )
 async def test_meeting_request_with_a_time_books_in_any_stage(
     brain: RuleBrain, tools: InMemoryBookingTools, lines: tuple[str, ...]
 ) -> None:
-    """A request to meet at a time books it at permission, mid-questions or after an objection."""
+    """A request to meet at a time books it at permission, mid-questions, after an objection
+    or when the agent asked when to call back."""
     state = _state()
     replies = await _talk(brain, state, *lines)
     assert replies[-1].end_call and state.outcome == "booked"
