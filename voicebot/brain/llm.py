@@ -263,7 +263,7 @@ class LLMBrain:
         if state.stage == st.GREETING:
             state.stage = st.PERMISSION
         for index, question in enumerate(self._script.qualifying_questions):
-            if question.strip().rstrip("?").strip() in said:
+            if to_spoken(question.strip().rstrip("?").strip()) in said:  # said is spoken form
                 state.stage, state.qualify_index = st.QUALIFY, index
 
     def _messages(self, turn: _Turn) -> list[ChatMessage]:

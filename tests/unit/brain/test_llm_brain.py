@@ -511,3 +511,28 @@ async def test_model_sentences_reach_tts_in_spoken_form(sim: ProviderSim, brain:
     assert "חמישים ושישה דולרים" in spoken
     assert "חמישה אנשים" in spoken and "תוך שעתיים" in spoken
     assert not any(ch.isdigit() or ch in "₪$€%" for ch in spoken)
+
+
+async def test_question_with_digits_is_tracked_in_spoken_form(
+    sim: ProviderSim, tools: InMemoryBookingTools
+) -> None:
+    """A script question written with digits is recognised when the model asks it, though
+    what was said is its spoken form ('יותר מחמישה עובדים')."""
+    question = "יש אצלכם יותר מ-5 עובדים?"
+    script = AgentScript(qualifying_questions=("מה התחום של העסק?", question))
+    model = OpenAILanguageModel(sim.endpoint("llm", timeout_s=3.0), first_token_timeout_s=2.0)
+    brain = LLMBrain(
+        llm=model,
+        fallback=RuleBrain(tools=tools, calendar=CAL, script=script),
+        tools=tools,
+        calendar=CAL,
+        script=script,
+    )
+    sim.responder = ScriptedResponder(default_texts=[f"מעולה. {question}"])
+    state = _state()
+    try:
+        reply = await brain.respond(state, "אנחנו מספרה", now=NOW)
+    finally:
+        await model.aclose()
+    assert "מחמישה עובדים" in reply.text
+    assert state.stage == st.QUALIFY and state.qualify_index == 1
