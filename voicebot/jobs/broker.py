@@ -30,6 +30,10 @@ from voicebot.jobs.dead_letters import (
 )
 
 BrokerKind = Literal["stub", "redis", "rabbitmq"]
+# Every broker connection is bounded, so a stalled server fails a send or a consume
+# instead of hanging it (Dramatiq's Redis consumer polls: no blocking pop outlives these).
+BROKER_CONNECT_TIMEOUT_S: Final = 2.0
+BROKER_SOCKET_TIMEOUT_S: Final = 5.0
 BROKER_NAMES: Final[dict[BrokerKind, str]] = {
     "stub": "StubBroker",
     "redis": "RedisBroker",
@@ -62,17 +66,36 @@ def build_broker(settings: Settings, *, namespace: str = DEFAULT_NAMESPACE) -> d
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         broker = RabbitmqBroker(url=url)
+        _bound_rabbitmq(broker)
         store = RabbitDeadLetters(url, namespace=namespace)
     elif kind == "redis" and url is not None:
+        import redis
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=BROKER_CONNECT_TIMEOUT_S,
+            socket_timeout=BROKER_SOCKET_TIMEOUT_S,
+        )
+        broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
         store = RedisDeadLetters(url, namespace=namespace)
     else:
         broker = StubBroker()
         store = MemoryDeadLetters()
     broker.add_middleware(DeadLetterRecorder(store), before=Retries)
     return broker
+
+
+def _bound_rabbitmq(broker: dramatiq.Broker) -> None:
+    """Give every RabbitMQ connection of the broker bounded connect/IO timeouts."""
+    parameters = getattr(broker, "parameters", None)
+    for params in parameters if isinstance(parameters, list) else [parameters]:
+        if params is None:
+            continue
+        params.socket_timeout = BROKER_CONNECT_TIMEOUT_S
+        params.stack_timeout = BROKER_SOCKET_TIMEOUT_S
+        params.blocked_connection_timeout = BROKER_SOCKET_TIMEOUT_S
+        params.connection_attempts = 1
 
 
 def probe_broker(broker: dramatiq.Broker) -> None:

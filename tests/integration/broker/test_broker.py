@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import dramatiq
 import pytest
 
 from tests.conftest import make_settings
 from tests.integration.broker.conftest import Consumed, run_worker
 from voicebot.errors import BrokerUnavailableError
-from voicebot.jobs.broker import broker_kind, build_broker, close_broker, probe_broker
+from voicebot.jobs.broker import (
+    BROKER_SOCKET_TIMEOUT_S,
+    broker_kind,
+    build_broker,
+    close_broker,
+    probe_broker,
+)
 from voicebot.jobs.dead_letters import dead_letter_store
 
 
@@ -87,3 +95,21 @@ def test_unreachable_backend_fails_the_probe(url: str, kind: str) -> None:
             probe_broker(down)
     finally:
         close_broker(down)
+
+
+@pytest.mark.parametrize(
+    "scheme", ["redis://127.0.0.1:{port}/0", "amqp://u:p@127.0.0.1:{port}/%2F"]
+)
+def test_send_to_a_stalled_broker_fails_within_its_bound(black_hole: int, scheme: str) -> None:
+    """A broker that accepts and never answers fails a send after its bounded timeout, not
+    never (RabbitMQ's own default waits 15 s; ours BROKER_SOCKET_TIMEOUT_S)."""
+    broker = build_broker(make_settings(broker_url=scheme.format(port=black_hole)))
+    actor = dramatiq.actor(broker=broker, actor_name="stalled", queue_name="stalled")(print)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Exception) as info:
+            actor.send("x")
+    finally:
+        close_broker(broker)
+    assert "Timeout" in type(info.value).__name__
+    assert time.monotonic() - started < BROKER_SOCKET_TIMEOUT_S + 3.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 
 from tests.conftest import make_settings
 from tests.integration.broker.conftest import delete_rabbit_queues, run_worker
+from voicebot.api.health import READY_CHECK_TIMEOUT_S
 from voicebot.app import create_app
 from voicebot.cli import migrate
 from voicebot.config import Settings
@@ -118,3 +120,24 @@ async def test_dead_letter_paging_is_validated(ops_app: Starlette) -> None:
     async with _client(ops_app) as client:
         bad = await client.get("/api/v1/dead-letters?limit=zero", headers={"X-API-Key": API_KEY})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "scheme", ["redis://127.0.0.1:{port}/0", "amqp://u:p@127.0.0.1:{port}/%2F"]
+)
+async def test_ready_is_503_promptly_when_the_broker_stalls(
+    tmp_path: Path, black_hole: int, scheme: str
+) -> None:
+    """A broker that accepts and never answers: readiness answers 503 naming it, in time."""
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db",
+        broker_url=scheme.format(port=black_hole),
+    )
+    migrate(settings)  # readiness includes the schema revision
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        started = time.monotonic()
+        ready = await client.get("/health/ready")
+        elapsed_s = time.monotonic() - started
+    assert ready.status_code == 503 and ready.json()["failing"] == ["broker"]
+    assert elapsed_s < READY_CHECK_TIMEOUT_S + 2.0
