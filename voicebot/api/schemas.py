@@ -307,6 +307,16 @@ class CallPage(BaseModel):
 
 
 class CampaignIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"name": "מבצע חורף", "max_concurrent_calls": 5, "window_start": "09:00",
+                 "window_end": "19:00", "calendar": "IL"}
+            ]
+        },
+    )  # fmt: skip
     name: Line = Field(min_length=1, max_length=200)
     agent_script: dict[str, Any] = Field(
         default_factory=dict,
@@ -346,6 +356,11 @@ class CampaignIn(Strict):
 
 
 class AddLeadsIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"lead_ids": [1, 2, 3]}, {"tag": "vip"}]},
+    )
     lead_ids: list[Id] | None = Field(default=None, max_length=MAX_ADD_LEAD_IDS)
     status: Line | None = Field(default=None, max_length=32)
     tag: Line | None = Field(default=None, max_length=MAX_TAG_CHARS)
