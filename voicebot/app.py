@@ -36,7 +36,7 @@ from voicebot.api.middleware import (
 from voicebot.api.rate_limits import RateLimits
 from voicebot.api.state import AppState
 from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
-from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, warm_phrases
+from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
@@ -131,10 +131,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.extras["broker_name"] = jobs.name
         state.extras["broker"] = jobs.broker  # dead letters and the readiness probe read it
         app.state.voicebot = state
-        await warm_phrases(
-            state.extras["call_services"],
-            [APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, DRAIN_GOODBYE_TEXT],
-        )
+        await warm_phrases(state.extras["call_services"], (*FIXED_PHRASES, DRAIN_GOODBYE_TEXT))
         off = [name for name, on in state.extras["features"].items() if not on]
         log.info("app.started", database=engine.dialect.name, features_off=off)
         if not state.extras["features"]["espeak_tts"]:

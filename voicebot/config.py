@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     silence_checkin_s: float = Field(default=8.0, gt=0)
     max_call_duration_s: int = Field(default=900, ge=1)
     ws_send_timeout_s: float = Field(default=2.0, gt=0)
+    # No inbound media this long (a partition without a close): the call ends, REST hang-up.
+    inbound_media_timeout_s: float = Field(default=3.0, gt=0)
     turn_state_ttl_s: int = Field(default=3600, ge=60)
     # POST /conversation: one conversation's stored JSON (oldest turns dropped past it), and
     # all conversations this process keeps in memory (Redis down or not configured).

@@ -4,6 +4,7 @@ real loopback HTTP/SSE/websocket, the real `openai` client, espeak-ng TTS."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from voicebot.testing.provider_sim import (
     StageBehaviour,
 )
 from voicebot.testing.server import free_port, running_server
-from voicebot.testing.twilio_caller import place_call
+from voicebot.testing.twilio_caller import SimulatedCall, place_call
 
 ACCOUNT_SID = "AC" + "3" * 32
 AUTH_TOKEN = "llm-call-auth-token"
@@ -66,6 +67,17 @@ async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, S
         yield base, settings
 
 
+async def _reply_played(call: SimulatedCall, quiet_s: float = 1.0) -> None:
+    """Wait until the agent's reply has played out (nothing queued, no new audio for
+    ``quiet_s``): the stored turn holds what the caller heard, so hang up after it."""
+    async with asyncio.timeout(20):
+        while True:
+            heard_ms = call.metrics.agent_audio_ms
+            await asyncio.sleep(quiet_s)
+            if not call.playback.busy and call.metrics.agent_audio_ms == heard_ms:
+                return
+
+
 async def _one_turn(base: str) -> list[dict[str, object]]:
     """Greeting, one caller answer, the agent's reply; returns the stored turns."""
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
@@ -75,6 +87,7 @@ async def _one_turn(base: str) -> list[dict[str, object]]:
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
         assert speech.response_latency_ms is not None, "the caller heard nothing back"
         await call.wait_until(lambda: len(call.metrics.marks) > marks, 20)
+        await _reply_played(call)
     async with httpx.AsyncClient(base_url=base) as http:
         calls = (await http.get("/api/v1/calls")).json()["items"]
         detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()

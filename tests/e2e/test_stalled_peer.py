@@ -50,7 +50,10 @@ async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
     url = f"sqlite+aiosqlite:///{tmp_path / 'stall.db'}"
     migrate(make_settings(database_url=url))
     settings = make_settings(
-        database_url=url, ws_send_timeout_s=SEND_TIMEOUT_S, tts_cache_dir=str(tmp_path / "tts")
+        database_url=url,
+        ws_send_timeout_s=SEND_TIMEOUT_S,
+        tts_cache_dir=str(tmp_path / "tts"),
+        inbound_media_timeout_s=60.0,  # these peers send no media; only their sends stall
     )
     engine = create_engine(settings)
     providers = build_providers(settings)

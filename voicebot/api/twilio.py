@@ -379,9 +379,9 @@ async def _run_session(
                 if isinstance(event, ev.Media):
                     await session.on_media(event.payload)
                 elif isinstance(event, ev.Mark):
-                    session.on_mark(event.name)
+                    await session.on_mark(event.name)
                 elif isinstance(event, ev.Dtmf):
-                    session.on_dtmf(event.digit)
+                    await session.on_dtmf(event.digit)
                 elif isinstance(event, ev.Stop):
                     break
         except WebSocketDisconnect:

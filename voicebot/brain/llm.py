@@ -138,11 +138,20 @@ class LLMBrain:
         return await self._fallback.on_silence(state, count=count, now=now)
 
     async def respond(self, state: ConversationState, user_text: str, *, now: datetime) -> Reply:
+        """The whole reply at once (text API, ``<Gather>`` turns): all of it is delivered,
+        so all of it goes into the history."""
+        mark = len(state.history)
         async with aclosing(self.respond_stream(state, user_text, now=now)) as events:
             async for event in events:
                 if isinstance(event, Reply):
-                    return event
-        raise AssertionError("respond_stream ended without a Reply")
+                    reply = event
+                    break
+            else:
+                raise AssertionError("respond_stream ended without a Reply")
+        said = any(turn.role == "assistant" for turn in state.history[mark:])
+        if reply.text and not said:
+            state.history.append(ChatTurn(role="assistant", content=reply.text))
+        return reply
 
     async def respond_stream(
         self, state: ConversationState, user_text: str, *, now: datetime
@@ -179,10 +188,10 @@ class LLMBrain:
                 self._track_stage(state, " ".join(turn.spoken))
             yield turn.reply()
         finally:
+            # The caller's words only: what of the reply reaches the history is what was
+            # heard, written by whoever delivered it (the call's SpeechHandle, respond()).
             if not handed_over:
                 state.history.append(ChatTurn(role="user", content=user_text))
-                if turn.spoken:
-                    state.history.append(ChatTurn(role="assistant", content=" ".join(turn.spoken)))
 
     async def _converse(self, turn: _Turn) -> AsyncGenerator[Sentence, None]:
         """Model rounds until a reply without tool calls; raises LLMUnusableError."""

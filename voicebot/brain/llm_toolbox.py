@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
 from voicebot.brain import phrases as say
 from voicebot.brain import state as st
 from voicebot.brain.base import Action, BookingTools, ConversationState
@@ -36,6 +39,8 @@ from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar, spread
 from voicebot.brain.speech_text import format_slot_hebrew
 from voicebot.providers.base import ToolCall
+
+log = structlog.get_logger(__name__)
 
 SLOTS_OFFERED = 2  # slots returned by one propose_slots
 SLOT_FETCH_LIMIT = 12  # candidates fetched to choose a spread from
@@ -105,8 +110,14 @@ class Toolbox:
             return ToolOutcome(_error("call_ending", "the call is ending; say goodbye"))
         local_now = now.astimezone(self._cal.tz)
         effects.closing = None
-        async with asyncio.timeout(TOOL_TIMEOUT_S):
-            result = await self._dispatch(call.name, args, state, effects, local_now)
+        try:
+            async with asyncio.timeout(TOOL_TIMEOUT_S):
+                result = await self._dispatch(call.name, args, state, effects, local_now)
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+            # The database failed or stalled: the model hears it and answers the caller.
+            log.warning("brain.tool_failed", tool=call.name, error=type(exc).__name__)
+            effects.closing = None
+            return ToolOutcome(_error("tool_failed", "the system is unavailable; apologise"))
         return ToolOutcome(result, closing=effects.closing)
 
     async def _dispatch(

@@ -26,21 +26,40 @@ SendClear = Callable[[], Awaitable[None]]
 
 @dataclass(slots=True)
 class Utterance:
-    """One sentence of agent speech in flight."""
+    """One sentence of agent speech in flight.
+
+    ``frames_sent`` counts frames queued, ``frames_out`` frames handed to the socket;
+    ``first_sent_at`` is when the first of them left, ``play_start_at`` when Twilio
+    starts playing it (the playout's clock). ``heard`` is set when its mark comes back;
+    a `clear` sets ``cut`` and ``heard_fraction`` (the share played before the cut).
+    """
 
     mark: str
     text: str
     frames_sent: int = 0
+    frames_out: int = 0
     first_sent_at: float | None = None
+    play_start_at: float | None = None
     heard: bool = False
     done_enqueuing: bool = False
     cut: bool = False
+    heard_fraction: float = 0.0
+
+    def played_fraction(self, now: float) -> float:
+        """Share of this sentence's queued audio played by ``now`` (0.0 to 1.0)."""
+        if self.heard:
+            return 1.0
+        if self.play_start_at is None or not self.frames_sent:
+            return 0.0
+        played_s = min(now - self.play_start_at, self.frames_out * FRAME_S)
+        return max(0.0, min(1.0, played_s / (self.frames_sent * FRAME_S)))
 
 
 @dataclass(slots=True)
 class _Item:
     frame: bytes | None = None
     mark: str | None = None
+    utterance: Utterance | None = None
 
 
 @dataclass
@@ -84,7 +103,7 @@ class Playout:
         if utterance.cut:
             return  # cleared by a barge-in: never sent
         for frame in frames:
-            self._queue.append(_Item(frame=frame))
+            self._queue.append(_Item(frame=frame, utterance=utterance))
         utterance.frames_sent += len(frames)
         self._wake.set()
 
@@ -107,16 +126,24 @@ class Playout:
 
     async def clear(self) -> list[Utterance]:
         """Barge-in: drop queued audio, tell Twilio to flush; returns the cut utterances."""
+        cut = self.drop()
+        await self.send_clear()
+        return cut
+
+    def drop(self) -> list[Utterance]:
+        """Drop queued audio and pending marks without telling Twilio (the stream is
+        over); returns the cut utterances, each with the share of it that played."""
         self._queue.clear()
         cut = list(self._pending_marks.values())
+        now = self.clock()
         for utterance in cut:
+            utterance.heard_fraction = utterance.played_fraction(now)
             utterance.cut = True
         self._pending_marks.clear()
         self._play_until = 0.0
         self._mid_utterance = False
         self._drained.set()
         self._drained_at = self.clock()
-        await self.send_clear()
         return cut
 
     async def wait_drained(self, timeout_s: float) -> bool:
@@ -145,7 +172,14 @@ class Playout:
                 if item.frame is not None:
                     if self.first_frame_at is None:
                         self.first_frame_at = now
+                    utterance = item.utterance
+                    if utterance is not None and utterance.play_start_at is None:
+                        utterance.play_start_at = self._play_until
                     await self.send_media(item.frame)
+                    if utterance is not None:
+                        utterance.frames_out += 1
+                        if utterance.first_sent_at is None:
+                            utterance.first_sent_at = self.clock()
                     self._play_until += FRAME_S
                     self._mid_utterance = True
                 elif item.mark is not None:

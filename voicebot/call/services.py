@@ -41,3 +41,4 @@ class CallServices:
     phrases: PhraseCache
     brain_factory: BrainFactory
     dialer: Any = None
+    tts_fallback: TextToSpeech | None = None  # speaks a sentence the main voice failed

@@ -1,9 +1,27 @@
-"""One live call: receive loop, turn loop and playout, owned by one TaskGroup.
+"""One live call: receive path, turn loop and playout, owned by one TaskGroup.
 
 The session speaks only in plain dataclasses: the media route parses Twilio JSON
-into events and hands over callables that send `media`, `mark` and `clear`. Turning a
-reply into audio is the :class:`~voicebot.call.speaker.Speaker`'s job; taking turns
-(barge-in, silence, endings) is this module's.
+into events and hands over callables that send `media`, `mark` and `clear`. Every agent
+reply is a :class:`~voicebot.call.speech_handle.SpeechHandle` (it owns the reply's
+generation and writes the turn as heard); taking turns (barge-in, keys, silence,
+endings) is this module's.
+
+Turn taking:
+
+* caller speech over agent audio interrupts the reply (`clear`; only the heard part is
+  kept); so does a key, which is then acted on;
+* the caller speaking again before a reply started playing drops that reply: both
+  utterances are answered together, as one turn;
+* the call ends only on `stop`, a dead or stalled socket (no send completes within
+  ``WS_SEND_TIMEOUT_S``, or no inbound media for ``INBOUND_MEDIA_TIMEOUT_S``), max
+  duration, the brain's own end, or :meth:`CallSession.end_call` from outside (a
+  deploy's drain).
+
+Fault boundaries: a failed sentence is handled by the speaker (fallback voice, then
+the cached apology); a failed recognition plays the cached "say it again"; a tool or
+database error inside the brain is answered with the same apology and the call goes
+on; any other exception is logged once with the call SID and traceback, and the
+caller hears an apology and a goodbye before the hang-up.
 """
 
 from __future__ import annotations
@@ -11,21 +29,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.audio.codec import ulaw_to_pcm16
 from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
-from voicebot.brain.base import ConversationState, Reply, ReplyEvent, stream_of
+from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.script import AgentScript
-from voicebot.call.playout import Playout, Utterance
+from voicebot.call.playout import Playout
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.send_guard import SendGuard
 from voicebot.call.services import CallServices
-from voicebot.call.speaker import APOLOGY_TEXT, MAX_DURATION_GOODBYE_TEXT, Speaker
+from voicebot.call.speaker import (
+    APOLOGY_TEXT,
+    ERROR_GOODBYE_TEXT,
+    MAX_DURATION_GOODBYE_TEXT,
+    OPT_OUT_KEY_TEXT,
+    Speaker,
+)
+from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.errors import PeerStalledError, ProviderError, TelephonyError
 
@@ -36,6 +63,11 @@ INBOUND_GAP_S = 0.1
 INBOUND_RATE_HZ = 8000  # Twilio Media Streams audio: 8 kHz mu-law
 LANGUAGE = "he"
 SILENCE_MAX_PROMPTS = 2
+# Marks normally come back when the audio has played; past this margin they are lost.
+PLAYOUT_MARGIN_S = 5.0
+INBOUND_WATCH_DIVISIONS = 6  # checks per inbound-media timeout
+# A brain's I/O failing (a tool's query, its timeout): the turn is apologised for.
+BRAIN_IO_ERRORS = (SQLAlchemyError, TimeoutError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +94,12 @@ class CallSession:
     started_at: float = field(default_factory=time.monotonic)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     _inbox: asyncio.Queue[UtteranceIn | DtmfIn] = field(default_factory=asyncio.Queue)
-    _speaking: asyncio.Task[None] | None = None
     _last_media_at: float | None = None
     _caller_quiet_since: float = 0.0
     _barged: bool = False
     greeting_frame_at: float | None = None
     script: AgentScript | None = None
-    # end_call(): asked from outside (a draining process); the max-duration path serves it.
-    _end_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    _end_reason: str = "max_duration"
-    _end_goodbye: str = MAX_DURATION_GOODBYE_TEXT
+    end_reason: str | None = None
 
     def __post_init__(self) -> None:
         s = self.services.settings
@@ -99,6 +127,14 @@ class CallSession:
             call_id=self.call_id,
             lead_id=self.state.lead.lead_id if self.state.lead else None,
         )
+        self.current: SpeechHandle | None = None
+        self._turn_seq = 0
+        self._tg: asyncio.TaskGroup | None = None
+        self._turns: asyncio.Task[None] | None = None
+        self._carry: str | None = None  # caller words whose reply was dropped unplayed
+        self._ending = False
+        self._end_requested = asyncio.Event()
+        self._end_request: tuple[str, str | None] | None = None
 
     # ---- inbound, called by the media route for every parsed event ----
 
@@ -115,8 +151,18 @@ class CallSession:
             return
         if isinstance(event, SpeechStarted):
             self._barged = False
+            current = self.current
             if self.playout.speaking:
                 await self._barge_in()
+            elif (
+                current is not None
+                and not current.committed
+                and current.interruptible
+                and current.user_text is not None
+                and not current.started_playing
+            ):
+                # Still thinking about the last utterance: answer both together.
+                await current.interrupt("caller_spoke")
         elif isinstance(event, SpeechEnded):
             # end_ms is in the endpointer's stream time, so measure back from its clock.
             speech_end_at = now - max(0, self.endpointer.stream_ms - event.end_ms) / 1000
@@ -127,33 +173,36 @@ class CallSession:
         """Wall-clock now in the business time zone (the brain speaks local times)."""
         return datetime.now(self.services.settings.tz)
 
-    def on_mark(self, name: str) -> None:
+    async def on_mark(self, name: str) -> None:
         self.playout.on_mark(name)
+        if self.current is not None:
+            self.current.check_played()
 
-    def on_dtmf(self, digit: str) -> None:
+    async def on_dtmf(self, digit: str) -> None:
+        """A key interrupts the agent like speech (`clear`), then is acted on."""
+        await self._interrupt_current("dtmf")
         self._inbox.put_nowait(DtmfIn(digit))
 
     def on_stop(self) -> None:
+        self.end_reason = self.end_reason or "stop"
         self.ended.set()
 
     async def _barge_in(self) -> None:
         self._barged = True
-        self.speaker.interrupt()  # whatever is still being synthesized is never sent
+        current = self.current
+        if current is not None and not current.interruptible and not current.committed:
+            return  # the last goodbye plays out
         self.services.metrics.barge_ins.inc()
-        if self._speaking is not None and not self._speaking.done():
-            self._speaking.cancel()
-        cut = await self.playout.clear()
-        self._keep_only_heard(cut)
-        self.log.info("call.barge_in", cut_sentences=len(cut))
+        if current is not None and not current.committed:
+            await current.interrupt("barge_in")
+        elif self.playout.speaking:
+            await self.playout.clear()
+        self.log.info("call.barge_in")
 
-    def _keep_only_heard(self, cut: list[Utterance]) -> None:
-        """Drop the unheard sentences from the agent's last history turn."""
-        if not cut or not self.state.history or self.state.history[-1].role != "assistant":
-            return
-        last = self.state.history[-1]
-        for utterance in cut:
-            last.content = last.content.replace(utterance.text, "").strip()
-        self.recorder.mark_interrupted()
+    async def _interrupt_current(self, reason: str) -> None:
+        current = self.current
+        if current is not None and not current.committed and current.interruptible:
+            await current.interrupt(reason)
 
     # ---- the call ----
 
@@ -161,14 +210,20 @@ class CallSession:
         self.services.metrics.active_calls.inc()
         try:
             async with asyncio.TaskGroup() as tg:
-                turns = tg.create_task(self._turn_loop(tg))
+                self._tg = tg
+                self._turns = tg.create_task(self._turn_loop())
                 tasks = [
-                    turns,
+                    self._turns,
                     tg.create_task(self.playout.run()),
-                    tg.create_task(self._max_duration(tg, turns)),
+                    tg.create_task(self._max_duration()),
                     tg.create_task(self._watch_peer()),
+                    tg.create_task(self._watch_inbound()),
                 ]
                 await self.ended.wait()
+                # The socket is gone or going: cancel the reply's LLM and TTS requests now.
+                current = self.current
+                if current is not None and not current.committed:
+                    await current.interrupt(self.end_reason or "ended", clear=False)
                 for task in tasks:
                     task.cancel()
         finally:
@@ -176,62 +231,119 @@ class CallSession:
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
             await self.recorder.finish(self.state)
 
+    def end_call(self, reason: str, goodbye_text: str | None = None) -> None:
+        """Ask the call to end politely, from outside it (a draining process): the reply
+        is interrupted, ``goodbye_text`` is said and the call hung up, as at max duration.
+        Returns at once; the call's own task does the ending."""
+        if self._end_request is None:
+            self._end_request = (reason, goodbye_text)
+            self._end_requested.set()
+
+    async def end_politely(self, reason: str, goodbye_text: str | None = None) -> None:
+        """End the call from within it (max duration, an end_call request, a fault):
+        interrupt the reply, say ``goodbye_text`` (not interruptible), hang up over REST,
+        end the session. Idempotent."""
+        if self._ending or self.ended.is_set():
+            return
+        self._ending = True
+        self.end_reason = reason
+        self.log.info("call.ending", reason=reason)
+        turns = self._turns
+        if turns is not None and turns is not asyncio.current_task():
+            turns.cancel()
+        try:
+            await self._interrupt_current(reason)
+            if goodbye_text and self._tg is not None:
+                goodbye = Reply(goodbye_text, reason, (), end_call=True, transfer=False)
+                handle = self._start_handle(
+                    fixed(goodbye), TurnTimings(started_at=time.monotonic()), interruptible=False
+                )
+                async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                    await handle.wait_generated()
+                    await handle.wait_played(handle.audio_s + PLAYOUT_MARGIN_S)
+        except TimeoutError:
+            self.log.warning("call.goodbye_not_played", reason=reason)
+        finally:
+            await self._hang_up()
+            self.ended.set()
+
     async def _watch_peer(self) -> None:
         try:
             await self.send_guard.watch()
         except PeerStalledError as exc:
             self.log.warning("call.peer_stalled", error=exc.message)
+            self.end_reason = "peer_stalled"
             self.ended.set()
 
-    def end_call(self, reason: str, goodbye_text: str) -> None:
-        """End the call now, politely: the agent stops, says ``goodbye_text`` and hangs up
-        (as at max duration). Called from outside the call, e.g. by a draining process."""
-        if not self._end_requested.is_set():
-            self._end_reason, self._end_goodbye = reason, goodbye_text
-            self._end_requested.set()
+    async def _watch_inbound(self) -> None:
+        """Twilio sends media every 20 ms for the whole call: none for
+        ``inbound_media_timeout_s`` is a partition without a close; the call ends and is
+        hung up over REST, whatever the endpointer was doing."""
+        timeout_s = self.services.settings.inbound_media_timeout_s
+        while True:
+            await asyncio.sleep(timeout_s / INBOUND_WATCH_DIVISIONS)
+            silent_s = time.monotonic() - (self._last_media_at or self.started_at)
+            if silent_s > timeout_s:
+                self.log.warning("call.inbound_media_stopped", silent_ms=round(silent_s * 1000))
+                self.end_reason = "inbound_media_stopped"
+                await self._interrupt_current("inbound_media_stopped")
+                await self._hang_up()
+                self.ended.set()
+                return
 
-    async def _max_duration(self, tg: asyncio.TaskGroup, turns: asyncio.Task[None]) -> None:
-        """At the limit (or on end_call), stop whatever the agent is doing, say goodbye,
-        and hang up."""
+    async def _max_duration(self) -> None:
+        """At the limit (or on an end_call request), stop whatever the agent is doing,
+        say goodbye, and hang up."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.services.settings.max_call_duration_s):
                 await self._end_requested.wait()
-        self.log.info("call.ending", reason=self._end_reason)
-        turns.cancel()
-        if self._speaking is not None:
-            self._speaking.cancel()
-        if self.playout.speaking:
-            await self.playout.clear()
-        goodbye = Reply(
-            text=self._end_goodbye,
-            intent=self._end_reason,
-            actions=(),
-            end_call=True,
-            transfer=False,
-        )
-        try:
-            async with asyncio.timeout(DRAIN_TIMEOUT_S + self.services.settings.ws_send_timeout_s):
-                await self._say(tg, goodbye, TurnTimings(started_at=time.monotonic()))
-        finally:
-            self.ended.set()
+        reason, goodbye = self._end_request or ("max_duration", MAX_DURATION_GOODBYE_TEXT)
+        await self.end_politely(reason, goodbye)
 
-    async def _turn_loop(self, tg: asyncio.TaskGroup) -> None:
-        reply = await self.brain.greet(self.state)
-        await self._say(tg, reply, TurnTimings(started_at=self.started_at))
+    async def _turn_loop(self) -> None:
+        try:
+            await self._turns_until_end()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The one place an unexpected fault is logged; the caller hears a goodbye.
+            self.log.exception("call.unexpected_error")
+            await self.end_politely("internal_error", ERROR_GOODBYE_TEXT)
+
+    async def _turns_until_end(self) -> None:
+        await self._speak(
+            from_reply(lambda: self.brain.greet(self.state)),
+            TurnTimings(started_at=self.started_at),
+        )
         silences = 0
         while not self.ended.is_set():
             item = await self._next_input()
             if item is None:
                 silences += 1
-                reply = await self.brain.on_silence(self.state, count=silences, now=self._now())
-                await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
+                await self._speak(
+                    from_reply(partial(self._silence_reply, silences)),
+                    TurnTimings(started_at=time.monotonic()),
+                )
                 continue
             silences = 0
             if isinstance(item, DtmfIn):
-                reply = await self.brain.on_dtmf(self.state, item.digit, now=self._now())
-                await self._say(tg, reply, TurnTimings(started_at=time.monotonic()))
+                await self._speak(
+                    from_reply(partial(self._key_reply, item.digit)),
+                    TurnTimings(started_at=time.monotonic()),
+                )
                 continue
-            await self._handle_utterance(tg, item)
+            await self._handle_utterance(item)
+
+    async def _silence_reply(self, count: int) -> Reply:
+        return await self.brain.on_silence(self.state, count=count, now=self._now())
+
+    async def _key_reply(self, digit: str) -> Reply:
+        """The brain's answer to a key; the opt-out key is confirmed in one short sentence."""
+        reply = await self.brain.on_dtmf(self.state, digit, now=self._now())
+        if any(action.kind == "add_to_do_not_call" for action in reply.actions):
+            actions = reply.actions
+            return Reply(OPT_OUT_KEY_TEXT, reply.intent, actions, end_call=True, transfer=False)
+        return reply
 
     async def _next_input(self) -> UtteranceIn | DtmfIn | None:
         """The caller's next utterance or key, or None once both sides have been silent
@@ -256,7 +368,7 @@ class CallSession:
             return None
         return max(self.playout.idle_since, self._caller_quiet_since)
 
-    async def _handle_utterance(self, tg: asyncio.TaskGroup, item: UtteranceIn) -> None:
+    async def _handle_utterance(self, item: UtteranceIn) -> None:
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
         recognizer = self.services.recognizer
         text = ""
@@ -271,62 +383,120 @@ class CallSession:
             except ProviderError as exc:
                 self.services.metrics.provider_errors.labels("stt", exc.code).inc()
                 self.log.warning("call.stt_failed", error=exc.message)
-                await self._say(tg, _apology(), timings)
+                await self._speak(fixed(_apology()), timings)
                 return
             finally:
                 await stream.aclose()
         timings.stt_done_at = time.monotonic()
+        if self._carry:
+            text = f"{self._carry} {text}".strip()
+            self._carry = None
         if not text:
             return
-        self.recorder.user_turn(text)
-        await self._say_stream(
-            tg, self.brain.respond_stream(self.state, text, now=self._now()), timings
+        await self._speak(
+            lambda: self.brain.respond_stream(self.state, text, now=self._now()),
+            timings,
+            user_text=text,
         )
 
-    async def _say(self, tg: asyncio.TaskGroup, reply: Reply, timings: TurnTimings) -> None:
-        await self._say_stream(tg, stream_of(reply), timings)
+    def _start_handle(
+        self,
+        source: ReplySource,
+        timings: TurnTimings,
+        *,
+        user_text: str | None = None,
+        interruptible: bool = True,
+    ) -> SpeechHandle:
+        if self._tg is None:
+            raise RuntimeError("a reply needs the running call")
+        self._turn_seq += 1
+        handle = SpeechHandle(
+            turn_id=self._turn_seq,
+            source=source,
+            timings=timings,
+            state=self.state,
+            playout=self.playout,
+            speaker=self.speaker,
+            recorder=self.recorder,
+            log=self.log,
+            user_text=user_text,
+            interruptible=interruptible,
+        )
+        self.current = handle
+        handle.start(self._tg)
+        return handle
 
-    async def _say_stream(
-        self, tg: asyncio.TaskGroup, events: AsyncGenerator[ReplyEvent, None], timings: TurnTimings
+    async def _speak(
+        self, source: ReplySource, timings: TurnTimings, *, user_text: str | None = None
     ) -> None:
-        """Speak a reply sentence by sentence as the brain produces it; a barge-in cancels
-        the task, which cancels the brain's in-flight LLM and TTS work with it."""
-        spoken: list[str] = []
-        final: list[Reply] = []
-        self._speaking = tg.create_task(self.speaker.speak(events, timings, spoken, final))
-        await asyncio.wait({self._speaking})
-        interrupted = self._speaking.cancelled()
-        reply = final[0] if final else _partial(spoken)
-        self.recorder.agent_turn(reply, timings, interrupted=interrupted)
-        await self.services.store.save(
-            self.call_sid, self.state.to_dict(), ttl_s=self.services.settings.turn_state_ttl_s
-        )
+        """Speak one reply through its handle and wait until it was heard or interrupted;
+        then store the turn, and end the call if the brain said so."""
+        handle = self._start_handle(source, timings, user_text=user_text)
+        await handle.wait_generated()
+        if not handle.committed:
+            await self._save_state(handle)  # the caller's words, while the reply plays
+        if handle.error is not None and not handle.committed:
+            await handle.interrupt("error")
+        if not await handle.wait_played(handle.audio_s + PLAYOUT_MARGIN_S):
+            await handle.interrupt("marks_lost")
+        await self._persist()
+        if handle.dropped_user_text:
+            self._carry = handle.dropped_user_text
+        if isinstance(handle.error, BRAIN_IO_ERRORS):
+            # A tool's query failed or stalled past its timeout: apologise, go on.
+            self.log.warning("call.brain_io_failed", error=type(handle.error).__name__)
+            await self._speak(fixed(_apology()), TurnTimings(started_at=time.monotonic()))
+            return
+        if handle.error is not None:
+            raise handle.error
+        final = handle.final
+        if final is not None and (final.end_call or final.transfer):
+            await self._finish(final)
+
+    async def _persist(self) -> None:
+        await self._save_state(None)
         self.services.metrics.turns.inc()
         await self.recorder.flush()
-        if reply.end_call or reply.transfer:
-            await self._finish(reply)
+
+    async def _save_state(self, playing: SpeechHandle | None) -> None:
+        """Checkpoint the conversation to the turn store; the reply still ``playing`` is
+        left out of it (only the heard part is ever stored, at its commit)."""
+        data = self.state.to_dict()
+        if playing is not None:
+            mark = playing.history_mark
+            data["history"] = [
+                turn
+                for index, turn in enumerate(data["history"])
+                if index < mark or turn["role"] != "assistant"
+            ]
+        await self.services.store.save(
+            self.call_sid, data, ttl_s=self.services.settings.turn_state_ttl_s
+        )
 
     async def _finish(self, reply: Reply) -> None:
         await self.playout.wait_drained(DRAIN_TIMEOUT_S)
+        self.end_reason = self.end_reason or ("transfer" if reply.transfer else "brain_end")
         dialer = self.services.dialer
-        try:
-            if reply.transfer and dialer is not None and self.services.settings.transfer_number:
+        if reply.transfer and dialer is not None and self.services.settings.transfer_number:
+            try:
                 await dialer.redirect_to_dial(self.call_sid, self.services.settings.transfer_number)
-            elif dialer is not None:
-                await dialer.hangup(self.call_sid)
+            except TelephonyError as exc:
+                self.log.warning("call.transfer_failed", error=exc.message)
+        else:
+            await self._hang_up()
+        self.ended.set()
+
+    async def _hang_up(self) -> None:
+        dialer = self.services.dialer
+        if dialer is None:
+            return
+        try:
+            await dialer.hangup(self.call_sid)
         except TelephonyError as exc:
             self.log.warning("call.hangup_failed", error=exc.message)
-        self.ended.set()
 
 
 def _apology() -> Reply:
     return Reply(
         text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False
-    )
-
-
-def _partial(spoken: list[str]) -> Reply:
-    """What was said of a reply whose stream was cut before it finished."""
-    return Reply(
-        text=" ".join(spoken), intent="interrupted", actions=(), end_call=False, transfer=False
     )

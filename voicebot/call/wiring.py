@@ -73,4 +73,5 @@ def build_call_services(
         ),
         brain_factory=brain_factory,
         dialer=dialer,
+        tts_fallback=providers.tts_fallback,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 
 from voicebot.config import ProviderEndpoint
@@ -41,6 +42,15 @@ def map_error(stage: str, exc: BaseException, *, endpoint: ProviderEndpoint) -> 
         )
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"{stage} provider unreachable", details={"stage": stage})
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeoutError(f"{stage} provider timed out", details={"stage": stage})
+    if isinstance(exc, httpx.HTTPError):
+        # A stream cut mid-body surfaces from the body iterator as httpx's own error
+        # (RemoteProtocolError, ReadError), which the SDK does not wrap.
+        return ProviderError(
+            f"{stage} provider stream broke: {type(exc).__name__}",
+            details={"stage": stage, "error": type(exc).__name__},
+        )
     if isinstance(exc, json.JSONDecodeError | openai.APIError):
         return ProviderError(
             f"{stage} provider sent a malformed response", details={"stage": stage}
@@ -48,10 +58,12 @@ def map_error(stage: str, exc: BaseException, *, endpoint: ProviderEndpoint) -> 
     return ProviderError(f"{stage} provider failed: {type(exc).__name__}", details={"stage": stage})
 
 
-# Exceptions an OpenAI call can raise that map_error understands.
+# Exceptions an OpenAI call can raise that map_error understands: the whole kind, so a
+# broken stream (httpx.RemoteProtocolError while reading the body) is a ProviderError too.
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
     TimeoutError,
     openai.OpenAIError,
+    httpx.HTTPError,
     json.JSONDecodeError,
 )
 

@@ -254,10 +254,11 @@ async def test_first_sentence_is_yielded_before_the_model_finishes(
     assert len(sentences) >= 3 and reply.text == " ".join(sentences)
 
 
-async def test_cancelled_stream_leaves_what_was_yielded_in_history(
+async def test_cancelled_stream_leaves_only_the_callers_words_in_history(
     sim: ProviderSim, brain: LLMBrain
 ) -> None:
-    """Closing the stream after the first sentence (barge-in) keeps exactly that sentence."""
+    """Closing the stream after the first sentence (barge-in) appends the caller's words only:
+    what of the reply was heard is the call's SpeechHandle to write, not the brain's."""
     sim.config.llm_inter_token_ms = 40
     sim.responder = ScriptedResponder(
         default_texts=["בטח, אשמח להסביר. המערכת עונה ללקוחות בטלפון. היא גם קובעת תורים."]
@@ -268,7 +269,6 @@ async def test_cancelled_stream_leaves_what_was_yielded_in_history(
     assert first == Sentence("בטח, אשמח להסביר.")
     assert [(t.role, t.content) for t in state.history[1:]] == [
         ("user", "מה אתם עושים?"),
-        ("assistant", "בטח, אשמח להסביר."),
     ]
 
 
