@@ -42,7 +42,7 @@ TTS_APOLOGY_TEXT = "סליחה, יש לי תקלה קטנה בקו."
 # An unexpected fault: the caller hears this instead of a cut line, then the call ends.
 ERROR_GOODBYE_TEXT = "סליחה, נתקלתי בתקלה. נחזור אליך בהקדם. יום טוב!"
 # The opt-out key: one short sentence, then the hang-up.
-OPT_OUT_KEY_TEXT = "הסרנו את המספר שלך, יום טוב."
+OPT_OUT_KEY_TEXT = "הוסרת מהרשימה, יום טוב."
 FIXED_PHRASES = (
     APOLOGY_TEXT,
     MAX_DURATION_GOODBYE_TEXT,

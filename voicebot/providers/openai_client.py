@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import httpx2
 import openai
 
 from voicebot.config import ProviderEndpoint
@@ -42,11 +43,12 @@ def map_error(stage: str, exc: BaseException, *, endpoint: ProviderEndpoint) -> 
         )
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"{stage} provider unreachable", details={"stage": stage})
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | httpx2.TimeoutException):
         return ProviderTimeoutError(f"{stage} provider timed out", details={"stage": stage})
-    if isinstance(exc, httpx.HTTPError):
-        # A stream cut mid-body surfaces from the body iterator as httpx's own error
-        # (RemoteProtocolError, ReadError), which the SDK does not wrap.
+    if isinstance(exc, httpx.HTTPError | httpx2.HTTPError):
+        # A stream cut mid-body surfaces from the body iterator as the transport's own
+        # error (RemoteProtocolError, ReadError), which the SDK does not wrap; the SDK
+        # rides on httpx2, our other clients on httpx.
         return ProviderError(
             f"{stage} provider stream broke: {type(exc).__name__}",
             details={"stage": stage, "error": type(exc).__name__},
@@ -64,6 +66,7 @@ CLIENT_ERRORS: tuple[type[Exception], ...] = (
     TimeoutError,
     openai.OpenAIError,
     httpx.HTTPError,
+    httpx2.HTTPError,
     json.JSONDecodeError,
 )
 

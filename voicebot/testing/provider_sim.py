@@ -72,8 +72,13 @@ DEFAULT_AFTER_TOOL_REPLY = "מעולה, רשמתי את זה. יש עוד משה
 
 @dataclass(slots=True)
 class StageBehaviour:
-    """How one stage misbehaves: first-answer delay, jitter, errors (``error_rate`` of the
-    requests answer ``error_status``), hanging (every request, or ``hang_rate`` of them)."""
+    """How one stage misbehaves: first-answer delay (for streams: a first-byte stall),
+    jitter, errors (``error_rate`` of the requests answer ``error_status``), hanging
+    (every request, or ``hang_rate`` of them), and a streamed body cut after
+    ``cut_after_chunks`` chunks (the connection drops without the final chunk, as a proxy
+    or a crashed upstream does: the client sees an HTTP protocol error, not a status).
+    With ``only_matching`` (a regex) every fault applies only to requests whose text
+    matches it: the TTS input, or the last user message of a chat."""
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
@@ -82,6 +87,22 @@ class StageBehaviour:
     hang: bool = False
     hang_rate: float = 0.0
     """Share of requests (0–1) that hang like ``hang`` (answer nothing until released)."""
+    cut_after_chunks: int | None = None
+    only_matching: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """A streamed answer ended: ``closed_at`` (``time.monotonic()``), and whether it ran
+    to its end (False: the client went away, or the simulator cut it)."""
+
+    stage: str
+    closed_at: float
+    completed: bool
+
+
+class _CutStream(Exception):
+    """Raised inside a streamed body to drop the connection mid-body."""
 
 
 @dataclass(slots=True)
@@ -211,6 +232,7 @@ class ProviderSim:
         self.phrases = PhraseLibrary()
         self.requests: Counter[str] = Counter()
         self.log: deque[SimRequest] = deque(maxlen=REQUEST_LOG_ENTRIES)
+        self.streams_closed: deque[StreamClosed] = deque(maxlen=REQUEST_LOG_ENTRIES)
         self._random = random.Random(self.config.seed)
         self._speech: OrderedDict[str, bytes] = OrderedDict()
         self._released = asyncio.Event()
@@ -297,7 +319,14 @@ class ProviderSim:
 
     # Shared request handling.
 
-    async def _gate(self, request: Request, stage: Literal["stt", "llm", "tts"]) -> Response | None:
+    def _faulty(self, stage: Literal["stt", "llm", "tts"], text: str | None) -> bool:
+        """Whether this request gets the stage's faults (``only_matching`` unset or matched)."""
+        pattern = getattr(self.config, stage).only_matching
+        return pattern is None or (text is not None and re.search(pattern, text) is not None)
+
+    async def _gate(
+        self, request: Request, stage: Literal["stt", "llm", "tts"], text: str | None = None
+    ) -> Response | None:
         """Auth, injected errors and hang mode; None means go on and answer."""
         self.requests[stage] += 1
         key = self.config.api_key
@@ -305,6 +334,8 @@ class ProviderSim:
             return _error(
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
             )
+        if not self._faulty(stage, text):
+            return None
         behaviour: StageBehaviour = getattr(self.config, stage)
         if behaviour.hang or (behaviour.hang_rate and self._random.random() < behaviour.hang_rate):
             async with asyncio.timeout(MAX_HANG_S):
@@ -362,30 +393,36 @@ class ProviderSim:
 
     async def _chat(self, request: Request) -> Response:
         started_s = time.perf_counter()
-        if (refusal := await self._gate(request, "llm")) is not None:
-            self._record("llm", refusal.status_code, "refused", started_s)
-            return refusal
         try:
             body = await request.json()
             messages = body["messages"]
             model = str(body["model"])
         except (ValueError, KeyError, TypeError):
+            body, messages, model = None, None, ""
+        last_user = _last_user_text(messages)
+        if (refusal := await self._gate(request, "llm", last_user)) is not None:
+            self._record("llm", refusal.status_code, "refused", started_s)
+            return refusal
+        if body is None or messages is None:
             return _error(400, "model and messages are required.", "invalid_request_error", None)
         reply = self.responder(messages)
         detail = reply.text or ",".join(c.name for c in reply.tool_calls)
         self._record("llm", 200, detail, started_s)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        faulty = self._faulty("llm", last_user)
         if body.get("stream"):
+            events = self._chat_events(reply, completion_id, model, faulty)
             return StreamingResponse(
-                self._chat_events(reply, completion_id, model), media_type="text/event-stream"
+                self._watched("llm", events, faulty), media_type="text/event-stream"
             )
-        await self._first_answer_delay("llm")
+        if faulty:
+            await self._first_answer_delay("llm")
         if self.config.llm_garbage:
             return PlainTextResponse("<html>upstream garbage</html>", media_type="application/json")
         return JSONResponse(_completion(reply, completion_id, model))
 
     async def _chat_events(
-        self, reply: SimReply, completion_id: str, model: str
+        self, reply: SimReply, completion_id: str, model: str, faulty: bool
     ) -> AsyncIterator[str]:
         created = int(time.time())
 
@@ -398,7 +435,8 @@ class ProviderSim:
             }  # fmt: skip
             return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
 
-        await self._first_answer_delay("llm")
+        if faulty:
+            await self._first_answer_delay("llm")
         yield event({"role": "assistant", "content": "", "refusal": None})
         pause_s = self.config.llm_inter_token_ms / 1000
         if self.config.llm_garbage:  # whatever the reply was: text or tool calls
@@ -424,14 +462,16 @@ class ProviderSim:
 
     async def _speech_route(self, request: Request) -> Response:
         started_s = time.perf_counter()
-        if (refusal := await self._gate(request, "tts")) is not None:
-            self._record("tts", refusal.status_code, "refused", started_s)
-            return refusal
         try:
             body = await request.json()
-            text = str(body["input"])
+            text: str | None = str(body["input"])
             response_format = str(body.get("response_format", "mp3"))
         except (ValueError, KeyError, TypeError):
+            text, response_format = None, ""
+        if (refusal := await self._gate(request, "tts", text)) is not None:
+            self._record("tts", refusal.status_code, "refused", started_s)
+            return refusal
+        if text is None:
             return _error(
                 400, "input, model and voice are required.", "invalid_request_error", None
             )
@@ -441,12 +481,30 @@ class ProviderSim:
         pcm = await self._speech_pcm(text)
         self._record("tts", 200, text, started_s)
         media_type = "audio/pcm" if response_format == "pcm" else "audio/wav"
-        return StreamingResponse(
-            self._speech_chunks(pcm, response_format == "wav"), media_type=media_type
-        )
+        faulty = self._faulty("tts", text)
+        chunks = self._speech_chunks(pcm, response_format == "wav", faulty)
+        return StreamingResponse(self._watched("tts", chunks, faulty), media_type=media_type)
 
-    async def _speech_chunks(self, pcm: bytes, as_wav: bool) -> AsyncIterator[bytes]:
-        await self._first_answer_delay("tts")
+    async def _watched(
+        self, stage: str, body: AsyncIterator[Any], faulty: bool
+    ) -> AsyncIterator[Any]:
+        """A streamed body that records when it ended, cut after ``cut_after_chunks``."""
+        cut_after = getattr(self.config, stage).cut_after_chunks if faulty else None
+        completed = False
+        sent = 0
+        try:
+            async for chunk in body:
+                if cut_after is not None and sent >= cut_after:
+                    raise _CutStream(f"{stage} stream cut after {sent} chunks (simulated)")
+                yield chunk
+                sent += 1
+            completed = True
+        finally:
+            self.streams_closed.append(StreamClosed(stage, time.monotonic(), completed))
+
+    async def _speech_chunks(self, pcm: bytes, as_wav: bool, faulty: bool) -> AsyncIterator[bytes]:
+        if faulty:
+            await self._first_answer_delay("tts")
         payload = pcm16_to_wav(pcm, sample_rate_hz=TTS_SAMPLE_RATE_HZ) if as_wav else pcm
         step = TTS_SAMPLE_RATE_HZ * 2 * self.config.tts_chunk_ms // 1000
         for start in range(0, len(payload), step):
@@ -489,6 +547,16 @@ class ProviderSim:
 
     async def _admin_stats(self, _: Request) -> Response:
         return JSONResponse({"requests": dict(self.requests), "phrases": len(self.phrases)})
+
+
+def _last_user_text(messages: object) -> str | None:
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else None
+    return None
 
 
 def _error(status: int, message: str, kind: str, code: str | None) -> JSONResponse:
