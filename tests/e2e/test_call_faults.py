@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import _truncate_postgres
 from tests.e2e.conftest import call_server_settings
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.call.speaker import APOLOGY_TEXT, OPT_OUT_KEY_TEXT
@@ -28,6 +29,7 @@ from voicebot.testing.provider_sim import (
     ScriptedResponder,
     SimConfig,
     SimReply,
+    SimToolCall,
     StageBehaviour,
     StreamClosed,
 )
@@ -400,3 +402,79 @@ async def test_inbound_media_stopping_ends_the_call_and_hangs_up(
     print(f"media stopped -> REST hang-up {hangup_s:.2f} s")
     assert 3.0 <= hangup_s < 4.5
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+
+
+async def test_recorded_latency_matches_what_the_caller_heard(
+    server: StartServer, sim: ProviderSim
+) -> None:
+    """With TTS streamed in real time (a sentence takes over a second to synthesize), the
+    stored `first_frame` is the few ms from the first audio byte to the socket (not the
+    sentence's synthesis time), and `total` matches the caller's own speech-end → first
+    audio measurement."""
+    async with server() as base:
+        async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+            await _greeting_heard(call)
+            sim.config.tts_realtime = True
+            speech = call.say(_ulaw(ANSWER))
+            await call.wait_until(lambda: speech.response_latency_ms is not None, 30)
+            await _reply_played(call)
+        turns = await _stored_turns(base)
+    reply = next(t for t in turns if t["role"] == "assistant" and S1 in t["text"])
+    latency = reply["latency"]
+    heard_ms = speech.response_latency_ms
+    assert heard_ms is not None
+    print(f"stored total {latency['total']} ms, first_frame {latency['first_frame']} ms; "
+          f"caller heard after {heard_ms:.0f} ms")  # fmt: skip
+    assert latency["first_frame"] < 100
+    # The endpointer dates the end of speech at its last voiced frame; the caller at its
+    # clip's last frame (trailing silence included): the stored figure is that much longer.
+    assert -100 < latency["total"] - heard_ms < 400
+
+
+async def _stall_meetings_while(dsn: str, call: SimulatedCall, text: str, stall_s: float) -> None:
+    """Lock the meetings table from another connection for ``stall_s`` while the caller
+    says ``text`` (every query on it waits), then release it."""
+    import asyncpg
+
+    locker = await asyncpg.connect(dsn)
+    try:
+        locked = locker.transaction()
+        await locked.start()
+        await locker.execute("LOCK TABLE meetings IN ACCESS EXCLUSIVE MODE")
+        locked_at = time.monotonic()
+        speech = call.say(_ulaw(text))
+        await call.wait_until(lambda: speech.response_latency_ms is not None, 30)
+        await asyncio.sleep(max(0.0, locked_at + stall_s - time.monotonic()))
+        await locked.rollback()
+    finally:
+        await locker.close()
+
+
+async def test_tool_query_stalling_6s_is_answered_and_the_call_goes_on(
+    server: StartServer, sim: ProviderSim, postgres_url: str
+) -> None:
+    """The model calls a tool whose Postgres query waits 6 s on a lock: the statement or
+    tool timeout turns it into an error the turn answers; the caller hears a reply, and the
+    next turn is the model's as usual."""
+    await _truncate_postgres(postgres_url)
+    sim.responder = ScriptedResponder(
+        [
+            Rule(pattern=QUESTION[:8], tool=SimToolCall("propose_slots")),
+            Rule(pattern="אפשר", text=LLM_REPLY),
+        ]
+    )
+    dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    async with server(database_url=postgres_url, llm_timeout_s=8.0) as base:
+        async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+            await _greeting_heard(call)
+            await _stall_meetings_while(dsn, call, QUESTION, stall_s=6.0)
+            await _reply_played(call)
+            assert not call.ended
+            await _answer_turn(call)
+            assert not call.ended
+        turns = await _stored_turns(base)
+    agent = _agent_texts(turns)
+    assert len(agent) >= 3
+    assert any(S1 in text for text in agent[2:])
+    tool_calls = [r for r in sim.log if r.stage == "llm" and r.detail == "propose_slots"]
+    assert tool_calls, "the model never called the tool"

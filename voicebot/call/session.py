@@ -97,7 +97,6 @@ class CallSession:
     _last_media_at: float | None = None
     _caller_quiet_since: float = 0.0
     _barged: bool = False
-    greeting_frame_at: float | None = None
     script: AgentScript | None = None
     end_reason: str | None = None
 
