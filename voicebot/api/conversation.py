@@ -71,6 +71,8 @@ def normalize_history(history: list[dict[str, Any]]) -> list[RoleTurn]:
             continue
         if not set(item) <= {"user", "agent"} or not item:
             raise ValueError("history items are {role, content} or {user, agent}")
+        if not all(isinstance(text, str | None) for text in item.values()):
+            raise ValueError("history texts are strings")
         if item.get("user"):
             turns.append(RoleTurn(role="user", content=str(item["user"])))
         if item.get("agent"):

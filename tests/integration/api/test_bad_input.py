@@ -82,6 +82,13 @@ async def test_control_characters_are_422_on_every_text_input(
     _assert_error_shape(await client.delete("/api/v1/do-not-call/%00"))
 
 
+async def test_legacy_history_texts_must_be_strings(client: httpx.AsyncClient) -> None:
+    """A legacy history turn whose text is an object or a number is refused, not stringified."""
+    for text in ({"a": 1}, 5, ["x"]):
+        body = {"message": "שלום", "history": [{"user": text}]}
+        _assert_error_shape(await client.post("/api/v1/conversation", json=body))
+
+
 async def test_lone_surrogate_in_json_is_422(client: httpx.AsyncClient) -> None:
     """A lone UTF-16 surrogate escape cannot be encoded for the database: refused."""
     body = b'{"phone": "054-456-7873", "name": "\\ud800"}'
