@@ -110,11 +110,14 @@ def _voicebot(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
     )
 
 
-def test_serve_with_change_me_on_a_public_url_exits_naming_secret_key(tmp_path: Path) -> None:
-    """`voicebot serve` with PUBLIC_BASE_URL=https://voice.example.com and SECRET_KEY=change-me
-    exits non-zero with one line naming SECRET_KEY, before touching anything."""
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["worker"]])
+def test_serve_with_change_me_on_a_public_url_exits_naming_secret_key(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`voicebot serve` (and `worker`) with PUBLIC_BASE_URL=https://voice.example.com and
+    SECRET_KEY=change-me exits non-zero with one line naming SECRET_KEY, before starting."""
     result = _voicebot(
-        ["serve", "--port", "1"],
+        command,
         {"PUBLIC_BASE_URL": PUBLIC, "SECRET_KEY": "change-me", "DATABASE_URL": "sqlite:///x.db"},
         tmp_path,
     )
