@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -200,3 +201,35 @@ async def test_rate_limits_fall_back_to_memory_when_redis_is_down(tmp_path: obje
     async with app.router.lifespan_context(app), _client(app) as client:
         codes = [(await client.get("/api/v1/leads")).status_code for _ in range(3)]
         assert codes == [401, 401, 429]
+
+
+async def test_a_stalled_redis_costs_the_rate_limiter_one_short_timeout(
+    tmp_path: object, own_redis: tuple[str, Any]
+) -> None:
+    """Redis frozen (SIGSTOP): the first request waits one short timeout, later ones skip
+    Redis; limits still hold in memory and nothing answers 500."""
+    import os
+    import signal
+    import time
+
+    url, proc = own_redis
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/st.db",
+        redis_url=url,
+        api_key="k",
+        auth_failures_per_minute=3,
+    )
+    migrate(settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        assert (await client.get("/api/v1/leads", headers={"X-API-Key": "k"})).status_code == 200
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            codes = [(await client.get("/api/v1/leads")).status_code for _ in range(5)]
+            elapsed_s = time.monotonic() - started
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+    assert codes == [401, 401, 401, 429, 429]
+    # Each request would otherwise wait for the client's 2 s socket timeout.
+    assert elapsed_s < 2.0, elapsed_s
