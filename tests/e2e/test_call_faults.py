@@ -478,3 +478,38 @@ async def test_tool_query_stalling_6s_is_answered_and_the_call_goes_on(
     assert any(S1 in text for text in agent[2:])
     tool_calls = [r for r in sim.log if r.stage == "llm" and r.detail == "propose_slots"]
     assert tool_calls, "the model never called the tool"
+
+
+async def test_barge_in_closes_llm_and_tts_requests_within_100ms_of_the_clear(
+    server: StartServer, sim: ProviderSim
+) -> None:
+    """The caller cuts in while the model is still writing and a sentence is still being
+    synthesized: both requests are closed within 100 ms of the `clear` the caller got."""
+    async with (
+        server() as base,
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call,
+    ):
+        await _greeting_heard(call)
+        sim.config.llm_inter_token_ms = 250
+        sim.config.tts_realtime = True
+        speech = call.say(_ulaw(ANSWER))
+        await call.wait_until(lambda: speech.response_latency_ms is not None, 30)
+        await asyncio.sleep(0.3)
+        open_streams = len(sim.streams_closed)
+        barge = call.say(_ulaw(QUESTION))
+        await call.wait_until(lambda: barge.clear_latency_ms is not None, 10)
+        assert barge.onset_s is not None and barge.clear_latency_ms is not None
+        clear_at = barge.onset_s + barge.clear_latency_ms / 1000
+        await asyncio.sleep(1.0)
+    closed = list(sim.streams_closed)[open_streams:]
+    first_cut: dict[str, StreamClosed] = {}
+    for c in closed:
+        if not c.completed:
+            first_cut.setdefault(c.stage, c)
+    assert set(first_cut) >= {"llm", "tts"}, closed
+    after_clear_ms = {stage: (c.closed_at - clear_at) * 1000 for stage, c in first_cut.items()}
+    print(
+        f"barge-in: clear {barge.clear_latency_ms:.0f} ms after speech onset; "
+        f"request closed relative to the clear (ms): {after_clear_ms}"
+    )
+    assert max(after_clear_ms.values()) < 100, after_clear_ms

@@ -167,15 +167,18 @@ class SpeechHandle:
         if self.interrupted is None:
             self.interrupted = reason
         task = self._task
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+        running = task is not None and not task.done() and task is not asyncio.current_task()
+        if running and task is not None:
+            task.cancel()  # takes effect at its next await: nothing more is queued
+        # Silence first (the caller is talking over us), then let the requests unwind.
         if any(not u.heard and not u.cut for u in self.utterances):
             if clear:
                 await self._playout.clear()
             else:
                 self._playout.drop()
+        if running and task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
         self._generated.set()
         self._commit()
 
