@@ -73,6 +73,13 @@ _TIME_RE = re.compile(rf"(?<![\d:]){_PRE}{_TIME.format(h='h', m='m')}(?![\d:])")
 _DATE_RE = re.compile(
     rf"(?<![\d/]){_PRE}(?P<d>\d{{1,2}})/(?P<mo>\d{{1,2}})(?:/(?P<y>\d{{4}}))?(?![\d/])"
 )
+_AMOUNT = r"\d[\d,]*(?:\.\d+)?"
+_CURRENCY = r"₪|ש\"ח|ש״ח|\$|€"
+_PRICE_RANGE_RE = re.compile(
+    rf"(?<![\d.,])(?:(?P<sign1>{_CURRENCY})\s?(?P<a1>{_AMOUNT})\s?[-–]\s?(?P<b1>{_AMOUNT})"
+    rf"|(?P<a2>{_AMOUNT})\s?[-–]\s?(?P<b2>{_AMOUNT})\s?(?P<sign2>{_CURRENCY}))(?![\d.,])"
+)
+_PERCENT_RANGE_RE = re.compile(r"(?<![\d.,])(?P<a>\d+)%?\s?[-–]\s?(?P<b>\d+)\s?%")
 _PERCENT_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)(?:\.(?P<frac>\d+))?\s?%")
 _UNITS_ALT = "|".join(_DUAL)
 _HALF_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)\.5\s+(?P<unit>{_UNITS_ALT})\b")
@@ -173,6 +180,20 @@ def _percent_sub(m: re.Match[str]) -> str:
     return _attach(m["pre"], f"{words} אחוז")
 
 
+def _price_range_sub(m: re.Match[str]) -> str:
+    """ "₪100-200" → "מאה עד מאתיים ₪" (the library then says the currency once)."""
+    low, high = m["a1"] or m["a2"], m["b1"] or m["b2"]
+    sign = m["sign1"] or m["sign2"]
+    if "." in low:
+        return f"{low}{sign} עד {high}{sign}"
+    return f"{number_to_words(int(low.replace(',', '')), 'm')} עד {high} {sign}"
+
+
+def _percent_range_sub(m: re.Match[str]) -> str:
+    low, high = number_to_words(int(m["a"]), "m"), number_to_words(int(m["b"]), "m")
+    return f"{low} עד {high} אחוז"
+
+
 def _half_sub(m: re.Match[str]) -> str:
     n, unit = int(m["n"]), m["unit"]
     if n == 1:
@@ -222,6 +243,8 @@ def _rewrite(text: str) -> str:
     text = _TIME_RANGE_RE.sub(_time_range_sub, text)
     text = _TIME_RE.sub(_time_sub, text)
     text = _DATE_RE.sub(_date_sub, text)
+    text = _PRICE_RANGE_RE.sub(_price_range_sub, text)
+    text = _PERCENT_RANGE_RE.sub(_percent_range_sub, text)
     text = _PERCENT_RE.sub(_percent_sub, text)
     text = _HALF_RE.sub(_half_sub, text)
     text = _DUAL_RE.sub(_dual_sub, text)
