@@ -27,7 +27,9 @@ TURN_DRAIN_TIMEOUT_S = 30.0
 # Backoff of a failed turn write: first wait, doubling up to the max.
 WRITE_RETRY_FIRST_S = 0.1
 WRITE_RETRY_MAX_S = 5.0
-# A turn write may take the statement timeout plus this (connect, commit round trip).
+# The outer bound of one turn write: this many statement timeouts (connect, insert,
+# commit), plus a margin.
+WRITE_TIMEOUT_STATEMENTS = 3
 WRITE_TIMEOUT_MARGIN_S = 1.0
 
 
@@ -158,22 +160,32 @@ class CallRecorder:
 
     async def _write_all(self) -> None:
         delay_s = WRITE_RETRY_FIRST_S
+        retried = False  # the head batch failed once: its commit may have landed anyway
         while self._batches:
             batch = self._batches[0]
             try:
+                # The engine bounds each statement (statement_timeout, busy timeout); this
+                # outer bound only catches what those cannot (a connection that never
+                # answers), since cancelling a commit under way leaves its outcome unknown.
                 async with asyncio.timeout(self._write_timeout_s()):
                     async with self._services.sessions() as session:
                         session.add_all([_copy(turn) for turn in batch])
                         await session.commit()
             except IntegrityError as exc:
-                log.error(
-                    "call.turns_refused",
-                    call_sid=self._call_sid,
-                    seqs=[t.seq for t in batch],
-                    error=type(exc.orig).__name__ if exc.orig else type(exc).__name__,
-                )
+                seqs = [t.seq for t in batch]
+                if retried:  # an earlier attempt was committed after all
+                    log.info("call.turns_already_stored", call_sid=self._call_sid, seqs=seqs)
+                    self.written += len(batch)
+                else:
+                    log.error(
+                        "call.turns_refused",
+                        call_sid=self._call_sid,
+                        seqs=seqs,
+                        error=type(exc.orig).__name__ if exc.orig else type(exc).__name__,
+                    )
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 self.write_failures += 1
+                retried = True
                 if self.write_failures == 1 or delay_s >= WRITE_RETRY_MAX_S:
                     log.warning(
                         "call.turns_not_saved_yet",
@@ -187,10 +199,11 @@ class CallRecorder:
             else:
                 self.written += len(batch)
             self._batches.popleft()
-            delay_s = WRITE_RETRY_FIRST_S
+            delay_s, retried = WRITE_RETRY_FIRST_S, False
 
     def _write_timeout_s(self) -> float:
-        return self._services.settings.db_statement_timeout_ms / 1000 + WRITE_TIMEOUT_MARGIN_S
+        statement_s = self._services.settings.db_statement_timeout_ms / 1000
+        return statement_s * WRITE_TIMEOUT_STATEMENTS + WRITE_TIMEOUT_MARGIN_S
 
     async def finish(self, state: ConversationState) -> None:
         """Store the remaining turns, the call's outcome and summary, and the lead's status.
