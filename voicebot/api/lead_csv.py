@@ -62,6 +62,13 @@ _SYNONYMS: Final[dict[str, tuple[str, ...]]] = {
     "notes": ("notes", "note", "comments", "comment", "הערות", "הערה"),
 }  # fmt: skip
 _SEPARATORS = re.compile(r"[\s_\-.]+")
+# Control characters other than tab and line breaks: Postgres refuses NUL in text, and none
+# of them is anything a person typed into a spreadsheet cell.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(cell: str) -> str:
+    return _CONTROL_CHARS.sub("", cell).strip()
 
 
 def _header_key(header: str) -> str:
@@ -95,6 +102,7 @@ class LeadCsv:
 
     def rows(self) -> Iterator[CsvRow]:
         """Rows with any non-empty cell; a row longer than the header keeps what fits.
+        Control characters (NUL, BEL…; not tab or line breaks) are dropped from cells.
 
         Raises InvalidInputError when the file cannot be read past some line (a NUL byte,
         an unclosed quote at the end)."""
@@ -104,7 +112,7 @@ class LeadCsv:
             fields: dict[str, str] = {}
             custom: dict[str, str] = {}
             for header, cell in zip(self._headers, cells, strict=False):
-                value = cell.strip()
+                value = _clean(cell)
                 if not value or not header:
                     continue
                 target = self.columns[header]
@@ -224,7 +232,13 @@ def parse_lead_csv(raw: bytes, mapping: Mapping[str, str] | None = None) -> Lead
     delimiter = _sniff_delimiter(text)
     total = max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    headers = [h.replace("\ufeff", "").strip() for h in next(reader)]
+    try:
+        headers = [_clean(h.replace("\ufeff", "")) for h in next(reader)]
+    except csv.Error as exc:  # a header cell beyond the field limit, say
+        raise InvalidInputError(
+            f"the header row cannot be read: {exc}",
+            details=[{"field": "file", "message": str(exc)}],
+        ) from exc
     columns = resolve_columns(headers, mapping)
     return LeadCsv(
         encoding=encoding,

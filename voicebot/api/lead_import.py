@@ -3,8 +3,9 @@
 Owns :func:`import_leads`, the one implementation behind ``POST /api/v1/leads/import``
 and ``voicebot import-leads``, so both give the same report for the same file. Each row
 is all-or-nothing. A phone ``phonenumbers`` calls possible but not assigned
-(``050-1234567``) is imported with a warning on its row; a phone that is not even
-possible, a bad e-mail, a phone already in the file or the database fails its row only.
+(``050-1234567``) is imported with a warning on its row, and so is a phone on the
+do-not-call list (the dialer skips it); a phone that is not even possible, a bad e-mail,
+a phone already in the file or the database fails its row only.
 Rows are written in chunks (one query for the chunk's known phones, one flush), so a
 10,000-row file takes seconds, not minutes.
 """
@@ -22,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.api.errors import validation_details
 from voicebot.api.lead_csv import CsvRow, LeadCsv
-from voicebot.db.models import Lead
+from voicebot.db.models import DoNotCall, Lead
 
+DO_NOT_CALL_WARNING: Final = "on the do-not-call list: imported, but it will not be called"
 CHUNK_ROWS: Final = 500
 MAX_ROWS: Final = 50_000
 PHONE_REGION: Final = "IL"
@@ -119,6 +121,9 @@ async def _write_chunk(
 ) -> None:
     phones = [lead.phone for _, lead, _ in chunk]
     known = set((await session.scalars(select(Lead.phone).where(Lead.phone.in_(phones)))).all())
+    blocked = set(
+        (await session.scalars(select(DoNotCall.phone).where(DoNotCall.phone.in_(phones)))).all()
+    )
     fresh = []
     for line, lead, warning in chunk:
         if lead.phone in known:
@@ -139,10 +144,13 @@ async def _write_chunk(
             except IntegrityError:
                 report.fail(line, _problem("phone", "a lead with this phone already exists"))
     await session.commit()
-    for line, _, warning in written:
+    for line, lead, warning in written:
         report.created += 1
-        if warning is not None:
-            report.warnings.append({"row": line, "warnings": [_problem("phone", warning)]})
+        problems = [_problem("phone", text) for text in (warning,) if text is not None]
+        if lead.phone in blocked:
+            problems.append(_problem("phone", DO_NOT_CALL_WARNING))
+        if problems:
+            report.warnings.append({"row": line, "warnings": problems})
 
 
 def _columns(lead: Lead) -> dict[str, Any]:

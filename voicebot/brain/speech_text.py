@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from datetime import date, datetime
 from typing import Final
 
@@ -86,6 +87,8 @@ _HALF_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)\.5\s+(?P<unit>{_UNITS_ALT})
 _DUAL_RE = re.compile(rf"(?<![\d.,]){_PRE}2\s+(?P<unit>{_UNITS_ALT})\b")
 _DAY_ORDINAL_RE = re.compile(r"(?<=יום )(?:ה[-־]?)?(?P<n>[1-7])(?![\d:./,])")
 _DIGITS_RE = re.compile(r"\d+")
+_OTHER_SCRIPT_DIGIT_RE = re.compile(r"(?![0-9])\d")  # "٣", "۵", "２": decimal digits not ASCII
+MAX_DIGITS_AS_NUMBER = 9  # a longer run (an order number, a glued code) is read digit by digit
 _NEEDS_WORK_RE = re.compile(r"[\d₪$€%]")
 
 
@@ -196,6 +199,8 @@ def _percent_range_sub(m: re.Match[str]) -> str:
 
 def _half_sub(m: re.Match[str]) -> str:
     n, unit = int(m["n"]), m["unit"]
+    if n == 0:  # "0.5 שעות": half an hour
+        return _attach(m["pre"], f"חצי {_SINGULAR[unit]}")
     if n == 1:
         whole = _SINGULAR[unit]
     elif n == 2:
@@ -215,6 +220,13 @@ def _count_words(n: int, gender: str) -> str:
 
 def _dual_sub(m: re.Match[str]) -> str:
     return _attach(m["pre"], _DUAL[m["unit"]])
+
+
+def _leftover_digits(m: re.Match[str]) -> str:
+    digits = m.group(0)
+    if len(digits) > MAX_DIGITS_AS_NUMBER:
+        return spoken_digits(digits)
+    return number_to_words(int(digits))
 
 
 def _day_ordinal_sub(m: re.Match[str]) -> str:
@@ -237,6 +249,8 @@ def to_spoken(text: str) -> str:
 
 @functools.lru_cache(maxsize=SPOKEN_CACHE_ENTRIES)
 def _rewrite(text: str) -> str:
+    # Digits of other scripts count like ASCII ones (agreement, phones, times).
+    text = _OTHER_SCRIPT_DIGIT_RE.sub(lambda m: str(unicodedata.decimal(m.group(0))), text)
     text = _PHONE_RE.sub(_phone_sub, text)
     text = _SERVICE_PHONE_RE.sub(lambda m: spoken_phone(m.group(0)), text)
     text = _STAR_RE.sub(_star_sub, text)
@@ -250,8 +264,9 @@ def _rewrite(text: str) -> str:
     text = _DUAL_RE.sub(_dual_sub, text)
     text = _DAY_ORDINAL_RE.sub(_day_ordinal_sub, text)
     text = normalize(text, _CONFIG)
-    # Whatever the library left as digits (a model name such as "5G") is still spoken.
-    return _DIGITS_RE.sub(lambda m: number_to_words(int(m.group(0))), text)
+    # Whatever the library left as digits (a model name such as "5G", a run too long to be a
+    # number) is still spoken.
+    return _DIGITS_RE.sub(_leftover_digits, text)
 
 
 def format_slot_hebrew(slot: datetime, now: datetime) -> str:
