@@ -75,3 +75,29 @@ class Metrics:
         self.rate_limited = Counter(
             "voicebot_rate_limited_total", "Requests refused by the rate limiter", registry=r
         )
+        # Campaign engine (read from the database at scrape time, so every process that
+        # dials is counted; running and paused campaigns only, to bound the labels).
+        self.campaign_dials = Gauge(
+            "voicebot_campaign_dials", "Attempts sent to Twilio", ["campaign_id"], registry=r
+        )
+        self.campaign_answers = Gauge(
+            "voicebot_campaign_answers", "Calls answered", ["campaign_id"], registry=r
+        )
+        self.campaign_outcomes = Gauge(
+            "voicebot_campaign_outcomes",
+            "Calls per outcome",
+            ["campaign_id", "outcome"],
+            registry=r,
+        )
+        self.campaign_due = Gauge(
+            "voicebot_campaign_due", "Members due to be dialed now", ["campaign_id"], registry=r
+        )
+        self.campaign_in_flight = Gauge(
+            "voicebot_campaign_in_flight", "Live attempts", ["campaign_id"], registry=r
+        )
+        self.campaign_dead_letters = Gauge(
+            "voicebot_campaign_dead_letters",
+            "Dead-lettered engine messages about the campaign",
+            ["campaign_id"],
+            registry=r,
+        )

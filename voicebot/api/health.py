@@ -19,6 +19,8 @@ from voicebot.api.state import AppState, app_state
 from voicebot.db.engine import engine_kind, ping
 from voicebot.db.schema import SchemaNotAtHeadError, schema_state
 from voicebot.jobs.broker import probe_broker
+from voicebot.jobs.campaign_metrics import refresh_campaign_metrics
+from voicebot.jobs.dead_letters import dead_letter_store
 
 READY_CHECK_TIMEOUT_S = 2.0
 log = structlog.get_logger(__name__)
@@ -154,9 +156,13 @@ async def info(request: Request) -> Response:
     public=True,
 )
 async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(app_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    state = app_state(request)
+    # Campaign engine gauges: refreshed from the database at scrape time (a1).
+    broker = state.extras.get("broker")
+    await refresh_campaign_metrics(
+        state.sessions, state.metrics, dead_letter_store(broker) if broker is not None else None
     )
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 routes = [

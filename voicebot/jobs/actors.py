@@ -93,7 +93,7 @@ def dialing_enabled(settings: Settings) -> bool:
 def build_pacer(settings: Settings, redis: Any | None) -> Pacer:
     """Redis-shared pacing when Redis is configured, else in-process."""
     if redis is not None:
-        return RedisPacer(redis, account_cps=settings.twilio_cps)
+        return RedisPacer(redis, account_cps=settings.twilio_cps, url=str(settings.redis_url))
     return LocalPacer(account_cps=settings.twilio_cps)
 
 
@@ -108,11 +108,12 @@ async def run_sweeper(settings: Settings, jobs: Jobs, stop: asyncio.Event) -> No
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
     twilio = TwilioDialer.from_settings(settings)
+    pacer = build_pacer(settings, redis)
     sweeper = Sweeper(
         settings=settings,
         sessions=create_sessionmaker(engine),
         twilio=twilio,
-        pacer=build_pacer(settings, redis),
+        pacer=pacer,
     )
     jobs.sweepers.append(sweeper)
     log.info("sweeper.started", owner=sweeper.owner)
@@ -121,6 +122,8 @@ async def run_sweeper(settings: Settings, jobs: Jobs, stop: asyncio.Event) -> No
     finally:
         jobs.sweepers.remove(sweeper)
         twilio.close()
+        if isinstance(pacer, RedisPacer):
+            pacer.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

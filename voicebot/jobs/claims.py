@@ -48,9 +48,9 @@ log = structlog.get_logger(__name__)
 DUE_STATES = (MemberState.PENDING, MemberState.RETRY)
 IN_FLIGHT_STATES = (MemberState.DIALING, MemberState.IN_CALL)
 BLOCKED_LEAD_STATUSES = (LeadStatus.DO_NOT_CALL, LeadStatus.WRONG_NUMBER)
-SCAN_BATCH = 500
+SCAN_BATCH = 2000
 """Due members read per query while looking for ones inside their window."""
-MAX_SCAN_BATCHES = 40
+MAX_SCAN_BATCHES = 10
 """Bound on one pass's scan (20,000 members); the next pass carries on."""
 NEVER_OPEN_RECHECK = timedelta(days=1)
 """A lead whose window never opens (every day blocked) is looked at again a day later."""
@@ -147,6 +147,7 @@ async def claim_due(
     )
     window = campaign_window(campaign)
     dnc = set((await session.scalars(select(DoNotCall.phone))).all())
+    opens_by_zone: dict[str, datetime | None] = {}
     live_leads = select(CampaignAttempt.lead_id).where(
         CampaignAttempt.status.in_(LIVE_ATTEMPT_STATUSES)
     )
@@ -171,6 +172,7 @@ async def claim_due(
         if not batch:
             break
         ready: list[tuple[CampaignLead, Lead]] = []
+        deferred: dict[datetime, list[int]] = {}
         for member, lead in batch:
             if lead.phone in dnc or lead.status in BLOCKED_LEAD_STATUSES:
                 member.state, member.last_outcome = MemberState.SKIPPED, "do_not_call"
@@ -180,13 +182,23 @@ async def claim_due(
                 member.state, member.last_outcome = MemberState.SKIPPED, "no_consent"
                 report.skipped_consent.append(member.id)
                 continue
-            opens = next_open_for(window, lead, campaign, now)
+            zone = _zone(lead.phone, lead.timezone, campaign.timezone)
+            if zone.key not in opens_by_zone:  # the same for every lead on this clock
+                opens_by_zone[zone.key] = window.next_open(now, zone)
+            opens = opens_by_zone[zone.key]
             if opens is None or opens > now:
-                member.next_attempt_at = opens or now + NEVER_OPEN_RECHECK
-                report.deferred += 1
+                deferred.setdefault(opens or now + NEVER_OPEN_RECHECK, []).append(member.id)
                 continue
             if len(ready) < budget:
                 ready.append((member, lead))
+        for opens_at, member_ids in deferred.items():
+            await session.execute(
+                update(CampaignLead)
+                .where(CampaignLead.id.in_(member_ids))
+                .values(next_attempt_at=opens_at)
+                .execution_options(synchronize_session=False)
+            )
+            report.deferred += len(member_ids)
         numbers = await _next_attempt_numbers(session, [m.id for m, _ in ready])
         for member, lead in ready:
             attempt_id = await _claim_one(

@@ -15,7 +15,8 @@ timeout) leaves the attempt ``dialing`` for the reconciler to settle from Twilio
 
 from __future__ import annotations
 
-import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -42,7 +43,7 @@ from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import TelephonyError
 from voicebot.jobs.claims import give_back
-from voicebot.jobs.pacing import Pacer
+from voicebot.jobs.pacing import Pacer, PacingUnavailableError
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,7 @@ class CallPlacer(Protocol):
         machine_detection: bool = False,
         async_amd_callback: str | None = None,
         wait_for_message_end: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> str: ...
 
     async def hangup(self, call_sid: str) -> None: ...
@@ -119,7 +121,7 @@ async def dial_attempt(
     campaign_cps: float,
 ) -> DialResult:
     """Pace, win and place one claimed attempt (see the module docstring for failures)."""
-    await asyncio.sleep(await pacer.reserve(campaign_id, campaign_cps))
+    await pacer.wait_for_slot(campaign_id, campaign_cps)
     async with sessions() as session:
         if not await win_attempt(session, attempt_id):
             return DialResult(DialOutcome.LOST_RACE)
@@ -138,9 +140,23 @@ async def dial_attempt(
             # beep (leave a message or hang up); a fax never hears a voice message.
             machine_detection=True,
             wait_for_message_end=True,
+            before_send=functools.partial(pacer.gate, campaign_id, campaign_cps),
         )
     except TelephonyError as exc:
         return await _refused(sessions, attempt_id, exc)
+    except PacingUnavailableError:
+        async with sessions() as session:  # won but not sent: back to claimed, adopted later
+            await session.execute(
+                update(CampaignAttempt)
+                .where(
+                    CampaignAttempt.id == attempt_id,
+                    CampaignAttempt.status == AttemptStatus.DIALING,
+                )
+                .values(status=AttemptStatus.CLAIMED, dialing_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        raise
     async with sessions() as session:
         await record_sid(session, attempt_id, sid)
         campaign = await session.get(Campaign, campaign_id)

@@ -174,8 +174,12 @@ class TwilioDialer:
         machine_detection: bool = False,
         async_amd_callback: str | None = None,
         wait_for_message_end: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> str:
         """Place an outbound call whose voice webhook is ``url``; return its ``CA…`` SID.
+
+        ``before_send`` runs in the request's thread just before each send (the campaign
+        engine's pacing gate); what it raises ends the call attempt unsent.
 
         With ``machine_detection`` the webhook (or ``async_amd_callback``) gets
         ``AnsweredBy``; ``wait_for_message_end`` delays a machine's answer to after its
@@ -200,6 +204,8 @@ class TwilioDialer:
                 kwargs["async_amd_status_callback_method"] = "POST"
 
         def create() -> str:
+            if before_send is not None:
+                before_send()
             sid: str = self._client.calls.create(**kwargs).sid
             return sid
 

@@ -131,6 +131,9 @@ async def test_pause_stops_a_running_pass(engine_factory: EngineFactory) -> None
         assert (await engine.stats(cid))["attempts"]["claimed"] == 0
         before = len(engine.sim.creates)
         assert before < len(numbers)
+        scraped = (await engine.client.get("/metrics")).text
+        assert f'voicebot_campaign_dials{{campaign_id="{cid}"}} {before}.0' in scraped
+        assert f'voicebot_campaign_in_flight{{campaign_id="{cid}"}}' in scraped
         await engine.client.post(f"/api/v1/campaigns/{cid}/resume")
 
         async def completed() -> bool:

@@ -1,0 +1,428 @@
+"""Campaign engine benchmarks (#9): scheduling, pacing accuracy, status-callback latency.
+
+    python scripts/bench_campaign.py schedule --leads 10000     # one sweep decides 10,000
+    python scripts/bench_campaign.py pacing --cps 2 --seconds 60
+    python scripts/bench_campaign.py callbacks --rate 200 --seconds 30
+
+All three run on a fresh Postgres database (``VOICEBOT_TEST_POSTGRES`` admin DSN) and
+print their figures; ``pacing`` needs Redis (``VOICEBOT_TEST_REDIS``, default db 15) and
+``callbacks`` starts one ``voicebot serve`` process (one web process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voicebot.config import Settings, load_settings
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.models import Call, Campaign, CampaignAttempt, CampaignLead, CampaignStatus, Lead
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("VOICEBOT_TEST_REDIS", "redis://127.0.0.1:6379/15")
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-token"  # noqa: S105 - the simulator's own test credential
+ALL_DAYS = "sun,mon,tue,wed,thu,fri,sat"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    import asyncpg
+
+    from voicebot.cli import migrate
+
+    name = f"voicebot_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    await asyncio.to_thread(migrate, load_settings(_env_file=None, database_url=url))
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def seed(sessions: async_sessionmaker[AsyncSession], leads: int, **campaign: Any) -> int:
+    """A running campaign over ``leads`` new leads with consent (bulk inserts)."""
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        rows = [
+            {
+                "phone": f"+9725{2000000 + i:08d}"[:13],
+                "status": "new",
+                "consent_source": "bench",
+                "tags": [],
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(leads)
+        ]
+        await session.execute(insert(Lead), rows)
+        fields: dict[str, Any] = {
+            "name": "bench",
+            "status": CampaignStatus.RUNNING,
+            "calendar": "none",
+            "window_days": ALL_DAYS,
+            "window_start": "00:00",
+            "window_end": "23:59",
+            "max_concurrent_calls": 1000,
+            "calls_per_second": 1.0,
+            "started_at": now,
+        }
+        fields.update(campaign)
+        c = Campaign(**fields)
+        session.add(c)
+        await session.flush()
+        ids = (await session.scalars(select(Lead.id))).all()
+        await session.execute(
+            insert(CampaignLead),
+            [
+                {
+                    "campaign_id": c.id,
+                    "lead_id": i,
+                    "state": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in ids
+            ],
+        )
+        await session.commit()
+        return c.id
+
+
+def bench_settings(url: str, **extra: Any) -> Settings:
+    return load_settings(
+        _env_file=None,
+        database_url=url,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number="+97233720000",
+        log_level="WARNING",
+        **extra,
+    )
+
+
+async def schedule(args: argparse.Namespace) -> None:
+    """One claim pass over N due members: closed window (every lead deferred to its next
+    opening on its own clock) and open window (a pass's claims)."""
+    from voicebot.jobs.claims import claim_due
+
+    async with fresh_database() as url:
+        settings = bench_settings(url)
+        engine = create_engine(settings)
+        sessions = create_sessionmaker(engine)
+        today = datetime.now(UTC).strftime("%a").lower()[:3]
+        closed_days = ",".join(d for d in ALL_DAYS.split(",") if d != today)
+        cid = await seed(sessions, args.leads, window_days=closed_days, calendar="IL")
+        async with sessions() as session:
+            campaign = await session.get(Campaign, cid)
+            if campaign is None:
+                raise SystemExit("campaign vanished")
+            started = time.perf_counter()
+            report = await claim_due(
+                session, settings=settings, campaign=campaign, owner="bench", limit=10
+            )
+            closed_s = time.perf_counter() - started
+        async with sessions() as session:
+            decided = await session.scalar(
+                text("SELECT count(*) FROM campaign_leads WHERE next_attempt_at IS NOT NULL")
+            )
+            await session.execute(
+                text("UPDATE campaign_leads SET next_attempt_at = NULL"),
+            )
+            await session.execute(
+                text("UPDATE campaigns SET window_days = :d, calendar = 'none'"), {"d": ALL_DAYS}
+            )
+            await session.commit()
+        async with sessions() as session:
+            campaign = await session.get(Campaign, cid)
+            if campaign is None:
+                raise SystemExit("campaign vanished")
+            started = time.perf_counter()
+            opened = await claim_due(
+                session, settings=settings, campaign=campaign, owner="bench", limit=args.claims
+            )
+            open_s = time.perf_counter() - started
+        await engine.dispose()
+    print(f"schedule: {args.leads} due members, one sweep pass (Postgres)")
+    print(
+        f"  window closed: {report.deferred} deferred to their next opening "
+        f"({decided} decided) in {closed_s:.2f} s"
+    )
+    print(
+        f"  window open:   {len(opened.claimed)} claimed (attempt + call rows committed) "
+        f"in {open_s:.3f} s"
+    )
+
+
+async def pacing(args: argparse.Namespace) -> None:
+    """A sweeper dialing the simulator (its own process) at ``--cps`` for ``--seconds``;
+    the rate measured from the simulator's JSONL log of creates over the whole span."""
+    import json
+
+    import redis.asyncio as aioredis
+
+    from voicebot.jobs.pacing import RedisPacer
+    from voicebot.jobs.sweeper import Sweeper
+    from voicebot.telephony.rest import TwilioDialer
+
+    leads = int(args.cps * (args.seconds + 30)) + 10
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="voicebot-bench-")) / "sim.jsonl"
+    sim = subprocess.Popen(  # noqa: ASYNC220 - started once
+        [
+            sys.executable,
+            "-m",
+            "voicebot.testing.twilio_api_sim",
+            "--port",
+            str(port),
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            AUTH_TOKEN,
+            "--mix",
+            "busy=1",
+            "--ring-s",
+            "0.2",
+            "--log",
+            str(log_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.sleep(3)
+        async with fresh_database() as url:
+            settings = bench_settings(
+                url,
+                twilio_api_base_url=f"http://127.0.0.1:{port}",
+                twilio_cps=max(args.cps * 2, 1.0),
+                twilio_max_concurrent_calls=100_000,  # callbacks go nowhere: calls stay live
+                campaign_sweep_interval_s=1.0,
+            )
+            engine = create_engine(settings)
+            sessions = create_sessionmaker(engine)
+            await seed(sessions, leads, calls_per_second=args.cps, max_attempts=1)
+            redis = aioredis.from_url(REDIS_URL)
+            await redis.flushdb()
+            twilio = TwilioDialer.from_settings(settings)
+            sweeper = Sweeper(
+                settings=settings,
+                sessions=sessions,
+                twilio=twilio,
+                pacer=RedisPacer(redis, account_cps=settings.twilio_cps, url=REDIS_URL),
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(sweeper.run(stop))
+            await asyncio.sleep(args.seconds + 10)
+            stop.set()
+            await task
+            twilio.close()
+            await redis.aclose()
+            await engine.dispose()
+    finally:
+        sim.terminate()
+        sim.wait()
+    events = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    times = sorted(e["t"] for e in events if e["event"] == "create")
+    start = times[0] + 2.0  # past the first pass
+    window = [t for t in times if start <= t < start + args.seconds]
+    rate = len(window) / args.seconds
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    over = sum(
+        1 for i, t in enumerate(times) if sum(1 for u in times[i : i + 10] if u < t + 1) > args.cps
+    )
+    buckets = [0] * (int(times[-1] - times[0]) // 10 + 1)
+    for t in times:
+        buckets[int(t - times[0]) // 10] += 1
+    print(f"pacing: target {args.cps}/s over {args.seconds} s against the simulator process")
+    print(f"  dials per 10 s: {buckets}")
+    print(
+        f"  measured {rate:.3f}/s ({(rate / args.cps - 1) * 100:+.2f}%), "
+        f"gaps p50 {statistics.median(gaps):.3f} s, min {min(gaps):.3f} s, "
+        f"1-s windows over the rate: {over}"
+    )
+
+
+async def callbacks(args: argparse.Namespace) -> None:
+    """Signed status callbacks at ``--rate``/s for ``--seconds`` against one ``voicebot
+    serve`` (one web process, Postgres); latency percentiles from the client."""
+    from twilio.request_validator import RequestValidator
+
+    calls = int(args.rate * args.seconds / 3) + 1
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    async with fresh_database() as url:
+        settings = bench_settings(url)
+        engine = create_engine(settings)
+        sessions = create_sessionmaker(engine)
+        cid = await seed(sessions, calls)
+        async with sessions() as session:
+            members = (await session.execute(select(CampaignLead.id, CampaignLead.lead_id))).all()
+            now = datetime.now(UTC)
+            call_rows = [
+                {
+                    "lead_id": lead,
+                    "campaign_id": cid,
+                    "direction": "outbound",
+                    "status": "queued",
+                    "status_events": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for _, lead in members
+            ]
+            await session.execute(insert(Call), call_rows)
+            call_ids = (await session.scalars(select(Call.id).order_by(Call.id))).all()
+            await session.execute(
+                insert(CampaignAttempt),
+                [
+                    {
+                        "campaign_id": cid,
+                        "member_id": m,
+                        "lead_id": lead,
+                        "attempt_no": 1,
+                        "idempotency_key": f"b{m}",
+                        "status": "dialing",
+                        "call_id": call_id,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for (m, lead), call_id in zip(members, call_ids, strict=True)
+                ],
+            )
+            await session.execute(text("UPDATE campaign_leads SET state = 'dialing'"))
+            attempt_ids = (
+                await session.scalars(select(CampaignAttempt.id).order_by(CampaignAttempt.id))
+            ).all()
+            await session.commit()
+        await engine.dispose()
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=url,
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            PUBLIC_BASE_URL=public,
+            LOG_LEVEL="WARNING",
+            TWILIO_FROM_NUMBER="+97233720000",
+            SECRET_KEY=secrets.token_hex(32),
+            TWILIO_API_BASE_URL="http://127.0.0.1:9",
+        )
+        env.pop("REDIS_URL", None)
+        workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
+        server = subprocess.Popen(  # noqa: ASYNC220 - our own CLI, started once
+            [str(Path(sys.executable).parent / "voicebot"), "serve", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as c:
+                for _ in range(200):
+                    try:
+                        if (await c.get(f"{public}/health")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.2)
+                validator = RequestValidator(AUTH_TOKEN)
+                latencies: list[float] = []
+                statuses: dict[int, int] = {}
+
+                async def post(attempt_id: int, sid: str, status: str) -> None:
+                    url_ = f"{public}/twilio/status?attempt={attempt_id}"
+                    form = {"CallSid": sid, "CallStatus": status, "AccountSid": ACCOUNT_SID}
+                    headers = {
+                        "X-Twilio-Signature": validator.compute_signature(url_, form),
+                        "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+                    }
+                    began = time.perf_counter()
+                    response = await c.post(url_, data=form, headers=headers)
+                    latencies.append((time.perf_counter() - began) * 1000)
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+                plan = [
+                    (aid, f"CA{aid:032d}", status)
+                    for aid in attempt_ids
+                    for status in ("initiated", "ringing", "busy")
+                ]
+                tasks = []
+                began = time.perf_counter()
+                total = int(args.rate * args.seconds)
+                for i, (aid, sid, status) in enumerate(plan[:total]):
+                    await asyncio.sleep(max(0.0, began + i / args.rate - time.perf_counter()))
+                    tasks.append(asyncio.create_task(post(aid, sid, status)))
+                await asyncio.gather(*tasks)
+                elapsed = time.perf_counter() - began
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(
+        f"callbacks: {len(latencies)} signed status callbacks at {args.rate}/s "
+        f"({len(latencies) / elapsed:.0f}/s achieved), one web process, Postgres"
+    )
+    print(
+        f"  latency p50 {percentile(latencies, 50):.1f} ms, "
+        f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+        f"max {max(latencies):.1f} ms; statuses {statuses}"
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="bench", required=True)
+    p = sub.add_parser("schedule")
+    p.add_argument("--leads", type=int, default=10_000)
+    p.add_argument("--claims", type=int, default=10)
+    p = sub.add_parser("pacing")
+    p.add_argument("--cps", type=float, default=2.0)
+    p.add_argument("--seconds", type=int, default=60)
+    p = sub.add_parser("callbacks")
+    p.add_argument("--rate", type=int, default=200)
+    p.add_argument("--seconds", type=int, default=30)
+    args = parser.parse_args()
+    asyncio.run({"schedule": schedule, "pacing": pacing, "callbacks": callbacks}[args.bench](args))
+
+
+if __name__ == "__main__":
+    main()
