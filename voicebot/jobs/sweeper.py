@@ -126,6 +126,8 @@ class Sweeper:
                     await self.sweep_once()
                 except (SQLAlchemyError, OSError, VoicebotError) as exc:
                     log.warning("sweeper.pass_failed", error=f"{type(exc).__name__}: {exc}")
+                except Exception:  # a bug must not stop dialing for good
+                    log.exception("sweeper.pass_crashed")
                 self._wake.clear()
                 waits = [
                     asyncio.ensure_future(self._wake.wait()),
@@ -262,6 +264,9 @@ class Sweeper:
         except (SQLAlchemyError, OSError, VoicebotError) as exc:
             # The attempt stays claimed (or dialing): the next pass adopts or reconciles it.
             log.warning("sweeper.dial_failed", attempt_id=attempt_id, error=type(exc).__name__)
+            return
+        except Exception:  # one dial's bug must not end the sweeper's tasks
+            log.exception("sweeper.dial_crashed", attempt_id=attempt_id)
             return
         finally:
             self._busy.discard(attempt_id)
