@@ -72,6 +72,8 @@ class CallEvents:
     hangup: asyncio.Event = field(default_factory=asyncio.Event)
     answered_by: str | None = None
     answered_at: float | None = None
+    twiml: str | None = None
+    """What the voice webhook answered (None: not answered, or the webhook failed)."""
 
 
 class CallFlow:
@@ -156,7 +158,7 @@ class CallFlow:
         call.answered_at = time.monotonic()
         call.set_status("in-progress")
         self.log("answer", sid=call.sid, answered_by=call.answered_by)
-        twiml = await self._voice(call)
+        twiml = call.twiml = await self._voice(call)
         await event("in-progress", hold=True)
         talk_s = b.talk_s
         conversation = twiml is not None and ("<Connect" in twiml or "<Gather" in twiml)
