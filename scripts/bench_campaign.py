@@ -387,7 +387,7 @@ async def callbacks(args: argparse.Namespace) -> None:
                 await asyncio.gather(*tasks)
                 elapsed = time.perf_counter() - began
         finally:
-            server.terminate()
+            server.kill()  # SIGTERM would drain (wait for calls) first
             server.wait(timeout=30)
     print(
         f"callbacks: {len(latencies)} signed status callbacks at {args.rate}/s "
