@@ -16,14 +16,12 @@ ASK_PERMISSION = "זה זמן טוב לדבר דקה?"
 ASK_CALLBACK_TIME = "אין בעיה. מתי נוח שנחזור?"
 ASK_CALLBACK_AGAIN = "מתי נוח שנחזור? למשל מחר בבוקר, או אחרי הצהריים."
 ASK_OPEN_TIME = "אז מתי כן נוח? יום ושעה, ונבדוק."
-ASK_MEETING = "שווה לקבוע שיחה קצרה עם יועץ, בלי שום התחייבות?"
 DIDNT_HEAR = "סליחה, לא שמעתי טוב."
 REPEAT = "בטח, אחזור על זה."
 HELLO_BACK = "שלום!"
 PITCH_WITHOUT_OFFER = "את כל הפרטים ייתן נציג שלנו בשיחה קצרה."
 GLAD_TO_BOOK = "בשמחה."
 SIMPLE_PERMISSION = "רק כדי לוודא: אפשר לדבר עכשיו, כן או לא?"
-SIMPLE_MEETING = "רק כן או לא: לקבוע שיחה קצרה עם יועץ?"
 LINE_UNCLEAR_BYE = "נראה שהקו לא ממש ברור. ננסה שוב בהמשך, יום טוב!"
 CHECK_IN = "הלו? שומעים אותי?"
 SILENCE_BYE = "נראה שהקו נפל. ננסה שוב בהמשך, יום טוב!"
@@ -35,7 +33,17 @@ NOT_INTERESTED_BYE = "בסדר גמור, תודה על הזמן ויום טוב!
 NO_SLOTS = "כרגע אין זמן פנוי בשבועיים הקרובים. נחזור כשיתפנה מקום, יום טוב!"
 CONFLICT = "אופס, השעה הזאת בדיוק נתפסה."
 OUTSIDE_HOURS = "בשעה הזאת לא קובעים פגישות."
+CLOSED_DAY = "ביום הזה לא קובעים פגישות."
 NONE_IN_RANGE = "אז אין מקום פנוי."
+
+
+def ask_meeting(script: AgentScript) -> str:
+    """The meeting the script is for ("שיעור ניסיון"), never another product's consultant."""
+    return f"שווה לקבוע {script.meeting_purpose}, בלי שום התחייבות?"
+
+
+def simple_meeting(script: AgentScript) -> str:
+    return f"רק כן או לא: לקבוע {script.meeting_purpose}?"
 
 
 def slot(when: datetime, now: datetime) -> str:

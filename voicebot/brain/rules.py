@@ -188,13 +188,15 @@ class RuleBrain:
         *,
         lead_in: str = "",
         within: TimeParse | None = None,
+        note_none_inside: bool = True,
     ) -> Reply:
         day = within.start.date() if within is not None else None
         candidates = await self._tools.available_slots(day=day, now=now, limit=SLOT_FETCH_LIMIT)
         fresh = [s for s in candidates if s not in state.proposed_slots]
         if within is not None:
             inside = [s for s in fresh if within.start <= s < within.end]
-            lead_in = lead_in if inside or not fresh else f"{lead_in} {say.NONE_IN_RANGE}"
+            if not inside and fresh and note_none_inside:
+                lead_in = f"{lead_in} {say.NONE_IN_RANGE}"
             fresh = inside or fresh
         if not fresh:
             return self._end(state, f"{lead_in} {say.NO_SLOTS}".strip(), intent, outcome="no_slots")
@@ -245,12 +247,18 @@ class RuleBrain:
                 state, say.booked(start, now, self._script), intent, action, outcome="booked"
             )
         state.pending_slot = None
-        lead_in = say.CONFLICT if result.status == "conflict" else say.OUTSIDE_HOURS
+        local_day = start.astimezone(self._cal.tz).date()
         within = TimeParse(
-            at(start.date(), self._cal.day_start, self._cal.tz),
-            at(start.date(), self._cal.day_end, self._cal.tz),
+            at(local_day, self._cal.day_start, self._cal.tz),
+            at(local_day, self._cal.day_end, self._cal.tz),
             "day",
         )
+        if result.status != "conflict" and self._cal.day_window(local_day) is None:
+            # Shabbat, a holiday, a day off: say so, and offer the nearest open slots.
+            return await self._propose(
+                state, now, intent, lead_in=say.CLOSED_DAY, within=within, note_none_inside=False
+            )
+        lead_in = say.CONFLICT if result.status == "conflict" else say.OUTSIDE_HOURS
         return await self._propose(state, now, intent, lead_in=lead_in, within=within)
 
     async def _meeting_request(
@@ -293,7 +301,9 @@ class RuleBrain:
         if state.objection_count == 0 and state.stage in st.PERSUADABLE:
             state.objection_count, state.stage = 1, st.OBJECTION
             return self._reply(
-                state, f"{self._script.objections.not_interested} {say.ASK_MEETING}", intent
+                state,
+                f"{self._script.objections.not_interested} {say.ask_meeting(self._script)}",
+                intent,
             )
         await self._tools.mark_not_interested(reason="not_interested")
         action = Action("mark_not_interested", {"reason": "not_interested"})
@@ -324,7 +334,7 @@ class RuleBrain:
         if state.stage == st.CALLBACK:
             return say.ASK_CALLBACK_AGAIN
         if state.stage == st.OBJECTION:
-            return say.ASK_MEETING
+            return say.ask_meeting(self._script)
         return say.ASK_PERMISSION
 
     def _simple_question(self, state: ConversationState, now: datetime) -> str:
@@ -336,7 +346,7 @@ class RuleBrain:
             if first is not None:
                 state.stage, state.pending_slot = st.CONFIRM, first
                 return say.simple_slot(first, now)
-            return say.SIMPLE_MEETING
+            return say.simple_meeting(self._script)
         if state.stage == st.CALLBACK:
             day = now.date() + timedelta(days=1)
             while day.weekday() not in self._cal.business_days:
@@ -344,7 +354,7 @@ class RuleBrain:
             state.pending_slot = at(day, DEFAULT_CALLBACK_CLOCK, self._cal.tz)
             return say.simple_callback(state.pending_slot, now)
         if state.stage == st.OBJECTION:
-            return say.SIMPLE_MEETING
+            return say.simple_meeting(self._script)
         return say.SIMPLE_PERMISSION
 
     # Replies.
