@@ -27,6 +27,7 @@ from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar, spread
 from voicebot.brain.speech_text import to_spoken
 from voicebot.brain.timeparse import TimeParse, at
+from voicebot.scheduling.calendars import day_hours
 
 SLOTS_OFFERED = 2  # slots named in one proposal
 SLOT_FETCH_LIMIT = 12  # candidates fetched to choose a spread from
@@ -34,6 +35,7 @@ MAX_REJECTED_ROUNDS = 2  # after this many refused proposals, ask the caller for
 SIMPLE_QUESTION_AT = 2  # unclear answers before the yes/no question
 GIVE_UP_AT = 3  # unclear answers before ending the call
 DEFAULT_CALLBACK_CLOCK = time(10, 0)
+CALLBACK_SEARCH_DAYS = 14  # how far ahead a callback on a closed day moves to an open one
 DTMF_INTENTS = {"1": "yes", "2": "no", "0": "ask_human", "9": "remove_me"}
 FAREWELL_SCORE = 3.0  # a goodbye this clear ends the call even mid-questions ("ביי", "להתראות")
 _OPENING = frozenset({st.GREETING, st.PERMISSION})
@@ -291,11 +293,29 @@ class RuleBrain:
     async def _callback(
         self, state: ConversationState, when: TimeParse, now: datetime, intent: str
     ) -> Reply:
-        moment = when.start if when.is_instant else max(when.start, now + timedelta(hours=1))
+        asked = when.start if when.is_instant else max(when.start, now + timedelta(hours=1))
+        moment = self._calling_time(asked)
         await self._tools.schedule_callback(when=moment)
         state.callback_at = moment
         action = Action("schedule_callback", {"when": moment.isoformat()})
         return self._end(state, say.callback_bye(moment, now), intent, action, outcome="callback")
+
+    def _calling_time(self, asked: datetime) -> datetime:
+        """The first moment from ``asked`` when calls are made: never on Shabbat or a holiday,
+        before the day starts or after the calendar's hours (a Friday afternoon), so the
+        time promised is the time the dialer will call."""
+        tz = self._cal.tz
+        earliest = asked.astimezone(tz)
+        day = earliest.date()
+        for _ in range(CALLBACK_SEARCH_DAYS):
+            hours = day_hours(self._cal.calendar, day)
+            if hours is not None:
+                opens = at(day, max(self._cal.day_start, hours.start), tz)
+                candidate = max(earliest, opens)
+                if hours.end is None or candidate <= at(day, hours.end, tz):
+                    return candidate
+            day += timedelta(days=1)
+        return asked
 
     async def _not_interested(self, state: ConversationState, intent: str) -> Reply:
         if state.objection_count == 0 and state.stage in st.PERSUADABLE:

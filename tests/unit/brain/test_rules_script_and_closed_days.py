@@ -95,3 +95,39 @@ async def test_meeting_on_a_closed_day_is_answered_plainly(
     assert last.text.startswith("ביום הזה לא קובעים פגישות.")
     assert "אין מקום פנוי" not in last.text and "בשעה הזאת" not in last.text
     assert "יש מקום" in last.text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected", "said"),
+    [
+        # Saturday 15/3 is Shabbat: the next open day is Sunday 16/3.
+        ("תתקשרו אליי בשבת", datetime(2025, 3, 16, 9, 0, tzinfo=TZ), "ביום ראשון בתשע בבוקר"),
+        # Three at night is not a time anyone is called: that morning, when calls start.
+        (
+            "תתקשרו אליי מחר בשלוש לפנות בוקר",
+            datetime(2025, 3, 12, 9, 0, tzinfo=TZ),
+            "מחר בתשע בבוקר",
+        ),
+        # Friday afternoon is past the Friday calling hours.
+        (
+            "תתקשרו אליי ביום שישי בארבע",
+            datetime(2025, 3, 16, 9, 0, tzinfo=TZ),
+            "ביום ראשון בתשע בבוקר",
+        ),
+    ],
+)
+async def test_callback_is_promised_only_when_calls_are_made(
+    tools: InMemoryBookingTools, line: str, expected: datetime, said: str
+) -> None:
+    """A callback asked for on Shabbat, at night or on a Friday afternoon is stored and
+    promised for the next time calls are made, never for a time the dialer will not call."""
+    replies = await _talk(RuleBrain(tools=tools, calendar=CAL), "שלום", line)
+    assert replies[-1].end_call
+    assert tools.callbacks == [expected]
+    assert said in replies[-1].text
+
+
+async def test_callback_in_open_hours_is_kept(tools: InMemoryBookingTools) -> None:
+    """A callback at an ordinary time is stored and promised as asked."""
+    await _talk(RuleBrain(tools=tools, calendar=CAL), "שלום", "תתקשרו אליי מחר בחמש")
+    assert tools.callbacks == [datetime(2025, 3, 12, 17, 0, tzinfo=TZ)]
