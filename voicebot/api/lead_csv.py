@@ -21,6 +21,7 @@ from typing import Final
 
 import charset_normalizer
 
+from voicebot.api.fields import UNSTORABLE_CHARS
 from voicebot.errors import InvalidInputError
 
 # Single-byte encodings worth telling apart after UTF-8 failed: Hebrew Windows exports, and
@@ -62,13 +63,12 @@ _SYNONYMS: Final[dict[str, tuple[str, ...]]] = {
     "notes": ("notes", "note", "comments", "comment", "הערות", "הערה"),
 }  # fmt: skip
 _SEPARATORS = re.compile(r"[\s_\-.]+")
-# Control characters other than tab and line breaks: Postgres refuses NUL in text, and none
-# of them is anything a person typed into a spreadsheet cell.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _clean(cell: str) -> str:
-    return _CONTROL_CHARS.sub("", cell).strip()
+    """Without the characters no field may store (NUL, which Postgres refuses, and other
+    controls but tab and line breaks): nothing a person typed into a spreadsheet cell."""
+    return UNSTORABLE_CHARS.sub("", cell).strip()
 
 
 def _header_key(header: str) -> str:

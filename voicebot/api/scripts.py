@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from voicebot.api.body import parse_path, parse_query
+from voicebot.api.fields import Line
 from voicebot.api.schemas import CampaignPath, Query
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
@@ -29,7 +30,7 @@ MAX_LEAD_NAME_CHARS = 200
 
 
 class PreviewQuery(Query):
-    lead_name: str | None = Field(
+    lead_name: Line | None = Field(
         default=None,
         max_length=MAX_LEAD_NAME_CHARS,
         description="greet this name as a lead would be greeted (default: no name)",
