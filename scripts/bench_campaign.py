@@ -369,7 +369,13 @@ async def callbacks(args: argparse.Namespace) -> None:
                         "I-Twilio-Idempotency-Token": secrets.token_hex(16),
                     }
                     began = time.perf_counter()
-                    response = await c.post(url_, data=form, headers=headers)
+                    try:
+                        response = await c.post(url_, data=form, headers=headers)
+                    except httpx.HTTPError as exc:  # counted, not hidden
+                        statuses[-1] = statuses.get(-1, 0) + 1
+                        latencies.append((time.perf_counter() - began) * 1000)
+                        print("  callback error:", type(exc).__name__)
+                        return
                     latencies.append((time.perf_counter() - began) * 1000)
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
