@@ -2,7 +2,7 @@
 
 The held-out half is measured, never tuned on. Its threshold sits just under what the
 patterns reach today (95.9%; the issue's target is 97%), so a regression fails here;
-scripts/intent_eval.py prints both accuracies and every miss.
+scripts/intent_eval.py prints both accuracies and the development misses only.
 """
 
 from __future__ import annotations
@@ -41,12 +41,8 @@ def test_development_accuracy() -> None:
 def test_heldout_accuracy() -> None:
     """The held-out half stays at or above the accuracy first measured on it."""
     score = evaluate("heldout")
-    _print(
-        score.half,
-        score.accuracy,
-        [(m.case.moment, m.case.text, m.case.intent, m.got) for m in score.misses],
-    )
-    assert score.accuracy >= MIN_HELDOUT_ACCURACY
+    # Its misses are never shown, not even as confusion counts: nobody tunes on them.
+    assert score.accuracy >= MIN_HELDOUT_ACCURACY, f"held-out {score.accuracy:.1%}"
 
 
 def _print(half: str, accuracy: float, misses: list[tuple[str, str, str, str]]) -> None:
