@@ -26,7 +26,7 @@ from voicebot.brain.intent_patterns import (
     OFFER_QUESTION_PATTERNS,
     SLOT_CHOICE_PATTERNS,
 )
-from voicebot.brain.normalize import fold_finals, normalize
+from voicebot.brain.normalize import fold_finals, normalize, soundalike
 from voicebot.brain.time_grammar import DEFAULT_BUSINESS_HOURS
 from voicebot.brain.timeparse import TimeParse, parse_hebrew_time
 
@@ -61,7 +61,7 @@ Compiled = tuple[tuple[re.Pattern[str], float], ...]
 
 def _compile(patterns: tuple[tuple[str, float], ...]) -> Compiled:
     return tuple(
-        (re.compile(r"(?<!\S)ו?(?:" + fold_finals(source) + r")(?!\S)"), weight)
+        (re.compile(r"(?<!\S)ו?(?:" + soundalike(fold_finals(source)) + r")(?!\S)"), weight)
         for source, weight in patterns
     )
 
@@ -73,7 +73,8 @@ _OFFER_QUESTION: Compiled = _compile(OFFER_QUESTION_PATTERNS)
 
 def asks_about_offer(canonical: str) -> bool:
     """Whether interest is phrased as a question or a request to explain ("מה בדיוק…", "תסביר")."""
-    return any(pattern.search(canonical) for pattern, _ in _OFFER_QUESTION)
+    key = soundalike(canonical)
+    return any(pattern.search(key) for pattern, _ in _OFFER_QUESTION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,10 @@ class IntentResult:
     text: str
 
 
-def _scores(canonical: str) -> dict[str, float]:
+def _scores(key: str) -> dict[str, float]:
     scores: dict[str, float] = {}
     for name, patterns in _COMPILED.items():
-        total = sum(weight for pattern, weight in patterns if pattern.search(canonical))
+        total = sum(weight for pattern, weight in patterns if pattern.search(key))
         if total:
             scores[name] = total
     return scores
@@ -120,7 +121,8 @@ def detect_intent(
     ``expecting`` is what the agent just asked for, ``moment`` where the call stands.
     """
     canonical = normalize(text)
-    scores = _scores(canonical)
+    key = soundalike(canonical)
+    scores = _scores(key)
     tokens = canonical.split()
     if tokens and all(t in _WHAT_ONLY for t in tokens) and tokens != ["סליחה"] * len(tokens):
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
@@ -130,7 +132,7 @@ def detect_intent(
         text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
     )
     if expecting == "slot":
-        choice = sum(w for pattern, w in _SLOT_CHOICE if pattern.search(canonical))
+        choice = sum(w for pattern, w in _SLOT_CHOICE if pattern.search(key))
         if choice:
             scores["accept_time"] = scores.get("accept_time", 0.0) + choice
     else:

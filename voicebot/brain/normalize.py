@@ -72,6 +72,15 @@ _MERGED_TAILS_RAW = frozenset({
     "רלוונטי", "צריך", "צריכה", "רוצה", "מתאים", "יודע", "יודעת", "נכון", "עכשיו", "תודה",
     "זה", "זאת", "מדבר", "מדברת", "עולה", "לקבוע", "אותי", "אמרת", "הלו", "שלום", "בטח",
 })  # fmt: skip
+# One-letter prefixes recognisers glue to a loan word ("הפרייס", "בווטסאפ"): the word behind
+# them is still looked up among the variants.
+_GLUED_PREFIXES = frozenset("הובלמש")
+_GLUED_MIN_CHARS = 3  # shorter remainders ("יס" in "ביס") are other words
+# Letters recognisers confuse because Israeli speech does not tell them apart: matching
+# compares texts with each pair folded to one letter ("תעית" ~ "טעית", "עולא" ~ "עולה" is not
+# folded: a final ה/א would merge "לא" with "לה").
+_SOUNDALIKE = str.maketrans("טקע", "תכא")
+_DOUBLED_RE = re.compile(r"([\u05d0-\u05ea])\1")
 _NUMBER_PREFIXES = ("וב", "ול", "ומ", "וה", "בה", "לה", "מה", "ו", "ב", "ל", "מ", "ה")
 
 
@@ -101,6 +110,27 @@ def _unmerge(token: str) -> tuple[str, ...]:
     return (token,)
 
 
+def soundalike(text: str) -> str:
+    """The key texts and patterns are matched on: ט→ת, ק→כ, ע→א, doubled letters single.
+
+    ``text`` is canonical text or a pattern source (folded finals): letters map to
+    letters, so a regular expression keeps its meaning. "בוקר תוב" and "בוקר טוב" share
+    one key, as do "שלוםם"/"שלום", "מעונין"/"מעוניין" and "להתרעות"/"להתראות".
+    """
+    return _DOUBLED_RE.sub(r"\1", text.translate(_SOUNDALIKE))
+
+
+def _variant(token: str) -> str:
+    """The unified spelling of a token, also behind one glued prefix letter ("הפרייס" → "המחיר")."""
+    found = VARIANTS.get(token)
+    if found is not None:
+        return found
+    rest = token[1:]
+    if token[:1] in _GLUED_PREFIXES and len(rest) >= _GLUED_MIN_CHARS and rest in VARIANTS:
+        return token[0] + VARIANTS[rest]
+    return token
+
+
 def strip_niqqud(text: str) -> str:
     """Remove Hebrew vowel points and cantillation marks, keep the letters."""
     return _NIQQUD_RE.sub("", text)
@@ -122,7 +152,7 @@ def normalize(text: str) -> str:
     tokens = []
     for raw in text.split():
         for part in _unmerge(raw) if raw not in VARIANTS else (raw,):
-            token = VARIANTS.get(part, part)
+            token = _variant(part)
             if token not in FILLERS:
                 tokens.append(token)
     return " ".join(tokens)
