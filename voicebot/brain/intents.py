@@ -19,6 +19,7 @@ from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from voicebot.brain.intent_model import model_intent
 from voicebot.brain.intent_patterns import (
     DOMINANT_SCORES,
     INTENT_PATTERNS,
@@ -49,6 +50,9 @@ _KEEPS_TIME = frozenset(
         "book_meeting", "greeting", "goodbye", "repeat",
     }
 )  # fmt: skip
+# Below this summed pattern weight the n-gram model is asked too ("יאללה" alone weighs 1).
+MODEL_WEAK_SCORE = 2.6
+MODEL_MIN_PROBABILITY = 0.5  # the model's guess is taken only at or above this probability
 LINE_CHECK_SCORE = 3.0  # "הלו?" after the greeting: are you there, say it again
 # A whole utterance of only these words is "what?": say it again.
 _WHAT_ONLY = frozenset({"מה", "מהה", "מההה", "סליחה"})
@@ -106,6 +110,34 @@ def _best(scores: dict[str, float]) -> tuple[str, float]:
     return name, scores[name]
 
 
+def _second_opinion(
+    key: str,
+    moment: Moment,
+    expecting: Expecting,
+    when: TimeParse | None,
+    name: str,
+    score: float,
+) -> tuple[str, float]:
+    """The n-gram model's intent where the patterns found only a weak word, or nothing.
+
+    Taken when the model is confident and its intent can be acted on at this moment:
+    a time proposal needs a parsed time, a greeting only follows the agent's greeting,
+    and slot answers need proposed slots. The model's "unclear" clears a weak match.
+    """
+    guess = model_intent(key, moment)
+    if guess.probability < MODEL_MIN_PROBABILITY or guess.intent == name:
+        return name, score
+    if (
+        (guess.intent == "propose_time" and when is None)
+        or (guess.intent == "greeting" and moment != "greeting")
+        or (guess.intent in ("accept_time", "reject_time") and expecting != "slot")
+    ):
+        return name, score
+    if guess.intent == "unclear":
+        return "unclear", 0.0
+    return guess.intent, max(score, MIN_SCORE)
+
+
 def detect_intent(
     text: str,
     *,
@@ -149,6 +181,10 @@ def detect_intent(
         and (score <= TIME_SCORE or name in _YIELDS_TO_TIME)
     ):
         name, score = "propose_time", max(score, TIME_SCORE)
+    # While the agent asks its open questions a sentence no pattern knows is an answer
+    # ("אנחנו חמישה"), which the model, fitted on intents only, must not reinterpret.
+    if score < MODEL_WEAK_SCORE and (score > 0 or expecting != "none"):
+        name, score = _second_opinion(key, moment, expecting, when, name, score)
     if score < MIN_SCORE:
         return IntentResult("unclear", score, when, canonical)
     if expecting == "slot":
