@@ -1,7 +1,8 @@
 """The labelled intent evaluation (voicebot/testing/data): both halves meet their thresholds.
 
 The held-out half is measured, never tuned on. Its threshold sits just under what the
-patterns reach today (95.9%; the issue's target is 97%), so a regression fails here;
+patterns and the n-gram model reach today (96.4%; the issue's target is 97%), so a
+regression fails here;
 scripts/intent_eval.py prints both accuracies and the development misses only.
 """
 
@@ -13,7 +14,7 @@ from voicebot.brain.intents import INTENTS
 from voicebot.testing.intent_eval import MOMENT_STAGE, evaluate, load
 
 MIN_DEV_ACCURACY = 0.97
-MIN_HELDOUT_ACCURACY = 0.95
+MIN_HELDOUT_ACCURACY = 0.96
 MIN_ROWS = 400
 
 
