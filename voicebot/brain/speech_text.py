@@ -10,8 +10,11 @@ do well on a sales call: phone numbers digit by digit in their written groups wi
 pause between them, star codes ("*5287" → "כוכבית חמש שתיים שמונה שבע"), clock times and
 time ranges said the way slots are named ("רבע לחמש"), slash dates ("3/12"), dual forms
 ("2 שעות" → "שעתיים"), halves ("1.5 שעות" → "שעה וחצי"), weekday ordinals ("יום 1" →
-"יום ראשון") and percentages. Its output holds no digits, so a second pass changes
-nothing: every path to TTS goes through it once and a repeat is harmless.
+"יום ראשון"), weekday letters ("ביום א'" → "ביום ראשון", "א'-ה'"), "24/7", halves
+written "½"/"1/2 שעה", prices per period ("₪99/חודש" → "… לחודש"), "1-2 ימים" ("יום או
+יומיים") and percentages; a digit run too long to be a number is read digit by digit.
+Its output holds no digits, so a second pass changes nothing: every path to TTS goes
+through it once and a repeat is harmless.
 """
 
 from __future__ import annotations
@@ -84,9 +87,31 @@ _PERCENT_RANGE_RE = re.compile(r"(?<![\d.,])(?P<a>\d+)%?\s?[-–]\s?(?P<b>\d+)\s
 _PERCENT_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)(?:\.(?P<frac>\d+))?\s?%")
 _UNITS_ALT = "|".join(_DUAL)
 _HALF_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)\.5\s+(?P<unit>{_UNITS_ALT})\b")
-_DUAL_RE = re.compile(rf"(?<![\d.,]){_PRE}2\s+(?P<unit>{_UNITS_ALT})\b")
+_DUAL_RE = re.compile(rf"(?<![\d.,\-–]){_PRE}2\s+(?P<unit>{_UNITS_ALT})\b")
+_ONE_OR_TWO_RE = re.compile(rf"(?<![\d.,]){_PRE}1\s?[-–]\s?2\s+(?P<unit>{_UNITS_ALT})\b")
 _DAY_ORDINAL_RE = re.compile(r"(?<=יום )(?:ה[-־]?)?(?P<n>[1-7])(?![\d:./,])")
 _DIGITS_RE = re.compile(r"\d+")
+# Weekdays written as a letter with a geresh ("יום א'", "א'-ה'"); the library said "אלף".
+_DAY_LETTERS: Final = {
+    "א": "ראשון",
+    "ב": "שני",
+    "ג": "שלישי",
+    "ד": "רביעי",
+    "ה": "חמישי",
+    "ו": "שישי",
+}
+_GERESH = "['׳]"
+_DAY_LETTER_RANGE_RE = re.compile(
+    rf"(?<![א-ת])(?P<a>[א-ו]){_GERESH}\s?[-–]\s?(?P<b>[א-ו]){_GERESH}(?![א-ת])"
+)
+_DAY_LETTER_RE = re.compile(rf"(?<=יום )(?P<a>[א-ו]){_GERESH}(?![א-ת])")
+_ROUND_THE_CLOCK_RE = re.compile(r"(?<![\d/])24/7(?![\d/])")  # "זמינים 24/7"
+_HALF_UNITS = "שעה|יום|שנה|חודש|שבוע|דקה|מחיר|קילו|ליטר|כוס"
+_HALF_FRACTION_RE = re.compile(rf"(?<![\d/])(?:1/2|½)(?=\s+(?:{_HALF_UNITS})(?![א-ת]))|½")
+# "₪99/חודש": a price per period.
+_PER_PERIOD_RE = re.compile(
+    r"(?<=[\d₪$€%ח])\s?/\s?(?P<unit>חודש|שנה|שעה|יום|שבוע|לילה|אדם|משתמש)(?![א-ת])"
+)
 _OTHER_SCRIPT_DIGIT_RE = re.compile(r"(?![0-9])\d")  # "٣", "۵", "２": decimal digits not ASCII
 MAX_DIGITS_AS_NUMBER = 9  # a longer run (an order number, a glued code) is read digit by digit
 _NEEDS_WORK_RE = re.compile(r"[\d₪$€%]")
@@ -229,6 +254,21 @@ def _leftover_digits(m: re.Match[str]) -> str:
     return number_to_words(int(digits))
 
 
+def _one_or_two_sub(m: re.Match[str]) -> str:
+    unit = m["unit"]
+    return _attach(m["pre"], f"{_SINGULAR[unit]} או {_DUAL[unit]}")
+
+
+def _day_letters(text: str) -> str:
+    """ "ביום א'" → "ביום ראשון", "א'-ה'" → "ראשון עד חמישי"; other letters are left."""
+    if "'" not in text and "׳" not in text:
+        return text
+    text = _DAY_LETTER_RANGE_RE.sub(
+        lambda m: f"{_DAY_LETTERS[m['a']]} עד {_DAY_LETTERS[m['b']]}", text
+    )
+    return _DAY_LETTER_RE.sub(lambda m: _DAY_LETTERS[m["a"]], text)
+
+
 def _day_ordinal_sub(m: re.Match[str]) -> str:
     return DAY_ORDINALS[int(m["n"]) - 1]
 
@@ -238,11 +278,12 @@ def to_spoken(text: str) -> str:
 
     Phone numbers and star codes go digit by digit; prices (with agorot), times, dates,
     percentages, decimals, ranges and counts become words that agree with their noun; a
-    prefix letter ("ב-14:30") is glued to the words. Text without digits or currency
-    signs is returned unchanged, so applying this twice equals applying it once. Script
+    prefix letter ("ב-14:30") is glued to the words; weekday letters ("ביום א'") become
+    day names. Applying this twice equals applying it once. Script
     lines repeat on every call, so results are kept in a bounded cache.
     """
-    if not _NEEDS_WORK_RE.search(text):
+    text = _day_letters(text)
+    if not _NEEDS_WORK_RE.search(text) and "½" not in text:
         return text
     return _rewrite(text)
 
@@ -254,6 +295,9 @@ def _rewrite(text: str) -> str:
     text = _PHONE_RE.sub(_phone_sub, text)
     text = _SERVICE_PHONE_RE.sub(lambda m: spoken_phone(m.group(0)), text)
     text = _STAR_RE.sub(_star_sub, text)
+    text = _ROUND_THE_CLOCK_RE.sub("עשרים וארבע שבע", text)
+    text = _HALF_FRACTION_RE.sub("חצי", text)
+    text = _PER_PERIOD_RE.sub(lambda m: f" ל{m['unit']}", text)
     text = _TIME_RANGE_RE.sub(_time_range_sub, text)
     text = _TIME_RE.sub(_time_sub, text)
     text = _DATE_RE.sub(_date_sub, text)
@@ -261,6 +305,7 @@ def _rewrite(text: str) -> str:
     text = _PERCENT_RANGE_RE.sub(_percent_range_sub, text)
     text = _PERCENT_RE.sub(_percent_sub, text)
     text = _HALF_RE.sub(_half_sub, text)
+    text = _ONE_OR_TWO_RE.sub(_one_or_two_sub, text)
     text = _DUAL_RE.sub(_dual_sub, text)
     text = _DAY_ORDINAL_RE.sub(_day_ordinal_sub, text)
     text = normalize(text, _CONFIG)
