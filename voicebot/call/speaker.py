@@ -12,6 +12,7 @@ alone decides what reaches history and the transcript.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator
@@ -169,15 +170,17 @@ async def prepare_greeting(
 
 async def warm_phrases(services: CallServices, texts: list[str] | tuple[str, ...]) -> None:
     """Synthesize fixed phrases once so calls play them at no cost (on the fallback voice
-    too, so an apology can play while the main voice is down)."""
+    too, so an apology can play while the main voice is down). All at once: start-up
+    waits for the slowest phrase, not for their sum."""
     voices = [services.tts]
     if services.tts_fallback is not None:
         voices.append(services.tts_fallback)
-    for tts in voices:
-        for text in texts:
 
-            async def factory(text: str = text, tts: TextToSpeech = tts) -> bytes:
-                return await synthesize_all(tts, text)
+    async def warm(tts: TextToSpeech, text: str) -> None:
+        async def factory() -> bytes:
+            return await synthesize_all(tts, text)
 
-            with contextlib.suppress(ProviderError):
-                await services.phrases.get(tts.voice_id, text, factory)
+        with contextlib.suppress(ProviderError):
+            await services.phrases.get(tts.voice_id, text, factory)
+
+    await asyncio.gather(*(warm(tts, text) for tts in voices for text in texts))
