@@ -121,6 +121,9 @@ def _dated(today: date, day: int, month: int, year: int | None) -> date | None:
         return None
 
 
+MAX_RELATIVE_MIN = 2 * 366 * 24 * 60  # a relative time further ahead than this is no time
+
+
 def _take(text: str, match: re.Match[str]) -> str:
     return text[: match.start()] + " " + text[match.end() :]
 
@@ -142,6 +145,8 @@ def _parse_relative(text: str, found: _Found, now: datetime) -> str:
         count = 0.5 if match["frac"].strip() == fold_finals("חצי") else 0.25
     if match["plus"]:
         count += 0.5 if match["plus"] == fold_finals("חצי") else 0.25
+    if not per_unit * count <= MAX_RELATIVE_MIN:  # "בעוד 100000000000 ימים", or inf
+        return _take(text, match)
     minutes = round(per_unit * count)
     if per_unit >= MINUTES_PER_DAY:
         found.day = now.date() + timedelta(minutes=minutes)
