@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -204,6 +205,8 @@ class Settings(BaseSettings):
             value = "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must be a postgresql:// or sqlite:// URL")
+        if value.startswith("postgresql+asyncpg://"):
+            value = _asyncpg_query(value)
         return value
 
     @field_validator("redis_url")
@@ -341,6 +344,43 @@ def _is_blank(value: Any) -> bool:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return isinstance(value, str) and not value.strip()
+
+
+# libpq's sslmode (what managed Postgres hands out) under asyncpg's name, and the
+# parameters asyncpg.connect takes as text from a URL through SQLAlchemy (numeric ones
+# would reach it as strings).
+_LIBPQ_TO_ASYNCPG = {"sslmode": "ssl"}
+_ASYNCPG_URL_PARAMETERS = frozenset(
+    {
+        "user",
+        "password",
+        "passfile",
+        "host",
+        "port",
+        "database",
+        "ssl",
+        "prepared_statement_cache_size",
+        "target_session_attrs",
+        "krbsrvname",
+        "gsslib",
+    }
+)
+
+
+def _asyncpg_query(url: str) -> str:
+    """Rename libpq's ``sslmode`` to asyncpg's ``ssl``;
+    raise ValueError naming a parameter the driver would refuse at the first connection."""
+    base, qmark, query = url.partition("?")
+    if not qmark:
+        return url
+    pairs = [(_LIBPQ_TO_ASYNCPG.get(k, k), v) for k, v in parse_qsl(query, keep_blank_values=True)]
+    unknown = sorted({k for k, _ in pairs} - _ASYNCPG_URL_PARAMETERS)
+    if unknown:
+        raise ValueError(
+            f"query parameter {', '.join(unknown)} is not understood by the Postgres driver "
+            f"(asyncpg); use {', '.join(sorted(_ASYNCPG_URL_PARAMETERS | set(_LIBPQ_TO_ASYNCPG)))}"
+        )
+    return f"{base}?{urlencode(pairs)}"
 
 
 def _endpoint_summary(endpoint: ProviderEndpoint) -> dict[str, Any]:

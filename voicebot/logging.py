@@ -50,15 +50,20 @@ _ANY_DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"\S+")
 _FULL_WIDTH_TO_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_ASCII_CONTROL_TO_SPACE = dict.fromkeys((*range(0x20), 0x7F), " ")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+"""Control and format characters: invisible in a log line, ignored by phonenumbers."""
 
 
 def _ascii_digits(text: str) -> str:
     """Every Unicode decimal digit (Arabic-Indic, Persian, full-width, …) as its ASCII
-    digit and full-width punctuation as ASCII, one character for one, so positions in
-    the result match ``text``."""
+    digit, full-width punctuation as ASCII and control and format characters (zero-width
+    space, soft hyphen, bidi marks: phonenumbers ignores them) as a space, one character
+    for one, so positions in the result match ``text``."""
     if text.isascii():
-        return text
+        return text.translate(_ASCII_CONTROL_TO_SPACE)
     text = text.translate(_FULL_WIDTH_TO_ASCII)
+    text = "".join(" " if unicodedata.category(ch) in _INVISIBLE_CATEGORIES else ch for ch in text)
     return _ANY_DIGIT.sub(lambda m: str(unicodedata.decimal(m.group(), 0)), text)
 
 

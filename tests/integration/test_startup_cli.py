@@ -116,3 +116,27 @@ async def test_an_empty_api_key_header_never_passes(database_url: str) -> None:
     ):
         info = (await client.get("/health/info")).json()
         assert info["config"]["api_key_required"] is False
+
+
+@pytest.mark.parametrize("query", ["sslmode=disable", "sslmode=prefer&target_session_attrs=any"])
+def test_libpq_query_parameters_in_a_postgres_url_work(
+    tmp_path: Path, postgres_url: str, query: str
+) -> None:
+    """`?sslmode=` (what managed Postgres hands out) is understood: `voicebot migrate`
+    succeeds (it was a 97-line TypeError traceback)."""
+    url = postgres_url.replace("postgresql+asyncpg://", "postgres://") + "?" + query
+    result = _voicebot(["migrate"], {"DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["migrate"]])
+def test_unknown_postgres_url_parameter_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    """A query parameter the driver does not take is one line naming DATABASE_URL and the
+    parameter, password masked (it was a TypeError traceback from deep in asyncpg)."""
+    url = "postgresql://u:hunter2@127.0.0.1:1/db?sslmode=require&connect_timeout=5"
+    result = _voicebot(command, {"DATABASE_URL": url}, tmp_path)
+    line = _one_line(result.stderr)
+    assert result.returncode == 2
+    assert "DATABASE_URL" in line and "connect_timeout" in line
+    assert "hunter2" not in line

@@ -90,3 +90,23 @@ def test_phones_in_dict_keys_and_nested_values_are_masked() -> None:
         {"event": "x", "body": {"0544567870": ["054.456.7870", {"to": "+972544567870"}]}},
     )
     assert "4567870" not in repr(event).replace("***7870", "")
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "054\u200b4567870",  # zero-width space: a number copied from a web page
+        "054\u00ad456\u00ad7870",  # soft hyphen
+        "\u200e054-456-7870\u200e",  # left-to-right marks around a number in Hebrew text
+        "054\u2060456\u20607870",  # word joiner
+        "\u202a+972 54 456 7870\u202c",  # bidi embedding
+        "054\x05456\x1f7870",  # control characters
+        "0544567870\ufeff",
+    ],
+)
+def test_invisible_characters_do_not_hide_a_phone_from_the_mask(form: str) -> None:
+    """Format and control characters between digits (which phonenumbers, and so the API,
+    ignores) are separators to the mask too: no run of the hidden digits is left."""
+    masked = mask_text(f"DELETE /api/v1/do-not-call/{form}")
+    assert "+972***7870" in masked
+    assert re.sub(r"\D", "", masked.replace("+972***7870", "")) in ("", "1")
