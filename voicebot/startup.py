@@ -73,12 +73,14 @@ def check_deployment(settings: Settings) -> list[str]:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     if secret is None:
         raise ConfigError(f"SECRET_KEY is not set but {where}; {SECRET_KEY_HINT}")
-    if secret.strip().lower() in KNOWN_DEFAULT_SECRETS:
-        raise ConfigError(f"SECRET_KEY is a known default value but {where}; {SECRET_KEY_HINT}")
-    if len(secret) < MIN_SECRET_KEY_CHARS:
-        raise ConfigError(
-            f"SECRET_KEY is shorter than {MIN_SECRET_KEY_CHARS} characters but {where}; "
-            + SECRET_KEY_HINT
+    _check_secret_strength("SECRET_KEY", secret, where, SECRET_KEY_HINT)
+    if settings.secret_key_previous is not None:
+        # Tokens signed with it are accepted for one TTL after every start.
+        _check_secret_strength(
+            "SECRET_KEY_PREVIOUS",
+            settings.secret_key_previous.get_secret_value(),
+            where,
+            "unset it: a weak key lets anyone forge tokens after each start",
         )
     if settings.twilio_auth_token is None:
         raise ConfigError(
@@ -91,3 +93,13 @@ def check_deployment(settings: Settings) -> list[str]:
             "or API_AUTH=none if the API is meant to be open"
         )
     return warnings
+
+
+def _check_secret_strength(variable: str, secret: str, where: str, fix: str) -> None:
+    """Raise :class:`ConfigError` naming ``variable`` for a known default or short key."""
+    if secret.strip().lower() in KNOWN_DEFAULT_SECRETS:
+        raise ConfigError(f"{variable} is a known default value but {where}; {fix}")
+    if len(secret) < MIN_SECRET_KEY_CHARS:
+        raise ConfigError(
+            f"{variable} is shorter than {MIN_SECRET_KEY_CHARS} characters but {where}; {fix}"
+        )

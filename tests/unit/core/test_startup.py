@@ -47,12 +47,15 @@ def test_a_safe_public_deployment_starts_without_warnings() -> None:
         ({"twilio_auth_token": "  "}, "TWILIO_AUTH_TOKEN"),
         ({"api_key": None}, "API_KEY"),
         ({"api_key": ""}, "API_KEY"),
+        ({"secret_key_previous": "change-me"}, "SECRET_KEY_PREVIOUS"),
+        ({"secret_key_previous": "short-but-random-7fq"}, "SECRET_KEY_PREVIOUS"),
     ],
 )
 def test_unsafe_public_deployment_is_refused_naming_the_variable(
     overrides: dict[str, Any], variable: str
 ) -> None:
-    """A non-loopback PUBLIC_BASE_URL with a missing, default or short secret is refused."""
+    """A non-loopback PUBLIC_BASE_URL with a missing, default or short secret is refused;
+    SECRET_KEY_PREVIOUS too, since tokens signed with it are accepted after each start."""
     with pytest.raises(ConfigError, match=variable) as info:
         check_deployment(_public(**overrides))
     assert "\n" not in str(info.value)
