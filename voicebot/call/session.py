@@ -40,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from voicebot.audio.codec import ulaw_to_pcm16
 from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
 from voicebot.brain.base import ConversationState, Reply
+from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.script import AgentScript
 from voicebot.call.playout import Playout
 from voicebot.call.recorder import CallRecorder, TurnTimings
@@ -327,7 +328,7 @@ class CallSession:
             silences = 0
             if isinstance(item, DtmfIn):
                 await self._speak(
-                    from_reply(partial(self._key_reply, item.digit)),
+                    from_reply(partial(self._key_reply, self._coalesce_keys(item.digit))),
                     TurnTimings(started_at=time.monotonic()),
                 )
                 continue
@@ -343,6 +344,26 @@ class CallSession:
             actions = reply.actions
             return Reply(OPT_OUT_KEY_TEXT, reply.intent, actions, end_call=True, transfer=False)
         return reply
+
+    def _coalesce_keys(self, digit: str) -> str:
+        """The key to act on among ``digit`` and the keys queued right behind it: keys
+        pressed faster than the agent answers them (a storm) are answered once, by the
+        opt-out key when it is among them (it is never lost), else by the last one.
+        Whatever follows the keys in the inbox stays queued, in order."""
+        digits = [digit]
+        rest: list[UtteranceIn | DtmfIn] = []
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, DtmfIn) and not rest:
+                digits.append(item.digit)
+            else:
+                rest.append(item)
+        for item in rest:
+            self._inbox.put_nowait(item)
+        if len(digits) > 1:
+            self.log.info("call.keys_coalesced", keys=len(digits))
+        opt_out = [d for d in digits if DTMF_INTENTS.get(d) == "remove_me"]
+        return opt_out[0] if opt_out else digits[-1]
 
     async def _next_input(self) -> UtteranceIn | DtmfIn | None:
         """The caller's next utterance or key, or None once both sides have been silent

@@ -1,0 +1,56 @@
+"""A live call attacked as Twilio, a hostile caller and an operator would (#10 review):
+key storms, marks that never come back, faults stacked on faults. Each test names what
+the call must still do, and checks what is stored as well as what is heard."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.e2e.test_call_faults import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    StartServer,
+    _live_at_twilio,
+    _rest_update,
+    _stored_turns,
+    server,
+    sim,
+    twilio_api,
+)
+from voicebot.call.speaker import OPT_OUT_KEY_TEXT
+from voicebot.testing.twilio_api_sim import TwilioApiSimulator
+from voicebot.testing.twilio_caller import DEFAULT_TO, place_call
+
+__all__ = ["server", "sim", "twilio_api"]  # fixtures shared with the fault tests
+
+
+async def test_key_storm_then_opt_out_hangs_up_within_3s(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """Twenty keys pressed at once over the greeting, then `9`: the keys are not answered
+    one reply after another; the opt-out is confirmed and the call hung up within 3 s."""
+    api, _ = twilio_api
+    sid = "CA" + "f6" * 16
+    _live_at_twilio(api, sid)
+    async with server() as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            lead = await http.post("/api/v1/leads", json={"name": "דנה כהן", "phone": DEFAULT_TO})
+            assert lead.status_code == 201, lead.text
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await call.wait_until(lambda: call.metrics.agent_audio_ms > 500, 10)
+            for _ in range(20):
+                await call.send_dtmf("1")
+            pressed_at = time.monotonic()
+            await call.send_dtmf("9")
+            await _rest_update(api, sid, timeout_s=10)
+            hangup_s = time.monotonic() - pressed_at
+        turns = await _stored_turns(base)
+    agent = [t["text"] for t in turns if t["role"] == "assistant"]
+    print(f"storm + 9 -> REST hang-up {hangup_s:.2f} s; agent turns {len(agent)}")
+    assert hangup_s < 3.0, (hangup_s, agent)
+    assert agent[-1] == OPT_OUT_KEY_TEXT
+    assert len(agent) <= 3, agent
