@@ -34,8 +34,10 @@ LIBRARY_LOGGERS = (
     "hpack",
     "websockets",
     "dramatiq",
+    "alembic",
 )
-"""Libraries that log every request or frame at INFO/DEBUG: kept at WARNING."""
+"""Libraries that log every request or frame at INFO/DEBUG (alembic: two lines on every
+/health/ready schema check): kept at WARNING."""
 
 # A run of digits with the separators people and URLs put in phone numbers: spaces,
 # dashes, dots, slashes, brackets, '+' (form encoding) and their %-escapes. It starts

@@ -60,17 +60,22 @@ async def test_phones_in_paths_queries_headers_and_bodies_never_reach_the_log(
 async def test_library_loggers_do_not_log_every_request(
     capsys: pytest.CaptureFixture[str], database_url: str
 ) -> None:
-    """At LOG_LEVEL=INFO, httpx/httpcore/twilio/openai request logs are not written."""
+    """At LOG_LEVEL=INFO, httpx/httpcore/twilio/openai request logs are not written, nor
+    alembic's two lines on every /health/ready schema check (a probe every few seconds)."""
     import logging
 
     settings = make_settings(database_url=database_url, log_level="INFO")
     async with running_server(settings) as base, httpx.AsyncClient(base_url=base) as http:
         await http.get("/health")
+        for _ in range(3):
+            assert (await http.get("/health/ready")).status_code == 200
         logging.getLogger("twilio.http_client").info("-- BEGIN Twilio API Request --")
         logging.getLogger("openai._base_client").info("HTTP Request: POST")
     err = capsys.readouterr().err
     assert "HTTP Request" not in err
     assert "BEGIN Twilio" not in err
+    assert "Context impl" not in err
+    assert "transactional DDL" not in err
 
 
 async def test_an_unexpected_error_is_logged_once(
