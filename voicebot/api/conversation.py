@@ -30,7 +30,7 @@ from voicebot.brain.script import AgentScript
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Lead
 from voicebot.db.scripts import load_agent_script
-from voicebot.errors import NotFoundError
+from voicebot.errors import ConflictError, NotFoundError
 from voicebot.store.redis import RedisStore
 
 MAX_HISTORY_TURNS = 100
@@ -109,7 +109,7 @@ class ConversationOut(BaseModel):
     "campaign's script.",
     body=ConversationIn,
     replies=(Returns(200, ConversationOut),),
-    errors=(404, 422),
+    errors=(404, 409, 422),
 )
 async def converse(request: Request) -> Response:
     data = await parse_body(request, ConversationIn)
@@ -131,13 +131,19 @@ async def converse(request: Request) -> Response:
     stored = await store.load(conversation_id)
     if stored is not None:
         convo = ConversationState.from_dict(stored)
+        owner = convo.lead.lead_id if convo.lead is not None else None
+        if data.lead_id is not None and owner is not None and owner != data.lead_id:
+            # The agent would greet one lead by name and book, call back or opt out another.
+            raise ConflictError(f"conversation {conversation_id} is with lead {owner}")
+        lead_id = data.lead_id or owner
     else:
         convo = ConversationState(
             stage=stages.PERMISSION,
             history=[ChatTurn(role=t.role, content=t.content) for t in data.turns],
             lead=lead_ctx,
         )
-    tools = DbBookingTools(settings=state.settings, sessions=state.sessions, lead_id=data.lead_id)
+        lead_id = data.lead_id
+    tools = DbBookingTools(settings=state.settings, sessions=state.sessions, lead_id=lead_id)
     brain = state.extras["call_services"].brain_factory(tools, script=script)
     reply = await brain.respond(convo, data.message, now=datetime.now(state.settings.tz))
     kept = await store.save(conversation_id, convo.to_dict())
