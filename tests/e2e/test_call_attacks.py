@@ -7,11 +7,13 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.e2e.test_call_faults import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     StartServer,
+    _greeting_heard,
     _live_at_twilio,
     _rest_update,
     _stored_turns,
@@ -19,7 +21,8 @@ from tests.e2e.test_call_faults import (
     sim,
     twilio_api,
 )
-from voicebot.call.speaker import OPT_OUT_KEY_TEXT
+from voicebot.brain.rules import RuleBrain
+from voicebot.call.speaker import ERROR_GOODBYE_TEXT, OPT_OUT_KEY_TEXT
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator
 from voicebot.testing.twilio_caller import DEFAULT_TO, place_call
 
@@ -54,3 +57,26 @@ async def test_key_storm_then_opt_out_hangs_up_within_3s(
     assert hangup_s < 3.0, (hangup_s, agent)
     assert agent[-1] == OPT_OUT_KEY_TEXT
     assert len(agent) <= 3, agent
+
+
+async def test_a_call_ended_by_an_unexpected_fault_is_not_closed_as_normal(
+    server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the brain on a key: the caller hears the goodbye, and the stream closes
+    with 1011, so the fault load run counts the call as dropped, not as ended by the
+    agent (a 1000 close is what a finished conversation looks like)."""
+
+    async def buggy(*_: object, **__: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(RuleBrain, "on_dtmf", buggy)
+    async with server() as base:
+        async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+            await _greeting_heard(call)
+            heard_ms = call.metrics.agent_audio_ms
+            await call.send_dtmf("5")
+            await call.wait_until(lambda: call.ended, 15)
+        turns = await _stored_turns(base)
+    assert call.metrics.agent_audio_ms > heard_ms  # the goodbye was played
+    assert [t["text"] for t in turns if t["role"] == "assistant"][-1] == ERROR_GOODBYE_TEXT
+    assert call.close_code == 1011

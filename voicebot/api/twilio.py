@@ -403,8 +403,8 @@ async def _run_session(
     # A stalled peer would block the close frame too: bounded like any send.
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
         async with asyncio.timeout(timeout_s):
-            await websocket.close()
-    bound.info("call.ended")
+            await websocket.close(code=session.close_code)
+    bound.info("call.ended", reason=session.end_reason)
 
 
 routes: list[Any] = [

@@ -67,6 +67,8 @@ SILENCE_MAX_PROMPTS = 2
 # Marks normally come back when the audio has played; past this margin they are lost.
 PLAYOUT_MARGIN_S = 5.0
 INBOUND_WATCH_DIVISIONS = 6  # checks per inbound-media timeout
+WS_CLOSE_NORMAL = 1000
+WS_CLOSE_INTERNAL_ERROR = 1011
 # A brain's I/O failing (a tool's query, its timeout): the turn is apologised for.
 BRAIN_IO_ERRORS = (SQLAlchemyError, TimeoutError, OSError)
 
@@ -230,6 +232,13 @@ class CallSession:
             self.services.metrics.active_calls.dec()
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
             await self.recorder.finish(self.state)
+
+    @property
+    def close_code(self) -> int:
+        """The websocket close code telling the peer how the call ended: 1011 (internal
+        error) when an unexpected fault ended it, even after the spoken goodbye, so a
+        load run never counts such a call as ended by the agent; 1000 otherwise."""
+        return WS_CLOSE_INTERNAL_ERROR if self.end_reason == "internal_error" else WS_CLOSE_NORMAL
 
     def end_call(self, reason: str, goodbye_text: str | None = None) -> None:
         """Ask the call to end politely, from outside it (a draining process): the reply
