@@ -8,9 +8,11 @@ webhook finds its row even when it arrives before this code has stored the SID.
 
 Failure: an error that says the lead's number is bad fails the attempt with Twilio's
 code and message (the lead's outcome); any other refusal (our credentials, throttling,
-Twilio down, connection refused) gives the attempt back untouched and reports
-``our_failure`` so the sweeper can pause the campaign; an answer that never came (read
-timeout) leaves the attempt ``dialing`` for the reconciler to settle from Twilio's record.
+503, connection refused) gives the attempt back untouched and reports ``our_failure`` so
+the sweeper can pause the campaign; an answer that never came (read timeout, connection
+dropped after sending) or Twilio's own server error (the call may exist all the same)
+leaves the attempt ``dialing`` for the reconciler to settle from Twilio's record. The
+lead's calling window is checked again at the send: pacing may hold a claim past its end.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from voicebot.db.models import (
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import TelephonyError
-from voicebot.jobs.claims import give_back
+from voicebot.jobs.claims import NEVER_OPEN_RECHECK, campaign_window, give_back, next_open_for
 from voicebot.jobs.pacing import Pacer, PacingUnavailableError
+from voicebot.telephony.rest import HTTP_SERVER_ERROR_MIN, sent_before_failing
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +60,8 @@ class DialOutcome(StrEnum):
     LOST_RACE = "lost_race"
     """Another dialer won the attempt, or the campaign is no longer running."""
     LEAD_FAILED = "lead_failed"
+    OUTSIDE_WINDOW = "outside_window"
+    """The lead's calling window closed between the claim and the send: given back."""
     OUR_FAILURE = "our_failure"
     UNKNOWN = "unknown"
     """The request may have reached Twilio; the reconciler asks Twilio."""
@@ -67,6 +72,8 @@ class DialResult:
     outcome: DialOutcome
     reason: str | None = None
     auth_failed: bool = False
+    server_error: bool = False
+    """Twilio answered a 5xx: settled like an unanswered request, counted like a refusal."""
 
 
 class CallPlacer(Protocol):
@@ -127,8 +134,10 @@ async def dial_attempt(
             return DialResult(DialOutcome.LOST_RACE)
         attempt = await session.get(CampaignAttempt, attempt_id)
         lead = await session.get(Lead, attempt.lead_id) if attempt is not None else None
-        if lead is None:  # deleted under us (cascade): nothing to dial
+        if attempt is None or lead is None:  # deleted under us (cascade): nothing to dial
             return DialResult(DialOutcome.LOST_RACE)
+        if not await _window_open(session, attempt, lead):
+            return DialResult(DialOutcome.OUTSIDE_WINDOW)
         phone = lead.phone
     try:
         sid = await placer.create_call(
@@ -167,6 +176,29 @@ async def dial_attempt(
     return DialResult(DialOutcome.PLACED)
 
 
+async def _window_open(session: AsyncSession, attempt: CampaignAttempt, lead: Lead) -> bool:
+    """Whether the lead's calling window is open now, at the send (the claim checked it,
+    but pacing may have held the attempt past the window's end). When closed, the won
+    attempt is given back, its member due at the next opening; commits then."""
+    campaign = await session.get(Campaign, attempt.campaign_id)
+    if campaign is None:
+        return True
+    now = utcnow()
+    opens = next_open_for(campaign_window(campaign), lead, campaign, now)
+    if opens is not None and opens <= now:
+        return True
+    await give_back(
+        session,
+        attempt,
+        status=AttemptStatus.NOT_DIALED,
+        reason="outside the calling window",
+        retry_at=opens or now + NEVER_OPEN_RECHECK,
+    )
+    await session.commit()
+    log.info("campaign.dial_outside_window", attempt_id=attempt.id, opens_at=str(opens))
+    return False
+
+
 async def record_sid(session: AsyncSession, attempt_id: int, sid: str) -> None:
     """Store the SID on the attempt and its call, whichever of us and the webhooks is first;
     the caller commits."""
@@ -186,10 +218,15 @@ async def record_sid(session: AsyncSession, attempt_id: int, sid: str) -> None:
 
 
 def _ambiguous(exc: TelephonyError) -> bool:
-    """True when the request may have been processed (no answer came back)."""
+    """True when the request may have been processed: no answer came back (a read timeout,
+    the connection dropped after the request was sent), or Twilio's own server error
+    (500, 502, 504: the call may exist all the same; 503 says it was not processed)."""
     cause = exc.__cause__
     if isinstance(cause, TwilioException):
-        return False
+        status = getattr(cause, "status", None)
+        return isinstance(status, int) and status >= HTTP_SERVER_ERROR_MIN and status != 503
+    if isinstance(cause, requests.ConnectionError) and sent_before_failing(cause):
+        return True
     refused = isinstance(cause, requests.ConnectionError)
     return not refused or isinstance(cause, requests.ReadTimeout)
 
@@ -202,7 +239,8 @@ async def _refused(
     reason = exc.message[:500]
     if _ambiguous(exc):
         log.warning("campaign.dial_unanswered", attempt_id=attempt_id, error=reason)
-        return DialResult(DialOutcome.UNKNOWN, reason)
+        server_error = isinstance(status, int) and status >= HTTP_SERVER_ERROR_MIN
+        return DialResult(DialOutcome.UNKNOWN, reason, server_error=server_error)
     async with sessions() as session:
         attempt = await session.get(CampaignAttempt, attempt_id, with_for_update=True)
         if attempt is None:

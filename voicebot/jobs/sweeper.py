@@ -272,7 +272,7 @@ class Sweeper:
             self._busy.discard(attempt_id)
         if self._on_dial is not None:
             self._on_dial(campaign_id, result.outcome)
-        if result.outcome == DialOutcome.OUR_FAILURE:
+        if result.outcome == DialOutcome.OUR_FAILURE or result.server_error:
             count = self._failures.get(campaign_id, 0) + 1
             self._failures[campaign_id] = count
             if result.auth_failed or count >= OUR_FAILURES_TO_PAUSE:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -310,8 +311,21 @@ def _create_is_retryable(exc: BaseException) -> bool:
     """Creating a call is retried only when Twilio certainly did not create it."""
     if isinstance(exc, TwilioException):
         return _status(exc) in (HTTP_TOO_MANY_REQUESTS, HTTP_SERVICE_UNAVAILABLE)
-    # A refused or timed-out connect never reached Twilio; a read timeout may have.
-    return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout)
+    # A refused or timed-out connect never reached Twilio; a read timeout may have, and so
+    # may a connection dropped after the request went out.
+    return (
+        isinstance(exc, requests.ConnectionError)
+        and not isinstance(exc, requests.ReadTimeout)
+        and not sent_before_failing(exc)
+    )
+
+
+def sent_before_failing(exc: requests.ConnectionError) -> bool:
+    """True when the connection broke after the request was sent (reset or closed before
+    the answer: urllib3's ``ProtocolError``), so Twilio may have acted on it; False for a
+    connection that was never made (refused, DNS, connect timeout)."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ProtocolError)
 
 
 def _update_is_retryable(exc: BaseException) -> bool:

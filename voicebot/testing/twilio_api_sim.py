@@ -141,6 +141,7 @@ class TwilioApiSimulator:
         self.max_live_per_number = 0
         """The most live calls to one number at once."""
         self._faults: list[_Fault] = []
+        self._faults_after_create: list[_Fault] = []
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls"
         self.app: Starlette = Starlette(
             routes=[
@@ -156,6 +157,13 @@ class TwilioApiSimulator:
     ) -> None:
         """Answer the next ``count`` authorized requests with this error instead."""
         self._faults.extend(_Fault(status, code, message) for _ in range(count))
+
+    def fail_after_create(
+        self, status: int, *, code: int = 20500, message: str = "Internal error", count: int = 1
+    ) -> None:
+        """The next ``count`` creates place the call and then answer this error (a 5xx
+        whose call exists all the same: the client cannot know it was created)."""
+        self._faults_after_create.extend(_Fault(status, code, message) for _ in range(count))
 
     def set_status(self, call_sid: str, status: str) -> None:
         """Move a call to ``status`` (e.g. ``completed`` when the callee hangs up)."""
@@ -258,6 +266,9 @@ class TwilioApiSimulator:
                 await asyncio.sleep(self.flow.behaviour.rest_latency_s)
         elif self.answer_calls:
             call.status = "in-progress"
+        if self._faults_after_create:
+            fault = self._faults_after_create.pop(0)
+            return _error(fault.status, fault.code, fault.message)
         return JSONResponse(body, status_code=201)
 
     async def aclose(self) -> None:

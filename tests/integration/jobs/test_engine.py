@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests.integration.jobs.conftest import EngineFactory, new_campaign, phones
 from voicebot.db.models import CampaignAttempt, CampaignLead, Lead
+from voicebot.jobs import dial
 from voicebot.testing.twilio_call_flow import CallBehaviour
 
 FINAL_MEMBER_STATES = {"done", "failed", "skipped"}
@@ -285,3 +288,24 @@ async def test_start_refused_when_twilio_cannot_reach_us(engine_factory: EngineF
         assert set(dialing_blockers(real)) == {"PUBLIC_BASE_URL"}
         public = real.model_copy(update={"public_base_url": "https://bot.example.com"})
         assert dialing_blockers(public) == {}
+
+
+async def test_server_error_on_create_never_dials_the_lead_again(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 from calls.create whose call exists all the same is settled from Twilio's own
+    record (and its callbacks): the lead is dialed once, not again after the back-off."""
+    monkeypatch.setattr(dial, "OUR_FAILURE_RETRY_AFTER", timedelta(seconds=0.5))
+    behaviour = CallBehaviour(outcomes={"busy": 1}, ring_s=2.0, callback_delay_s=0.05)
+    async with engine_factory(behaviour) as engine:
+        engine.sim.fail_after_create(500)
+        number = phones(1)
+        cid = await new_campaign(engine.client, number, calls_per_second=20, max_attempts=1)
+        assert (await engine.client.post(f"/api/v1/campaigns/{cid}/start")).status_code == 200
+
+        async def completed() -> bool:
+            return (await engine.stats(cid))["status"] == "completed"
+
+        await engine.wait_for(completed, timeout_s=30)
+        assert [c.to for c in engine.sim.calls.values()] == number
+        assert {m.state for m in await _members(engine, cid)} == {"failed"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -150,3 +151,27 @@ async def test_unreachable_api_raises_telephony_error() -> None:
     with pytest.raises(TelephonyError, match="ConnectionError"):
         await _create(dialer)
     dialer.close()
+
+
+async def test_create_not_retried_when_the_connection_drops_after_sending() -> None:
+    """A connection closed after the request went out (Twilio may have placed the call) is
+    not retried, and the dialer treats it as unanswered, not refused."""
+    from voicebot.jobs.dial import _ambiguous
+
+    received: list[bytes] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()  # no answer: the request was read, the connection drops
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    dialer = TwilioDialer(
+        account_sid=ACCOUNT, auth_token=TOKEN, api_base_url=f"http://127.0.0.1:{port}"
+    )
+    async with server:
+        with pytest.raises(TelephonyError) as raised:
+            await _create(dialer)
+    dialer.close()
+    assert len(received) == 1
+    assert _ambiguous(raised.value)
