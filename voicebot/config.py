@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -207,6 +207,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// or sqlite:// URL")
         if value.startswith("postgresql+asyncpg://"):
             value = _asyncpg_query(value)
+        _check_port(value)
         return value
 
     @field_validator("redis_url")
@@ -216,6 +217,7 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
+        _check_port(value)
         return value
 
     @field_validator("broker_url")
@@ -225,6 +227,14 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
             raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL")
+        _check_port(value)
+        if value.startswith("amqp"):
+            import pika  # the RabbitMQ client parses the URL the same way when it connects
+
+            try:
+                pika.URLParameters(value)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"RabbitMQ refuses it: {exc}") from exc
         return value
 
     @field_validator("public_base_url")
@@ -232,6 +242,7 @@ class Settings(BaseSettings):
     def _valid_public_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        _check_port(value)
         return value.rstrip("/")
 
     @field_validator("business_days")
@@ -381,6 +392,18 @@ def _asyncpg_query(url: str) -> str:
             f"(asyncpg); use {', '.join(sorted(_ASYNCPG_URL_PARAMETERS | set(_LIBPQ_TO_ASYNCPG)))}"
         )
     return f"{base}?{urlencode(pairs)}"
+
+
+def _check_port(url: str) -> None:
+    """Raise ValueError for a port that is not a number in 0-65535 (each client found out
+    at its first connection, with a traceback). Multi-host URLs are left to the driver."""
+    netloc = urlsplit(url).netloc
+    if "," in netloc:
+        return
+    try:
+        urlsplit(url).port  # noqa: B018 - the property validates
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from exc
 
 
 def _endpoint_summary(endpoint: ProviderEndpoint) -> dict[str, Any]:

@@ -140,3 +140,21 @@ def test_unknown_postgres_url_parameter_is_one_line(tmp_path: Path, command: lis
     assert result.returncode == 2
     assert "DATABASE_URL" in line and "connect_timeout" in line
     assert "hunter2" not in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("BROKER_URL", "amqp://guest:hunter2@127.0.0.1:5672/%2f?token=x"),
+        ("REDIS_URL", "redis://:hunter2@127.0.0.1:99999/1"),
+    ],
+)
+def test_a_bad_service_url_is_one_line(tmp_path: Path, variable: str, url: str) -> None:
+    """`voicebot serve` with a broker URL pika refuses or a port past 65535: one line naming
+    the variable, exit 2 (it was a traceback from the lifespan or the Redis client)."""
+    env = {"DATABASE_URL": "sqlite:///./v.db"}
+    assert _voicebot(["migrate"], env, tmp_path).returncode == 0
+    result = _voicebot(["serve", "--port", "1"], {**env, variable: url}, tmp_path)
+    line = _one_line(result.stderr)
+    assert result.returncode == 2
+    assert variable in line and "hunter2" not in line

@@ -53,6 +53,14 @@ def test_stage_overrides_shared_openai_defaults() -> None:
         ("redis_url", "http://x", "REDIS_URL"),
         ("log_format", "xml", "LOG_FORMAT"),
         ("endpoint_silence_ms", 5, "ENDPOINT_SILENCE_MS"),
+        # Each was a traceback at start-up (port past 65535, a parameter pika refuses).
+        ("database_url", "postgresql://u:p@127.0.0.1:99999/v", "DATABASE_URL"),
+        ("redis_url", "redis://127.0.0.1:99999/1", "REDIS_URL"),
+        ("redis_url", "redis://127.0.0.1:6x79/1", "REDIS_URL"),
+        ("broker_url", "amqp://g:g@127.0.0.1:5672/%2f?token=x", "BROKER_URL"),
+        ("broker_url", "amqp://g:g@127.0.0.1:5672/%2f?heartbeat=abc", "BROKER_URL"),
+        ("broker_url", "redis://127.0.0.1:70000", "BROKER_URL"),
+        ("public_base_url", "https://voice.example.com:99999", "PUBLIC_BASE_URL"),
     ],
 )
 def test_bad_value_names_the_variable(field: str, value: object, variable: str) -> None:
