@@ -198,7 +198,7 @@ class Toolbox:
         now: datetime,
     ) -> Result:
         when = localize(args.when, self._cal)
-        problem = callback_problem(when, now=now)
+        problem = callback_problem(when, now=now, calendar=self._cal)
         if problem is not None:
             return _error(problem, f"cannot call back at {when.isoformat()}")
         await self._tools.schedule_callback(when=when)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voicebot.brain.slots import FRIDAY, FRIDAY_CUTOFF, SATURDAY, BusinessCalendar
 from voicebot.providers.base import ToolSpec
+from voicebot.scheduling.calendars import day_hours
 
 MAX_NOTES_CHARS = 500
 MAX_REASON_CHARS = 200
@@ -168,14 +169,27 @@ def booking_problem(cal: BusinessCalendar, start: datetime, *, now: datetime) ->
     return None
 
 
-def callback_problem(when: datetime, *, now: datetime) -> str | None:
-    """Why a callback cannot be placed at ``when`` (local time), or None."""
+def callback_problem(
+    when: datetime, *, now: datetime, calendar: BusinessCalendar | None = None
+) -> str | None:
+    """Why a callback cannot be placed at ``when`` (local time), or None.
+
+    With ``calendar``, also the days and hours its religious calendar keeps the dialer
+    from calling (holidays, the short day of a holiday eve, the IL calling day)."""
     if when < now + timedelta(minutes=CALLBACK_MIN_LEAD_MIN):
         return "in_the_past"
     if when - now > timedelta(days=CALLBACK_HORIZON_DAYS):
         return "too_far_ahead"
     if when.weekday() == SATURDAY or (when.weekday() == FRIDAY and when.time() > FRIDAY_CUTOFF):
         return "shabbat"
-    if not CALLBACK_EARLIEST <= when.time() <= CALLBACK_LATEST:
+    earliest, latest = CALLBACK_EARLIEST, CALLBACK_LATEST
+    if calendar is not None:
+        hours = day_hours(calendar.calendar, when.date())
+        if hours is None:
+            return "holiday"
+        earliest = max(earliest, hours.start)
+        if hours.end is not None and when.time() > hours.end:
+            return "holiday" if hours.reason else "outside_calling_hours"  # a short day
+    if not earliest <= when.time() <= latest:
         return "outside_calling_hours"
     return None
