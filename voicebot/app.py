@@ -177,7 +177,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     middleware = [
         Middleware(RequestContextMiddleware, metrics=metrics),
         Middleware(ErrorBoundaryMiddleware),
-        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimitMiddleware,
+            max_body_bytes=settings.max_body_bytes,
+            path_limits={"/api/v1/leads/import": settings.max_import_bytes},
+        ),
         Middleware(
             ApiGuardMiddleware,
             settings=settings,

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=20, ge=1)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Lead CSV uploads (POST /api/v1/leads/import): a 10,000-row Hebrew CRM export is ~1-2 MB.
+    max_import_bytes: int = Field(default=10 * 1_048_576, ge=1024)
     secret_key: SecretStr | None = None
     # The key before the last rotation: still accepted for tokens for one
     # STREAM_TOKEN_TTL_S after start-up, so calls in flight survive a rotation.

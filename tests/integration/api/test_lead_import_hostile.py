@@ -117,3 +117,27 @@ async def test_cli_and_api_agree_on_a_dnc_warning(
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     assert report["warned"] == 1
+
+
+def _crm_export(rows: int) -> bytes:
+    """A Hebrew CRM export: UTF-8 Hebrew is two bytes a letter, ~110 bytes a row."""
+    lines = ["טלפון,שם מלא,חברה,מייל,עיר,הערות"]
+    lines += [
+        f"054-{4000000 + i:07d},דנה כהן {i},מספרת דנה בעמ,dana{i}@example.com,חיפה,לקוחה ותיקה"
+        for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_ten_thousand_row_crm_export_is_accepted(client: httpx.AsyncClient) -> None:
+    """A 10,000-row Hebrew CRM export (over the 1 MiB body limit of other routes) imports
+    through the API; it was a 413."""
+    body = _crm_export(10_000)
+    assert len(body) > 1_048_576
+    response = await _import(client, body)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["created"] == 10_000
+    other = await client.post(
+        "/api/v1/leads", content=body, headers={"content-type": "application/json"}
+    )
+    assert other.status_code == 413  # the general limit still holds elsewhere
