@@ -98,6 +98,14 @@ def _validate(data: CampaignIn) -> None:
         parse_window_times(data.window_start, data.window_end)
     except WindowFieldError as exc:
         problems.append({"field": exc.field, "message": exc.message})
+    if data.retry_max_min < data.retry_base_min:
+        problems.append(
+            {
+                "field": "retry_max_min",
+                "message": f"{data.retry_max_min} must be at least retry_base_min "
+                f"{data.retry_base_min}",
+            }
+        )
     problems.extend(_script_problems(data.agent_script))
     if problems:
         raise InvalidInputError("invalid campaign", details=problems)

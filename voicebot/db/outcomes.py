@@ -22,6 +22,7 @@ from voicebot.db.models import (
     Campaign,
     CampaignAttempt,
     CampaignLead,
+    CampaignStatus,
     Lead,
     LeadStatus,
     MemberState,
@@ -141,7 +142,8 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
     no answer / busy: a retry after exponential backoff (``retry_base_min`` doubling up to
     ``retry_max_min``) until ``max_attempts``; failed (a bad number): no retry; voicemail:
     a retry only when the campaign says ``voicemail_retry``; fax: never again; a callback
-    at the time the lead asked for; anything else: done.
+    at the time the lead asked for; anything else: done. A cancelled campaign retries
+    nobody: its member is skipped instead.
     """
     attempt = (
         await session.scalars(select(CampaignAttempt).where(CampaignAttempt.call_id == call.id))
@@ -183,6 +185,9 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
         member.state = MemberState.FAILED
     else:
         member.state = MemberState.DONE
+    cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
+    if member.state == MemberState.RETRY and cancelled:
+        member.state = MemberState.SKIPPED  # no sweep will ever dial it: final now
     log.info(
         "campaign.member_settled",
         campaign_id=call.campaign_id,

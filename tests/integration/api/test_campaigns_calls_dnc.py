@@ -45,6 +45,16 @@ async def test_campaign_validation(client: httpx.AsyncClient) -> None:
     assert fields == {"timezone", "window_end"}
 
 
+async def test_retry_max_below_base_is_422(client: httpx.AsyncClient) -> None:
+    """retry_max_min below retry_base_min is a 422 naming retry_max_min (the back-off would
+    silently be the cap, 1 minute, instead of the 100 asked for)."""
+    response = await client.post(
+        "/api/v1/campaigns", json={"name": "x", "retry_base_min": 100, "retry_max_min": 1}
+    )
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["error"]["details"]] == ["retry_max_min"]
+
+
 async def test_dnc_add_list_remove(client: httpx.AsyncClient) -> None:
     """A number is added once (409 the second time), listed, and removed."""
     assert (

@@ -309,3 +309,33 @@ async def test_server_error_on_create_never_dials_the_lead_again(
         await engine.wait_for(completed, timeout_s=30)
         assert [c.to for c in engine.sim.calls.values()] == number
         assert {m.state for m in await _members(engine, cid)} == {"failed"}
+
+
+async def test_cancel_leaves_no_member_waiting_for_a_retry(
+    engine_factory: EngineFactory,
+) -> None:
+    """A call of a cancelled campaign that ends busy after the cancel (its hang-up failed)
+    does not schedule a retry: every member ends final, none waits in ``retry`` for ever."""
+    behaviour = CallBehaviour(outcomes={"busy": 1}, ring_s=2.0)
+    async with engine_factory(behaviour) as engine:
+        cid = await new_campaign(
+            engine.client, phones(3), calls_per_second=20, max_concurrent_calls=2, max_attempts=3
+        )
+        await engine.client.post(f"/api/v1/campaigns/{cid}/start")
+
+        async def two_live() -> bool:
+            return engine.sim.live_count() == 2
+
+        await engine.wait_for(two_live, timeout_s=20)
+        engine.sim.fail_next(500, count=50)  # the hang-ups fail: the calls ring on
+        cancelled = await engine.client.post(f"/api/v1/campaigns/{cid}/cancel")
+        assert cancelled.json()["status"] == "cancelled"
+
+        async def settled() -> bool:
+            stats = await engine.stats(cid)
+            return stats["in_flight"] == 0 and engine.sim.live_count() == 0
+
+        await engine.wait_for(settled, timeout_s=30)
+        states = Counter(m.state for m in await _members(engine, cid))
+        assert set(states) <= FINAL_MEMBER_STATES, states
+        assert len(engine.sim.calls) == 2
