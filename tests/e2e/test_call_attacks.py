@@ -4,7 +4,9 @@ the call must still do, and checks what is stored as well as what is heard."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +26,7 @@ from tests.e2e.test_call_faults import (
 from voicebot.brain.rules import RuleBrain
 from voicebot.call.speaker import ERROR_GOODBYE_TEXT, OPT_OUT_KEY_TEXT
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator
-from voicebot.testing.twilio_caller import DEFAULT_TO, place_call
+from voicebot.testing.twilio_caller import DEFAULT_TO, SimulatedCall, place_call
 
 __all__ = ["server", "sim", "twilio_api"]  # fixtures shared with the fault tests
 
@@ -80,3 +82,38 @@ async def test_a_call_ended_by_an_unexpected_fault_is_not_closed_as_normal(
     assert call.metrics.agent_audio_ms > heard_ms  # the goodbye was played
     assert [t["text"] for t in turns if t["role"] == "assistant"][-1] == ERROR_GOODBYE_TEXT
     assert call.close_code == 1011
+
+
+async def _live_agent_turns(base: str, *, timeout_s: float) -> list[dict[str, Any]]:
+    """The agent turns stored so far for the (one) call, once there is one."""
+    async with httpx.AsyncClient(base_url=base) as http, asyncio.timeout(timeout_s):
+        while True:
+            calls = (await http.get("/api/v1/calls")).json()["items"]
+            if calls:
+                detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+                agent = [t for t in detail["turns"] if t["role"] == "assistant"]
+                if agent:
+                    return agent
+            await asyncio.sleep(0.2)
+
+
+async def test_marks_never_echoed_store_the_played_reply_as_heard(
+    server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Twilio that never echoes marks: the call does not wait forever for "done
+    playing", and the greeting, played out by the playout clock, is stored whole and not
+    as interrupted."""
+
+    async def no_echo(self: SimulatedCall, name: str, now: float) -> None:
+        self.metrics.marks.append(((now - (self.metrics.start_sent_s or now)) * 1000, name))
+
+    monkeypatch.setattr(SimulatedCall, "_echo_mark", no_echo)
+    async with (
+        server() as base,
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call,
+    ):
+        # The greeting is stored while the call is live: past its audio and the margin.
+        agent = await _live_agent_turns(base, timeout_s=30)
+        assert not call.ended
+    assert agent and agent[0]["text"], agent
+    assert agent[0]["interrupted"] is False, agent

@@ -124,6 +124,22 @@ class Playout:
             self._drained_at = self.clock()
         return utterance
 
+    def expire_marks(self) -> list[Utterance]:
+        """Marks Twilio never echoed: an utterance whose audio all went out and, by the
+        playout clock, has finished playing is taken as heard (its mark is forgotten);
+        returns those utterances. Audio still queued or playing is left alone."""
+        now = self.clock()
+        expired = [
+            utterance
+            for utterance in self._pending_marks.values()
+            if utterance.done_enqueuing
+            and utterance.frames_out == utterance.frames_sent
+            and (not utterance.frames_sent or utterance.played_fraction(now) >= 1.0)
+        ]
+        for utterance in expired:
+            self.on_mark(utterance.mark)
+        return expired
+
     async def clear(self) -> list[Utterance]:
         """Barge-in: drop queued audio, tell Twilio to flush; returns the cut utterances."""
         cut = self.drop()

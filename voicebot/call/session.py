@@ -467,6 +467,11 @@ class CallSession:
         if handle.error is not None and not handle.committed:
             await handle.interrupt("error")
         if not await handle.wait_played(handle.audio_s + PLAYOUT_MARGIN_S):
+            # Twilio never echoed the marks: what the playout clock says has played was
+            # heard (the reply is not stored as interrupted); the rest is cut.
+            if self.playout.expire_marks():
+                self.log.warning("call.marks_lost", turn=handle.turn_id)
+                handle.check_played()
             await handle.interrupt("marks_lost")
         await self._persist()
         if handle.dropped_user_text:

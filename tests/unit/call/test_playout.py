@@ -109,3 +109,22 @@ async def test_frames_of_a_cleared_sentence_are_never_sent(running: tuple[Playou
     assert late.cut
     assert wire.sent.count("media") == sent
     assert f"mark:{late.mark}" not in wire.sent
+
+
+async def test_expire_marks_takes_only_played_out_audio_as_heard(
+    running: tuple[Playout, Wire],
+) -> None:
+    """Marks never echoed: a sentence played out by the clock is taken as heard; one whose
+    audio is still playing keeps its mark pending."""
+    playout, _ = running
+    short = playout.new_utterance("כן")
+    playout.push_frames(short, [FRAME] * 2)
+    playout.end_utterance(short)
+    await asyncio.sleep(2 * FRAME_S + 0.05)
+    long = playout.new_utterance("שלום לך")
+    playout.push_frames(long, [FRAME] * 50)
+    playout.end_utterance(long)
+    await asyncio.sleep(0.01)
+    assert playout.expire_marks() == [short]
+    assert short.heard and not long.heard
+    assert playout.speaking
