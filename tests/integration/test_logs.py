@@ -117,3 +117,36 @@ async def test_an_unexpected_error_is_logged_once(
     assert err.count("Traceback (most recent call last)") == 1
     assert "Exception in ASGI application" not in err
     _assert_no_phone(err)
+
+
+async def test_a_client_that_hangs_up_mid_body_is_not_an_error(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """A client that announces a body and closes before sending it: one info line, no
+    `api.unhandled_error` with a traceback (a cheap way to flood the error log)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    settings = make_settings(database_url=database_url, log_level="INFO")
+    async with running_server(settings) as base:
+        where = urlsplit(base)
+        for path in ("/api/v1/leads", "/api/v1/conversation", "/api/v1/do-not-call"):
+            _reader, writer = await asyncio.open_connection(where.hostname, where.port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                'Content-Length: 100\r\n\r\n{"phone":'.encode()
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.close()
+            await writer.wait_closed()
+        async with httpx.AsyncClient(base_url=base) as http:
+            # The server is still fine, and has handled the hang-ups by now.
+            await asyncio.sleep(0.5)
+            assert (await http.get("/health")).status_code == 200
+    err = capsys.readouterr().err
+    events = _lines(err)
+    assert not [e for e in events if e.get("level") == "error"], err
+    assert "Traceback" not in err
+    hung_up = [e for e in events if e.get("event") == "http.client_disconnected"]
+    assert len(hung_up) == 3, err
