@@ -7,7 +7,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -165,8 +165,46 @@ def mask_processor(
     return event_dict
 
 
+class CurrentStderr:
+    """A text stream that writes to whatever ``sys.stderr`` is at each write.
+
+    Logging is configured once, but ``sys.stderr`` is swapped and restored by test
+    capture, ``contextlib.redirect_stderr`` and daemons; a handler holding the stream of
+    the moment of configuration would later write to a closed one ("I/O operation on
+    closed file"). When ``sys.stderr`` is None or closed, the interpreter's original
+    ``sys.__stderr__`` is used; when that is gone too, the line is dropped.
+    """
+
+    @staticmethod
+    def target() -> TextIO | None:
+        """The stream a write goes to now, or None when there is none open."""
+        for stream in (sys.stderr, sys.__stderr__):
+            if stream is not None and not getattr(stream, "closed", False):
+                return stream
+        return None
+
+    def write(self, text: str) -> int:
+        stream = self.target()
+        try:
+            return stream.write(text) if stream is not None else len(text)
+        except ValueError:  # closed by another thread since target() looked
+            fallback = sys.__stderr__
+            return fallback.write(text) if fallback is not None else len(text)
+
+    def flush(self) -> None:
+        stream = self.target()
+        if stream is not None:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        stream = self.target()
+        return stream is not None and stream.isatty()
+
+
 def configure_logging(settings: Settings) -> None:
-    """Route structlog and stdlib logging through one masked renderer."""
+    """Route structlog and stdlib logging through one masked renderer, to the current
+    ``sys.stderr`` at each write (:class:`CurrentStderr`)."""
+    stream: Any = CurrentStderr()
     renderer: Any
     if settings.resolved_log_format == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -184,14 +222,14 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=shared,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

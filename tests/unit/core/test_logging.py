@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
 
 import pytest
+import structlog
 
-from voicebot.logging import mask_phone, mask_processor, mask_text
+from tests.conftest import make_settings
+from voicebot.logging import configure_logging, mask_phone, mask_processor, mask_text
 
 
 def test_mask_phone_keeps_country_code_and_last_four() -> None:
@@ -110,3 +115,25 @@ def test_invisible_characters_do_not_hide_a_phone_from_the_mask(form: str) -> No
     masked = mask_text(f"DELETE /api/v1/do-not-call/{form}")
     assert "+972***7870" in masked
     assert re.sub(r"\D", "", masked.replace("+972***7870", "")) in ("", "1")
+
+
+def test_logging_outlives_a_swapped_and_closed_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """Logging configured while stderr is swapped keeps writing to the stderr of each
+    moment: after the swapped stream is closed and stderr restored, structlog and stdlib
+    lines reach the current stderr (no "I/O operation on closed file")."""
+    swapped = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(swapped):
+            configure_logging(make_settings(log_level="INFO"))
+            structlog.get_logger("voicebot.test").info("during.structlog")
+            logging.getLogger("voicebot.test").warning("during.stdlib")
+        during = swapped.getvalue()
+        swapped.close()
+        structlog.get_logger("voicebot.test").info("after.structlog", phone="+972541234567")
+        logging.getLogger("voicebot.test").warning("after.stdlib")
+        err = capsys.readouterr().err
+    finally:
+        configure_logging(make_settings())
+    assert "during.structlog" in during and "during.stdlib" in during
+    assert "after.structlog" in err and "after.stdlib" in err and "+972***4567" in err
+    assert "Logging error" not in err
