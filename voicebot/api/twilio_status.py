@@ -115,7 +115,12 @@ async def webhook_call(
 ) -> Call | None:
     """The call row a webhook is about, locked for this transaction: by the attempt id in
     the URL when there is one (storing the SID if the dialer has not yet), else by SID."""
-    if attempt_param and attempt_param.isdigit() and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS:
+    if (
+        attempt_param
+        and attempt_param.isascii()  # isdigit() alone lets "²" through to int()
+        and attempt_param.isdigit()
+        and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS
+    ):
         attempt = await session.get(CampaignAttempt, int(attempt_param), with_for_update=True)
         if attempt is not None and attempt.call_id is not None:
             if call_sid:

@@ -4,6 +4,7 @@ datetimes, deep JSON, oversized arrays, SIP/client addresses, long idempotency t
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -277,3 +278,20 @@ async def test_twilio_webhooks_refuse_unstorable_fields(
     _assert_error_shape(await twilio.post(gather, {"CallSid": base["CallSid"]}))
     unsigned = await client.post("/twilio/voice", data=base)
     _assert_error_shape(unsigned, status=403)
+
+
+async def test_twilio_status_junk_attempt_and_status_never_500(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A signed status callback whose attempt id is a superscript or Arabic-Indic digit
+    string (isdigit() but not an int) is answered 204 by SID, not a 500; an unknown
+    CallStatus is a 4xx in the error shape."""
+    twilio = _Twilio(client, settings)
+    status = {"CallSid": "CA" + "8" * 32, "CallStatus": "completed"}
+    for junk in ("²", "١٢", "9" * 40, "-1", "1e3"):
+        query = "?attempt=" + urllib.parse.quote(junk)
+        response = await twilio.post("/twilio/status" + query, status)
+        assert response.status_code == 204, (junk, response.text)
+        voice = await twilio.post("/twilio/voice" + query, {**status, "To": "+97233769999"})
+        assert voice.status_code == 200, (junk, voice.text)
+    _assert_error_shape(await twilio.post("/twilio/status", {**status, "CallStatus": "bogus"}))
