@@ -67,10 +67,14 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _empty_means_unset(cls, data: Any) -> Any:
-        """An empty or blank value means unset for every setting, however it was given."""
+        """An empty or blank value means unset for every setting, however it was given;
+        text loses surrounding whitespace (a secret mounted from a file ends in a newline,
+        which no HTTP header can carry: the API key and Twilio signatures never matched)."""
         if not isinstance(data, Mapping):
             return data
-        return {k: v for k, v in data.items() if not _is_blank(v)}
+        return {
+            k: v.strip() if isinstance(v, str) else v for k, v in data.items() if not _is_blank(v)
+        }
 
     # Storage and infrastructure.
     database_url: str = DEFAULT_DATABASE_URL

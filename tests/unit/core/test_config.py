@@ -86,6 +86,22 @@ def test_auto_conversation_mode_follows_the_stt_provider() -> None:
     assert make_settings(conversation_mode="stream").resolved_conversation_mode == "stream"
 
 
+def test_secrets_read_from_files_lose_their_trailing_newline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`API_KEY` / `TWILIO_AUTH_TOKEN` with a trailing newline (a Kubernetes secret made from
+    a file) are the key without it: no client can send a newline in a header, so the API
+    answered 401 to every request, and every webhook signature failed."""
+    monkeypatch.setenv("API_KEY", "k3y\n")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", " tok\r\n")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://voice.example.com/ \n")
+    settings = load_settings(_env_file=None)
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "k3y"
+    assert settings.twilio_auth_token is not None
+    assert settings.twilio_auth_token.get_secret_value() == "tok"
+    assert settings.public_base_url == "https://voice.example.com"
+
+
 def test_every_setting_treats_an_empty_value_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     """`NAME=` (or blanks) in the environment leaves every setting at its default."""
     for name in Settings.model_fields:
