@@ -115,7 +115,7 @@ def server_env(
         STT_API_KEY="sim-key",
         ENDPOINT_SILENCE_MS=str(ENDPOINT_SILENCE_MS),
         SILENCE_CHECKIN_S=str(SILENCE_CHECKIN_S),
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL=args.server_log_level,
         LOG_FORMAT="json",
         RATE_LIMIT_PER_MINUTE="1000000",
         TTS_CACHE_DIR=str(Path(tempfile.gettempdir()) / "voicebot-bench-tts"),
@@ -359,6 +359,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--listening-points", type=_ints, default=[100, 200])
     parser.add_argument("--duration-s", type=float, default=60.0, help="each call lasts ≥ this")
     parser.add_argument("--ramp-s", type=float, default=20.0, help="longest ramp-up")
+    parser.add_argument(
+        "--server-log-level", default="WARNING", help="the server's LOG_LEVEL (its stderr)"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--profile-calls", type=int, default=0, help="py-spy the server at N")

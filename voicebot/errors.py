@@ -120,6 +120,16 @@ class PeerStalledError(VoicebotError):
     code = "peer_stalled"
 
 
+class PeerGoneError(VoicebotError):
+    """The caller's websocket is closed: a send found the peer gone (a hang-up or a lost
+    connection the receive side had not seen yet). The peer going away is no fault of
+    ours: the call ends quietly."""
+
+    retryable = False
+    http_status = 499
+    code = "peer_gone"
+
+
 class StateStoreError(VoicebotError):
     """The turn-state store (Redis) is unreachable."""
 

@@ -49,7 +49,7 @@ from voicebot.db.models import (
 )
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
-from voicebot.errors import ProviderError, SignatureError
+from voicebot.errors import PeerGoneError, ProviderError, SignatureError
 from voicebot.telephony import events as ev
 from voicebot.telephony.signature import verify_stream_handshake
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
@@ -337,8 +337,14 @@ async def _run_session(
     stream_sid = start.stream_sid
 
     # Sends are bounded by the session's SendGuard (one watchdog per call, not a timer
-    # per frame), so they go straight to the socket here.
-    send = websocket.send_text
+    # per frame), so they go straight to the socket here. A socket the peer already
+    # closed (Starlette's WebSocketDisconnect, or RuntimeError once the close went out)
+    # is PeerGoneError to the session: the caller went away, the call ends quietly.
+    async def send(text: str) -> None:
+        try:
+            await websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            raise PeerGoneError(f"the websocket is closed ({type(exc).__name__})") from exc
 
     async def send_media(payload: bytes) -> None:
         await send(ev.media_message(stream_sid, payload))

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import ParamSpec
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,9 +56,10 @@ from voicebot.call.speaker import (
 )
 from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.db.booking_tools import DbBookingTools
-from voicebot.errors import PeerStalledError, ProviderError, TelephonyError
+from voicebot.errors import PeerGoneError, PeerStalledError, ProviderError, TelephonyError
 
 log = structlog.get_logger(__name__)
+P = ParamSpec("P")
 
 DRAIN_TIMEOUT_S = 15.0
 INBOUND_GAP_S = 0.1
@@ -107,9 +109,9 @@ class CallSession:
         s = self.services.settings
         self.send_guard = SendGuard(send_timeout_s=s.ws_send_timeout_s)
         self.playout = Playout(
-            self.send_guard.guard(self.send_media),
-            self.send_guard.guard(self.send_mark),
-            self.send_guard.guard(self.send_clear),
+            self.send_guard.guard(self._to_peer(self.send_media)),
+            self.send_guard.guard(self._to_peer(self.send_mark)),
+            self.send_guard.guard(self._to_peer(self.send_clear)),
         )
         self.speaker = Speaker(self.services, self.playout)
         self.endpointer = Endpointer(
@@ -137,6 +139,28 @@ class CallSession:
         self._ending = False
         self._end_requested = asyncio.Event()
         self._end_request: tuple[str, str | None] | None = None
+
+    def _to_peer(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+        """``send`` that ends the call quietly when the peer is gone (:class:`PeerGoneError`:
+        a hang-up or a lost connection that a send saw before the receive side did):
+        nothing is sent, and every part of the call unwinds as on ``stop``."""
+
+        async def to_peer(*args: P.args, **kwargs: P.kwargs) -> None:
+            if self.ended.is_set():
+                return
+            try:
+                await send(*args, **kwargs)
+            except PeerGoneError as exc:
+                self._peer_gone(exc)
+
+        return to_peer
+
+    def _peer_gone(self, exc: PeerGoneError) -> None:
+        if self.ended.is_set():
+            return
+        self.log.info("call.peer_gone", error=exc.message)
+        self.end_reason = self.end_reason or "peer_gone"
+        self.ended.set()
 
     # ---- inbound, called by the media route for every parsed event ----
 
