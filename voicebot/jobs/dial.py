@@ -39,12 +39,19 @@ from voicebot.db.models import (
     Campaign,
     CampaignAttempt,
     CampaignStatus,
+    DoNotCall,
     Lead,
 )
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import TelephonyError
-from voicebot.jobs.claims import NEVER_OPEN_RECHECK, campaign_window, give_back, next_open_for
+from voicebot.jobs.claims import (
+    BLOCKED_LEAD_STATUSES,
+    NEVER_OPEN_RECHECK,
+    campaign_window,
+    give_back,
+    next_open_for,
+)
 from voicebot.jobs.pacing import Pacer, PacingUnavailableError
 from voicebot.telephony.rest import HTTP_SERVER_ERROR_MIN, sent_before_failing
 
@@ -62,6 +69,9 @@ class DialOutcome(StrEnum):
     LEAD_FAILED = "lead_failed"
     OUTSIDE_WINDOW = "outside_window"
     """The lead's calling window closed between the claim and the send: given back."""
+    DO_NOT_CALL = "do_not_call"
+    """The number went on do-not-call between the claim and the send: given back (the
+    next claim skips the member)."""
     OUR_FAILURE = "our_failure"
     UNKNOWN = "unknown"
     """The request may have reached Twilio; the reconciler asks Twilio."""
@@ -136,6 +146,10 @@ async def dial_attempt(
         lead = await session.get(Lead, attempt.lead_id) if attempt is not None else None
         if attempt is None or lead is None:  # deleted under us (cascade): nothing to dial
             return DialResult(DialOutcome.LOST_RACE)
+        if await _blocked(session, lead):
+            await give_back(session, attempt, status=AttemptStatus.NOT_DIALED, reason="do not call")
+            await session.commit()
+            return DialResult(DialOutcome.DO_NOT_CALL)
         if not await _window_open(session, attempt, lead):
             return DialResult(DialOutcome.OUTSIDE_WINDOW)
         phone = lead.phone
@@ -174,6 +188,15 @@ async def dial_attempt(
     if cancelled:
         await placer.hangup(sid)
     return DialResult(DialOutcome.PLACED)
+
+
+async def _blocked(session: AsyncSession, lead: Lead) -> bool:
+    """Whether the lead may no longer be called (do-not-call list or status), checked
+    again at the send: the list may have changed since the claim."""
+    if lead.status in BLOCKED_LEAD_STATUSES:
+        return True
+    listed = await session.scalar(select(DoNotCall.id).where(DoNotCall.phone == lead.phone))
+    return listed is not None
 
 
 async def _window_open(session: AsyncSession, attempt: CampaignAttempt, lead: Lead) -> bool:

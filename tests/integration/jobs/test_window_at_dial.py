@@ -1,5 +1,6 @@
-"""The calling window holds at the moment of the REST call, not only at the claim: an
-attempt claimed just before the window closes and paced past its end is not dialed."""
+"""What the claim checked holds at the moment of the REST call too: an attempt claimed
+just before the window closes and paced past its end, or whose number was put on the
+do-not-call list after the claim, is not dialed."""
 
 from __future__ import annotations
 
@@ -34,14 +35,12 @@ def sessions(app: Starlette) -> async_sessionmaker[AsyncSession]:
     return made
 
 
-async def test_claimed_before_friday_cutoff_not_dialed_after_it(
+async def _claim_one(
     client: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """An attempt claimed on Friday 12:59 (IL) whose dial comes at 13:01 is not sent: it
-    goes back to its member, due at the next opening (Sunday 09:00)."""
+) -> tuple[int, int]:
+    """(campaign id, attempt id) of one lead claimed on Friday 12:59 in Jerusalem."""
     lead = await client.post(
         "/api/v1/leads", json={"phone": "+972525550123", "consent_source": "web form"}
     )
@@ -66,8 +65,14 @@ async def test_claimed_before_friday_cutoff_not_dialed_after_it(
             session, settings=settings, campaign=campaign, owner="t", limit=5, now=FRIDAY_1259_IL
         )
     assert len(report.claimed) == 1
+    return cid, report.claimed[0]
+
+
+async def _dial(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, cid: int, attempt_id: int
+) -> tuple[DialOutcome, int]:
+    """Dial the attempt against the REST simulator: (outcome, calls created)."""
     sim = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=TOKEN, behaviour=CallBehaviour())
-    monkeypatch.setattr(dial, "utcnow", lambda: FRIDAY_1301_IL)
     async with serve_on_loopback(sim.app) as sim_url:
         placer = TwilioDialer(account_sid=ACCOUNT_SID, auth_token=TOKEN, api_base_url=sim_url)
         dial_settings = settings.model_copy(
@@ -78,15 +83,27 @@ async def test_claimed_before_friday_cutoff_not_dialed_after_it(
             sessions=sessions,
             placer=placer,
             pacer=LocalPacer(account_cps=50.0),
-            attempt_id=report.claimed[0],
+            attempt_id=attempt_id,
             campaign_id=cid,
             campaign_cps=1.0,
         )
         await sim.aclose()
-    assert sim.creates == []
-    assert result.outcome == DialOutcome.OUTSIDE_WINDOW
+    return result.outcome, len(sim.creates)
+
+
+async def test_claimed_before_friday_cutoff_not_dialed_after_it(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An attempt claimed on Friday 12:59 (IL) whose dial comes at 13:01 is not sent: it
+    goes back to its member, due at the next opening (Sunday 09:00)."""
+    cid, attempt_id = await _claim_one(client, sessions, settings)
+    monkeypatch.setattr(dial, "utcnow", lambda: FRIDAY_1301_IL)
+    assert await _dial(sessions, settings, cid, attempt_id) == (DialOutcome.OUTSIDE_WINDOW, 0)
     async with sessions() as session:
-        attempt = await session.get(CampaignAttempt, report.claimed[0])
+        attempt = await session.get(CampaignAttempt, attempt_id)
         member = (
             await session.scalars(select(CampaignLead).where(CampaignLead.campaign_id == cid))
         ).one()
@@ -94,3 +111,28 @@ async def test_claimed_before_friday_cutoff_not_dialed_after_it(
     assert member.state == "pending" and member.attempts == 0
     assert member.next_attempt_at is not None
     assert member.next_attempt_at.replace(tzinfo=UTC) == datetime(2026, 12, 6, 7, 0, tzinfo=UTC)
+
+
+async def test_number_put_on_do_not_call_after_the_claim_not_dialed(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A number added to do-not-call between the claim and the send is not dialed; the
+    next claim skips its member as do_not_call."""
+    cid, attempt_id = await _claim_one(client, sessions, settings)
+    added = await client.post("/api/v1/do-not-call", json={"phone": "+972525550123"})
+    assert added.status_code == 201, added.text
+    monkeypatch.setattr(dial, "utcnow", lambda: FRIDAY_1259_IL)
+    assert await _dial(sessions, settings, cid, attempt_id) == (DialOutcome.DO_NOT_CALL, 0)
+    async with sessions() as session:
+        campaign = await session.get(Campaign, cid)
+        assert campaign is not None
+        await claim_due(
+            session, settings=settings, campaign=campaign, owner="t", limit=5, now=FRIDAY_1259_IL
+        )
+        member = (
+            await session.scalars(select(CampaignLead).where(CampaignLead.campaign_id == cid))
+        ).one()
+    assert (member.state, member.last_outcome) == ("skipped", "do_not_call")
