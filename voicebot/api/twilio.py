@@ -12,12 +12,19 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random,
+)
 
 from voicebot.api import twilio_audio, twilio_gather
 from voicebot.api.errors import error_response
@@ -32,7 +39,8 @@ from voicebot.api.twilio_status import (
     webhook_call,
 )
 from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
-from voicebot.brain.base import ConversationState
+from voicebot.brain.base import ConversationState, LeadContext
+from voicebot.brain.script import AgentScript
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.call.registry import CallRegistry
 from voicebot.call.services import CallServices
@@ -60,6 +68,12 @@ log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S = 10.0
 GREETING_PREPARE_TIMEOUT_S = 3.0
+# SQLite "database is locked" on the voice webhook: fresh transactions, within a bound
+# well under Twilio's 15 s webhook timeout; then a 503 with Retry-After.
+VOICE_DB_ATTEMPTS = 4
+VOICE_DB_BUDGET_S = 8.0
+VOICE_DB_RETRY_JITTER_S = 0.2
+VOICE_RETRY_AFTER_S = 1
 INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
 FAX_ANSWER = "fax"  # AnsweredBy for a fax machine: never a voice message
 
@@ -149,6 +163,47 @@ async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
     return lead
 
 
+def _sqlite_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection held the write lock past the busy
+    timeout, or this transaction's snapshot went stale before its first write (WAL's
+    SQLITE_BUSY_SNAPSHOT, which the busy timeout does not wait out). Either way a fresh
+    transaction succeeds once the other writer commits."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+async def _record_answer(
+    state: AppState, params: dict[str, str], attempt_param: str | None, *, fax: bool
+) -> tuple[int, LeadContext | None, AgentScript | None, bool]:
+    """The voice webhook's one transaction: the call row (and a machine's outcome); returns
+    (call id, lead, script, leave a voicemail message). On SQLite a locked database is
+    retried in a fresh transaction, ``VOICE_DB_ATTEMPTS`` times within
+    ``VOICE_DB_BUDGET_S``; raises SQLAlchemyError when the database stays unavailable."""
+    machine = fax or is_machine(params.get("AnsweredBy"))
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_sqlite_locked),
+        stop=stop_after_attempt(VOICE_DB_ATTEMPTS) | stop_after_delay(VOICE_DB_BUDGET_S),
+        wait=wait_random(0, VOICE_DB_RETRY_JITTER_S),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            async with state.sessions() as session:
+                call = await _upsert_call(session, params, attempt_param)
+                lead = await lead_context(session, call)
+                script = await load_agent_script(session, call.campaign_id)
+                leave_message = False
+                if machine:
+                    outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
+                    leave_message = not fax and await _leave_voicemail(session, call)
+                    await record_outcome(session, call, outcome)
+                    facts = CallFacts(outcome, state.settings.tz)
+                    summary = rule_summary(ConversationState(lead=lead), facts)
+                    call.summary = call.summary or summary
+                await session.commit()
+                return call.id, lead, script, leave_message
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
 @operation(
     summary="Voice webhook (Twilio)",
     tags=("twilio",),
@@ -176,19 +231,15 @@ async def voice(request: Request) -> Response:
     answered_by = params.get("AnsweredBy")
     fax = answered_by == FAX_ANSWER
     machine = fax or is_machine(answered_by)
-    leave_message = False
-    async with state.sessions() as session:
-        call = await _upsert_call(session, params, request.query_params.get("attempt"))
-        lead = await lead_context(session, call)
-        script = await load_agent_script(session, call.campaign_id)
-        if machine:
-            outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
-            leave_message = not fax and await _leave_voicemail(session, call)
-            await record_outcome(session, call, outcome)
-            facts = CallFacts(outcome, state.settings.tz)
-            call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
-        await session.commit()
-        call_id = call.id
+    try:
+        answer = await _record_answer(state, params, request.query_params.get("attempt"), fax=fax)
+    except SQLAlchemyError as exc:
+        # Twilio plays its fallback URL (or retries) on a 5xx; a 503 says "busy, not broken".
+        log.error("call.webhook_db_unavailable", call_sid=call_sid, error=type(exc).__name__)
+        response = error_response(503, "unavailable", "database busy; retry")
+        response.headers["Retry-After"] = str(VOICE_RETRY_AFTER_S)
+        return response
+    call_id, lead, script, leave_message = answer
     if machine:
         log.info("call.machine", call_sid=call_sid, call_id=call_id, message=leave_message)
         if not leave_message:
