@@ -23,6 +23,7 @@ from dramatiq.brokers.stub import StubBroker
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.jobs.broker import build_broker
+from voicebot.jobs.nudger import Nudger
 from voicebot.jobs.pacing import LocalPacer, Pacer, RedisPacer
 from voicebot.jobs.sweeper import Sweeper
 from voicebot.telephony.rest import TwilioDialer
@@ -38,6 +39,12 @@ class Jobs:
     nudge_campaign: Any
     worker: dramatiq.Worker | None = None
     sweepers: list[Sweeper] = field(default_factory=list)
+    nudger: Nudger | None = None
+    """Sends ``nudge_campaign`` off the event loop (built from it when not given)."""
+
+    def __post_init__(self) -> None:
+        if self.nudger is None:
+            self.nudger = Nudger(self.nudge_campaign.send)
 
     @property
     def name(self) -> str:
@@ -51,18 +58,19 @@ class Jobs:
     def nudge(self, campaign_id: int) -> None:
         """Ask for a sweep now: this process's sweeper, and the workers' through the broker.
 
-        A broker that cannot be reached is logged, not raised: the sweep comes anyway.
+        Never blocks and never raises (safe on the event loop): the broker message is sent
+        from the :class:`~voicebot.jobs.nudger.Nudger`'s thread, and a broker that fails
+        or stalls is logged there; the sweep comes anyway within its period.
         """
         for sweeper in self.sweepers:
             sweeper.wake()
-        if self.embedded:
+        if self.embedded or self.nudger is None:
             return
-        try:
-            self.nudge_campaign.send(campaign_id)
-        except Exception as exc:
-            log.warning("campaign.nudge_failed", campaign_id=campaign_id, error=type(exc).__name__)
+        self.nudger.nudge(campaign_id)
 
     def stop(self) -> None:
+        if self.nudger is not None:
+            self.nudger.close()
         if self.worker is not None:
             self.worker.stop()
         self.broker.close()
