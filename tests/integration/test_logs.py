@@ -150,3 +150,25 @@ async def test_a_client_that_hangs_up_mid_body_is_not_an_error(
     assert "Traceback" not in err
     hung_up = [e for e in events if e.get("event") == "http.client_disconnected"]
     assert len(hung_up) == 3, err
+
+
+async def test_a_database_outage_is_503_without_tracebacks(
+    capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    """The database down under a running server: every /api route answers 503
+    `database_unavailable` with Retry-After and logs one warning line, no traceback,
+    password masked (it was a 500 `internal_error` and an ERROR traceback per request)."""
+    settings = make_settings(
+        database_url="postgresql://u:hunter2@127.0.0.1:1/none", log_level="INFO"
+    )
+    async with running_server(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        for path in ("/api/v1/leads", "/api/v1/calls", "/api/v1/campaigns", "/api/v1/meetings"):
+            response = await http.get(path)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "database_unavailable"
+            assert int(response.headers["Retry-After"]) > 0
+    err = capsys.readouterr().err
+    events = _lines(err)
+    assert not [e for e in events if e.get("level") == "error"], err
+    assert "Traceback" not in err and "hunter2" not in err
+    assert len([e for e in events if e.get("event") == "api.database_unavailable"]) == 4

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -83,6 +84,36 @@ def _collect_methods(routes: list[BaseRoute], scope: Scope, methods: set[str]) -
             methods.update(route.methods)
 
 
+DATABASE_RETRY_AFTER_S = 5
+"""Retry-After of a 503 while the database cannot be reached."""
+_DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
+
+
+async def handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database down, refusing or timing out: 503 ``database_unavailable`` with
+    Retry-After and one warning line (an outage is not a bug in a route: no traceback per
+    request). An OS error that did not come through the database driver is unexpected."""
+    if request.scope["type"] != "http":
+        raise exc  # a websocket route owns its failures, as before this handler
+    if not isinstance(exc, sqlalchemy_exc.DBAPIError | sqlalchemy_exc.TimeoutError) and not (
+        _raised_by_database_driver(exc)
+    ):
+        return await handle_unexpected(request, exc)
+    log.warning("api.database_unavailable", error_type=type(exc).__name__)
+    response = error_response(503, "database_unavailable", "the database is unavailable")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    frame = exc.__traceback__
+    while frame is not None:
+        if str(frame.tb_frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 async def handle_unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("api.unhandled_error", error_type=type(exc).__name__)
     return error_response(500, "internal_error", "internal server error")
@@ -92,5 +123,9 @@ EXCEPTION_HANDLERS = {
     VoicebotError: handle_voicebot_error,
     ValidationError: handle_validation_error,
     HTTPException: handle_http_error,
+    sqlalchemy_exc.OperationalError: handle_database_unavailable,
+    sqlalchemy_exc.InterfaceError: handle_database_unavailable,
+    sqlalchemy_exc.TimeoutError: handle_database_unavailable,
+    OSError: handle_database_unavailable,
     Exception: handle_unexpected,
 }
