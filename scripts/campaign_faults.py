@@ -8,9 +8,10 @@ answers, busy/no-answer/failed, machines, lost and duplicated callbacks). A camp
 ``--kills`` times at random moments and restarted. Embedded shape (``--embedded``):
 SQLite, the in-process broker, ``voicebot serve`` alone, killed and restarted.
 
-It prints and asserts six counts, all 0: leads not final, attempts dialed twice, members
-stuck, calls over the concurrency cap, 1-second windows over the CPS, dials outside the
-calling window. Exit status 1 when one is not.
+It prints and asserts the issue's six counts, all 0: leads not final, attempts (and
+leads) dialed twice, members stuck, calls over the concurrency cap, 1-second windows over
+the CPS, dials outside the calling window; and leads never dialed (a lead settled without
+a call passes the others). Exit status 1 when one is not.
 
     python scripts/campaign_faults.py                      # 200 leads, 3 kills each
     python scripts/campaign_faults.py --embedded
@@ -413,6 +414,9 @@ async def measure(run: Run, cid: int, fields: dict[str, Any]) -> dict[str, Any]:
         "leads_not_final": not_final,
         "attempts_dialed_twice": sum(1 for n in attempt_ids.values() if n > 1),
         "leads_dialed_twice": sum(1 for n in numbers.values() if n > 1),
+        # Every lead has consent and one attempt: a lead settled without a call (skipped,
+        # failed by our side) would pass the other counts, so it is counted too.
+        "leads_never_dialed": run.args.leads - len(numbers),
         "members_stuck": int(states.get("dialing", 0) + states.get("in_call", 0))
         + int(live_attempts or 0),
         "calls_over_concurrency_cap": over_cap,
@@ -426,6 +430,7 @@ ZERO_COUNTS = (
     "leads_not_final",
     "attempts_dialed_twice",
     "leads_dialed_twice",
+    "leads_never_dialed",
     "members_stuck",
     "calls_over_concurrency_cap",
     "one_second_windows_over_cps",
