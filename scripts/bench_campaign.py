@@ -2,11 +2,13 @@
 
     python scripts/bench_campaign.py schedule --leads 10000     # one sweep decides 10,000
     python scripts/bench_campaign.py pacing --cps 2 --seconds 60
-    python scripts/bench_campaign.py callbacks --rate 200 --seconds 30
+    python scripts/bench_campaign.py callbacks --rate 200 --seconds 30 [--workers 2]
 
 All three run on a fresh Postgres database (``VOICEBOT_TEST_POSTGRES`` admin DSN) and
 print their figures; ``pacing`` needs Redis (``VOICEBOT_TEST_REDIS``, default db 15) and
-``callbacks`` starts one ``voicebot serve`` process (one web process).
+``callbacks`` starts ``voicebot serve --workers N`` (N web processes, default 1); it prints
+the load average before and after (the machine may be shared), and ``--server-log`` keeps
+the server's log (tracebacks of any 500), ``--profile OUT`` records it with py-spy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import itertools
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -276,8 +279,9 @@ async def pacing(args: argparse.Namespace) -> None:
 
 
 async def callbacks(args: argparse.Namespace) -> None:
-    """Signed status callbacks at ``--rate``/s for ``--seconds`` against one ``voicebot
-    serve`` (one web process, Postgres); latency percentiles from the client."""
+    """Signed status callbacks at ``--rate``/s for ``--seconds`` against ``voicebot serve
+    --workers N`` (Postgres); latency percentiles from the client (this process, on the same
+    machine: its own scheduling delay is included)."""
     from twilio.request_validator import RequestValidator
 
     calls = int(args.rate * args.seconds / 3) + 1
@@ -341,12 +345,35 @@ async def callbacks(args: argparse.Namespace) -> None:
         )
         env.pop("REDIS_URL", None)
         workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
+        command = [
+            str(Path(sys.executable).parent / "voicebot"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
+        if args.profile:
+            command = [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--subprocesses",
+                "--rate",
+                "200",
+                "--format",
+                "speedscope" if args.profile.endswith(".json") else "flamegraph",
+                "-o",
+                args.profile,
+                "--",
+                *command,
+            ]
+        log_file = open(args.server_log, "wb") if args.server_log else None  # noqa: SIM115, ASYNC230
         server = subprocess.Popen(  # noqa: ASYNC220 - our own CLI, started once
-            [str(Path(sys.executable).parent / "voicebot"), "serve", "--port", str(port)],
+            command,
             env=env,
             cwd=workdir,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log_file or subprocess.DEVNULL,
         )
         try:
             async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as c:
@@ -360,6 +387,7 @@ async def callbacks(args: argparse.Namespace) -> None:
                 validator = RequestValidator(AUTH_TOKEN)
                 latencies: list[float] = []
                 statuses: dict[int, int] = {}
+                errors: dict[str, int] = {}
 
                 async def post(attempt_id: int, sid: str, status: str) -> None:
                     url_ = f"{public}/twilio/status?attempt={attempt_id}"
@@ -374,7 +402,7 @@ async def callbacks(args: argparse.Namespace) -> None:
                     except httpx.HTTPError as exc:  # counted, not hidden
                         statuses[-1] = statuses.get(-1, 0) + 1
                         latencies.append((time.perf_counter() - began) * 1000)
-                        print("  callback error:", type(exc).__name__)
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                         return
                     latencies.append((time.perf_counter() - began) * 1000)
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
@@ -385,6 +413,8 @@ async def callbacks(args: argparse.Namespace) -> None:
                     for status in ("initiated", "ringing", "busy")
                 ]
                 tasks = []
+                load_before = os.getloadavg()
+                cpu_before = tree_cpu_s(server.pid, include_root=not args.profile)
                 began = time.perf_counter()
                 total = int(args.rate * args.seconds)
                 for i, (aid, sid, status) in enumerate(plan[:total]):
@@ -392,18 +422,57 @@ async def callbacks(args: argparse.Namespace) -> None:
                     tasks.append(asyncio.create_task(post(aid, sid, status)))
                 await asyncio.gather(*tasks)
                 elapsed = time.perf_counter() - began
+                load_after = os.getloadavg()
+                cpu_used = tree_cpu_s(server.pid, include_root=not args.profile) - cpu_before
         finally:
-            server.kill()  # SIGTERM would drain (wait for calls) first
-            server.wait(timeout=30)
+            if args.profile:
+                server.send_signal(signal.SIGINT)  # py-spy writes its profile, then stops
+            else:
+                server.kill()  # SIGTERM would drain (wait for calls) first
+            server.wait(timeout=60)
+            if log_file is not None:
+                log_file.close()
     print(
         f"callbacks: {len(latencies)} signed status callbacks at {args.rate}/s "
-        f"({len(latencies) / elapsed:.0f}/s achieved), one web process, Postgres"
+        f"({len(latencies) / elapsed:.0f}/s achieved), {args.workers} web process(es), Postgres"
     )
     print(
         f"  latency p50 {percentile(latencies, 50):.1f} ms, "
+        f"p90 {percentile(latencies, 90):.1f} ms, "
         f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
-        f"max {max(latencies):.1f} ms; statuses {statuses}"
+        f"max {max(latencies):.1f} ms; statuses {statuses} (-1: no answer in 10 s)"
     )
+    if errors:
+        print(f"  client errors: {errors}")
+    print(f"  server CPU {cpu_used:.1f} s: {cpu_used * 1000 / len(latencies):.2f} ms per callback")
+    print(
+        f"  load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+
+
+def tree_cpu_s(root_pid: int, *, include_root: bool = True) -> float:
+    """CPU seconds (user + system) used so far by ``root_pid`` and its descendants (Linux
+    /proc): the server's own cost per callback, whatever the machine's load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    wanted = {root_pid}
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted
+        grew = bool(more)
+        wanted |= more
+    if not include_root:
+        wanted.discard(root_pid)
+    return sum(stats[pid][1] for pid in wanted if pid in stats)
 
 
 def free_port() -> int:
@@ -426,7 +495,12 @@ def main() -> None:
     p = sub.add_parser("callbacks")
     p.add_argument("--rate", type=int, default=200)
     p.add_argument("--seconds", type=int, default=30)
+    p.add_argument("--workers", type=int, default=1, help="web processes (voicebot serve)")
+    p.add_argument("--server-log", help="write the server's log (stderr) to this file")
+    p.add_argument("--profile", help="py-spy profile of the server: .svg flamegraph or .json")
     args = parser.parse_args()
+    if getattr(args, "profile", None):
+        args.profile = str(Path(args.profile).resolve())  # the server runs in a temp dir
     asyncio.run({"schedule": schedule, "pacing": pacing, "callbacks": callbacks}[args.bench](args))
 
 

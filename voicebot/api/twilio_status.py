@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -24,7 +26,7 @@ from voicebot.config import Settings
 from voicebot.db.models import Call, CallStatus, CampaignAttempt, TwilioEvent
 from voicebot.db.outcomes import STATUS_OUTCOMES, record_outcome
 from voicebot.db.types import utcnow
-from voicebot.jobs.dial import record_sid
+from voicebot.jobs.dial import note_sid
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +45,8 @@ STATUS_RANK = {
 FINAL_RANK = 4
 ANSWERED_BY_MAX_CHARS = 32
 ATTEMPT_ID_MAX_DIGITS = 12
+RETRY_AFTER_S = 1
+"""Retry-After of the 503 answered when no database connection frees up in time."""
 
 
 @operation(
@@ -77,28 +81,32 @@ async def status(request: Request) -> Response:
         return Response("unknown CallStatus", status_code=400)
     state = app_state(request)
     token = request.headers.get("i-twilio-idempotency-token")
-    async with state.sessions() as session:
-        if token:
-            session.add(TwilioEvent(token=token[:128], kind="status"))
-            try:
-                await session.flush()
-            except IntegrityError:
+    try:
+        async with state.sessions() as session:
+            if token and not await first_delivery(session, token[:128], kind="status"):
                 return Response(status_code=204)
-        call = await webhook_call(session, call_sid, request.query_params.get("attempt"))
-        if call is None:
-            log.warning("twilio.status_unknown_call", call_sid=call_sid)
+            call = await webhook_call(session, call_sid, request.query_params.get("attempt"))
+            if call is None:
+                log.warning("twilio.status_unknown_call", call_sid=call_sid)
+                await session.commit()
+                return Response(status_code=204)
+            hung_up = await apply_call_status(
+                session,
+                state.settings,
+                call,
+                new_status,
+                duration=params.get("CallDuration"),
+                answered_by=params.get("AnsweredBy"),
+            )
+            call_id = call.id
             await session.commit()
-            return Response(status_code=204)
-        hung_up = await apply_call_status(
-            session,
-            state.settings,
-            call,
-            new_status,
-            duration=params.get("CallDuration"),
-            answered_by=params.get("AnsweredBy"),
+    except PoolTimeoutError:
+        # Every connection busy for the pool's bounded wait: say so (Twilio's record is
+        # settled by the reconciler if it does not retry), never a 500 nor an endless queue.
+        log.warning("twilio.status_overloaded", call_sid=call_sid, status=new_status)
+        return Response(
+            "database busy", status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
         )
-        call_id = call.id
-        await session.commit()
     if hung_up:
         finish = BackgroundTask(
             twilio_gather.finish_after_hangup,
@@ -108,6 +116,22 @@ async def status(request: Request) -> Response:
         )
         return Response(status_code=204, background=finish)
     return Response(status_code=204)
+
+
+async def first_delivery(session: AsyncSession, token: str, *, kind: str) -> bool:
+    """Record Twilio's idempotency ``token`` in the ledger in the caller's transaction;
+    False when it is already there (a redelivery: do nothing). One statement, no
+    exception path: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (Postgres and SQLite);
+    a concurrent delivery of the same token waits for the first one's commit."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(TwilioEvent)
+        .values(token=token, kind=kind, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[TwilioEvent.token])
+        .returning(TwilioEvent.id)
+    )
+    return (await session.execute(statement)).first() is not None
 
 
 async def webhook_call(
@@ -121,11 +145,20 @@ async def webhook_call(
         and attempt_param.isdigit()
         and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS
     ):
-        attempt = await session.get(CampaignAttempt, int(attempt_param), with_for_update=True)
-        if attempt is not None and attempt.call_id is not None:
+        # One round trip locks both rows (attempt first, as the dialer's record_sid does).
+        row = (
+            await session.execute(
+                select(CampaignAttempt, Call)
+                .join(Call, Call.id == CampaignAttempt.call_id)
+                .where(CampaignAttempt.id == int(attempt_param))
+                .with_for_update()
+            )
+        ).first()
+        if row is not None:
+            attempt, call = row
             if call_sid:
-                await record_sid(session, attempt.id, call_sid)
-            return await session.get(Call, attempt.call_id, with_for_update=True)
+                note_sid(attempt, call, call_sid)
+            return call
     if not call_sid:
         return None
     found: Call | None = (

@@ -228,16 +228,21 @@ async def record_sid(session: AsyncSession, attempt_id: int, sid: str) -> None:
     attempt = await session.get(CampaignAttempt, attempt_id, with_for_update=True)
     if attempt is None:
         return
+    call = await session.get(Call, attempt.call_id) if attempt.call_id is not None else None
+    note_sid(attempt, call, sid)
+
+
+def note_sid(attempt: CampaignAttempt, call: Call | None, sid: str) -> None:
+    """Store the SID on a loaded (locked) attempt and its call (no SQL; the caller
+    flushes): the first SID wins, a dialing attempt is placed, a queued call initiated."""
     attempt.call_sid = attempt.call_sid or sid
     if attempt.status == AttemptStatus.DIALING:
         attempt.status, attempt.placed_at = AttemptStatus.PLACED, utcnow()
-    if attempt.call_id is not None:
-        call = await session.get(Call, attempt.call_id)
-        if call is not None and call.call_sid is None:
-            call.call_sid = sid
-            call.started_at = call.started_at or utcnow()
-            if call.status == CallStatus.QUEUED:
-                call.status = CallStatus.INITIATED
+    if call is not None and call.call_sid is None:
+        call.call_sid = sid
+        call.started_at = call.started_at or utcnow()
+        if call.status == CallStatus.QUEUED:
+            call.status = CallStatus.INITIATED
 
 
 def _ambiguous(exc: TelephonyError) -> bool:

@@ -1,0 +1,156 @@
+"""Twilio status callbacks on the campaign path (SQLite and Postgres): found by the attempt id
+before the dialer stored the SID, idempotent on Twilio's token, monotonic, a final status
+settles the member once; with every database connection busy the answer is a 503 with
+Retry-After, never a 500."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import make_settings
+from voicebot.app import create_app
+from voicebot.config import Settings
+from voicebot.db.models import (
+    Call,
+    Campaign,
+    CampaignAttempt,
+    CampaignLead,
+    CampaignStatus,
+    Lead,
+    TwilioEvent,
+)
+
+AUTH_TOKEN = "status-auth-token"
+SID = "CA" + "5" * 32
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url=database_url, twilio_auth_token=AUTH_TOKEN)
+
+
+async def _seed(app: Starlette) -> dict[str, int]:
+    """A running campaign with one member being dialed: its attempt and queued call
+    committed, no SID yet (the dialer's REST request has not returned)."""
+    now = datetime.now(UTC)
+    async with app.state.voicebot.sessions() as session:
+        lead = Lead(phone="+972544560001", status="new", consent_source="test", tags=[])
+        campaign = Campaign(
+            name="status",
+            status=CampaignStatus.RUNNING,
+            calendar="none",
+            window_days="sun,mon,tue,wed,thu,fri,sat",
+            window_start="00:00",
+            window_end="23:59",
+            started_at=now,
+        )
+        session.add_all([lead, campaign])
+        await session.flush()
+        member = CampaignLead(campaign_id=campaign.id, lead_id=lead.id, state="dialing", attempts=1)
+        call = Call(lead_id=lead.id, campaign_id=campaign.id, status="queued", status_events=[])
+        session.add_all([member, call])
+        await session.flush()
+        attempt = CampaignAttempt(
+            campaign_id=campaign.id,
+            member_id=member.id,
+            lead_id=lead.id,
+            attempt_no=1,
+            idempotency_key="status-1",
+            status="dialing",
+            call_id=call.id,
+        )
+        session.add(attempt)
+        await session.commit()
+        return {"attempt": attempt.id, "call": call.id, "member": member.id, "lead": lead.id}
+
+
+async def _callback(
+    client: httpx.AsyncClient, settings: Settings, attempt_id: int, status: str, token: str
+) -> httpx.Response:
+    path = f"/twilio/status?attempt={attempt_id}"
+    form = {"CallSid": SID, "CallStatus": status}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        settings.public_base_url + path, form
+    )
+    headers = {"X-Twilio-Signature": signature, "I-Twilio-Idempotency-Token": token}
+    return await client.post(path, data=form, headers=headers)
+
+
+async def _rows(app: Starlette, ids: dict[str, int]) -> dict[str, Any]:
+    async with app.state.voicebot.sessions() as session:
+        call = await session.get(Call, ids["call"])
+        attempt = await session.get(CampaignAttempt, ids["attempt"])
+        member = await session.get(CampaignLead, ids["member"])
+        lead = await session.get(Lead, ids["lead"])
+        events = await session.scalar(select(func.count()).select_from(TwilioEvent))
+        assert call and attempt and member and lead
+        return {"call": call, "attempt": attempt, "member": member, "lead": lead, "events": events}
+
+
+async def test_callbacks_are_found_by_attempt_idempotent_and_monotonic(
+    app: Starlette, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A callback before the dialer's SID commit stores the SID and places the attempt; a
+    redelivered token changes nothing; a late 'ringing' after 'busy' never moves the call
+    back; 'busy' settles the member for a retry and the lead as unreachable, once."""
+    ids = await _seed(app)
+    first = await _callback(client, settings, ids["attempt"], "initiated", "tok-1")
+    assert first.status_code == 204
+    rows = await _rows(app, ids)
+    assert rows["call"].call_sid == SID
+    assert rows["call"].status == "initiated"
+    assert (rows["attempt"].call_sid, rows["attempt"].status) == (SID, "placed")
+
+    again = await _callback(client, settings, ids["attempt"], "initiated", "tok-1")
+    assert again.status_code == 204
+    assert (await _rows(app, ids))["call"].status_events == ["initiated"]
+
+    busy = await _callback(client, settings, ids["attempt"], "busy", "tok-2")
+    late = await _callback(client, settings, ids["attempt"], "ringing", "tok-3")
+    redelivered = await _callback(client, settings, ids["attempt"], "busy", "tok-2")
+    assert [busy.status_code, late.status_code, redelivered.status_code] == [204, 204, 204]
+    rows = await _rows(app, ids)
+    assert rows["call"].status == "busy"
+    assert rows["call"].status_events == ["initiated", "busy", "ringing"]
+    assert rows["call"].outcome == "no_answer"
+    assert rows["call"].ended_at is not None
+    assert rows["attempt"].status == "ended"
+    assert rows["member"].state == "retry"
+    assert rows["member"].next_attempt_at is not None
+    assert rows["lead"].status == "unreachable"
+    assert rows["events"] == 3
+
+
+async def test_every_connection_busy_is_503_with_retry_after(database_url: str) -> None:
+    """With the pool's only connection held past its bounded wait, a status callback is a
+    503 with Retry-After (and nothing recorded), not a 500; once the connection is free
+    the redelivery is applied (Postgres: the SQLite engine has no bounded pool)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the bounded connection pool is Postgres's")
+    settings = make_settings(
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_statement_timeout_ms=300,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            ids = await _seed(app)
+            async with app.state.voicebot.engine.connect():
+                busy = await _callback(client, settings, ids["attempt"], "ringing", "tok-9")
+            assert busy.status_code == 503
+            assert busy.headers["Retry-After"] == "1"
+            assert (await _rows(app, ids))["call"].status == "queued"
+            retried = await _callback(client, settings, ids["attempt"], "ringing", "tok-9")
+            assert retried.status_code == 204
+            assert (await _rows(app, ids))["call"].status == "ringing"
