@@ -6,6 +6,9 @@ database and the turn-state store, never in-process memory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,7 +26,15 @@ from voicebot.api.twilio_common import StatusForm, lead_context, signed_form
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.config import Settings
-from voicebot.db.models import Call, CallStatus, CampaignAttempt, TwilioEvent
+from voicebot.db.models import (
+    Call,
+    CallStatus,
+    Campaign,
+    CampaignAttempt,
+    CampaignLead,
+    Lead,
+    TwilioEvent,
+)
 from voicebot.db.outcomes import STATUS_OUTCOMES, record_outcome
 from voicebot.db.types import utcnow
 from voicebot.jobs.dial import note_sid
@@ -85,7 +96,12 @@ async def status(request: Request) -> Response:
         async with state.sessions() as session:
             if token and not await first_delivery(session, token[:128], kind="status"):
                 return Response(status_code=204)
-            call = await webhook_call(session, call_sid, request.query_params.get("attempt"))
+            call, attempt = await webhook_rows(
+                session,
+                call_sid,
+                request.query_params.get("attempt"),
+                settling=new_status in STATUS_OUTCOMES or new_status == CallStatus.COMPLETED,
+            )
             if call is None:
                 log.warning("twilio.status_unknown_call", call_sid=call_sid)
                 await session.commit()
@@ -97,6 +113,7 @@ async def status(request: Request) -> Response:
                 new_status,
                 duration=params.get("CallDuration"),
                 answered_by=params.get("AnsweredBy"),
+                attempt=attempt,
             )
             call_id = call.id
             await session.commit()
@@ -139,32 +156,59 @@ async def webhook_call(
 ) -> Call | None:
     """The call row a webhook is about, locked for this transaction: by the attempt id in
     the URL when there is one (storing the SID if the dialer has not yet), else by SID."""
+    call, _ = await webhook_rows(session, call_sid, attempt_param)
+    return call
+
+
+async def webhook_rows(
+    session: AsyncSession, call_sid: str, attempt_param: str | None, *, settling: bool = False
+) -> tuple[Call | None, CampaignAttempt | None]:
+    """:func:`webhook_call`, with the campaign attempt when the URL names one. One round
+    trip locks both rows (attempt first, as the dialer's ``record_sid``); ``settling``
+    (a final status) also loads the member, campaign and lead that the outcome moves, so
+    settling them issues no further SELECT."""
     if (
         attempt_param
         and attempt_param.isascii()  # isdigit() alone lets "²" through to int()
         and attempt_param.isdigit()
         and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS
     ):
-        # One round trip locks both rows (attempt first, as the dialer's record_sid does).
-        row = (
-            await session.execute(
-                select(CampaignAttempt, Call)
-                .join(Call, Call.id == CampaignAttempt.call_id)
-                .where(CampaignAttempt.id == int(attempt_param))
-                .with_for_update()
-            )
-        ).first()
+        by_attempt = CampaignAttempt.id == int(attempt_param)
+        row: Sequence[Any] | None
+        if settling:
+            row = (
+                await session.execute(
+                    select(CampaignAttempt, Call, CampaignLead, Campaign, Lead)
+                    .join(Call, Call.id == CampaignAttempt.call_id)
+                    .outerjoin(CampaignLead, CampaignLead.id == CampaignAttempt.member_id)
+                    .outerjoin(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                    .outerjoin(Lead, Lead.id == CampaignAttempt.lead_id)
+                    .where(by_attempt)
+                    .with_for_update(of=[CampaignAttempt, Call])
+                )
+            ).first()
+        else:
+            row = (
+                await session.execute(
+                    select(CampaignAttempt, Call)
+                    .join(Call, Call.id == CampaignAttempt.call_id)
+                    .where(by_attempt)
+                    .with_for_update()
+                )
+            ).first()
         if row is not None:
-            attempt, call = row
+            attempt, call = row[0], row[1]
+            # The identity map holds rows weakly: keep the preloaded ones for this session.
+            session.info["webhook_rows"] = tuple(row)
             if call_sid:
                 note_sid(attempt, call, call_sid)
-            return call
+            return call, attempt
     if not call_sid:
-        return None
+        return None, None
     found: Call | None = (
         await session.scalars(select(Call).where(Call.call_sid == call_sid).with_for_update())
     ).first()
-    return found
+    return found, None
 
 
 async def apply_call_status(
@@ -175,6 +219,7 @@ async def apply_call_status(
     *,
     duration: str | None = None,
     answered_by: str | None = None,
+    attempt: CampaignAttempt | None = None,
 ) -> bool:
     """Move ``call`` to ``new_status`` (never backwards) and give a call that never talked
     its outcome; the caller commits. Used by the callback and by the reconciler (Twilio's
@@ -191,7 +236,7 @@ async def apply_call_status(
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
     if call.outcome is None and new_status in STATUS_OUTCOMES:
         outcome = STATUS_OUTCOMES[new_status]
-        await record_outcome(session, call, outcome)
+        await record_outcome(session, call, outcome, attempt=attempt)
         facts = CallFacts(outcome, settings.tz)
         lead = await lead_context(session, call)
         call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)

@@ -109,11 +109,18 @@ def next_lead_status(current: str, outcome: CallOutcome) -> LeadStatus:
     return now
 
 
-async def record_outcome(session: AsyncSession, call: Call, outcome: CallOutcome) -> bool:
+async def record_outcome(
+    session: AsyncSession,
+    call: Call,
+    outcome: CallOutcome,
+    *,
+    attempt: CampaignAttempt | None = None,
+) -> bool:
     """Give ``call`` its outcome and move its lead's status; the caller commits.
 
     A call keeps the first outcome it gets: returns False (and changes nothing) when
-    ``call`` already has one.
+    ``call`` already has one. ``attempt``: the call's attempt when the caller has it loaded
+    (saves looking it up by ``call_id``).
     """
     if call.outcome is not None:
         return False
@@ -132,11 +139,13 @@ async def record_outcome(session: AsyncSession, call: Call, outcome: CallOutcome
                 )
                 lead.status = status
     if call.campaign_id is not None and call.lead_id is not None:
-        await _advance_member(session, call, outcome)
+        await _advance_member(session, call, outcome, attempt)
     return True
 
 
-async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcome) -> None:
+async def _advance_member(
+    session: AsyncSession, call: Call, outcome: CallOutcome, known: CampaignAttempt | None
+) -> None:
     """Settle the call's attempt and free the campaign slot it held, by outcome:
 
     no answer / busy: a retry after exponential backoff (``retry_base_min`` doubling up to
@@ -145,9 +154,11 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
     at the time the lead asked for; anything else: done. A cancelled campaign retries
     nobody: its member is skipped instead.
     """
-    attempt = (
-        await session.scalars(select(CampaignAttempt).where(CampaignAttempt.call_id == call.id))
-    ).first()
+    attempt = known if known is not None and known.call_id == call.id else None
+    if attempt is None:
+        attempt = (
+            await session.scalars(select(CampaignAttempt).where(CampaignAttempt.call_id == call.id))
+        ).first()
     if attempt is not None and attempt.status in LIVE_ATTEMPTS:
         attempt.status = (
             AttemptStatus.FAILED if outcome == CallOutcome.FAILED else AttemptStatus.ENDED
@@ -155,14 +166,16 @@ async def _advance_member(session: AsyncSession, call: Call, outcome: CallOutcom
         attempt.ended_at = utcnow()
         if attempt.call_sid is None:
             attempt.call_sid = call.call_sid
-    member = (
-        await session.scalars(
-            select(CampaignLead).where(
-                CampaignLead.campaign_id == call.campaign_id,
-                CampaignLead.lead_id == call.lead_id,
+    member = await session.get(CampaignLead, attempt.member_id) if attempt is not None else None
+    if member is None or (member.campaign_id, member.lead_id) != (call.campaign_id, call.lead_id):
+        member = (
+            await session.scalars(
+                select(CampaignLead).where(
+                    CampaignLead.campaign_id == call.campaign_id,
+                    CampaignLead.lead_id == call.lead_id,
+                )
             )
-        )
-    ).first()
+        ).first()
     if member is None or member.state not in IN_FLIGHT:
         return  # the dialer settles members whose call never started
     campaign = await session.get(Campaign, call.campaign_id)
