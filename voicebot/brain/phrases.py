@@ -35,6 +35,40 @@ CONFLICT = "אופס, השעה הזאת בדיוק נתפסה."
 OUTSIDE_HOURS = "בשעה הזאת לא קובעים פגישות."
 CLOSED_DAY = "ביום הזה לא קובעים פגישות."
 NONE_IN_RANGE = "אז אין מקום פנוי."
+NO_CALLS_THEN = "בשעה הזאת אנחנו לא מתקשרים"
+ON_CLOSED_DAY = {
+    "Shabbat": "בשבת",
+    "Rosh Hashanah": "בראש השנה",
+    "Yom Kippur": "ביום כיפור",
+    "Sukkot": "בסוכות",
+    "Simchat Torah / Shemini Atzeret": "בשמחת תורה",
+    "Pesach": "בפסח",
+    "Seventh day of Pesach": "בשביעי של פסח",
+    "Shavuot": "בשבועות",
+    "Remembrance Day": "ביום הזיכרון",
+    "Independence Day": "ביום העצמאות",
+}
+"""A closed day by its calendar name (:func:`~voicebot.scheduling.closed_reason`) as said
+after "on": "ביום כיפור". A name not listed is "ביום הזה"."""
+
+
+def on_closed_day(reason: str | None) -> str:
+    """ "On <that day>" in Hebrew for a calendar's closing reason ("ביום הזה" if unnamed)."""
+    if reason is None:
+        return "ביום הזה"
+    return ON_CLOSED_DAY.get(reason) or next(
+        (said for name, said in ON_CLOSED_DAY.items() if reason.startswith(name)), "ביום הזה"
+    )
+
+
+def closed_day(reason: str | None) -> str:
+    """No meetings that day, saying which day when the calendar names it."""
+    return f"{on_closed_day(reason)} לא קובעים פגישות."
+
+
+def no_calls_on(reason: str | None) -> str:
+    """No calls that day ("בשבת אנחנו לא מתקשרים"), to lead in a moved callback."""
+    return f"{on_closed_day(reason)} אנחנו לא מתקשרים"
 
 
 def ask_meeting(script: AgentScript) -> str:
@@ -76,7 +110,11 @@ def booked(when: datetime, now: datetime, script: AgentScript) -> str:
     return f"מעולה, קבענו {slot(when, now)}, {script.meeting_purpose}. תודה ויום טוב!"
 
 
-def callback_bye(when: datetime, now: datetime) -> str:
+def callback_bye(when: datetime, now: datetime, *, moved_because: str = "") -> str:
+    """The goodbye promising a callback; ``moved_because`` ("בשבת אנחנו לא מתקשרים") says
+    why it is not at the time asked."""
+    if moved_because:
+        return f"{moved_because}, אז נחזור {slot(when, now)}. תודה ויום טוב!"
     return f"בסדר גמור, נחזור {slot(when, now)}. תודה ויום טוב!"
 
 

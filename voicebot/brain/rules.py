@@ -9,7 +9,7 @@ every stage. Its only I/O is through :class:`~voicebot.brain.base.BookingTools`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from voicebot.brain import phrases as say
 from voicebot.brain import state as st
@@ -24,10 +24,10 @@ from voicebot.brain.base import (
 )
 from voicebot.brain.intents import IntentResult, asks_about_offer, detect_intent
 from voicebot.brain.script import AgentScript
-from voicebot.brain.slots import BusinessCalendar, spread
+from voicebot.brain.slots import BusinessCalendar, is_bookable, spread
 from voicebot.brain.speech_text import to_spoken
 from voicebot.brain.timeparse import TimeParse, at
-from voicebot.scheduling.calendars import day_hours
+from voicebot.scheduling.calendars import closed_reason, day_hours
 
 SLOTS_OFFERED = 2  # slots named in one proposal
 SLOT_FETCH_LIMIT = 12  # candidates fetched to choose a spread from
@@ -193,6 +193,10 @@ class RuleBrain:
         note_none_inside: bool = True,
     ) -> Reply:
         day = within.start.date() if within is not None else None
+        closed = self._closed_day(within)
+        if closed is not None:
+            # Shabbat, a holiday, a day off: say so, then the nearest open slots.
+            lead_in, note_none_inside = f"{lead_in} {closed}".strip(), False
         candidates = await self._tools.available_slots(day=day, now=now, limit=SLOT_FETCH_LIMIT)
         fresh = [s for s in candidates if s not in state.proposed_slots]
         if within is not None:
@@ -216,6 +220,12 @@ class RuleBrain:
             if when.is_instant:
                 if when.start in state.proposed_slots:
                     return await self._book(state, when.start, now, intent)
+                if not is_bookable(self._cal, when.start, now=now):
+                    # Never "רק לוודא" a time that cannot be booked: answer it now.
+                    state.pending_slot = None
+                    day = self._day_of(when.start)
+                    lead_in = "" if self._closed_day(day) else say.OUTSIDE_HOURS
+                    return await self._propose(state, now, intent, lead_in=lead_in, within=day)
                 state.stage, state.pending_slot = st.CONFIRM, when.start
                 return self._reply(state, say.confirm_slot(when.start, now), intent)
             return await self._propose(state, now, intent, within=when)
@@ -249,17 +259,10 @@ class RuleBrain:
                 state, say.booked(start, now, self._script), intent, action, outcome="booked"
             )
         state.pending_slot = None
-        local_day = start.astimezone(self._cal.tz).date()
-        within = TimeParse(
-            at(local_day, self._cal.day_start, self._cal.tz),
-            at(local_day, self._cal.day_end, self._cal.tz),
-            "day",
-        )
-        if result.status != "conflict" and self._cal.day_window(local_day) is None:
-            # Shabbat, a holiday, a day off: say so, and offer the nearest open slots.
-            return await self._propose(
-                state, now, intent, lead_in=say.CLOSED_DAY, within=within, note_none_inside=False
-            )
+        within = self._day_of(start)
+        if result.status != "conflict" and self._closed_day(within) is not None:
+            # Shabbat, a holiday, a day off: _propose says so and offers the nearest slots.
+            return await self._propose(state, now, intent, within=within)
         lead_in = say.CONFLICT if result.status == "conflict" else say.OUTSIDE_HOURS
         return await self._propose(state, now, intent, lead_in=lead_in, within=within)
 
@@ -298,7 +301,17 @@ class RuleBrain:
         await self._tools.schedule_callback(when=moment)
         state.callback_at = moment
         action = Action("schedule_callback", {"when": moment.isoformat()})
-        return self._end(state, say.callback_bye(moment, now), intent, action, outcome="callback")
+        why = ""
+        if moment != asked:
+            asked_day = asked.astimezone(self._cal.tz).date()
+            closed = day_hours(self._cal.calendar, asked_day) is None
+            why = (
+                say.no_calls_on(closed_reason(self._cal.calendar, asked_day))
+                if closed
+                else say.NO_CALLS_THEN
+            )
+        bye = say.callback_bye(moment, now, moved_because=why)
+        return self._end(state, bye, intent, action, outcome="callback")
 
     def _calling_time(self, asked: datetime) -> datetime:
         """The first moment from ``asked`` when calls are made: never on Shabbat or a holiday,
@@ -316,6 +329,23 @@ class RuleBrain:
                     return candidate
             day += timedelta(days=1)
         return asked
+
+    def _day_of(self, moment: datetime) -> TimeParse:
+        """The business day of ``moment`` (local), as a span to propose slots within."""
+        day = moment.astimezone(self._cal.tz).date()
+        tz = self._cal.tz
+        return TimeParse(at(day, self._cal.day_start, tz), at(day, self._cal.day_end, tz), "day")
+
+    def _closed_day(self, within: TimeParse | None) -> str | None:
+        """What to say when ``within`` is one local day on which no meeting can be
+        ("ביום כיפור לא קובעים פגישות."), None when it is open or spans several days."""
+        if within is None:
+            return None
+        tz = self._cal.tz
+        day: date = within.start.astimezone(tz).date()
+        if within.end.astimezone(tz).date() != day or self._cal.day_window(day) is not None:
+            return None
+        return say.closed_day(closed_reason(self._cal.calendar, day))
 
     async def _not_interested(self, state: ConversationState, intent: str) -> Reply:
         if state.objection_count == 0 and state.stage in st.PERSUADABLE:
@@ -368,10 +398,15 @@ class RuleBrain:
                 return say.simple_slot(first, now)
             return say.simple_meeting(self._script)
         if state.stage == st.CALLBACK:
-            day = now.date() + timedelta(days=1)
-            while day.weekday() not in self._cal.business_days:
+            day = now.astimezone(self._cal.tz).date() + timedelta(days=1)
+            for _ in range(CALLBACK_SEARCH_DAYS):
+                # Never offer a callback on Shabbat or a holiday ("מחר" on Yom Kippur eve).
+                if day.weekday() in self._cal.business_days and (
+                    day_hours(self._cal.calendar, day) is not None
+                ):
+                    break
                 day += timedelta(days=1)
-            state.pending_slot = at(day, DEFAULT_CALLBACK_CLOCK, self._cal.tz)
+            state.pending_slot = self._calling_time(at(day, DEFAULT_CALLBACK_CLOCK, self._cal.tz))
             return say.simple_callback(state.pending_slot, now)
         if state.stage == st.OBJECTION:
             return say.simple_meeting(self._script)

@@ -92,7 +92,7 @@ async def test_meeting_on_a_closed_day_is_answered_plainly(
     replies = await _talk(RuleBrain(tools=tools, calendar=CAL), "שלום", line)
     last = replies[-1]
     assert not tools.meetings and not last.end_call
-    assert last.text.startswith("ביום הזה לא קובעים פגישות.")
+    assert last.text.startswith("בשבת לא קובעים פגישות.")
     assert "אין מקום פנוי" not in last.text and "בשעה הזאת" not in last.text
     assert "יש מקום" in last.text
 
