@@ -374,6 +374,7 @@ async def callbacks(args: argparse.Namespace) -> None:
             cwd=workdir,
             stdout=subprocess.DEVNULL,
             stderr=log_file or subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the workers go with it
         )
         try:
             async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as c:
@@ -426,9 +427,10 @@ async def callbacks(args: argparse.Namespace) -> None:
                 cpu_used = tree_cpu_s(server.pid, include_root=not args.profile) - cpu_before
         finally:
             if args.profile:
-                server.send_signal(signal.SIGINT)  # py-spy writes its profile, then stops
+                os.killpg(server.pid, signal.SIGINT)  # py-spy writes its profile, then stops
             else:
-                server.kill()  # SIGTERM would drain (wait for calls) first
+                # SIGTERM would drain (wait for calls) first; the group: --workers children too
+                os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=60)
             if log_file is not None:
                 log_file.close()
