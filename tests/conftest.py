@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -56,12 +57,13 @@ def make_settings(**overrides: Any) -> Settings:
     return load_settings(_env_file=None, **base)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh Postgres database for this test session, migrated to head; dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """An empty Postgres database of its own (``postgresql://…`` URL), dropped afterwards;
+    skip locally / fail in CI when Postgres is down."""
     import asyncpg
 
-    name = f"voicebot_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
@@ -74,11 +76,19 @@ def postgres_url() -> Iterator[str]:
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
         service_unavailable("Postgres", exc)
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://")
-    migrate(make_settings(database_url=url))
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield f"{POSTGRES_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres database for this test session, migrated to head; dropped afterwards."""
+    with fresh_postgres_database("voicebot_test") as plain:
+        url = plain.replace("postgresql://", "postgresql+asyncpg://")
+        migrate(make_settings(database_url=url))
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])

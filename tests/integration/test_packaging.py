@@ -3,20 +3,18 @@ serves on SQLite and Postgres: the commands the Docker image and compose file ru
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_DSN, service_unavailable
+from tests.conftest import fresh_postgres_database
 from voicebot.config import Settings
 from voicebot.testing.server import free_port
 
@@ -132,23 +130,8 @@ def test_wheel_migrates_and_serves_on_sqlite(installed: Path, tmp_path: Path) ->
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """An empty Postgres database of this test's own (not migrated)."""
-    import asyncpg
-
-    name = f"voicebot_pkg_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        service_unavailable("Postgres", exc)
-    yield f"{POSTGRES_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("voicebot_pkg") as url:
+        yield url
 
 
 @pytest.mark.integration
