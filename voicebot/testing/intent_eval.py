@@ -1,7 +1,9 @@
 """The labelled intent evaluation: caller utterances, the moment each is said at, the intent.
 
-Owns loading the two halves shipped in ``voicebot/testing/data`` (``dev``: patterns
-may be tuned on its misses; ``heldout``: measured only, never tuned on) and scoring
+Owns loading the sets shipped in ``voicebot/testing/data`` (``dev``: patterns may be
+tuned on its misses; ``heldout``: held out, but seen by the people who tuned the
+classifier, kept and reported as ``heldout_v1`` for history; ``heldout_v2``: written
+blind, by someone who never read the classifier or its data, measured only) and scoring
 :func:`~voicebot.brain.intents.detect_intent` on them exactly as
 :class:`~voicebot.brain.rules.RuleBrain` calls it at the stage each moment stands for.
 Used by ``scripts/intent_eval.py`` and ``tests/unit/brain/test_intent_eval.py``.
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 from voicebot.brain import state as st
 from voicebot.brain.intents import detect_intent
 
-Half = Literal["dev", "heldout"]
+Half = Literal["dev", "heldout", "heldout_v2"]
 DATA_DIR = Path(__file__).parent / "data"
 TZ = ZoneInfo("Asia/Jerusalem")
 # A Tuesday morning: "מחר" is a business day, so times parse as they would on most calls.
@@ -64,7 +66,7 @@ class Score:
 
 
 def load(half: Half) -> tuple[Labelled, ...]:
-    """The rows of one half (``moment<TAB>intent<TAB>text``, ``#`` lines are comments).
+    """The rows of one set (``moment<TAB>intent<TAB>text``, ``#`` lines are comments).
 
     Raises ``ValueError`` on a malformed row or an unknown moment.
     """
@@ -89,7 +91,7 @@ def classify(case: Labelled) -> str:
 
 
 def evaluate(half: Half) -> Score:
-    """Score one half."""
+    """Score one set."""
     cases = load(half)
     misses = []
     for case in cases:

@@ -8,14 +8,16 @@ scripts/intent_eval.py prints both accuracies and the development misses only.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from voicebot.brain.intents import INTENTS
-from voicebot.testing.intent_eval import MOMENT_STAGE, evaluate, load
+from voicebot.testing.intent_eval import MOMENT_STAGE, Half, evaluate, load
 
 MIN_DEV_ACCURACY = 0.97
 MIN_HELDOUT_ACCURACY = 0.96
 MIN_ROWS = 400
+MIN_BLIND_ROWS = 300
 
 
 def test_data_set_is_large_labelled_and_split() -> None:
@@ -26,6 +28,22 @@ def test_data_set_is_large_labelled_and_split() -> None:
     for half in (dev, heldout):
         assert {c.intent for c in half} == set(INTENTS)
         assert {c.moment for c in half} == set(MOMENT_STAGE)
+
+
+def test_blind_heldout_set_is_labelled_and_unseen() -> None:
+    """The blind held-out set (v2): 300+ rows, known labels, every intent and moment, no
+    text the classifier was fitted or tuned on (punctuation and spacing ignored)."""
+    blind = load("heldout_v2")
+    assert len(blind) >= MIN_BLIND_ROWS
+    assert {c.intent for c in blind} == set(INTENTS)
+    assert {c.moment for c in blind} == set(MOMENT_STAGE)
+    fitted_or_tuned_on: tuple[Half, ...] = ("dev", "heldout")
+    seen = {_key(c.text) for half in fitted_or_tuned_on for c in load(half)}
+    assert not [c.text for c in blind if _key(c.text) in seen]
+
+
+def _key(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", "", text).split())
 
 
 def test_development_accuracy() -> None:
