@@ -50,6 +50,7 @@ from voicebot.startup import check_deployment
 from voicebot.store.phrases import RedisPhrases
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
+from voicebot.ui.app import CSV_UPLOAD_SUFFIXES, console_mount
 
 log = structlog.get_logger(__name__)
 
@@ -168,11 +169,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *conversation.routes,
         *dead_letter_routes,
     ]
+    limits = RateLimits(redis=redis_client)
     routes = [
         *health.routes,
         *openapi.routes(),
         *twilio.routes,
         Mount("/api/v1", routes=api_routes),
+        console_mount(settings, limits),
     ]
     middleware = [
         Middleware(RequestContextMiddleware, metrics=metrics),
@@ -181,12 +184,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             BodyLimitMiddleware,
             max_body_bytes=settings.max_body_bytes,
             path_limits={"/api/v1/leads/import": settings.max_import_bytes},
+            suffix_limits=dict.fromkeys(CSV_UPLOAD_SUFFIXES, settings.max_import_bytes),
         ),
         Middleware(
             ApiGuardMiddleware,
             settings=settings,
             metrics=metrics,
-            limits=RateLimits(redis=redis_client),
+            limits=limits,
         ),
     ]
     app = Starlette(

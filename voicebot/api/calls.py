@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,7 +12,9 @@ from voicebot.api.body import parse_path, parse_query
 from voicebot.api.schemas import CallDetail, CallPage, CallPath, CallQuery, iso
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
+from voicebot.db import queries
 from voicebot.db.models import Call
+from voicebot.db.queries import CallFilter
 from voicebot.errors import NotFoundError
 
 
@@ -59,15 +59,9 @@ def call_json(call: Call, *, with_turns: bool = False) -> dict[str, Any]:
 )
 async def list_calls(request: Request) -> Response:
     q = parse_query(request, CallQuery)
-    stmt = select(Call).order_by(Call.id.desc())
-    if q.lead_id is not None:
-        stmt = stmt.where(Call.lead_id == q.lead_id)
-    if q.campaign_id is not None:
-        stmt = stmt.where(Call.campaign_id == q.campaign_id)
-    if q.status:
-        stmt = stmt.where(Call.status == q.status)
+    f = CallFilter(lead_id=q.lead_id, campaign_id=q.campaign_id, status=q.status)
     async with app_state(request).sessions() as session:
-        rows = (await session.scalars(stmt.limit(q.limit).offset(q.offset))).all()
+        rows = await queries.list_calls(session, f, limit=q.limit, offset=q.offset)
     return JSONResponse(
         {"items": [call_json(c) for c in rows], "limit": q.limit, "offset": q.offset}
     )
@@ -84,8 +78,7 @@ async def list_calls(request: Request) -> Response:
 async def read_call(request: Request) -> Response:
     call_id = parse_path(request, CallPath).call_id
     async with app_state(request).sessions() as session:
-        stmt = select(Call).where(Call.id == call_id).options(selectinload(Call.turns))
-        call = (await session.scalars(stmt)).first()
+        call = await queries.call_with_turns(session, call_id)
         if call is None:
             raise NotFoundError(f"call {call_id} not found")
         return JSONResponse(call_json(call, with_turns=True))

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,7 +28,7 @@ from voicebot.api.schemas import (
     iso,
 )
 from voicebot.api.spec import Returns, operation
-from voicebot.api.state import app_state
+from voicebot.api.state import AppState, app_state
 from voicebot.config import Settings
 from voicebot.db.models import (
     LIVE_ATTEMPT_STATUSES,
@@ -88,7 +89,8 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
     }
 
 
-def _validate(data: CampaignIn) -> None:
+def validate_campaign(data: CampaignIn) -> None:
+    """Raise InvalidInputError naming each field the model alone cannot check."""
     problems = []
     try:
         parse_timezone(data.timezone)
@@ -141,7 +143,7 @@ async def _get(session: Any, campaign_id: int) -> Campaign:
 )
 async def create_campaign(request: Request) -> Response:
     data = await parse_body(request, CampaignIn)
-    _validate(data)
+    validate_campaign(data)
     async with app_state(request).sessions() as session:
         campaign = Campaign(**data.model_dump(mode="json"))
         session.add(campaign)
@@ -193,33 +195,54 @@ async def add_leads(request: Request) -> Response:
             "give lead_ids or a filter", details=[{"field": "lead_ids", "message": "required"}]
         )
     async with app_state(request).sessions() as session:
-        campaign = await _get(session, int_param(request, "campaign_id"))
-        if campaign.status in (S.COMPLETED, S.CANCELLED):
-            raise InvalidStateError(f"campaign is {campaign.status}")
-        stmt = select(Lead).where(Lead.status.not_in(UNCALLABLE_LEAD_STATUSES))
-        stmt = stmt.where(Lead.phone.not_in(select(DoNotCall.phone)))
-        if data.lead_ids is not None:
-            stmt = stmt.where(Lead.id.in_(data.lead_ids))
-        if data.status is not None:
-            stmt = stmt.where(Lead.status == data.status)
-        leads = list((await session.scalars(stmt)).all())
-        if data.tag is not None:
-            leads = [lead for lead in leads if data.tag in (lead.tags or [])]
-        existing = set(
-            (
-                await session.scalars(
-                    select(CampaignLead.lead_id).where(CampaignLead.campaign_id == campaign.id)
-                )
-            ).all()
+        result = await add_members(
+            session,
+            int_param(request, "campaign_id"),
+            lead_ids=data.lead_ids,
+            status=data.status,
+            tag=data.tag,
         )
-        added = 0
-        for lead in leads:
-            if lead.id not in existing:
-                session.add(CampaignLead(campaign_id=campaign.id, lead_id=lead.id))
-                added += 1
-        await session.commit()
-        missing = sorted(set(data.lead_ids or []) - {lead.id for lead in leads})
-    return JSONResponse({"added": added, "already_member": len(leads) - added, "skipped": missing})
+    return JSONResponse(result)
+
+
+async def add_members(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    lead_ids: list[int] | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
+    """Add the leads chosen by ids and/or filter to the campaign and commit; leads on
+    do-not-call or marked wrong number are left out. Raises NotFoundError and
+    InvalidStateError (an ended campaign)."""
+    campaign = await _get(session, campaign_id)
+    if campaign.status in (S.COMPLETED, S.CANCELLED):
+        raise InvalidStateError(f"campaign is {campaign.status}")
+    stmt = select(Lead).where(Lead.status.not_in(UNCALLABLE_LEAD_STATUSES))
+    stmt = stmt.where(Lead.phone.not_in(select(DoNotCall.phone)))
+    if lead_ids is not None:
+        stmt = stmt.where(Lead.id.in_(lead_ids))
+    if status is not None:
+        stmt = stmt.where(Lead.status == status)
+    leads = list((await session.scalars(stmt)).all())
+    if tag is not None:
+        leads = [lead for lead in leads if tag in (lead.tags or [])]
+    existing = set(
+        (
+            await session.scalars(
+                select(CampaignLead.lead_id).where(CampaignLead.campaign_id == campaign.id)
+            )
+        ).all()
+    )
+    added = 0
+    for lead in leads:
+        if lead.id not in existing:
+            session.add(CampaignLead(campaign_id=campaign.id, lead_id=lead.id))
+            added += 1
+    await session.commit()
+    missing = sorted(set(lead_ids or []) - {lead.id for lead in leads})
+    return {"added": added, "already_member": len(leads) - added, "skipped": missing}
 
 
 @operation(
@@ -237,12 +260,21 @@ async def transition(request: Request) -> Response:
     to send checks the status in the same statement that wins the attempt); ``cancel``
     also ends pending members and hangs up live calls through the REST API.
     """
-    action = request.path_params["action"]
+    body = await change_status(
+        app_state(request), int_param(request, "campaign_id"), request.path_params["action"]
+    )
+    return JSONResponse(body)
+
+
+async def change_status(state: AppState, campaign_id: int, action: str) -> dict[str, Any]:
+    """Apply ``action`` (start, pause, resume, cancel) to the campaign; its JSON after.
+
+    Raises NotFoundError (campaign or action), ConflictError (cannot dial) and
+    InvalidStateError (not allowed from the current status).
+    """
     if action not in TRANSITIONS:
         raise NotFoundError(f"unknown action {action!r}")
     allowed, target = TRANSITIONS[action]
-    state = app_state(request)
-    campaign_id = int_param(request, "campaign_id")
     if target == S.RUNNING:
         missing = dialing_blockers(state.settings)
         if missing:
@@ -286,7 +318,7 @@ async def transition(request: Request) -> Response:
             body["hung_up"] = await hang_up_live(state.sessions, twilio, campaign_id)
         finally:
             twilio.close()
-    return JSONResponse(body)
+    return body
 
 
 def dialing_blockers(settings: Settings) -> dict[str, str]:

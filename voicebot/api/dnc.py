@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -40,16 +41,35 @@ def dnc_json(entry: DoNotCall) -> dict[str, Any]:
 async def add_dnc(request: Request) -> Response:
     data = await parse_body(request, DncIn)
     async with app_state(request).sessions() as session:
-        entry = DoNotCall(phone=data.phone, reason=data.reason, source="api")
-        await session.execute(
-            update(Lead).where(Lead.phone == data.phone).values(status=LeadStatus.DO_NOT_CALL)
-        )
-        session.add(entry)
-        try:
-            await session.commit()
-        except IntegrityError as exc:
-            raise ConflictError("phone is already on the do-not-call list") from exc
+        entry = await add_to_dnc(session, data.phone, reason=data.reason, source="api")
         return JSONResponse(dnc_json(entry), status_code=201)
+
+
+async def add_to_dnc(
+    session: AsyncSession, phone: str, *, reason: str | None, source: str
+) -> DoNotCall:
+    """Put ``phone`` (E.164) on the list, mark its lead do_not_call, commit.
+    Raises ConflictError when it is on the list already."""
+    entry = DoNotCall(phone=phone, reason=reason, source=source)
+    await session.execute(
+        update(Lead).where(Lead.phone == phone).values(status=LeadStatus.DO_NOT_CALL)
+    )
+    session.add(entry)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise ConflictError("phone is already on the do-not-call list") from exc
+    return entry
+
+
+async def remove_from_dnc(session: AsyncSession, phone: str) -> None:
+    """Take ``phone`` off the list and commit. Raises NotFoundError when it is not on it."""
+    entry = (await session.scalars(select(DoNotCall).where(DoNotCall.phone == phone))).first()
+    if entry is None:
+        raise NotFoundError("phone is not on the do-not-call list")
+    await session.delete(entry)
+    await session.commit()
 
 
 @operation(
@@ -85,11 +105,7 @@ async def remove_dnc(request: Request) -> Response:
             "invalid phone", details=[{"field": "phone", "message": str(exc)}]
         ) from exc
     async with app_state(request).sessions() as session:
-        entry = (await session.scalars(select(DoNotCall).where(DoNotCall.phone == phone))).first()
-        if entry is None:
-            raise NotFoundError("phone is not on the do-not-call list")
-        await session.delete(entry)
-        await session.commit()
+        await remove_from_dnc(session, phone)
     return Response(status_code=204)
 
 

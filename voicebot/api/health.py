@@ -33,7 +33,7 @@ async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def _check(name: str, coro: Any) -> tuple[str, str | None]:
+async def check(name: str, coro: Any) -> tuple[str, str | None]:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
             await coro
@@ -51,7 +51,7 @@ async def broker_check(state: AppState) -> tuple[str, str | None]:
     broker = app_broker(state)
     if broker is None:
         return "broker", "not started"
-    return await _check("broker", asyncio.to_thread(probe_broker, broker))
+    return await check("broker", asyncio.to_thread(probe_broker, broker))
 
 
 async def _schema_at_head(engine: Any) -> None:
@@ -75,11 +75,11 @@ async def _schema_at_head(engine: Any) -> None:
 async def ready(request: Request) -> Response:
     state = app_state(request)
     checks = [
-        _check(engine_kind(state.engine), ping(state.engine)),
-        _check("schema", _schema_at_head(state.engine)),
+        check(engine_kind(state.engine), ping(state.engine)),
+        check("schema", _schema_at_head(state.engine)),
     ]
     if state.redis is not None:
-        checks.append(_check("redis", state.redis.ping()))
+        checks.append(check("redis", state.redis.ping()))
     checks.append(broker_check(state))
     checks.append(calls_check(state))
     checks.append(providers_check(state))

@@ -117,7 +117,10 @@ def _split_tags(text: str) -> list[str]:
 
 
 async def _write_chunk(
-    session: AsyncSession, chunk: list[tuple[int, Lead, str | None]], report: _Report
+    session: AsyncSession,
+    chunk: list[tuple[int, Lead, str | None]],
+    report: _Report,
+    created_phones: list[str] | None,
 ) -> None:
     phones = [lead.phone for _, lead, _ in chunk]
     known = set((await session.scalars(select(Lead.phone).where(Lead.phone.in_(phones)))).all())
@@ -144,6 +147,8 @@ async def _write_chunk(
             except IntegrityError:
                 report.fail(line, _problem("phone", "a lead with this phone already exists"))
     await session.commit()
+    if created_phones is not None:
+        created_phones.extend(lead.phone for _, lead, _ in written)
     for line, lead, warning in written:
         report.created += 1
         problems = [_problem("phone", text) for text in (warning,) if text is not None]
@@ -159,9 +164,14 @@ def _columns(lead: Lead) -> dict[str, Any]:
 
 
 async def import_leads(
-    session: AsyncSession, parsed: LeadCsv, *, on_progress: ProgressCallback | None = None
+    session: AsyncSession,
+    parsed: LeadCsv,
+    *,
+    on_progress: ProgressCallback | None = None,
+    created_phones: list[str] | None = None,
 ) -> dict[str, Any]:
     """Import every row of ``parsed``; the report lists each failed or warned row by line.
+    ``created_phones``, when given, receives the phone of every lead created.
 
     Raises InvalidInputError (from the CSV reader) when the file breaks mid-way.
     """
@@ -184,12 +194,12 @@ async def import_leads(
         seen[lead.phone] = row.line
         chunk.append((row.line, lead, warning))
         if len(chunk) >= CHUNK_ROWS:
-            await _write_chunk(session, chunk, report)
+            await _write_chunk(session, chunk, report, created_phones)
             chunk = []
             if on_progress is not None:
                 on_progress(handled)
     if chunk:
-        await _write_chunk(session, chunk, report)
+        await _write_chunk(session, chunk, report, created_phones)
     if on_progress is not None:
         on_progress(handled)
     return report.as_json()

@@ -32,6 +32,7 @@ from voicebot.api.schemas import (
 )
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
+from voicebot.db import queries
 from voicebot.db.models import Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
 
@@ -107,28 +108,19 @@ async def create_lead(request: Request) -> Response:
 async def list_leads(request: Request) -> Response:
     q = parse_query(request, LeadQuery)
     limit, offset = q.limit, q.offset
-    stmt = select(Lead)
-    if status := q.status:
-        _check_status(status)
-        stmt = stmt.where(Lead.status == status)
-    if company := q.company:
-        stmt = stmt.where(Lead.company == company)
-    if search := q.q:
-        stmt = stmt.where(Lead.name.ilike(f"%{search}%"))
+    if q.status:
+        _check_status(q.status)
+    stmt = queries.leads_select(status=q.status, company=q.company, search=q.q)
     tag = q.tag
     async with app_state(request).sessions() as session:
         if tag:  # JSON containment differs per backend; filter the (short) tag lists here
-            rows = [
-                r for r in (await session.scalars(stmt.order_by(Lead.id))).all() if tag in r.tags
-            ]
+            rows = [r for r in (await session.scalars(stmt)).all() if tag in r.tags]
             total, items = len(rows), rows[offset : offset + limit]
         else:
             total = int(
                 await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
             )
-            items = list(
-                (await session.scalars(stmt.order_by(Lead.id).limit(limit).offset(offset))).all()
-            )
+            items = list((await session.scalars(stmt.limit(limit).offset(offset))).all())
     return JSONResponse(
         {"items": [lead_json(r) for r in items], "total": total, "limit": limit, "offset": offset}
     )

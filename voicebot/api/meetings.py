@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,6 +20,7 @@ from voicebot.api.schemas import (
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
 from voicebot.db import meetings as booking
+from voicebot.db import queries
 from voicebot.db.models import Meeting, MeetingStatus
 from voicebot.db.types import utcnow
 from voicebot.errors import InvalidStateError, NotFoundError
@@ -76,17 +76,10 @@ async def list_meetings(request: Request) -> Response:
     q = parse_query(request, MeetingQuery)
     limit, offset, start, end = q.limit, q.offset, q.start, q.end
     state = app_state(request)
-    stmt = select(Meeting).order_by(Meeting.start_at)
-    if start is not None:
-        stmt = stmt.where(Meeting.end_at > start)
-    if end is not None:
-        stmt = stmt.where(Meeting.start_at < end)
-    if q.status:
-        stmt = stmt.where(Meeting.status == q.status)
-    if q.lead_id is not None:
-        stmt = stmt.where(Meeting.lead_id == q.lead_id)
     async with state.sessions() as session:
-        rows = list((await session.scalars(stmt.limit(limit).offset(offset))).all())
+        rows = await queries.meetings_between(
+            session, start, end, status=q.status, lead_id=q.lead_id, limit=limit, offset=offset
+        )
     return JSONResponse(
         {
             "items": [meeting_json(m, state.settings.tz) for m in rows],

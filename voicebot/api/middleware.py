@@ -136,20 +136,35 @@ def _route_template(scope: Scope) -> str:
 
 class BodyLimitMiddleware:
     """Refuses bodies over ``max_body_bytes`` with 413, by header or while streaming;
-    ``path_limits`` gives single paths (a file upload) their own limit."""
+    ``path_limits`` gives single paths (a file upload) their own limit, ``suffix_limits``
+    the paths that end a certain way (a file upload under an id)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, path_limits: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        suffix_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.path_limits = dict(path_limits or {})
+        self.suffix_limits = dict(suffix_limits or {})
+
+    def _limit(self, path: str) -> int:
+        if path in self.path_limits:
+            return self.path_limits[path]
+        for suffix, limit in self.suffix_limits.items():
+            if path.endswith(suffix):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
+        limit = self._limit(scope["path"])
         length = Headers(scope=scope).get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await self._reject(scope, receive, send, limit)

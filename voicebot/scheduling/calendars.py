@@ -92,3 +92,20 @@ def closed_reason(calendar: CalendarName, day: date) -> str | None:
     if day.weekday() == SATURDAY:
         return "Shabbat"
     return il_holiday(day)
+
+
+@lru_cache(maxsize=HOLIDAY_YEARS_CACHED)
+def _il_holiday_names(year: int, language: str) -> dict[date, str]:
+    names = holidays.country_holidays("IL", years=year, language=language)
+    optional = holidays.country_holidays(
+        "IL", years=year, categories=("optional",), language=language
+    )
+    return {day: str(name) for day, name in (*optional.items(), *names.items())}
+
+
+def il_holiday_name(day: date, language: str) -> str | None:
+    """The name of the IL holiday that closes ``day`` in ``language`` ("he", "en_US"),
+    None on a day the IL calendar does not close for a holiday."""
+    if il_holiday(day) is None:
+        return None
+    return _il_holiday_names(day.year, language).get(day) or il_holiday(day)

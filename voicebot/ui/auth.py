@@ -1,0 +1,157 @@
+"""Who may use the console, and proof that a form came from it.
+
+Owns :class:`ConsoleGuard`, pure-ASGI middleware inside Starlette's signed session
+(itsdangerous, HttpOnly, SameSite=strict, ``Secure`` on an https deployment) that:
+
+- lets ``/ui/sign-in`` and ``/ui/static/…`` through; every other page needs a session
+  signed in with the current ``API_KEY`` (the session holds an HMAC fingerprint of the
+  key, so changing the key signs everyone out) or, when no key is set, no sign-in at all;
+  a page without one is redirected to sign-in (an htmx request gets ``HX-Redirect``);
+- refuses (403) any unsafe request whose CSRF token, from the ``X-CSRF-Token`` header
+  (htmx sends it on every request) or the ``csrf_token`` form field, does not equal the
+  session's (the synchronizer-token pattern: the token lives in the signed session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voicebot.config import Settings
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SESSION_AUTH_KEY = "auth"
+SESSION_CSRF_KEY = "csrf"
+CSRF_TOKEN_BYTES = 32
+CONSOLE_PREFIX = "/ui"
+OPEN_PREFIXES = ("/ui/sign-in", "/ui/static/")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def key_fingerprint(settings: Settings) -> str | None:
+    """What a signed-in session holds: an HMAC of the API key (None when no key is set)."""
+    if settings.api_key is None:
+        return None
+    digest = hmac.new(b"voicebot-console", settings.api_key.get_secret_value().encode(), "sha256")
+    return digest.hexdigest()[:32]
+
+
+def signed_in(session: dict[str, Any], settings: Settings) -> bool:
+    expected = key_fingerprint(settings)
+    if expected is None:
+        return True
+    given = session.get(SESSION_AUTH_KEY)
+    return isinstance(given, str) and hmac.compare_digest(given, expected)
+
+
+def csrf_token(session: dict[str, Any]) -> str:
+    """The session's CSRF token, made on first use."""
+    token = session.get(SESSION_CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(CSRF_TOKEN_BYTES)
+        session[SESSION_CSRF_KEY] = token
+    return token
+
+
+def session_secret(settings: Settings) -> str:
+    """The session cookie's signing key: derived from ``SECRET_KEY`` (every instance
+    agrees), else random per process (a loopback development server)."""
+    if settings.secret_key is None:
+        return secrets.token_hex(32)
+    raw = settings.secret_key.get_secret_value().encode()
+    return hashlib.sha256(b"voicebot-console-session:" + raw).hexdigest()
+
+
+class ConsoleGuard:
+    """Sign-in and CSRF checks for everything under ``/ui`` (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if not path.startswith(CONSOLE_PREFIX):  # ASGI servers before the full-path rule
+            path = scope.get("root_path", "") + path
+        session: dict[str, Any] = scope["session"]
+        if not path.startswith(OPEN_PREFIXES) and not signed_in(session, self.settings):
+            await self._to_sign_in(scope, path)(scope, receive, send)
+            return
+        if scope["method"] not in SAFE_METHODS:
+            ok, receive = await _csrf_ok(scope, receive, session)
+            if not ok:
+                response = HTMLResponse(
+                    "<!doctype html><html lang=he dir=rtl><body><p>"
+                    "הטופס פג תוקף או שאינו שלנו; טענו את הדף מחדש ונסו שוב</p></body></html>",
+                    status_code=403,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _to_sign_in(self, scope: Scope, path: str) -> Response:
+        target = "/ui/sign-in"
+        if scope["method"] == "GET" and path not in ("/ui", "/ui/"):
+            query = scope.get("query_string", b"").decode("latin-1")
+            target += "?next=" + quote(path + ("?" + query if query else ""), safe="")
+        if Headers(scope=scope).get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+
+async def _csrf_ok(scope: Scope, receive: Receive, session: dict[str, Any]) -> tuple[bool, Receive]:
+    """Whether the request carries the session's CSRF token; the receive to go on with
+    (the body, read here to find a form field, is replayed to the route)."""
+    expected = session.get(SESSION_CSRF_KEY)
+    headers = Headers(scope=scope)
+    given = headers.get(CSRF_HEADER)
+    if given is None and headers.get("content-type", "").startswith(FORM_TYPES):
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        original = receive
+        receive = _replay(bytes(body), original)
+        form = await Request(scope, _replay(bytes(body), original)).form()
+        try:
+            value = form.get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+        finally:
+            await form.close()
+    ok = (
+        isinstance(expected, str)
+        and isinstance(given, str)
+        and hmac.compare_digest(given.encode(), expected.encode())
+    )
+    return ok, receive
+
+
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The buffered body as one message, then whatever the connection says next."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await then()
+
+    return receive
