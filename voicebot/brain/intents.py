@@ -179,6 +179,8 @@ def detect_intent(
         when is not None
         and name not in _KEEPS_TIME
         and (score <= TIME_SCORE or name in _YIELDS_TO_TIME)
+        # A day behind us ("דיברנו אתמול") is an answer only when a time was asked for.
+        and (not when.past or expecting in ("slot", "time"))
     ):
         name, score = "propose_time", max(score, TIME_SCORE)
     # While the agent asks its open questions a sentence no pattern knows is an answer

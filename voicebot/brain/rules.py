@@ -216,6 +216,10 @@ class RuleBrain:
         self, state: ConversationState, result: IntentResult, now: datetime
     ) -> Reply:
         intent, when = result.intent, result.time
+        if intent == "propose_time" and when is not None and when.past:
+            # "אתמול בעשר": never book or confirm a time behind us; the nearest ones instead.
+            state.pending_slot = None
+            return await self._propose(state, now, intent, lead_in=say.TIME_PASSED)
         if intent == "propose_time" and when is not None:
             if when.is_instant:
                 if when.start in state.proposed_slots:
@@ -271,6 +275,8 @@ class RuleBrain:
     ) -> Reply:
         """The caller asked to meet: book the time named if it is free, else offer slots near it."""
         when = result.time
+        if when is not None and when.past:
+            return await self._propose(state, now, result.intent, lead_in=say.TIME_PASSED)
         if when is not None and when.is_instant:
             return await self._book(state, when.start, now, result.intent)
         return await self._propose(state, now, result.intent, lead_in=say.GLAD_TO_BOOK, within=when)
@@ -296,6 +302,9 @@ class RuleBrain:
     async def _callback(
         self, state: ConversationState, when: TimeParse, now: datetime, intent: str
     ) -> Reply:
+        if when.past:
+            state.stage = st.CALLBACK
+            return self._reply(state, f"{say.TIME_PASSED} {say.ASK_CALLBACK_AGAIN}", intent)
         asked = when.start if when.is_instant else max(when.start, now + timedelta(hours=1))
         moment = self._calling_time(asked)
         await self._tools.schedule_callback(when=moment)

@@ -12,7 +12,10 @@ time ranges said the way slots are named ("רבע לחמש"), slash dates ("3/12
 ("2 שעות" → "שעתיים"), halves ("1.5 שעות" → "שעה וחצי"), weekday ordinals ("יום 1" →
 "יום ראשון"), weekday letters ("ביום א'" → "ביום ראשון", "א'-ה'"), "24/7", halves
 written "½"/"1/2 שעה", prices per period ("₪99/חודש" → "… לחודש"), "1-2 ימים" ("יום או
-יומיים") and percentages; a digit run too long to be a number is read digit by digit.
+יומיים"), percentages ("אחוז אחד", "חמישה אחוזים", "עשרים אחוז"), signs ("-5%" → "מינוס
+חמישה אחוזים"), a count joined to a second one before the noun ("3 מתוך 5 לקוחות" →
+"שלושה מתוך חמישה לקוחות") and day-month dates after "ה-" ("עד ה-15.3"; a bare "15.3"
+is a decimal); a digit run too long to be a number is read digit by digit.
 Its output holds no digits, so a second pass changes nothing: every path to TTS goes
 through it once and a repeat is harmless.
 """
@@ -84,6 +87,23 @@ _PRICE_RANGE_RE = re.compile(
     rf"|(?P<a2>{_AMOUNT})\s?[-–]\s?(?P<b2>{_AMOUNT})\s?(?P<sign2>{_CURRENCY}))(?![\d.,])"
 )
 _PERCENT_RANGE_RE = re.compile(r"(?<![\d.,])(?P<a>\d+)%?\s?[-–]\s?(?P<b>\d+)\s?%")
+# A sign written against a number ("-5%", "+3%", "−₪50"), not a range ("5-7") or a prefix
+# letter's hyphen ("ב-5").
+_SIGN_RE = re.compile(
+    r"(?:(?<![\w\-])(?P<pre>[בלמוהכש])[-־]|(?<![\w.,%₪$€)\]\-–−+־])(?<!\d\s))"
+    r"(?P<sign>[-−+])(?=[₪$€]?\d)"
+)
+_SIGN_WORDS: Final = {"-": "מינוס ", "−": "מינוס ", "+": "פלוס "}
+# A count, a word joining it to a second count, then the noun both count: "3 מתוך 5 לקוחות".
+_JOINED_COUNT_RE = re.compile(
+    r"(?<![\d.,:/\-–])(?P<a>\d{1,3})\s+(?P<join>מתוך|או|עד|על|ועד|ל-?|מ-?)\s*"
+    r"(?=\d{1,3}\s+(?P<noun>[א-ת]{2,})(?![א-ת]))"
+)
+# "ה-15.3": a day of the month and a month, said as a date (a bare "15.3" is a decimal).
+_DEFINITE_DATE_RE = re.compile(
+    r"(?<![\w.])(?P<pre>[בלמוכש]?)ה[-־]?(?P<d>\d{1,2})\.(?P<mo>\d{1,2})(?![\d.]\d)"
+)
+PERCENT_SINGULAR_FROM = 11  # "עשרים אחוז": from eleven on the noun may stay singular
 _PERCENT_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)(?:\.(?P<frac>\d+))?\s?%")
 _UNITS_ALT = "|".join(_DUAL)
 _HALF_RE = re.compile(rf"(?<![\d.,]){_PRE}(?P<n>\d+)\.5\s+(?P<unit>{_UNITS_ALT})\b")
@@ -198,14 +218,27 @@ def _date_sub(m: re.Match[str]) -> str:
     return _attach(m["pre"], spoken_date(day, month, int(m["y"]) if m["y"] else None))
 
 
+def _percent_words(whole: int, frac: str | None) -> str:
+    """A percentage said with its noun: "אחוז אחד", "שני אחוזים", "חמישה אחוזים", "עשרים
+    אחוז" (from eleven on the noun stays singular), "אחוז וחצי", "אפס נקודה שלוש אחוז"."""
+    if frac == "5":
+        if whole == 0:
+            return "חצי אחוז"
+        if whole == 1:
+            return "אחוז וחצי"
+        words = f"{number_to_words(whole, 'm')} וחצי"
+    elif frac:
+        words = f"{number_to_words(whole, 'm')} נקודה {spoken_digits(frac)}"
+    elif whole == 1:
+        return "אחוז אחד"
+    else:
+        words = _count_words(whole, "m")
+    plural = 2 <= whole < PERCENT_SINGULAR_FROM and not (frac and frac != "5" and whole == 0)
+    return f"{words} {'אחוזים' if plural else 'אחוז'}"
+
+
 def _percent_sub(m: re.Match[str]) -> str:
-    whole = int(m["n"])
-    words = number_to_words(whole, "m")
-    if m["frac"] == "5":
-        words = "חצי" if whole == 0 else f"{words} וחצי"
-    elif m["frac"]:
-        words += f" נקודה {spoken_digits(m['frac'])}"
-    return _attach(m["pre"], f"{words} אחוז")
+    return _attach(m["pre"], _percent_words(int(m["n"]), m["frac"]))
 
 
 def _price_range_sub(m: re.Match[str]) -> str:
@@ -218,8 +251,47 @@ def _price_range_sub(m: re.Match[str]) -> str:
 
 
 def _percent_range_sub(m: re.Match[str]) -> str:
-    low, high = number_to_words(int(m["a"]), "m"), number_to_words(int(m["b"]), "m")
-    return f"{low} עד {high} אחוז"
+    """ "5–7%" → "חמישה עד שבעה אחוזים": the noun agrees with the second number."""
+    low = number_to_words(int(m["a"]), "m")
+    high = _percent_words(int(m["b"]), None)
+    if high == "אחוז אחד":
+        high = "אחד אחוז"
+    elif high.startswith("שני "):
+        high = "שניים " + high.removeprefix("שני ")
+    return f"{low} עד {high}"
+
+
+def _sign_sub(m: re.Match[str]) -> str:
+    return _attach(m["pre"], _SIGN_WORDS[m["sign"]])
+
+
+@functools.lru_cache(maxsize=SPOKEN_CACHE_ENTRIES)
+def noun_gender(noun: str) -> str | None:
+    """ "m" or "f" for a noun the library counts ("לקוחות" → "m", "פגישות" → "f"), else None."""
+    spoken = normalize(f"3 {noun}", _CONFIG)
+    if spoken.startswith("שלושה "):
+        return "m"
+    if spoken.startswith("שלוש "):
+        return "f"
+    return None
+
+
+def _joined_count_sub(m: re.Match[str]) -> str:
+    """ "3 מתוך 5 לקוחות": the first count takes the gender of the noun the second counts."""
+    gender = noun_gender(m["noun"])
+    if gender is None:
+        return m.group(0)
+    words = number_to_words(int(m["a"]), "m" if gender == "m" else "f")
+    join = m["join"].rstrip("-")
+    glued = join in ("ל", "מ")
+    return f"{words} {join}" + ("" if glued else " ")
+
+
+def _definite_date_sub(m: re.Match[str]) -> str:
+    day, month = int(m["d"]), int(m["mo"])
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return m.group(0)
+    return f"{m['pre']}ה{spoken_date(day, month)}"
 
 
 def _half_sub(m: re.Match[str]) -> str:
@@ -295,12 +367,14 @@ def _rewrite(text: str) -> str:
     text = _PHONE_RE.sub(_phone_sub, text)
     text = _SERVICE_PHONE_RE.sub(lambda m: spoken_phone(m.group(0)), text)
     text = _STAR_RE.sub(_star_sub, text)
+    text = _SIGN_RE.sub(_sign_sub, text)
     text = _ROUND_THE_CLOCK_RE.sub("עשרים וארבע שבע", text)
     text = _HALF_FRACTION_RE.sub("חצי", text)
     text = _PER_PERIOD_RE.sub(lambda m: f" ל{m['unit']}", text)
     text = _TIME_RANGE_RE.sub(_time_range_sub, text)
     text = _TIME_RE.sub(_time_sub, text)
     text = _DATE_RE.sub(_date_sub, text)
+    text = _DEFINITE_DATE_RE.sub(_definite_date_sub, text)
     text = _PRICE_RANGE_RE.sub(_price_range_sub, text)
     text = _PERCENT_RANGE_RE.sub(_percent_range_sub, text)
     text = _PERCENT_RE.sub(_percent_sub, text)
@@ -308,6 +382,7 @@ def _rewrite(text: str) -> str:
     text = _ONE_OR_TWO_RE.sub(_one_or_two_sub, text)
     text = _DUAL_RE.sub(_dual_sub, text)
     text = _DAY_ORDINAL_RE.sub(_day_ordinal_sub, text)
+    text = _JOINED_COUNT_RE.sub(_joined_count_sub, text)
     text = normalize(text, _CONFIG)
     # Whatever the library left as digits (a model name such as "5G", a run too long to be a
     # number) is still spoken.

@@ -13,7 +13,7 @@ from typing import Literal
 
 from voicebot.brain.normalize import fold_finals
 
-Precision = Literal["instant", "part_of_day", "day", "week"]
+Precision = Literal["instant", "part_of_day", "day", "week", "month"]
 PartOfDay = Literal["morning", "noon", "afternoon", "evening", "night"]
 
 DEFAULT_BUSINESS_HOURS = (time(9, 0), time(18, 0))
@@ -85,12 +85,27 @@ MONTH_DATE_RE = _rx(
     + "))"
     + _E
 )
-DAY_WORD_RE = _rx(_B + r"(?:ו?[בל]?|עד\s+)(?P<word>מחרתיים|מחר|היום)" + _E)
+DAY_WORD_RE = _rx(_B + r"(?:ו?[בל]?|עד\s+|מ)(?P<word>מחרתיים|מחר|היום|אתמול|שלשום)" + _E)
+DAY_WORD_OFFSETS: dict[str, int] = {
+    fold_finals(k): v
+    for k, v in (("היום", 0), ("מחר", 1), ("מחרתיים", 2), ("אתמול", -1), ("שלשום", -2))
+}
+# Words that put a weekday, week or month behind us: "ביום שני שעבר", "בשבוע הקודם".
+_PAST = r"(?:ש?עבר|ה?קודמ|ה?קודמת|ה?אחרונ|ה?אחרונה)"
 WEEKDAY_RE = _rx(
     _B + r"(?:(?:ו?[בל]?|עד\s+)?יום\s+|ו?[בל])(?P<wd>" + "|".join(WEEKDAYS) + r")"
-    r"(?P<next>\s+ה?בא|\s+שבוע\s+הבא)?" + _E
+    r"(?P<next>\s+ה?בא|\s+שבוע\s+הבא)?(?P<past>\s+" + _PAST + r")?" + _E
 )
 NEXT_WEEK_RE = _rx(_B + r"(?:ב|ל)?שבוע\s+הבא" + _E)
+PAST_WEEK_RE = _rx(_B + r"(?:ו?[בל]|מ)?(?:שבוע\s+" + _PAST + r"|שבוע\s+שעבר)" + _E)
+PAST_MONTH_RE = _rx(_B + r"(?:ו?[בל]|מ)?חודש\s+" + _PAST + _E)
+# "לפני שעתיים", "לפני 3 ימים", "לפני שבוע": a moment or a day behind us.
+PAST_RELATIVE_RE = re.compile(
+    _B
+    + fold_finals(r"(?:ו?מ?לפני)\s+(?:(?P<n>\d+)\s+)?(?P<frac>חצי\s+|רבע\s+)?")
+    + f"(?P<unit>{_UNITS})"
+    + _E
+)
 PARTS: tuple[tuple[re.Pattern[str], PartOfDay, bool], ...] = (
     (_rx(_B + r"(?:ו?[בל])?(?:אחרי|אחר)\s+ה?צהריים" + _E), "afternoon", False),
     (_rx(_B + r"(?:ו?[בל])?לפני\s+ה?צהריים" + _E), "morning", False),

@@ -15,6 +15,10 @@ Owns the grammar of spoken times and dates and the rules that make them concrete
   "עוד שבוע" / "בעוד יומיים" name a day.
 * A date with no year ("15/12") is the next such date from today; "ב-3 לחודש" is the
   3rd of this month, or of next month once it has passed.
+* A time behind us is never moved forward: "אתמול בעשר", "שלשום", "ביום שני שעבר",
+  "בשבוע שעבר", "בחודש שעבר", "לפני שעתיים" and "היום בשמונה" said at noon parse to
+  the past moment or span they name, with ``past`` set, so the agent can say that time
+  has passed instead of booking another one.
 
 Results are aware datetimes in the given zone; wall-clock times that do not exist on
 a DST change day are moved forward by the gap.
@@ -32,6 +36,7 @@ from voicebot.brain.time_grammar import (
     BARE_HOUR_RE,
     BARE_PM_HOURS,
     CLOCK_RES,
+    DAY_WORD_OFFSETS,
     DAY_WORD_RE,
     DAYS_PER_WEEK,
     DEFAULT_BUSINESS_HOURS,
@@ -45,6 +50,9 @@ from voicebot.brain.time_grammar import (
     NUMERIC_DATE_RE,
     PART_OF_DAY_SPANS,
     PARTS,
+    PAST_MONTH_RE,
+    PAST_RELATIVE_RE,
+    PAST_WEEK_RE,
     RELATIVE_RE,
     RELATIVE_UNITS_MIN,
     WEEKDAY_RE,
@@ -62,6 +70,7 @@ class TimeParse:
     end: datetime
     precision: Precision
     part_of_day: PartOfDay | None = None
+    past: bool = False  # the whole of it was over before the caller said it
 
     @property
     def is_instant(self) -> bool:
@@ -77,6 +86,7 @@ class _Found:
     minute: int = 0
     explicit_24h: bool = False
     instant: datetime | None = None
+    month_start: date | None = None
 
 
 def at(day: date, clock: time, tz: ZoneInfo) -> datetime:
@@ -88,6 +98,11 @@ def at(day: date, clock: time, tz: ZoneInfo) -> datetime:
 
 def _sunday_index(day: date) -> int:
     return (day.weekday() + 1) % DAYS_PER_WEEK
+
+
+def _last_weekday(today: date, weekday: int) -> date:
+    behind = (today.weekday() - weekday) % DAYS_PER_WEEK
+    return today - timedelta(days=behind or DAYS_PER_WEEK)
 
 
 def _next_weekday(today: date, weekday: int, *, next_week: bool) -> date:
@@ -126,6 +141,27 @@ MAX_RELATIVE_MIN = 2 * 366 * 24 * 60  # a relative time further ahead than this 
 
 def _take(text: str, match: re.Match[str]) -> str:
     return text[: match.start()] + " " + text[match.end() :]
+
+
+def _parse_past_relative(text: str, found: _Found, now: datetime) -> str:
+    """ "לפני שעתיים" → two hours ago, "לפני 3 ימים" → that day."""
+    match = PAST_RELATIVE_RE.search(text)
+    if match is None:
+        return text
+    unit = match["unit"]
+    per_unit, count = RELATIVE_UNITS_MIN[unit], float(match["n"] or 1)
+    if unit in DUAL_UNITS:
+        per_unit, count = per_unit // 2, 2.0 * count
+    if match["frac"]:
+        count = 0.5 if match["frac"].strip() == fold_finals("חצי") else 0.25
+    if not per_unit * count <= MAX_RELATIVE_MIN:
+        return _take(text, match)
+    minutes = round(per_unit * count)
+    if per_unit >= MINUTES_PER_DAY:
+        found.day = now.date() - timedelta(minutes=minutes)
+    else:
+        found.instant = (now.astimezone(UTC) - timedelta(minutes=minutes)).astimezone(now.tzinfo)
+    return _take(text, match)
 
 
 def _parse_relative(text: str, found: _Found, now: datetime) -> str:
@@ -169,14 +205,22 @@ def _parse_day(text: str, found: _Found, today: date) -> str:
             found.day = _month_day(today, day, skip=1 if m["next"] else 0)
         return _take(text, m)
     if (m := WEEKDAY_RE.search(text)) is not None:
-        found.day = _next_weekday(today, WEEKDAYS[m["wd"]], next_week=bool(m["next"]))
+        if m["past"]:
+            found.day = _last_weekday(today, WEEKDAYS[m["wd"]])
+        else:
+            found.day = _next_weekday(today, WEEKDAYS[m["wd"]], next_week=bool(m["next"]))
         text = _take(text, m)
     elif (m := DAY_WORD_RE.search(text)) is not None:
-        offset = {fold_finals("היום"): 0, fold_finals("מחר"): 1}.get(m["word"], 2)
-        found.day = today + timedelta(days=offset)
+        found.day = today + timedelta(days=DAY_WORD_OFFSETS[m["word"]])
         text = _take(text, m)
     elif (m := NEXT_WEEK_RE.search(text)) is not None:
         found.week_start = today + timedelta(days=DAYS_PER_WEEK - _sunday_index(today))
+        text = _take(text, m)
+    elif (m := PAST_WEEK_RE.search(text)) is not None:
+        found.week_start = today - timedelta(days=_sunday_index(today) + DAYS_PER_WEEK)
+        text = _take(text, m)
+    elif (m := PAST_MONTH_RE.search(text)) is not None:
+        found.month_start = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
         text = _take(text, m)
     return text
 
@@ -256,30 +300,50 @@ def parse_hebrew_time(
     today = now.date()
     found = _Found()
     rest = _parse_relative(words_to_digits(normalize(text)), found, now)
+    rest = _parse_past_relative(rest, found, now)
     if found.instant is not None:
-        return TimeParse(found.instant, found.instant, "instant")
+        return TimeParse(found.instant, found.instant, "instant", past=found.instant < now)
     rest = _parse_day(rest, found, today)
     rest = _parse_part(rest, found, today)
     _parse_clock(rest, found)
     open_start, open_end = business_hours
+    named = found.day is not None or found.week_start is not None
     if found.hour is not None:
         clock = time(_hour24(found.hour, found.part, found.explicit_24h), found.minute)
-        day = found.day or found.week_start or today
+        day = found.day or found.week_start or found.month_start or today
         start = at(day, clock, tz)
-        if found.day is None and found.week_start is None and start <= now:
+        if not named and found.month_start is None and start <= now:
             start = at(_next_open_day(today, business_days), clock, tz)
-        return TimeParse(start, start, "instant", found.part)
+        return TimeParse(start, start, "instant", found.part, past=start < now)
     if found.part is not None:
         span_start, span_end = PART_OF_DAY_SPANS[found.part]
         day = found.day or found.week_start or today
-        if found.day is None and found.week_start is None and at(day, span_end, tz) <= now:
+        if not named and at(day, span_end, tz) <= now:
             day = _next_open_day(today, business_days)
-        start = max(at(day, span_start, tz), now)
-        return TimeParse(start, at(day, span_end, tz), "part_of_day", found.part)
+        return _span(at(day, span_start, tz), at(day, span_end, tz), "part_of_day", now, found.part)
     if found.day is not None:
-        start = max(at(found.day, open_start, tz), now)
-        return TimeParse(start, max(at(found.day, open_end, tz), start), "day")
+        return _span(at(found.day, open_start, tz), at(found.day, open_end, tz), "day", now)
     if found.week_start is not None:
         last_day = found.week_start + timedelta(days=4)
-        return TimeParse(at(found.week_start, open_start, tz), at(last_day, open_end, tz), "week")
+        return _span(at(found.week_start, open_start, tz), at(last_day, open_end, tz), "week", now)
+    if found.month_start is not None:
+        next_month = (found.month_start + timedelta(days=31)).replace(day=1)
+        last_day = next_month - timedelta(days=1)
+        return _span(
+            at(found.month_start, open_start, tz), at(last_day, open_end, tz), "month", now
+        )
     return None
+
+
+def _span(
+    start: datetime,
+    end: datetime,
+    precision: Precision,
+    now: datetime,
+    part: PartOfDay | None = None,
+) -> TimeParse:
+    """A named span: the whole of it when it is over, else from now on."""
+    if end < now:
+        return TimeParse(start, end, precision, part, past=True)
+    start = max(start, now)
+    return TimeParse(start, max(end, start), precision, part)

@@ -3,7 +3,9 @@
 Owns loading the sets shipped in ``voicebot/testing/data`` (``dev``: patterns may be
 tuned on its misses; ``heldout``: held out, but seen by the people who tuned the
 classifier, kept and reported as ``heldout_v1`` for history; ``heldout_v2``: written
-blind, by someone who never read the classifier or its data, measured only) and scoring
+blind, by someone who never read the classifier or its data, measured only), the extra
+training utterances (``intents_train.tsv``: written for the n-gram model to learn from,
+never scored) and scoring
 :func:`~voicebot.brain.intents.detect_intent` on them exactly as
 :class:`~voicebot.brain.rules.RuleBrain` calls it at the stage each moment stands for.
 Used by ``scripts/intent_eval.py`` and ``tests/unit/brain/test_intent_eval.py``.
@@ -11,6 +13,7 @@ Used by ``scripts/intent_eval.py`` and ``tests/unit/brain/test_intent_eval.py``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +25,7 @@ from voicebot.brain.intents import detect_intent
 
 Half = Literal["dev", "heldout", "heldout_v2"]
 DATA_DIR = Path(__file__).parent / "data"
+TRAIN_EXTRA = "intents_train.tsv"  # training-only rows, in the same format
 TZ = ZoneInfo("Asia/Jerusalem")
 # A Tuesday morning: "מחר" is a business day, so times parse as they would on most calls.
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=TZ)
@@ -70,8 +74,25 @@ def load(half: Half) -> tuple[Labelled, ...]:
 
     Raises ``ValueError`` on a malformed row or an unknown moment.
     """
+    return _read(DATA_DIR / f"intents_{half}.tsv")
+
+
+def load_training() -> tuple[Labelled, ...]:
+    """The rows the n-gram model is fitted on: the development half and the extra training
+    utterances. Never the held-out half."""
+    return load("dev") + _read(DATA_DIR / TRAIN_EXTRA)
+
+
+def training_sha256() -> str:
+    """SHA-256 over the training files, recorded in the fitted model."""
+    digest = hashlib.sha256()
+    for name in ("intents_dev.tsv", TRAIN_EXTRA):
+        digest.update((DATA_DIR / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _read(path: Path) -> tuple[Labelled, ...]:
     rows = []
-    path = DATA_DIR / f"intents_{half}.tsv"
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
