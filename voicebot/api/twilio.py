@@ -26,7 +26,7 @@ from tenacity import (
     wait_random,
 )
 
-from voicebot.api import twilio_audio, twilio_gather
+from voicebot.api import twilio_amd, twilio_audio, twilio_gather
 from voicebot.api.errors import error_response
 from voicebot.api.phones import is_phone_address, normalize_phone
 from voicebot.api.spec import FORM, Returns, operation
@@ -38,7 +38,12 @@ from voicebot.api.twilio_status import (
     status,
     webhook_call,
 )
-from voicebot.api.twilio_voicemail import is_machine, voicemail_twiml
+from voicebot.api.twilio_voicemail import (
+    FAX_ANSWER,
+    claim_voicemail,
+    is_machine,
+    voicemail_twiml,
+)
 from voicebot.brain.base import ConversationState, LeadContext
 from voicebot.brain.script import AgentScript
 from voicebot.brain.summary import CallFacts, rule_summary
@@ -50,10 +55,8 @@ from voicebot.db.models import (
     Call,
     CallOutcome,
     CallStatus,
-    Campaign,
     Lead,
     LeadStatus,
-    VoicemailAction,
 )
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
@@ -75,7 +78,6 @@ VOICE_DB_BUDGET_S = 8.0
 VOICE_DB_RETRY_JITTER_S = 0.2
 VOICE_RETRY_AFTER_S = 1
 INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
-FAX_ANSWER = "fax"  # AnsweredBy for a fax machine: never a voice message
 
 
 async def _upsert_call(
@@ -122,24 +124,6 @@ async def _upsert_call(
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
     await session.flush()
     return call
-
-
-async def _leave_voicemail(session: AsyncSession, call: Call) -> bool:
-    """Whether to leave the voicemail message on this machine: the campaign says
-    ``leave_message`` and no message was left for this lead before (at most one per lead);
-    claims the lead's one message when True. Calls outside campaigns leave it."""
-    campaign = await session.get(Campaign, call.campaign_id) if call.campaign_id else None
-    if campaign is not None and campaign.voicemail_action != VoicemailAction.LEAVE_MESSAGE:
-        return False
-    if call.lead_id is None:
-        return True
-    claimed = await session.execute(
-        update(Lead)
-        .where(Lead.id == call.lead_id, Lead.voicemail_left_at.is_(None))
-        .values(voicemail_left_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(claimed, "rowcount", 0))
 
 
 async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
@@ -194,7 +178,7 @@ async def _record_answer(
                 leave_message = False
                 if machine:
                     outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
-                    leave_message = not fax and await _leave_voicemail(session, call)
+                    leave_message = not fax and await claim_voicemail(session, call)
                     await record_outcome(session, call, outcome)
                     facts = CallFacts(outcome, state.settings.tz)
                     summary = rule_summary(ConversationState(lead=lead), facts)
@@ -468,6 +452,7 @@ routes: list[Any] = [
     Route("/twilio/voice", voice, methods=["POST"]),
     Route("/twilio/status", status, methods=["POST"]),
     WebSocketRoute("/twilio/media", media),
+    *twilio_amd.routes,
     *twilio_gather.routes,
     *twilio_audio.routes,
 ]

@@ -91,6 +91,13 @@ class CallRegistry:
             self._live.pop(id(call), None)
             self._ended.set()
 
+    def find(self, call_sid: str) -> EndableCall | None:
+        """The live call with this SID when its stream runs in this process, else None."""
+        for call in self._live.values():
+            if call.call_sid == call_sid:
+                return call
+        return None
+
     def start_drain(self) -> None:
         """Admit no new call from now on."""
         if not self.draining:

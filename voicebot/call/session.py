@@ -272,6 +272,24 @@ class CallSession:
             self._end_request = (reason, goodbye_text)
             self._end_requested.set()
 
+    async def stop_for_machine(self) -> None:
+        """Answering-machine detection said this is not a person: stop talking now
+        (``clear``) and take no more turns. No hang-up here: the AMD route replaces the
+        call's TwiML over REST (a voicemail message, or a hang-up), and Twilio's ``stop``
+        then ends the session. Idempotent."""
+        if self.ended.is_set():
+            return
+        self.end_reason = self.end_reason or "machine"
+        self.log.info("call.machine_stop")
+        turns = self._turns
+        if turns is not None and turns is not asyncio.current_task():
+            turns.cancel()
+        current = self.current
+        if current is not None and not current.committed:
+            await current.interrupt("machine")
+        if self.playout.speaking:
+            await self.playout.clear()
+
     async def end_politely(self, reason: str, goodbye_text: str | None = None) -> None:
         """End the call from within it (max duration, an end_call request, a fault):
         interrupt the reply, say ``goodbye_text`` (not interruptible), hang up over REST,

@@ -111,6 +111,10 @@ def status_url(settings: Settings, attempt_id: int) -> str:
     return f"{settings.public_base_url}/twilio/status?attempt={attempt_id}"
 
 
+def amd_url(settings: Settings, attempt_id: int) -> str:
+    return f"{settings.public_base_url}/twilio/amd?attempt={attempt_id}"
+
+
 async def win_attempt(session: AsyncSession, attempt_id: int) -> bool:
     """``claimed`` → ``dialing`` while the campaign runs; True for the one winner. Commits."""
     running = exists().where(
@@ -159,10 +163,12 @@ async def dial_attempt(
             from_=settings.twilio_from_number or "",
             url=voice_url(settings, attempt_id),
             status_callback=status_url(settings, attempt_id),
-            # Synchronous detection: the voice webhook gets AnsweredBy after a machine's
-            # beep (leave a message or hang up); a fax never hears a voice message.
+            # Asynchronous detection: the stream starts at once (a person hears the
+            # greeting without waiting for AMD); /twilio/amd gets AnsweredBy after a
+            # machine's beep (leave a message or hang up) or at once for a fax.
             machine_detection=True,
             wait_for_message_end=True,
+            async_amd_callback=amd_url(settings, attempt_id),
             before_send=functools.partial(pacer.gate, campaign_id, campaign_cps),
         )
     except TelephonyError as exc:

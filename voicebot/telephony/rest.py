@@ -255,6 +255,18 @@ class TwilioDialer:
             r for r in records if r.created_at is None or r.created_at >= created_after - LIST_SLACK
         ]
 
+    async def play_then_hang_up(self, call_sid: str, document: str) -> None:
+        """Replace the live call's TwiML with ``document`` (a voicemail message then
+        ``<Hangup/>``); its Media Stream stops. A call that already ended counts as done."""
+
+        def update() -> None:
+            self._client.calls(call_sid).update(twiml=document)
+
+        try:
+            await self._run("play_then_hang_up", update, retry_on=_update_is_retryable)
+        except CallNotInProgressError:
+            return
+
     async def redirect_to_dial(self, call_sid: str, number: str) -> None:
         """Replace the live call's TwiML with ``<Dial>number</Dial>`` (transfer to a human)."""
         document = twiml.dial(number)

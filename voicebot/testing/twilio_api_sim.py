@@ -8,6 +8,8 @@ voicebot.testing.twilio_api_sim --help``):
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` (form-encoded) creates a
   call and answers 201 with a Twilio-shaped Call resource and a fresh ``CA…`` SID;
   ``MachineDetection`` must be ``Enable`` or ``DetectMessageEnd`` (400/21234 otherwise);
+  with ``AsyncAmd=true`` the ``AsyncAmdStatusCallback`` is kept and called (by the call's
+  flow, or on demand with :meth:`TwilioApiSimulator.send_amd`);
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` updates it:
   ``Status=completed|canceled``, ``Twiml=…`` or ``Url=…``; a call that is no
   longer in progress answers 400 with Twilio error 21220, an unknown SID 404/20404;
@@ -95,6 +97,8 @@ class SimulatedCall:
     twiml_updates: list[str] = field(default_factory=list)
     machine_detection: str | None = None
     """``MachineDetection`` as requested (``Enable`` or ``DetectMessageEnd``), if any."""
+    amd_callback: str | None = None
+    """``AsyncAmdStatusCallback`` when created with ``AsyncAmd=true``."""
     events: CallEvents | None = None
 
 
@@ -142,6 +146,7 @@ class TwilioApiSimulator:
         """The most live calls to one number at once."""
         self._faults: list[_Fault] = []
         self._faults_after_create: list[_Fault] = []
+        self._on_demand_flow: CallFlow | None = None
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls"
         self.app: Starlette = Starlette(
             routes=[
@@ -232,6 +237,7 @@ class TwilioApiSimulator:
                 CODE_INVALID_MACHINE_DETECTION,
                 "Invalid Machine Detection configuration value",
             )
+        async_amd = (recorded.value("AsyncAmd") or "").lower() == "true"
         call = SimulatedCall(
             sid="CA" + secrets.token_hex(16),
             to=to,
@@ -239,6 +245,7 @@ class TwilioApiSimulator:
             status="queued",
             created_at=datetime.now(UTC),
             machine_detection=machine_detection,
+            amd_callback=recorded.value("AsyncAmdStatusCallback") if async_amd else None,
         )
         self.calls[call.sid] = call
         self.creates.append((time.monotonic(), call.sid))
@@ -251,6 +258,7 @@ class TwilioApiSimulator:
                 url=recorded.value("Url"),
                 status_callback=recorded.value("StatusCallback"),
                 set_status=functools.partial(self._set_live, call),
+                amd_callback=call.amd_callback,
             )
             call.events = events
             self.flow.log(
@@ -275,6 +283,8 @@ class TwilioApiSimulator:
         """Stop the calls' flows (their tasks and callback client)."""
         if self.flow is not None:
             await self.flow.aclose()
+        if self._on_demand_flow is not None:
+            await self._on_demand_flow.aclose()
 
     def live_count(self) -> int:
         """Calls created and not yet ended."""
@@ -335,7 +345,34 @@ class TwilioApiSimulator:
             document = recorded.value("Twiml") or recorded.value("Url")
             if document is not None:
                 call.twiml_updates.append(document)
+                if call.events is not None and "<Hangup" in document:
+                    call.events.hangup.set()  # the new TwiML plays, then the call ends
         return JSONResponse(self._resource(call))
+
+    async def send_amd(self, call_sid: str, answered_by: str, *, duration_ms: int = 0) -> None:
+        """POST the call's signed ``AsyncAmdStatusCallback`` with ``answered_by`` now (tests
+        pick the moment: before, during or after the greeting)."""
+        call = self.calls[call_sid]
+        if call.amd_callback is None:
+            raise ValueError(f"call {call_sid} was not created with AsyncAmd=true")
+        events = call.events or CallEvents(
+            sid=call.sid,
+            to=call.to,
+            from_=call.from_,
+            url=None,
+            status_callback=None,
+            set_status=functools.partial(self._set_live, call),
+            amd_callback=call.amd_callback,
+        )
+        flow = self.flow or self._amd_flow()
+        await flow.send_amd(events, answered_by, duration_ms=duration_ms)
+
+    def _amd_flow(self) -> CallFlow:
+        if self._on_demand_flow is None:
+            self._on_demand_flow = CallFlow(
+                account_sid=self.account_sid, auth_token=self.auth_token, behaviour=CallBehaviour()
+            )
+        return self._on_demand_flow
 
     async def _fetch(self, request: Request) -> JSONResponse:
         _, failure = await self._record(request)
@@ -499,6 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", type=float, default=0.0)
     parser.add_argument("--duplicates", type=float, default=0.0)
     parser.add_argument("--out-of-order", action="store_true")
+    parser.add_argument("--amd-delay-s", type=float, default=0.0, help="async AMD verdict delay")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
     behaviour = CallBehaviour(
@@ -510,6 +548,7 @@ def main(argv: list[str] | None = None) -> None:
         loss=args.loss,
         duplicates=args.duplicates,
         out_of_order=args.out_of_order,
+        amd_delay_s=args.amd_delay_s,
         seed=args.seed,
     )
     sim = TwilioApiSimulator(

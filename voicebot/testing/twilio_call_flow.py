@@ -4,8 +4,11 @@ Like Twilio, it POSTs signed status callbacks (``X-Twilio-Signature`` with the a
 auth token over the callback URL, ``I-Twilio-Idempotency-Token`` per event) —
 ``initiated``, ``ringing``, then ``in-progress`` and ``completed``, or ``busy``,
 ``no-answer``, ``failed`` — and, when the call is answered, the signed voice webhook
-with ``AnsweredBy`` (``human``, ``machine_end_beep`` or ``fax``). An undelivered
-callback (refused, 5xx, timeout) is not retried, as with Twilio's default.
+with ``AnsweredBy`` (``human``, ``machine_end_beep`` or ``fax``). A call created with
+``AsyncAmd=true`` gets a voice webhook without ``AnsweredBy`` and, ``amd_delay_s`` after
+the answer, the signed ``AsyncAmdStatusCallback`` with it (``MachineDetectionDuration``
+in ms). An undelivered callback (refused, 5xx, timeout) is not retried, as with
+Twilio's default.
 
 Faults on demand (:class:`CallBehaviour`): an outcome mix, REST latency (callbacks
 start BEFORE the REST answer returns, as Twilio's do), callback delay, loss, duplicates
@@ -52,6 +55,10 @@ class CallBehaviour:
     """Probability that one callback is delivered twice (same idempotency token)."""
     out_of_order: bool = False
     """Deliver each call's final status before the status preceding it."""
+    amd_delay_s: float = 0.0
+    """With async AMD: time from the answer to the AMD callback (the greeting's moment)."""
+    answered_by: dict[str, str] = field(default_factory=lambda: dict(ANSWERED_BY))
+    """Outcome → ``AnsweredBy`` sent (e.g. ``{"machine": "machine_end_silence"}``)."""
     seed: int | None = None
 
     def pick(self, rng: random.Random) -> str:
@@ -74,6 +81,9 @@ class CallEvents:
     answered_at: float | None = None
     twiml: str | None = None
     """What the voice webhook answered (None: not answered, or the webhook failed)."""
+    amd_callback: str | None = None
+    """``AsyncAmdStatusCallback`` when the call was created with ``AsyncAmd=true``."""
+    amd_sent_at: float | None = None
 
 
 class CallFlow:
@@ -106,9 +116,7 @@ class CallFlow:
 
     def start(self, call: CallEvents) -> None:
         """Begin the call's life in a task owned by this flow."""
-        task = asyncio.get_running_loop().create_task(self._life(call))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._life(call))
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -154,11 +162,14 @@ class CallFlow:
             return await self._end(call, event, "canceled", answered=False)
         if outcome in ("busy", "no-answer", "failed"):
             return await self._end(call, event, outcome, answered=False)
-        call.answered_by = ANSWERED_BY[outcome]
+        verdict = b.answered_by.get(outcome, ANSWERED_BY[outcome])
+        call.answered_by = None if call.amd_callback else verdict
         call.answered_at = time.monotonic()
         call.set_status("in-progress")
-        self.log("answer", sid=call.sid, answered_by=call.answered_by)
+        self.log("answer", sid=call.sid, answered_by=verdict)
         twiml = call.twiml = await self._voice(call)
+        if call.amd_callback:
+            self.spawn(self._amd_later(call, verdict, b.amd_delay_s))
         await event("in-progress", hold=True)
         talk_s = b.talk_s
         conversation = twiml is not None and ("<Connect" in twiml or "<Gather" in twiml)
@@ -166,6 +177,33 @@ class CallFlow:
             talk_s = min(talk_s, b.callback_delay_s)
         await pause(talk_s)
         await self._end(call, event, "completed", answered=True)
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in a task owned by this flow."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _amd_later(self, call: CallEvents, verdict: str, delay_s: float) -> None:
+        try:
+            await asyncio.wait_for(call.hangup.wait(), timeout=delay_s)
+        except TimeoutError:
+            call.answered_by = verdict
+            await self.send_amd(call, verdict, duration_ms=int(delay_s * 1000))
+
+    async def send_amd(self, call: CallEvents, answered_by: str, *, duration_ms: int) -> None:
+        """POST the signed ``AsyncAmdStatusCallback`` with this verdict now."""
+        if not call.amd_callback:
+            return
+        params = {
+            "AccountSid": self.account_sid,
+            "CallSid": call.sid,
+            "AnsweredBy": answered_by,
+            "MachineDetectionDuration": str(duration_ms),
+        }
+        call.amd_sent_at = time.monotonic()
+        self.log("amd", sid=call.sid, answered_by=answered_by)
+        await self._post(call.amd_callback, params, None)
 
     async def _end(self, call: CallEvents, event: Any, status: str, *, answered: bool) -> None:
         extra: dict[str, str] = {}

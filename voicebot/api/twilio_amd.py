@@ -1,0 +1,164 @@
+"""Asynchronous answering-machine detection: ``POST /twilio/amd``.
+
+Campaign calls are placed with ``MachineDetection=DetectMessageEnd`` and ``AsyncAmd``:
+the voice webhook connects the stream at once, so a person hears the greeting without
+waiting, and Twilio posts ``AnsweredBy`` here when it knows. ``human`` and ``unknown``
+leave the call untouched. A machine (``machine_end_beep|silence|other``) gets outcome
+``voicemail``; the agent stops (``clear``, when its stream runs in this process) and the
+call's TwiML is replaced over REST by the script's voicemail message then ``<Hangup/>``
+(campaign ``voicemail_action=leave_message``, once per lead) or the call is hung up. A
+``fax`` is hung up with outcome ``fax`` (its member is never redialed).
+
+The callback may reach any web instance: the verdict is committed (idempotent on the
+call SID, through the ``twilio_events`` ledger) before any REST request; a redelivery
+does nothing. A failed REST request is logged; Twilio's status callback still ends the
+call and its outcome stays ``voicemail``/``fax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from pydantic import Field
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from voicebot.api.errors import error_response
+from voicebot.api.fields import Line
+from voicebot.api.spec import FORM, Returns, operation
+from voicebot.api.state import AppState, app_state
+from voicebot.api.twilio_common import TwilioForm, lead_context, load_agent_script, signed_form
+from voicebot.api.twilio_status import ANSWERED_BY_MAX_CHARS, first_delivery, webhook_call
+from voicebot.api.twilio_voicemail import (
+    FAX_ANSWER,
+    MACHINE_ANSWERS,
+    claim_voicemail,
+    voicemail_twiml,
+)
+from voicebot.brain.base import ConversationState
+from voicebot.brain.script import AgentScript
+from voicebot.brain.summary import CallFacts, rule_summary
+from voicebot.call.registry import CallRegistry
+from voicebot.call.services import CallServices
+from voicebot.db.models import CallOutcome
+from voicebot.db.outcomes import record_outcome
+from voicebot.errors import TelephonyError
+
+log = structlog.get_logger(__name__)
+
+AMD_LEDGER_PREFIX: Final = "amd:"
+"""Ledger token of a call's one AMD verdict: ``amd:<CallSid>``."""
+RETRY_AFTER_S: Final = 1
+
+
+class AmdForm(TwilioForm):
+    """Twilio's ``AsyncAmdStatusCallback``."""
+
+    CallSid: Line = Field(min_length=1, max_length=64)
+    AnsweredBy: Line = Field(min_length=1, max_length=64)
+    MachineDetectionDuration: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,9}$", description="ms"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MachineVerdict:
+    """What to do with a call that a machine answered (committed before acting)."""
+
+    call_id: int
+    fax: bool
+    leave_message: bool
+    script: AgentScript | None
+
+
+@operation(
+    summary="Answering-machine result (Twilio)",
+    tags=("twilio",),
+    description="Signed by Twilio. AsyncAmdStatusCallback: a machine stops the agent and "
+    "gets the voicemail message (or a hang-up), a fax is hung up; idempotent per call.",
+    body=AmdForm,
+    body_media_type=FORM,
+    headers=(("X-Twilio-Signature", "Twilio's request signature"),),
+    replies=(Returns(204),),
+    errors=(403, 422, 503),
+    public=True,
+)
+async def amd(request: Request) -> Response:
+    """Record the verdict once; act on a machine or a fax (see the module docstring)."""
+    params = await signed_form(request, AmdForm)
+    if isinstance(params, Response):
+        return params
+    state = app_state(request)
+    call_sid = params["CallSid"]
+    answered_by = params["AnsweredBy"]
+    try:
+        verdict = await _record(state, params, request.query_params.get("attempt"))
+    except SQLAlchemyError as exc:
+        log.error("twilio.amd_db_unavailable", call_sid=call_sid, error=type(exc).__name__)
+        response = error_response(503, "unavailable", "database busy; retry")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    log.info("call.amd", call_sid=call_sid, answered_by=answered_by, acted=verdict is not None)
+    if verdict is not None:
+        await _act(state, call_sid, verdict)
+    return Response(status_code=204)
+
+
+async def _record(
+    state: AppState, params: dict[str, str], attempt_param: str | None
+) -> MachineVerdict | None:
+    """Store ``AnsweredBy`` and a machine's outcome in one transaction; the verdict to act
+    on, or None (a person, unknown, a redelivery, an unknown call)."""
+    call_sid, answered_by = params["CallSid"], params["AnsweredBy"]
+    fax = answered_by == FAX_ANSWER
+    machine = fax or answered_by in MACHINE_ANSWERS
+    async with state.sessions() as session:
+        token = AMD_LEDGER_PREFIX + call_sid
+        if not await first_delivery(session, token, kind="amd"):
+            return None
+        call = await webhook_call(session, call_sid, attempt_param)
+        if call is None:
+            log.warning("twilio.amd_unknown_call", call_sid=call_sid)
+            await session.commit()
+            return None
+        call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
+        verdict = None
+        if machine:
+            outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
+            leave = not fax and await claim_voicemail(session, call)
+            script = await load_agent_script(session, call.campaign_id) if leave else None
+            if await record_outcome(session, call, outcome):
+                lead = await lead_context(session, call)
+                facts = CallFacts(outcome, state.settings.tz)
+                call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
+            verdict = MachineVerdict(call.id, fax, leave, script)
+        await session.commit()
+        return verdict
+
+
+async def _act(state: AppState, call_sid: str, verdict: MachineVerdict) -> None:
+    """Silence the agent (when its stream is here), then leave the message or hang up."""
+    registry: CallRegistry = state.extras["call_registry"]
+    services: CallServices = state.extras["call_services"]
+    local: Any = registry.find(call_sid)
+    if local is not None and hasattr(local, "stop_for_machine"):
+        await local.stop_for_machine()
+    dialer = services.dialer
+    if dialer is None:
+        log.warning("twilio.amd_no_dialer", call_sid=call_sid)
+        return
+    try:
+        if verdict.leave_message:
+            document = await voicemail_twiml(services, verdict.script)
+            await dialer.play_then_hang_up(call_sid, document)
+        else:
+            await dialer.hangup(call_sid)
+    except TelephonyError as exc:
+        log.error("twilio.amd_action_failed", call_sid=call_sid, error=exc.message)
+
+
+routes: list[Any] = [Route("/twilio/amd", amd, methods=["POST"])]
