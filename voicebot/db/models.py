@@ -303,6 +303,15 @@ class Call(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_calls_lead_id", "lead_id"),
         Index("ix_calls_campaign", "campaign_id"),
+        # The console (migration 0006): by date, the live ones, a campaign's newest first.
+        Index("ix_calls_created_at", "created_at"),
+        Index(
+            "ix_calls_live",
+            "id",
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_calls_campaign_id_id", "campaign_id", "id"),
     )
 
 
@@ -321,7 +330,10 @@ class CallTurn(Base):
 
     call: Mapped[Call] = relationship(back_populates="turns")
 
-    __table_args__ = (UniqueConstraint("call_id", "seq", name="uq_call_turns_call_seq"),)
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq", name="uq_call_turns_call_seq"),
+        Index("ix_call_turns_created_at", "created_at"),
+    )
 
 
 class Meeting(TimestampMixin, Base):
@@ -336,7 +348,10 @@ class Meeting(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=MeetingStatus.SCHEDULED, nullable=False)
     notes: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_meetings_active_range", "status", "start_at", "end_at"),)
+    __table_args__ = (
+        Index("ix_meetings_active_range", "status", "start_at", "end_at"),
+        Index("ix_meetings_call_id", "call_id"),
+    )
 
 
 class TwilioEvent(Base):

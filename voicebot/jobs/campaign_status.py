@@ -10,12 +10,13 @@ window is open (and if not, why and when it opens). Used by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.models import (
@@ -97,51 +98,77 @@ async def campaign_snapshot(
     session: AsyncSession, campaign_id: int, *, now: datetime
 ) -> CampaignSnapshot:
     """Read campaign ``campaign_id`` at ``now`` (aware). Raises NotFoundError."""
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None:
+    found = await campaign_snapshots(session, [campaign_id], now=now)
+    if not found:
         raise NotFoundError(f"campaign {campaign_id} not found")
-    members = CampaignLead.campaign_id == campaign_id
-    state_rows = await session.execute(
-        select(CampaignLead.state, func.count()).where(members).group_by(CampaignLead.state)
+    return found[0]
+
+
+async def campaign_snapshots(
+    session: AsyncSession, campaign_ids: Sequence[int], *, now: datetime
+) -> list[CampaignSnapshot]:
+    """Read several campaigns at ``now`` in three queries (not four per campaign),
+    in the order of ``campaign_ids``; ids with no campaign are left out."""
+    ids = list(dict.fromkeys(campaign_ids))
+    if not ids:
+        return []
+    campaigns = {
+        c.id: c for c in (await session.scalars(select(Campaign).where(Campaign.id.in_(ids))))
+    }
+    states: dict[int, dict[str, int]] = {cid: {s.value: 0 for s in MemberState} for cid in ids}
+    outcomes: dict[int, dict[str, int]] = {cid: {} for cid in ids}
+    due: dict[int, int] = dict.fromkeys(ids, 0)
+    is_due = and_(
+        CampaignLead.state.in_(WAITING_STATES),
+        or_(CampaignLead.next_attempt_at.is_(None), CampaignLead.next_attempt_at <= now),
     )
-    states = {state.value: 0 for state in MemberState}
-    states.update({str(state): int(count) for state, count in state_rows.all()})
-    outcome_rows = await session.execute(
-        select(CampaignLead.last_outcome, func.count())
-        .where(members, CampaignLead.last_outcome.is_not(None))
-        .group_by(CampaignLead.last_outcome)
-    )
-    outcomes = {str(outcome): int(count) for outcome, count in outcome_rows.all()}
-    due_now = await session.scalar(
-        select(func.count())
-        .select_from(CampaignLead)
-        .where(
-            members,
-            CampaignLead.state.in_(WAITING_STATES),
-            or_(CampaignLead.next_attempt_at.is_(None), CampaignLead.next_attempt_at <= now),
+    # One pass over the members: per state and outcome, with how many are due.
+    member_rows = await session.execute(
+        select(
+            CampaignLead.campaign_id,
+            CampaignLead.state,
+            CampaignLead.last_outcome,
+            func.count(),
+            func.sum(case((is_due, 1), else_=0)),
         )
+        .where(CampaignLead.campaign_id.in_(ids))
+        .group_by(CampaignLead.campaign_id, CampaignLead.state, CampaignLead.last_outcome)
     )
+    for cid, state, outcome, count, due_count in member_rows.all():
+        states[cid][str(state)] = states[cid].get(str(state), 0) + int(count)
+        if outcome is not None:
+            outcomes[cid][str(outcome)] = outcomes[cid].get(str(outcome), 0) + int(count)
+        due[cid] += int(due_count or 0)
+    attempts: dict[int, dict[str, int]] = {cid: {s.value: 0 for s in AttemptStatus} for cid in ids}
     attempt_rows = await session.execute(
-        select(CampaignAttempt.status, func.count())
-        .where(CampaignAttempt.campaign_id == campaign_id)
-        .group_by(CampaignAttempt.status)
+        select(CampaignAttempt.campaign_id, CampaignAttempt.status, func.count())
+        .where(CampaignAttempt.campaign_id.in_(ids))
+        .group_by(CampaignAttempt.campaign_id, CampaignAttempt.status)
     )
-    attempts = {status.value: 0 for status in AttemptStatus}
-    attempts.update({str(status): int(count) for status, count in attempt_rows.all()})
-    window_open, window_note = _window(campaign, now)
-    return CampaignSnapshot(
-        campaign_id=campaign.id,
-        name=campaign.name,
-        status=campaign.status,
-        status_reason=campaign.status_reason,
-        at=now,
-        states=states,
-        outcomes=dict(sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        due=int(due_now or 0),
-        attempts=attempts,
-        window_open=window_open,
-        window_note=window_note,
-    )
+    for cid, status, count in attempt_rows.all():
+        attempts[cid][str(status)] = int(count)
+    snapshots = []
+    for cid in ids:
+        campaign = campaigns.get(cid)
+        if campaign is None:
+            continue
+        window_open, window_note = _window(campaign, now)
+        snapshots.append(
+            CampaignSnapshot(
+                campaign_id=campaign.id,
+                name=campaign.name,
+                status=campaign.status,
+                status_reason=campaign.status_reason,
+                at=now,
+                states=states[cid],
+                outcomes=dict(sorted(outcomes[cid].items(), key=lambda kv: (-kv[1], kv[0]))),
+                due=due[cid],
+                attempts=attempts[cid],
+                window_open=window_open,
+                window_note=window_note,
+            )
+        )
+    return snapshots
 
 
 def _window(campaign: Campaign, now: datetime) -> tuple[bool | None, str]:

@@ -36,7 +36,7 @@ from voicebot.db.models import Campaign, CampaignStatus, Lead
 from voicebot.db.scripts import script_or_neutral
 from voicebot.db.types import utcnow
 from voicebot.errors import InvalidInputError, ProviderError, VoicebotError
-from voicebot.jobs.campaign_status import campaign_snapshot
+from voicebot.jobs.campaign_status import campaign_snapshot, campaign_snapshots
 from voicebot.say import say
 from voicebot.ui.render import page
 
@@ -120,7 +120,7 @@ async def _progress_rows(request: Request) -> list[Any]:
                 select(Campaign.id).order_by(Campaign.id.desc()).limit(CAMPAIGNS_LISTED)
             )
         ).all()
-        return [await campaign_snapshot(session, cid, now=now) for cid in ids]
+        return await campaign_snapshots(session, ids, now=now)
 
 
 async def new_form(request: Request) -> Response:
