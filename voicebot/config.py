@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     stt_api_key: SecretStr | None = None
     stt_model: str = DEFAULT_STT_MODEL
     stt_timeout_s: float = Field(default=6.0, gt=0)
+    # batch: upload each utterance when the turn ends; streaming: one OpenAI Realtime
+    # transcription websocket per call, fed the caller's μ-law as it arrives (partials
+    # while the caller speaks, the final after the commit); batch STT stands behind it.
+    stt_mode: Literal["batch", "streaming"] = "batch"
+    stt_streaming_model: str | None = None
+    """Realtime transcription model; unset = STT_MODEL."""
+    stt_streaming_final_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    """No final transcript this long after the commit: the turn falls back to batch STT."""
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = DEFAULT_LLM_MODEL
@@ -343,6 +351,7 @@ class Settings(BaseSettings):
             "timezone": self.timezone,
             "conversation_mode": self.resolved_conversation_mode,
             "stt": _endpoint_summary(self.provider("stt")),
+            "stt_mode": self.stt_mode,
             "llm": _endpoint_summary(self.provider("llm")),
             "tts": _endpoint_summary(self.provider("tts")),
             "log_format": self.resolved_log_format,

@@ -15,6 +15,7 @@ from voicebot.providers.base import (
     LanguageModel,
     SpeechToText,
     StreamingSpeechToText,
+    StreamingTranscriber,
     TextToSpeech,
 )
 from voicebot.providers.phrase_cache import PhraseCache
@@ -42,3 +43,6 @@ class CallServices:
     brain_factory: BrainFactory
     dialer: Any = None
     tts_fallback: TextToSpeech | None = None  # speaks a sentence the main voice failed
+    # STT_MODE=streaming: one session per call, fed as the caller speaks; ``recognizer``
+    # (batch) transcribes any utterance it fails.
+    streaming_stt: StreamingTranscriber | None = None

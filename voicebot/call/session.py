@@ -17,6 +17,11 @@ Turn taking:
   duration, the brain's own end, or :meth:`CallSession.end_call` from outside (a
   deploy's drain).
 
+Recognition: with a streaming recognizer (``STT_MODE=streaming``) the caller's frames are
+fed to the call's transcription session as they arrive (:mod:`voicebot.call.live_stt`)
+and the end of the turn commits the utterance; a streaming failure (error, closed socket,
+no final in time) hands the utterance's audio to batch STT.
+
 Fault boundaries: a failed sentence is handled by the speaker (fallback voice, then
 the cached apology); a failed recognition plays the cached "say it again"; a tool or
 database error inside the brain is answered with the same apology and the call goes
@@ -43,6 +48,7 @@ from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
 from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.script import AgentScript
+from voicebot.call.live_stt import LiveRecognition
 from voicebot.call.playout import Playout
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.send_guard import SendGuard
@@ -57,6 +63,7 @@ from voicebot.call.speaker import (
 from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.errors import PeerGoneError, PeerStalledError, ProviderError, TelephonyError
+from voicebot.providers.base import Transcript
 
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")
@@ -80,6 +87,7 @@ class UtteranceIn:
     audio: bytes
     decided_at: float
     speech_end_at: float
+    transcript: asyncio.Future[Transcript] | None = None  # streaming STT's final, if streamed
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,12 @@ class CallSession:
         )
         self.brain = self.services.brain_factory(tools, script=self.script)
         self.recorder = CallRecorder(self.services, call_id=self.call_id, call_sid=self.call_sid)
+        streaming = self.services.streaming_stt
+        self.live_stt = (
+            None
+            if streaming is None
+            else LiveRecognition(streaming.open_session(language=LANGUAGE))
+        )
         self.log = log.bind(
             call_sid=self.call_sid,
             call_id=self.call_id,
@@ -170,6 +184,9 @@ class CallSession:
             self.services.metrics.inbound_frame_gaps.inc()
         self._last_media_at = now
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
+        final = None
+        if self.live_stt is not None:
+            final = self.live_stt.on_frame(ulaw, event, stream_ms=self.endpointer.stream_ms)
         if event is None:
             if self.endpointer.in_speech and not self._barged and self.playout.speaking:
                 # The caller was already talking when the agent began: the agent yields.
@@ -193,7 +210,7 @@ class CallSession:
             # end_ms is in the endpointer's stream time, so measure back from its clock.
             speech_end_at = now - max(0, self.endpointer.stream_ms - event.end_ms) / 1000
             self._caller_quiet_since = now
-            self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at))
+            self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at, final))
 
     def _now(self) -> datetime:
         """Wall-clock now in the business time zone (the brain speaks local times)."""
@@ -245,6 +262,8 @@ class CallSession:
                     tg.create_task(self._watch_peer()),
                     tg.create_task(self._watch_inbound()),
                 ]
+                if self.live_stt is not None:
+                    tasks.append(tg.create_task(self.live_stt.session.run()))
                 await self.ended.wait()
                 # The socket is gone or going: cancel the reply's LLM and TTS requests now.
                 current = self.current
@@ -253,6 +272,8 @@ class CallSession:
                 for task in tasks:
                     task.cancel()
         finally:
+            if self.live_stt is not None:
+                await self.live_stt.session.aclose()
             self.services.metrics.active_calls.dec()
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
             await self.recorder.finish(self.state)
@@ -443,7 +464,10 @@ class CallSession:
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
         recognizer = self.services.recognizer
         text = ""
-        if recognizer is not None:
+        streamed = await self._streamed_text(item)
+        if streamed is not None:
+            text = streamed
+        elif recognizer is not None:
             # The turn loop speaks only the streaming shape, so a recognizer with partial
             # transcripts plugs in here unchanged.
             stream = recognizer.open_stream(sample_rate_hz=INBOUND_RATE_HZ, language=LANGUAGE)
@@ -469,6 +493,19 @@ class CallSession:
             timings,
             user_text=text,
         )
+
+    async def _streamed_text(self, item: UtteranceIn) -> str | None:
+        """The streaming recognizer's final for ``item``; None when it was not streamed or
+        streaming failed (batch STT then transcribes the utterance's audio)."""
+        if item.transcript is None:
+            return None
+        try:
+            transcript = await item.transcript
+        except ProviderError as exc:
+            self.services.metrics.provider_errors.labels("stt_stream", exc.code).inc()
+            self.log.warning("call.stt_stream_failed", error=exc.message)
+            return None
+        return transcript.text.strip()
 
     def _start_handle(
         self,

@@ -74,4 +74,5 @@ def build_call_services(
         brain_factory=brain_factory,
         dialer=dialer,
         tts_fallback=providers.tts_fallback,
+        streaming_stt=providers.stt_streaming,
     )

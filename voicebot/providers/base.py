@@ -5,12 +5,15 @@ crosses this line. A new vendor is one module that satisfies one of these Protoc
 
 Speech recognition has two shapes. A batch :class:`SpeechToText` transcribes a whole
 utterance; a :class:`StreamingSpeechToText` opens a :class:`RecognitionStream` that is fed
-audio as it arrives. The turn loop only ever uses :class:`RecognitionStream`;
-:mod:`voicebot.providers.recognition` adapts a batch recognizer to it.
+audio as it arrives; :mod:`voicebot.providers.recognition` adapts a batch recognizer to it.
+A :class:`StreamingTranscriber` (``STT_MODE=streaming``) keeps one
+:class:`TranscriptionSession` open for the whole call and is fed the caller's μ-law frames
+as they arrive; the batch recognizer stands behind it for any utterance it fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
@@ -63,6 +66,45 @@ class StreamingSpeechToText(Protocol):
     def open_stream(
         self, *, sample_rate_hz: int, language: str = DEFAULT_LANGUAGE
     ) -> RecognitionStream: ...
+
+    async def aclose(self) -> None: ...
+
+
+class TranscriptionSession(Protocol):
+    """One call's streaming recognizer, fed Twilio's 8 kHz μ-law frames as they arrive.
+
+    ``begin`` opens an utterance (False when the session is down: the utterance is then
+    not streamed); ``feed`` never blocks; ``commit`` ends the utterance and returns its
+    final transcript as a future that fails with ProviderError (never hangs past the
+    provider's final timeout); ``partial_text`` is what has been heard of the open
+    utterance so far and ``partials`` yields each change. ``run`` is the session's
+    connection (reconnecting after failures), run by the call's TaskGroup until
+    cancelled; ``aclose`` ends it.
+    """
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def partial_text(self) -> str: ...
+
+    def begin(self) -> bool: ...
+
+    def feed(self, ulaw: bytes) -> None: ...
+
+    def commit(self) -> asyncio.Future[Transcript]: ...
+
+    def partials(self) -> AsyncIterator[str]: ...
+
+    async def run(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StreamingTranscriber(Protocol):
+    """Opens one :class:`TranscriptionSession` per call."""
+
+    def open_session(self, *, language: str = DEFAULT_LANGUAGE) -> TranscriptionSession: ...
 
     async def aclose(self) -> None: ...
 

@@ -4,6 +4,8 @@ It speaks the wire formats the real ``openai`` client consumes: multipart
 ``/v1/audio/transcriptions``, ``/v1/chat/completions`` (JSON or SSE ``chat.completion.chunk``
 events ending in ``data: [DONE]``, tool calls split across chunks) and ``/v1/audio/speech``
 (chunked raw PCM, 24 kHz 16-bit mono little-endian). Errors use OpenAI's error JSON.
+Streaming recognition is the Realtime transcription websocket at ``/v1/realtime``
+(:mod:`voicebot.testing.realtime_sim`), recognising as the batch route does.
 
 It is honest about being a simulator: it recognises only the phrases registered in its
 library (best match on duration and energy envelope), and its replies come from a
@@ -35,11 +37,19 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from voicebot.config import ProviderEndpoint, Stage
 from voicebot.providers.espeak_tts import ESPEAK_SAMPLE_RATE_HZ, EspeakTextToSpeech
 from voicebot.providers.wav import pcm16_to_wav
+from voicebot.testing.realtime_sim import (
+    RealtimeBehaviour,
+    RealtimeCommit,
+    RealtimeTranscriptionSocket,
+    envelope_prefix_similarity,
+    refusal,
+)
 
 TTS_SAMPLE_RATE_HZ = 24_000
 PHRASE_SAMPLE_RATE_HZ = 8_000
@@ -112,6 +122,7 @@ class SimConfig:
     stt: StageBehaviour = field(default_factory=StageBehaviour)
     llm: StageBehaviour = field(default_factory=StageBehaviour)
     tts: StageBehaviour = field(default_factory=StageBehaviour)
+    realtime: RealtimeBehaviour = field(default_factory=RealtimeBehaviour)
     llm_inter_token_ms: float = 0.0
     llm_garbage: bool = False
     tts_chunk_ms: int = 100
@@ -210,6 +221,19 @@ class PhraseLibrary:
                 best = (text, score)
         return best if best[1] >= MIN_MATCH_SCORE else (None, best[1])
 
+    def recognise_prefix(self, pcm16: bytes, sample_rate_hz: int) -> tuple[str | None, float]:
+        """The phrase whose beginning best matches ``pcm16`` (speech still going on) and
+        the share of it heard so far, or (None, 0.0) below threshold."""
+        heard = _envelope(pcm16, sample_rate_hz)
+        best: tuple[str | None, float, float] = (None, 0.0, 0.0)
+        if heard.size == 0:
+            return None, 0.0
+        for text, reference in self._envelopes.items():
+            score, fraction = envelope_prefix_similarity(heard, reference, _similarity)
+            if score > best[1]:
+                best = (text, score, fraction)
+        return (best[0], best[2]) if best[1] >= MIN_MATCH_SCORE else (None, 0.0)
+
 
 @dataclass(frozen=True, slots=True)
 class SimRequest:
@@ -233,6 +257,7 @@ class ProviderSim:
         self.requests: Counter[str] = Counter()
         self.log: deque[SimRequest] = deque(maxlen=REQUEST_LOG_ENTRIES)
         self.streams_closed: deque[StreamClosed] = deque(maxlen=REQUEST_LOG_ENTRIES)
+        self.realtime_commits: deque[RealtimeCommit] = deque(maxlen=REQUEST_LOG_ENTRIES)
         self._random = random.Random(self.config.seed)
         self._speech: OrderedDict[str, bytes] = OrderedDict()
         self._released = asyncio.Event()
@@ -244,6 +269,7 @@ class ProviderSim:
                 Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/audio/speech", self._speech_route, methods=["POST"]),
+                WebSocketRoute("/v1/realtime", self._realtime),
                 Route("/_sim/phrases", self._admin_phrases, methods=["POST"]),
                 Route("/_sim/config", self._admin_config, methods=["POST"]),
                 Route("/_sim/stats", self._admin_stats, methods=["GET"]),
@@ -387,6 +413,41 @@ class ProviderSim:
             )  # fmt: skip
         return JSONResponse(
             {"text": text, "usage": {"type": "duration", "seconds": round(duration_s)}}
+        )
+
+    # Streaming STT (Realtime transcription websocket).
+
+    async def _realtime(self, websocket: WebSocket) -> None:
+        self.requests["realtime"] += 1
+        key = self.config.api_key
+        refuse = self.config.realtime.refuse_status
+        if key is not None and websocket.headers.get("authorization") != f"Bearer {key}":
+            refuse = 401
+        elif websocket.query_params.get("intent") != "transcription":
+            refuse = 400  # only transcription sessions are simulated
+        if refuse is not None:
+            await websocket.send_denial_response(refusal(refuse))
+            return
+        await websocket.accept()
+        socket = RealtimeTranscriptionSocket(
+            websocket,
+            behaviour=lambda: self.config.realtime,
+            phrases=self.phrases,
+            default_transcript=self.config.default_transcript,
+            rng=self._random,
+            on_commit=self._on_realtime_commit,
+        )
+        await socket.serve()
+
+    def _on_realtime_commit(self, commit: RealtimeCommit) -> None:
+        self.realtime_commits.append(commit)
+        self.log.append(
+            SimRequest(
+                "stt_stream",
+                200 if commit.outcome == "completed" else 500,
+                commit.transcript,
+                commit.final_after_commit_ms,
+            )
         )
 
     # Chat.

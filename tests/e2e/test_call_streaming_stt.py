@@ -1,0 +1,99 @@
+"""A live call with streaming recognition (STT_MODE=streaming): the caller's μ-law goes to
+the simulator's Realtime transcription websocket as it arrives, the end of the turn commits
+it, and the final transcript is answered; when streaming fails the turn is still answered
+through batch STT — real loopback websockets and HTTP, the real `openai` client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import call_server_settings
+from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.config import Settings
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.realtime_sim import RealtimeBehaviour
+from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_caller import place_call
+
+ACCOUNT_SID = "AC" + "5" * 32
+AUTH_TOKEN = "streaming-stt-auth-token"
+AUDIO_CACHE = Path(".cache/hebrew_audio")
+ANSWER = "כן, אפשר לדבר עכשיו"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSim]:
+    async with ProviderSim(SimConfig(seed=11)) as running:
+        running.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
+        yield running
+
+
+@pytest.fixture
+async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
+    port = free_port()
+    settings = call_server_settings(
+        tmp_path,
+        port=port,
+        sim=sim,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        stt_mode="streaming",
+        # Generous for a loaded test machine: a final this late would go to batch STT.
+        stt_streaming_final_timeout_s=5.0,
+    )
+    async with running_server(settings, port=port) as base:
+        yield base, settings
+
+
+async def _answer_once(base: str) -> list[dict[str, object]]:
+    """Greeting, one caller answer, the agent's reply heard; returns the stored turns."""
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
+        assert speech.response_latency_ms is not None, "the caller heard nothing back"
+    async with httpx.AsyncClient(base_url=base) as http:
+        calls = (await http.get("/api/v1/calls")).json()["items"]
+        detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+    turns: list[dict[str, object]] = detail["turns"]
+    return turns
+
+
+def _batch_requests(sim: ProviderSim) -> int:
+    return sum(1 for r in sim.log if r.stage == "stt")
+
+
+async def test_a_turn_is_recognised_over_the_realtime_socket(
+    server: tuple[str, Settings], sim: ProviderSim
+) -> None:
+    """The caller's answer reaches the brain as the streaming final; no batch upload."""
+    base, _ = server
+    batch_before = _batch_requests(sim)  # the start-up warm-up's request
+    turns = await _answer_once(base)
+    user = [t for t in turns if t["role"] == "user"]
+    assert [t["text"] for t in user] == [ANSWER]
+    commits = list(sim.realtime_commits)
+    assert [(c.outcome, c.transcript) for c in commits] == [("completed", ANSWER)], commits
+    assert _batch_requests(sim) == batch_before, "the turn went to batch STT"
+    # One session for the call, opened at its start.
+    assert sim.requests["realtime"] == 1, sim.requests
+
+
+async def test_a_streaming_failure_falls_back_to_batch_stt(
+    server: tuple[str, Settings], sim: ProviderSim
+) -> None:
+    """The Realtime socket dropped mid-utterance: the same turn is transcribed by batch
+    STT and answered."""
+    base, _ = server
+    sim.config.realtime = RealtimeBehaviour(close_after_appends=2)
+    batch_before = _batch_requests(sim)
+    turns = await _answer_once(base)
+    user = [t for t in turns if t["role"] == "user"]
+    assert [t["text"] for t in user] == [ANSWER]
+    assert not [c for c in sim.realtime_commits if c.outcome == "completed"]
+    assert _batch_requests(sim) == batch_before + 1
