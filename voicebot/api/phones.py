@@ -13,7 +13,12 @@ def is_phone_address(raw: str) -> bool:
 
 
 def normalize_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
-    """Return E.164 (``054-4567890`` → ``+972544567890``); raise ValueError if invalid."""
+    """Return E.164 (``054-4567890`` → ``+972544567890``); raise ValueError if invalid.
+
+    Letters are refused before ``phonenumbers`` sees them: it reads vanity numbers
+    (``1-800-FLOWERS``) and would turn a typo such as ``054x4567870`` into some number."""
+    if any(ch.isalpha() for ch in raw):
+        raise ValueError("a phone number has no letters: digits, spaces, '+', '-', '(', ')' only")
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:

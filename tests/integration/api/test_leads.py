@@ -35,6 +35,19 @@ async def test_invalid_phone_is_422_naming_the_field(client: httpx.AsyncClient) 
     assert [d["field"] for d in body["error"]["details"]] == ["phone"]
 
 
+async def test_a_letter_inside_a_phone_is_422(client: httpx.AsyncClient) -> None:
+    """'054x4567870' is a typo, not a vanity number: phonenumbers would read the 'x' (and
+    '+972-54-FLOWERS' as digits, 'x12' as an extension); any letter is refused, saying so."""
+    for phone in ("054x4567870", "0544567870x12", "+972-54-FLOWERS", "054-4567870 א"):
+        response = await client.post("/api/v1/leads", json={"phone": phone})
+        assert response.status_code == 422, (phone, response.text)
+        [detail] = response.json()["error"]["details"]
+        assert detail["field"] == "phone"
+        assert "letters" in detail["message"], detail
+    response = await client.post("/api/v1/do-not-call", json={"phone": "054x4567870"})
+    assert response.status_code == 422, response.text
+
+
 async def test_duplicate_phone_is_409(client: httpx.AsyncClient) -> None:
     """Two leads with the same number in different forms conflict."""
     assert (await client.post("/api/v1/leads", json={"phone": "052-5551234"})).status_code == 201
