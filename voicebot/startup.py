@@ -17,7 +17,8 @@ from voicebot.config import Settings
 from voicebot.errors import ConfigError
 
 MIN_SECRET_KEY_CHARS = 32
-"""Shortest SECRET_KEY accepted on a public deployment (``openssl rand -hex 32`` gives 64)."""
+"""Shortest SECRET_KEY (and API_KEY) accepted on a public deployment (``openssl rand -hex 32``
+gives 64)."""
 KNOWN_DEFAULT_SECRETS = frozenset(
     {
         "change-me",
@@ -38,6 +39,7 @@ KNOWN_DEFAULT_SECRETS = frozenset(
 """Values copied from examples and tutorials; refused whatever their length."""
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 SECRET_KEY_HINT = "generate one with `openssl rand -hex 32`"  # noqa: S105 - advice, not a key
+API_KEY_HINT = SECRET_KEY_HINT
 
 
 def is_loopback_url(url: str) -> bool:
@@ -92,6 +94,9 @@ def check_deployment(settings: Settings) -> list[str]:
             f"API_KEY is not set but {where}: the API would be open to anyone; set API_KEY, "
             "or API_AUTH=none if the API is meant to be open"
         )
+    if settings.api_key is not None:
+        # The API key guards every lead and call record: the same bar as SECRET_KEY.
+        _check_secret_strength("API_KEY", settings.api_key.get_secret_value(), where, API_KEY_HINT)
     return warnings
 
 

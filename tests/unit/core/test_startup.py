@@ -47,6 +47,8 @@ def test_a_safe_public_deployment_starts_without_warnings() -> None:
         ({"twilio_auth_token": "  "}, "TWILIO_AUTH_TOKEN"),
         ({"api_key": None}, "API_KEY"),
         ({"api_key": ""}, "API_KEY"),
+        ({"api_key": "k7Fq2xLp"}, "API_KEY"),
+        ({"api_key": "change-me"}, "API_KEY"),
         ({"secret_key_previous": "change-me"}, "SECRET_KEY_PREVIOUS"),
         ({"secret_key_previous": "short-but-random-7fq"}, "SECRET_KEY_PREVIOUS"),
     ],
@@ -129,3 +131,24 @@ def test_serve_with_change_me_on_a_public_url_exits_naming_secret_key(
     assert len(lines) == 1, result.stderr
     assert "SECRET_KEY" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_short_api_key_on_a_public_url_exits_2_naming_api_key(
+    tmp_path: Path,
+) -> None:
+    """An 8-character API_KEY on a public deployment is refused like a short SECRET_KEY:
+    one line naming API_KEY, exit 2, before starting."""
+    env = {
+        "PUBLIC_BASE_URL": PUBLIC,
+        "SECRET_KEY": STRONG_SECRET,
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "t" * 32,
+        "API_KEY": "k7Fq2xLp",
+        "DATABASE_URL": "sqlite:///x.db",
+    }
+    result = _voicebot(["serve", "--port", "1"], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("voicebot: API_KEY is shorter than"), lines[0]
+    assert "k7Fq2xLp" not in lines[0]
