@@ -27,6 +27,8 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 )
 REDIS_TEST_URL = os.environ.get("VOICEBOT_TEST_REDIS", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("VOICEBOT_REQUIRE_SERVICES") == "1"
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""``gw0``, ``gw1``… under pytest-xdist (``make test`` runs ``pytest -n``); None in a plain run."""
 
 
 def service_unavailable(what: str, error: Exception) -> None:
@@ -135,23 +137,8 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """URL of the real Redis (db 15), flushed; skip locally / fail in CI when it is down."""
-    import redis
-
-    try:
-        conn = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1)
-        conn.flushdb()
-        conn.close()
-    except redis.RedisError as exc:
-        service_unavailable("Redis", exc)
-    return REDIS_TEST_URL
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own on a free port, so the test may kill it."""
+def _start_redis_server() -> tuple[str, subprocess.Popen[bytes]]:
+    """A redis-server of our own on a free loopback port (no persistence); its URL and process."""
     binary = shutil.which("redis-server")
     if binary is None:
         service_unavailable("redis-server binary", FileNotFoundError("redis-server"))
@@ -167,6 +154,42 @@ def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not _port_open("127.0.0.1", port):
         time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", proc
+    return f"redis://127.0.0.1:{port}/0", proc
+
+
+@pytest.fixture(scope="session")
+def _session_redis_url() -> Iterator[str]:
+    """The Redis this test process uses: VOICEBOT_TEST_REDIS in a plain run; under xdist each
+    worker starts a redis-server of its own for the session, so workers never flush each
+    other's keys (and never touch the shared Redis other users' dbs live on)."""
+    if XDIST_WORKER is None:
+        yield REDIS_TEST_URL
+        return
+    url, proc = _start_redis_server()
+    yield url
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def redis_url(_session_redis_url: str) -> str:
+    """URL of a real Redis (see ``_session_redis_url``), flushed; skip locally / fail in CI
+    when it is down."""
+    import redis
+
+    try:
+        conn = redis.Redis.from_url(_session_redis_url, socket_connect_timeout=1)
+        conn.flushdb()
+        conn.close()
+    except redis.RedisError as exc:
+        service_unavailable("Redis", exc)
+    return _session_redis_url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own on a free port, so the test may kill it."""
+    url, proc = _start_redis_server()
+    yield url, proc
     proc.kill()
     proc.wait()
