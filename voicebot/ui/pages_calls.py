@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from voicebot.api.state import app_state
 from voicebot.db import queries
@@ -21,6 +21,8 @@ LATENCY_BAR_FULL_MS = 2000
 """A turn whose stages add up to this fills its bar (longer ones are drawn full)."""
 RECORDING_ATTRIBUTES = ("recording_sid", "recording_url", "recording_path")
 """Call columns that say a recording exists (the player shows only then)."""
+API_PREFIX = "/api/v1"
+RECORDING_API_PATH = "/calls/{call_id:int}/recording"
 
 
 def _int(text: str | None) -> int | None:
@@ -135,7 +137,28 @@ async def call_page(request: Request) -> Response:
     return page(request, "call.html", context)
 
 
+def _api_route(request: Request, path: str) -> Route | None:
+    """The REST API's route for ``path`` under ``/api/v1`` (None when it has none)."""
+    for mount in request.app.routes:
+        if isinstance(mount, Mount) and mount.path == API_PREFIX:
+            for route in mount.routes:
+                if isinstance(route, Route) and route.path == path:
+                    return route
+    return None
+
+
+async def call_recording(request: Request) -> Response:
+    """The call's recording, answered by the REST API's own handler
+    (``GET /api/v1/calls/{id}/recording``): an ``<audio>`` element cannot send the API
+    key, so the console's session stands in for it here."""
+    route = _api_route(request, RECORDING_API_PATH)
+    if route is None:
+        return Response(status_code=404)
+    return await route.endpoint(request)  # type: ignore[no-any-return]
+
+
 routes = [
     Route("/calls", calls_list, methods=["GET"]),
     Route("/calls/{call_id:int}", call_page, methods=["GET"]),
+    Route("/calls/{call_id:int}/recording", call_recording, methods=["GET"]),
 ]

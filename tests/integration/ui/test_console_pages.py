@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from tests.integration.ui.conftest import csrf_of, seed_call
+from tests.integration.ui.conftest import API_KEY, csrf_of, seed_call
 from voicebot.db.models import CampaignLead, DoNotCall, Lead
 
 CSV = "שם,טלפון,עיר\nיוסי לוי,052-555-0101,חיפה\nרותי כץ,0525550102,אילת\nבלי טלפון,,\n"
@@ -174,3 +174,17 @@ async def test_campaign_create_edit_preview_csv_and_actions(
     assert "בוטל" in (await operator.get(url)).text
     progress = await operator.get("/ui/campaigns/progress")
     assert 'aria-valuemax="2"' in progress.text
+
+
+async def test_recording_served_through_the_api_handler(
+    keyed_app: Starlette, operator: httpx.AsyncClient
+) -> None:
+    """The console's recording URL answers with the API's recording route (404 while the API
+    has none), behind the session instead of the API key."""
+    seeded = await seed_call(keyed_app)
+    response = await operator.get(f"/ui/calls/{seeded['call_id']}/recording")
+    api = await operator.get(
+        f"/api/v1/calls/{seeded['call_id']}/recording",
+        headers={"Authorization": "Bearer " + API_KEY},
+    )
+    assert response.status_code == (404 if api.status_code == 404 else api.status_code)
