@@ -13,6 +13,12 @@ Scenarios:
   faults     openai with injected faults: TTS 10 % errors, STT 5 % errors, LLM 5 % hangs
              (the report counts dropped calls and unanswered caller turns)
   listening  callers that never speak (CPU per call-minute listening, memory per idle call)
+  latency    issue #14's turn-latency scenario, 3 turns per call, no barge-in, the server's
+             defaults (speculation, adaptive endpointing): LLM mode with batch STT at the
+             simulator's STT 250 ms, LLM first token 350 ms + 15 ms per token, TTS first
+             byte 200 ms; reports premature cut-offs (caller utterances the server heard
+             beyond the phrases said) and wasted speculative requests from /metrics
+  latency-rules  the same with the rule brain and espeak-ng (simulated STT, no delay)
 
     .venv/bin/python scripts/bench.py                      # everything, ~25 min
     .venv/bin/python scripts/bench.py --scenarios rules --points 1,50 --duration-s 30
@@ -71,6 +77,9 @@ class Scenario:
     stt_error_rate: float = 0.0
     llm_hang_rate: float = 0.0
     tts_error_rate: float = 0.0
+    llm_inter_token_ms: float = 0.0
+    # The server's own turn-taking defaults (no ENDPOINT_SILENCE_MS override).
+    server_defaults: bool = False
 
 
 SCENARIOS = {
@@ -91,7 +100,35 @@ SCENARIOS = {
         tts_error_rate=0.10,
     ),
     "listening": Scenario("listening", 0, 0, 0, use_llm_tts=False, turns=0, barge_in_prob=0.0),
+    "latency": Scenario(
+        "latency",
+        250,
+        350,
+        200,
+        use_llm_tts=True,
+        turns=3,
+        barge_in_prob=0.0,
+        llm_inter_token_ms=15,
+        server_defaults=True,
+    ),
+    "latency-rules": Scenario(
+        "latency-rules",
+        0,
+        0,
+        0,
+        use_llm_tts=False,
+        turns=3,
+        barge_in_prob=0.0,
+        server_defaults=True,
+    ),
 }
+# /metrics counters the latency scenarios report (before/after differences).
+SPECULATION_COUNTERS = (
+    "voicebot_caller_utterances_total",
+    "voicebot_speculative_turns_total",
+    "voicebot_speculative_wasted_requests_total",
+    "voicebot_speculative_wasted_reply_words_total",
+)
 
 
 def server_env(
@@ -113,7 +150,6 @@ def server_env(
         TWILIO_API_BASE_URL=twilio_url,
         STT_BASE_URL=sim_url,
         STT_API_KEY="sim-key",
-        ENDPOINT_SILENCE_MS=str(ENDPOINT_SILENCE_MS),
         SILENCE_CHECKIN_S=str(SILENCE_CHECKIN_S),
         LOG_LEVEL=args.server_log_level,
         LOG_FORMAT="json",
@@ -121,6 +157,9 @@ def server_env(
         TTS_CACHE_DIR=str(Path(tempfile.gettempdir()) / "voicebot-bench-tts"),
     )
     env.pop("REDIS_URL", None)
+    if not scenario.server_defaults:
+        env["ENDPOINT_SILENCE_MS"] = str(ENDPOINT_SILENCE_MS)
+    env.update(args.server_env)
     if scenario.use_llm_tts:
         env.update(LLM_BASE_URL=sim_url, LLM_API_KEY="sim-key")
         env.update(TTS_BASE_URL=sim_url, TTS_API_KEY="sim-key")
@@ -238,6 +277,7 @@ async def run_point(
     try:
         await loadtest(port, server.pid, scenario, 1, ramp_s=0, duration_s=None, turns=1, seed=0)
         llm_before = sim.requests["llm"]
+        counters_before = await scrape_counters(port)
         ramp_s = min(args.ramp_s, max(1.0, calls / 10))
         if args.profile_calls == calls and scenario.name in args.profile_scenarios:
             profiler = await start_profiler(args, server.pid, label)
@@ -252,6 +292,8 @@ async def run_point(
             seed=calls,
         )
         report["llm_requests"] = sim.requests["llm"] - llm_before
+        counters_after = await scrape_counters(port)
+        report["counters"] = {k: v - counters_before.get(k, 0.0) for k, v in counters_after.items()}
     finally:
         if profiler is not None:
             profiler.send_signal(2)
@@ -265,6 +307,48 @@ async def run_point(
     report["overhead_ms"]["subtracted_ms"] = delay_ms
     report["scenario"] = scenario.name
     return report
+
+
+async def scrape_counters(port: int) -> dict[str, float]:
+    """The speculation counters of the server's /metrics, one value per label set."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(SPECULATION_COUNTERS):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def latency_table(reports: list[dict[str, Any]]) -> str:
+    """Issue #14's figures: turn latency, premature cut-offs, wasted speculative requests."""
+    rows = [
+        "| calls | turns | turn p50 | p90 | p99 ms | premature cut-offs | speculations used"
+        " / dropped | wasted requests (STT/LLM/TTS) | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for report in reports:
+        counters = report.get("counters", {})
+
+        def count(prefix: str, counters: dict[str, float] = counters) -> float:
+            return sum(v for k, v in counters.items() if k.startswith(prefix))
+
+        utterances = count("voicebot_caller_utterances_total")
+        premature = max(0, round(utterances - report["turns_asked"]))
+        used = count('voicebot_speculative_turns_total{outcome="used"}')
+        dropped = count("voicebot_speculative_turns_total") - used
+        wasted = "/".join(
+            str(round(count(f'voicebot_speculative_wasted_requests_total{{stage="{stage}"}}')))
+            for stage in ("stt", "llm", "tts")
+        )
+        turn = report["turn"]
+        rows.append(
+            f"| {report['calls']} | {report['turns_asked']} | {fmt(turn['p50_ms'])} | "
+            f"{fmt(turn['p90_ms'])} | {fmt(turn['p99_ms'])} | {premature} | "
+            f"{round(used)} / {round(dropped)} | {wasted} | {report.get('load', '')} |"
+        )
+    return "\n".join(rows)
 
 
 def _minus(value: float | None, delay_ms: float) -> float | None:
@@ -310,6 +394,7 @@ async def main() -> int:
             sim.config.tts = StageBehaviour(
                 delay_ms=scenario.tts_ms, error_rate=scenario.tts_error_rate
             )
+            sim.config.llm_inter_token_ms = scenario.llm_inter_token_ms
             points = args.listening_points if name == "listening" else args.points
             for calls in points:
                 started = time.monotonic()
@@ -323,6 +408,7 @@ async def main() -> int:
                 report["sims_cores"] = (time.process_time() - cpu_before) / (
                     time.monotonic() - started
                 )
+                report["load"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
                 results.setdefault(name, []).append(report)
                 print(
                     f"{name} {calls}: ok {report['calls_ok']}/{calls}, dropped "
@@ -344,6 +430,8 @@ def print_tables(args: argparse.Namespace, results: dict[str, list[dict[str, Any
         print(f"\n### {name}\n")
         if name == "listening":
             print(listening_table(reports))
+        elif name.startswith("latency"):
+            print(latency_table(reports))
         else:
             print(talking_table(reports))
             print("\n" + summary(name, reports))
@@ -354,7 +442,11 @@ def print_tables(args: argparse.Namespace, results: dict[str, list[dict[str, Any
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(SCENARIOS))
+    parser.add_argument(
+        "--scenarios",
+        type=lambda s: s.split(","),
+        default=[n for n in SCENARIOS if not n.startswith("latency")],
+    )
     parser.add_argument("--points", type=_ints, default=[1, 25, 50, 100, 200])
     parser.add_argument("--listening-points", type=_ints, default=[100, 200])
     parser.add_argument("--duration-s", type=float, default=60.0, help="each call lasts ≥ this")
@@ -368,6 +460,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile-scenarios", type=lambda s: s.split(","), default=["rules"])
     parser.add_argument("--profile-dir", type=Path, default=Path(".cache/bench-profile"))
     parser.add_argument("--out", type=Path, default=Path(".cache/bench-results.json"))
+    parser.add_argument(
+        "--server-env",
+        type=lambda s: dict(kv.split("=", 1) for kv in s.split(",") if kv),
+        default={},
+        help="extra server settings, NAME=value,NAME=value (e.g. SPECULATE_SILENCE_MS=0)",
+    )
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:

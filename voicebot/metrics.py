@@ -45,6 +45,38 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
+        # Overlapped turns (voicebot/call/speculation.py): how each speculation ended
+        # (used, resumed, dtmf, stale, unused, ended, stt_failed), what the dropped ones
+        # cost, and the end-of-turn class the words so far gave.
+        self.speculations = Counter(
+            "voicebot_speculative_turns_total",
+            "Speculative turns by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.speculative_wasted_requests = Counter(
+            "voicebot_speculative_wasted_requests_total",
+            "Provider requests made for speculative turns that were dropped",
+            ["stage"],
+            registry=r,
+        )
+        self.speculative_wasted_words = Counter(
+            "voicebot_speculative_wasted_reply_words_total",
+            "Words of reply text generated for dropped speculative turns (about the LLM's"
+            " output tokens)",
+            registry=r,
+        )
+        self.caller_utterances = Counter(
+            "voicebot_caller_utterances_total",
+            "Caller utterances whose end the endpointer decided",
+            registry=r,
+        )
+        self.turn_end_kinds = Counter(
+            "voicebot_turn_end_kinds_total",
+            "Adaptive endpointing: class of the words heard at the pause",
+            ["kind"],
+            registry=r,
+        )
         self.provider_errors = Counter(
             "voicebot_provider_errors_total", "Provider failures", ["stage", "kind"], registry=r
         )

@@ -6,6 +6,14 @@ the caller's, more cautiously while the agent talks, so echo and coughs do not
 barge in), buffers the utterance with a short pre-roll, and ends the utterance
 after a run of silence, reporting when speech truly ended rather than when the
 decision was taken. Stream time is counted in frames from the first frame fed.
+
+Overlapping the turn's stages: at the first short pause inside an utterance
+(``speculate_silence_ms``) it reports :class:`SpeechPaused` with the audio so far, so
+recognition and the reply can start while the end of the turn is still being
+confirmed; voice after that pause is reported as :class:`SpeechResumed` (whatever was
+started on the paused audio is stale). The silence that ends the turn can be changed
+for the current utterance from the words heard so far (:meth:`Endpointer.set_turn_silence_ms`);
+it falls back to the default when the caller resumes.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from voicebot.audio.vad import DEFAULT_VAD_AGGRESSIVENESS, GateMode, VoiceActivi
 
 DEFAULT_ENDPOINT_SILENCE_MS: Final = 700
 """Silence that ends a turn; chosen by scripts/vad_eval.py (see its output)."""
+DEFAULT_SPECULATE_SILENCE_MS: Final = 200
+"""Silence after which the utterance so far is handed over for speculative recognition."""
 DEFAULT_START_MIN_SPEECH_MS: Final = 80
 """Voiced audio needed to confirm the caller started speaking."""
 DEFAULT_BARGE_IN_MIN_SPEECH_MS: Final = 180
@@ -39,6 +49,23 @@ class SpeechStarted:
     """The caller started speaking; ``onset_ms`` is the stream time of the first voiced frame."""
 
     onset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The caller paused for ``speculate_silence_ms`` inside an utterance; ``audio`` is
+    the utterance so far, cut as :class:`SpeechEnded` would cut it at this instant."""
+
+    onset_ms: int
+    end_ms: int
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResumed:
+    """Voice again after a :class:`SpeechPaused`: the paused audio was not the whole turn."""
+
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +99,7 @@ class Endpointer:
         "_audio",
         "_audio_start_frame",
         "_barge_in_frames",
+        "_default_endpoint_frames",
         "_endpoint_frames",
         "_frame_index",
         "_gap_frames",
@@ -79,8 +107,10 @@ class Endpointer:
         "_max_gap_frames",
         "_max_utterance_frames",
         "_onset_frame",
+        "_paused",
         "_postroll_frames",
         "_preroll",
+        "_speculate_frames",
         "_start_frames",
         "_state",
         "_vad",
@@ -95,8 +125,12 @@ class Endpointer:
         barge_in_min_speech_ms: int = DEFAULT_BARGE_IN_MIN_SPEECH_MS,
         vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS,
         max_utterance_ms: int = DEFAULT_MAX_UTTERANCE_MS,
+        speculate_silence_ms: int = 0,
     ) -> None:
-        self._endpoint_frames = _frames(endpoint_silence_ms)
+        """``speculate_silence_ms`` 0 reports no pauses (no :class:`SpeechPaused`)."""
+        self._default_endpoint_frames = _frames(endpoint_silence_ms)
+        self._endpoint_frames = self._default_endpoint_frames
+        self._speculate_frames = _frames(speculate_silence_ms) if speculate_silence_ms else 0
         self._start_frames = _frames(start_min_speech_ms)
         self._barge_in_frames = _frames(barge_in_min_speech_ms)
         self._max_utterance_frames = _frames(max_utterance_ms)
@@ -115,6 +149,8 @@ class Endpointer:
         self._last_voiced_frame = 0
         self._voiced_frames = 0
         self._gap_frames = 0
+        self._paused = False
+        self._endpoint_frames = self._default_endpoint_frames
         self._preroll.clear()
         self._audio.clear()
 
@@ -129,13 +165,26 @@ class Endpointer:
         return self._state is _State.SPEAKING
 
     @property
+    def silence_ms(self) -> int:
+        """Silence since the last voiced frame of the current utterance (0 outside one)."""
+        if self._state is not _State.SPEAKING:
+            return 0
+        return (self._frame_index - 1 - self._last_voiced_frame) * FRAME_MS
+
+    def set_turn_silence_ms(self, silence_ms: int) -> None:
+        """End the current utterance after ``silence_ms`` of silence instead of the default
+        (already past it: at the next frame). Back to the default when the caller resumes
+        after a pause, and for the next utterance."""
+        self._endpoint_frames = _frames(silence_ms)
+
+    @property
     def noise_floor_dbfs(self) -> float:
         """The VAD's current background-level estimate."""
         return self._vad.noise_floor_dbfs
 
     def process(
         self, pcm16_frame: bytes, *, agent_speaking: bool = False
-    ) -> SpeechStarted | SpeechEnded | None:
+    ) -> SpeechStarted | SpeechPaused | SpeechResumed | SpeechEnded | None:
         """Feed the next 20 ms frame; return an event when a turn boundary is decided.
 
         A frame that is not exactly 320 bytes is ignored (no event, no stream time).
@@ -174,6 +223,8 @@ class Endpointer:
         self._preroll.clear()
         self._voiced_frames = 1
         self._gap_frames = 0
+        self._paused = False
+        self._endpoint_frames = self._default_endpoint_frames
         self._last_voiced_frame = index
 
     def _confirm_onset(
@@ -204,23 +255,45 @@ class Endpointer:
         tail.release()
         self._audio.clear()
 
-    def _track_speech(self, index: int, voiced: bool) -> SpeechEnded | None:
+    def _track_speech(
+        self, index: int, voiced: bool
+    ) -> SpeechPaused | SpeechResumed | SpeechEnded | None:
         if voiced:
             self._last_voiced_frame = index
+            if self._paused:
+                self._paused = False
+                self._endpoint_frames = self._default_endpoint_frames
+                return SpeechResumed(at_ms=index * FRAME_MS)
         silent_frames = index - self._last_voiced_frame
         too_long = index + 1 - self._onset_frame >= self._max_utterance_frames
         if silent_frames < self._endpoint_frames and not too_long:
+            speculate = self._speculate_frames
+            if speculate and silent_frames >= speculate and not self._paused:
+                self._paused = True
+                return SpeechPaused(
+                    onset_ms=self._onset_frame * FRAME_MS,
+                    end_ms=(self._last_voiced_frame + 1) * FRAME_MS,
+                    audio=self._utterance_audio(index),
+                )
             return None
         end_frame = self._last_voiced_frame + 1
-        keep_until = min(end_frame + self._postroll_frames, index + 1)
-        audio = bytes(self._audio[: (keep_until - self._audio_start_frame) * FRAME_BYTES_PCM16])
         event = SpeechEnded(
-            onset_ms=self._onset_frame * FRAME_MS, end_ms=end_frame * FRAME_MS, audio=audio
+            onset_ms=self._onset_frame * FRAME_MS,
+            end_ms=end_frame * FRAME_MS,
+            audio=self._utterance_audio(index),
         )
+        self._paused = False
+        self._endpoint_frames = self._default_endpoint_frames
         self._state = _State.IDLE
         self._audio.clear()
         self._preroll.clear()
         return event
+
+    def _utterance_audio(self, index: int) -> bytes:
+        """The utterance from its pre-roll to ``POSTROLL_MS`` after its last voiced frame."""
+        end_frame = self._last_voiced_frame + 1
+        keep_until = min(end_frame + self._postroll_frames, index + 1)
+        return bytes(self._audio[: (keep_until - self._audio_start_frame) * FRAME_BYTES_PCM16])
 
     def reset(self) -> None:
         """Start a new stream: stream time back to 0, buffers and noise floor cleared."""

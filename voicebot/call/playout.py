@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 FRAME_S = 0.020
 PLAYOUT_LEAD_S = 0.200
@@ -55,6 +56,16 @@ class Utterance:
         return max(0.0, min(1.0, played_s / (self.frames_sent * FRAME_S)))
 
 
+class AudioSink(Protocol):
+    """Where a reply's sentences go: the playout, or a holder in front of it."""
+
+    def new_utterance(self, text: str) -> Utterance: ...
+
+    def push_frames(self, utterance: Utterance, frames: list[bytes]) -> None: ...
+
+    def end_utterance(self, utterance: Utterance) -> None: ...
+
+
 @dataclass(slots=True)
 class _Item:
     frame: bytes | None = None
@@ -93,11 +104,19 @@ class Playout:
         return bool(self._queue) or self.clock() < self._play_until or bool(self._pending_marks)
 
     def new_utterance(self, text: str) -> Utterance:
+        utterance = self.detached_utterance(text)
+        self.attach_utterance(utterance)
+        return utterance
+
+    def detached_utterance(self, text: str) -> Utterance:
+        """An utterance with its mark name, not yet pending (a reply held back until its
+        turn is confirmed): :meth:`attach_utterance` before pushing its frames."""
         self._seq += 1
-        utterance = Utterance(mark=f"u{self._seq}", text=text)
+        return Utterance(mark=f"u{self._seq}", text=text)
+
+    def attach_utterance(self, utterance: Utterance) -> None:
         self._pending_marks[utterance.mark] = utterance
         self._drained.clear()
-        return utterance
 
     def push_frames(self, utterance: Utterance, frames: list[bytes]) -> None:
         if utterance.cut:

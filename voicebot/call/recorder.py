@@ -50,6 +50,7 @@ class TurnTimings:
     brain_done_at: float | None = None
     tts_first_byte_at: float | None = None
     first_frame_at: float | None = None
+    confirmed_at: float | None = None
 
     def breakdown_ms(self) -> dict[str, float]:
         def ms(a: float | None, b: float | None) -> float | None:
@@ -64,10 +65,23 @@ class TurnTimings:
                 self.llm_first_token_at or self.brain_done_at or self.started_at,
                 self.tts_first_byte_at,
             ),
-            "first_frame": ms(self.tts_first_byte_at, self.first_frame_at),
+            "held": ms(self.tts_first_byte_at, self.confirmed_at)
+            if self.confirmed_at is not None
+            and self.tts_first_byte_at is not None
+            and self.confirmed_at > self.tts_first_byte_at
+            else None,
+            "first_frame": ms(
+                _latest(self.tts_first_byte_at, self.confirmed_at), self.first_frame_at
+            ),
             "total": ms(self.speech_end_at or self.started_at, self.first_frame_at),
         }
         return {k: v for k, v in values.items() if v is not None}
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return max(a, b)
 
 
 class CallRecorder:

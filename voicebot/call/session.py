@@ -22,6 +22,14 @@ fed to the call's transcription session as they arrive (:mod:`voicebot.call.live
 and the end of the turn commits the utterance; a streaming failure (error, closed socket,
 no final in time) hands the utterance's audio to batch STT.
 
+Overlapped turns (``speculate_silence_ms``): at the first short pause inside an utterance
+the audio so far is recognised and, once its words are in, they set the end-of-turn
+silence (adaptive endpointing) and the reply starts, held back from the caller
+(:mod:`voicebot.call.speculation`). When the endpointer confirms the turn with no voice
+since the pause, that reply is released and answers it; voice again discards it (and its
+requests are counted as wasted). A held reply is never the current one, so barge-in,
+keys and endings act on it only through the discard.
+
 Fault boundaries: a failed sentence is handled by the speaker (fallback voice, then
 the cached apology); a failed recognition plays the cached "say it again"; a tool or
 database error inside the brain is answered with the same apology and the call goes
@@ -44,10 +52,17 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.audio.codec import ulaw_to_pcm16
-from voicebot.audio.endpointing import Endpointer, SpeechEnded, SpeechStarted
+from voicebot.audio.endpointing import (
+    Endpointer,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.script import AgentScript
+from voicebot.brain.turn_end import TurnEnd, classify_turn_end
 from voicebot.call.live_stt import LiveRecognition
 from voicebot.call.playout import Playout
 from voicebot.call.recorder import CallRecorder, TurnTimings
@@ -60,6 +75,7 @@ from voicebot.call.speaker import (
     OPT_OUT_KEY_TEXT,
     Speaker,
 )
+from voicebot.call.speculation import HeldSink, Speculation, ToolGate, restore, snapshot
 from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.errors import PeerGoneError, PeerStalledError, ProviderError, TelephonyError
@@ -88,6 +104,7 @@ class UtteranceIn:
     decided_at: float
     speech_end_at: float
     transcript: asyncio.Future[Transcript] | None = None  # streaming STT's final, if streamed
+    speculation: Speculation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +142,7 @@ class CallSession:
         self.endpointer = Endpointer(
             endpoint_silence_ms=s.endpoint_silence_ms,
             barge_in_min_speech_ms=s.barge_in_min_speech_ms,
+            speculate_silence_ms=s.speculate_silence_ms,
         )
         tools = DbBookingTools(
             settings=s,
@@ -132,7 +150,9 @@ class CallSession:
             lead_id=self.state.lead.lead_id if self.state.lead else None,
             call_id=self.call_id,
         )
-        self.brain = self.services.brain_factory(tools, script=self.script)
+        # Writes wait while a speculative reply is held (it may be discarded).
+        self._tool_gate = ToolGate(tools)
+        self.brain = self.services.brain_factory(self._tool_gate, script=self.script)
         self.recorder = CallRecorder(self.services, call_id=self.call_id, call_sid=self.call_sid)
         streaming = self.services.streaming_stt
         self.live_stt = (
@@ -153,6 +173,10 @@ class CallSession:
         self._ending = False
         self._end_requested = asyncio.Event()
         self._end_request: tuple[str, str | None] | None = None
+        self._awaiting_input = False  # the turn loop waits for the caller's next input
+        self._speculation: Speculation | None = None
+        self._discards: set[asyncio.Task[None]] = set()
+        self._live: set[Speculation] = set()  # started, neither adopted nor dropped
 
     def _to_peer(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         """``send`` that ends the call quietly when the peer is gone (:class:`PeerGoneError`:
@@ -186,13 +210,18 @@ class CallSession:
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
         final = None
         if self.live_stt is not None:
-            final = self.live_stt.on_frame(ulaw, event, stream_ms=self.endpointer.stream_ms)
+            boundary = event if isinstance(event, SpeechStarted | SpeechEnded) else None
+            final = self.live_stt.on_frame(ulaw, boundary, stream_ms=self.endpointer.stream_ms)
         if event is None:
             if self.endpointer.in_speech and not self._barged and self.playout.speaking:
                 # The caller was already talking when the agent began: the agent yields.
                 await self._barge_in()
             return
-        if isinstance(event, SpeechStarted):
+        if isinstance(event, SpeechPaused):
+            self._speculate(event, now)
+        elif isinstance(event, SpeechResumed):
+            self._discard_speculation("resumed")
+        elif isinstance(event, SpeechStarted):
             self._barged = False
             current = self.current
             if self.playout.speaking:
@@ -210,7 +239,13 @@ class CallSession:
             # end_ms is in the endpointer's stream time, so measure back from its clock.
             speech_end_at = now - max(0, self.endpointer.stream_ms - event.end_ms) / 1000
             self._caller_quiet_since = now
-            self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at, final))
+            self.services.metrics.caller_utterances.inc()
+            speculation = self._speculation
+            self._speculation = None
+            if speculation is not None and speculation.end_ms != event.end_ms:
+                self._discard(speculation, "stale")
+                speculation = None
+            self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at, final, speculation))
 
     def _now(self) -> datetime:
         """Wall-clock now in the business time zone (the brain speaks local times)."""
@@ -223,6 +258,7 @@ class CallSession:
 
     async def on_dtmf(self, digit: str) -> None:
         """A key interrupts the agent like speech (`clear`), then is acted on."""
+        self._discard_speculation("dtmf")
         await self._interrupt_current("dtmf")
         self._inbox.put_nowait(DtmfIn(digit))
 
@@ -265,6 +301,8 @@ class CallSession:
                 if self.live_stt is not None:
                     tasks.append(tg.create_task(self.live_stt.session.run()))
                 await self.ended.wait()
+                for spec in list(self._live):
+                    self._discard(spec, "ended")
                 # The socket is gone or going: cancel the reply's LLM and TTS requests now.
                 current = self.current
                 if current is not None and not current.committed:
@@ -448,10 +486,16 @@ class CallSession:
                 wait_s = quiet_since + checkin_s - time.monotonic()
                 if wait_s <= 0:
                     return None
+            self._awaiting_input = True
             try:
-                return await asyncio.wait_for(self._inbox.get(), timeout=wait_s)
+                item = await asyncio.wait_for(self._inbox.get(), timeout=wait_s)
             except TimeoutError:
                 continue
+            finally:
+                self._awaiting_input = False
+            if self._discards:
+                await asyncio.wait(set(self._discards))  # the state before a dropped reply
+            return item
 
     def _quiet_since(self) -> float | None:
         """When the line fell silent (agent done playing, caller done speaking); None while
@@ -461,28 +505,24 @@ class CallSession:
         return max(self.playout.idle_since, self._caller_quiet_since)
 
     async def _handle_utterance(self, item: UtteranceIn) -> None:
+        spec = item.speculation
+        if spec is not None and await self._adopt(spec):
+            return
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
-        recognizer = self.services.recognizer
-        text = ""
-        streamed = await self._streamed_text(item)
-        if streamed is not None:
-            text = streamed
-        elif recognizer is not None:
-            # The turn loop speaks only the streaming shape, so a recognizer with partial
-            # transcripts plugs in here unchanged.
-            stream = recognizer.open_stream(sample_rate_hz=INBOUND_RATE_HZ, language=LANGUAGE)
-            try:
-                stream.push(item.audio)
-                transcript = await stream.finish()
-                text = transcript.text.strip()
-            except ProviderError as exc:
-                self.services.metrics.provider_errors.labels("stt", exc.code).inc()
-                self.log.warning("call.stt_failed", error=exc.message)
-                await self._speak(fixed(_apology()), timings)
-                return
-            finally:
-                await stream.aclose()
-        timings.stt_done_at = time.monotonic()
+        try:
+            if spec is not None and spec.text is not None:
+                text = spec.text  # recognised at the pause; the reply was stale
+                timings.started_at = spec.started_at
+                timings.stt_done_at = spec.recognised_at
+            else:
+                streamed = await self._streamed_text(item)
+                text = streamed if streamed is not None else await self._recognize(item.audio)
+                timings.stt_done_at = time.monotonic()
+        except ProviderError as exc:
+            self.services.metrics.provider_errors.labels("stt", exc.code).inc()
+            self.log.warning("call.stt_failed", error=exc.message)
+            await self._speak(fixed(_apology()), timings)
+            return
         if self._carry:
             text = f"{self._carry} {text}".strip()
             self._carry = None
@@ -506,6 +546,179 @@ class CallSession:
             self.log.warning("call.stt_stream_failed", error=exc.message)
             return None
         return transcript.text.strip()
+
+    async def _recognize(self, audio: bytes) -> str:
+        """The utterance's words ("" without a recognizer); raises ProviderError."""
+        recognizer = self.services.recognizer
+        if recognizer is None:
+            return ""
+        # The turn loop speaks only the streaming shape, so a recognizer with partial
+        # transcripts plugs in here unchanged.
+        stream = recognizer.open_stream(sample_rate_hz=INBOUND_RATE_HZ, language=LANGUAGE)
+        try:
+            stream.push(audio)
+            transcript = await stream.finish()
+        finally:
+            await stream.aclose()
+        return transcript.text.strip()
+
+    # ---- speculative turns ----
+
+    def _speculate(self, event: SpeechPaused, now: float) -> None:
+        """At a short pause, recognise the utterance so far and start its reply, held.
+        With streaming recognition the partial transcript sets the end-of-turn silence
+        and no reply is prepared (the final comes at the commit, at the end of turn)."""
+        if self.live_stt is not None:
+            if self.services.settings.adaptive_endpointing:
+                words = self.live_stt.partial_text
+                self.endpointer.set_turn_silence_ms(self._turn_silence_ms(words))
+            return
+        if (
+            self._tg is None
+            or self._speculation is not None
+            or not self._awaiting_input
+            or not self._inbox.empty()
+            or self.services.recognizer is None
+            or self._ending
+            or self.ended.is_set()
+        ):
+            return
+        speech_end_at = now - max(0, self.endpointer.stream_ms - event.end_ms) / 1000
+        spec = Speculation(
+            audio=event.audio,
+            end_ms=event.end_ms,
+            started_at=now,
+            speech_end_at=speech_end_at,
+            carry=self._carry,
+        )
+        self._speculation = spec
+        self._live.add(spec)
+        spec.task = self._tg.create_task(self._run_speculation(spec), name="speculation")
+
+    async def _run_speculation(self, spec: Speculation) -> None:
+        try:
+            spec.text = await self._recognize(spec.audio)
+        except ProviderError as exc:
+            spec.error = exc
+            return
+        finally:
+            spec.recognised_at = time.monotonic()
+            spec.recognised.set()
+        settings = self.services.settings
+        if settings.adaptive_endpointing and spec is self._speculation:
+            self.endpointer.set_turn_silence_ms(self._turn_silence_ms(spec.text))
+        text = f"{spec.carry} {spec.text}".strip() if spec.carry else spec.text
+        if not text or spec.dropped:
+            return
+        if self._discards:
+            await asyncio.wait(set(self._discards))  # the state as it was before them
+        if spec.dropped or self._tg is None:
+            return
+        spec.state_before = snapshot(self.state)
+        spec.turn_mark = self._turn_seq
+        spec.sink = HeldSink(self.playout)
+        self._tool_gate.hold()
+        timings = TurnTimings(
+            started_at=spec.started_at,
+            speech_end_at=spec.speech_end_at,
+            stt_done_at=spec.recognised_at,
+        )
+        handle = SpeechHandle(
+            turn_id=self._turn_seq + 1,
+            source=lambda: self.brain.respond_stream(self.state, text, now=self._now()),
+            timings=timings,
+            state=self.state,
+            playout=self.playout,
+            speaker=self.speaker,
+            recorder=self.recorder,
+            log=self.log,
+            user_text=text,
+            sink=spec.sink,
+        )
+        spec.handle = handle
+        handle.start(self._tg)
+
+    def _turn_silence_ms(self, text: str) -> int:
+        settings = self.services.settings
+        kind = classify_turn_end(text)
+        self.services.metrics.turn_end_kinds.labels(kind.value).inc()
+        if kind is TurnEnd.COMPLETE:
+            return settings.endpoint_short_silence_ms
+        if kind is TurnEnd.HESITANT:
+            return settings.endpoint_long_silence_ms
+        return settings.endpoint_silence_ms
+
+    async def _adopt(self, spec: Speculation) -> bool:
+        """The turn the speculation was made on is confirmed: release its reply and follow
+        it like any other. False (the caller's words are answered afresh) when there is
+        no reply to release or it was made on other grounds (carried words changed, a
+        reply came between)."""
+        if spec.task is not None:
+            await asyncio.wait({spec.task})
+        handle = spec.handle
+        if spec.error is not None:  # recognised afresh on the whole utterance
+            self._live.discard(spec)
+            self.services.metrics.speculations.labels("stt_failed").inc()
+            return False
+        if handle is None or spec.carry != self._carry or spec.turn_mark != self._turn_seq:
+            self._discard(spec, "unused")
+            if self._discards:
+                await asyncio.wait(set(self._discards))
+            return False
+        self._live.discard(spec)
+        self.services.metrics.speculations.labels("used").inc()
+        self._carry = None
+        self._turn_seq = handle.turn_id
+        self.current = handle
+        self._tool_gate.release()
+        handle.timings.confirmed_at = time.monotonic()
+        if spec.sink is not None:
+            spec.sink.release()
+        handle.check_played()
+        await self._follow(handle)
+        return True
+
+    def _discard_speculation(self, reason: str) -> None:
+        spec = self._speculation
+        self._speculation = None
+        if spec is not None:
+            self._discard(spec, reason)
+
+    def _discard(self, spec: Speculation, reason: str) -> None:
+        """Drop a speculation: its requests are cancelled and counted as wasted, the state
+        its reply changed is put back (in a task the next turn waits for)."""
+        if spec.dropped:
+            return
+        spec.dropped = True
+        self._live.discard(spec)
+        self.services.metrics.speculations.labels(reason).inc()
+        if self._tg is None:
+            return
+        task = self._tg.create_task(self._drop(spec, reason), name="speculation-drop")
+        self._discards.add(task)
+        task.add_done_callback(self._discards.discard)
+
+    async def _drop(self, spec: Speculation, reason: str) -> None:
+        metrics = self.services.metrics
+        task = spec.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        if reason != "unused":  # an unused speculation's words still answer the turn
+            metrics.speculative_wasted_requests.labels("stt").inc()
+        handle = spec.handle
+        if handle is None:
+            return
+        await handle.discard()
+        if spec.sink is not None:
+            spec.sink.discard()
+        restore(self.state, spec.state_before)
+        self._tool_gate.release()
+        if self.services.llm is not None:
+            metrics.speculative_wasted_requests.labels("llm").inc()
+        sentences = [u for u in handle.utterances if u.text]
+        metrics.speculative_wasted_requests.labels("tts").inc(len(sentences))
+        metrics.speculative_wasted_words.inc(sum(len(u.text.split()) for u in sentences))
 
     def _start_handle(
         self,
@@ -539,7 +752,11 @@ class CallSession:
     ) -> None:
         """Speak one reply through its handle and wait until it was heard or interrupted;
         then store the turn, and end the call if the brain said so."""
-        handle = self._start_handle(source, timings, user_text=user_text)
+        await self._follow(self._start_handle(source, timings, user_text=user_text))
+
+    async def _follow(self, handle: SpeechHandle) -> None:
+        """Wait until ``handle`` (the current reply) was heard or interrupted; then store
+        the turn, and end the call if the brain said so."""
         await handle.wait_generated()
         if not handle.committed:
             await self._save_state(handle)  # the caller's words, while the reply plays

@@ -74,10 +74,10 @@ class Speaker:
                 timings = handle.timings
                 timings.brain_done_at = timings.brain_done_at or time.monotonic()
                 timings.llm_first_token_at = timings.llm_first_token_at or event.first_token_at
-                utterance = self._playout.new_utterance(event.text)
+                utterance = handle.sink.new_utterance(event.text)
                 handle.utterances.append(utterance)
                 await self._sentence(utterance, handle)
-                self._playout.end_utterance(utterance)
+                handle.sink.end_utterance(utterance)
 
     async def _sentence(self, utterance: Utterance, handle: SpeechHandle) -> None:
         """The sentence's audio into the playout: cache, then the voice, then the fallback
@@ -122,7 +122,7 @@ class Speaker:
             return False
         timings = handle.timings
         timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
-        self._playout.push_frames(utterance, _frames(cached))
+        handle.sink.push_frames(utterance, _frames(cached))
         return True
 
     async def _synthesize(
@@ -142,7 +142,7 @@ class Speaker:
             if handle.interrupted is not None:
                 return
             timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
-            self._playout.push_frames(utterance, frames)
+            handle.sink.push_frames(utterance, frames)
             audio.extend(frames)
         if remember and self._services.settings.tts_reuse_sentences:
             # Rule replies repeat across calls: the next time it costs nothing.

@@ -19,6 +19,10 @@ A reply interrupted by the caller speaking again before any of it was played is
 *dropped*: nothing of it is committed and :attr:`dropped_user_text` hands the caller's
 words back to the session, which answers them together with the new utterance.
 
+A *speculative* reply (prepared while the end of the caller's turn is being confirmed)
+runs with a held sink: its audio waits until the session confirms the turn (then it is
+an ordinary reply) or :meth:`discard` drops it, writing nothing anywhere.
+
 Failure: the generation task never raises into the call's TaskGroup; an unexpected
 exception is kept in :attr:`error` for the session to act on (apology and goodbye).
 """
@@ -31,7 +35,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from voicebot.brain.base import ChatTurn, ConversationState, Reply, ReplyEvent, stream_of
-from voicebot.call.playout import FRAME_S, Playout, Utterance
+from voicebot.call.playout import FRAME_S, AudioSink, Playout, Utterance
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.speaker import Speaker
 
@@ -76,6 +80,7 @@ class SpeechHandle:
         log: Any,
         user_text: str | None = None,
         interruptible: bool = True,
+        sink: AudioSink | None = None,
     ) -> None:
         self.turn_id = turn_id
         self.timings = timings
@@ -91,6 +96,8 @@ class SpeechHandle:
         self._source = source
         self._state = state
         self._playout = playout
+        self.sink: AudioSink = playout if sink is None else sink
+        self.discarded = False
         self._speaker = speaker
         self._recorder = recorder
         self._history_mark = len(state.history)
@@ -153,7 +160,7 @@ class SpeechHandle:
     def check_played(self) -> None:
         """Commit once the stream is over and every queued sentence was played (the
         session calls this after each mark)."""
-        if self.committed or not self.generated:
+        if self.committed or not self.generated or getattr(self.sink, "held", False):
             return
         if all(u.heard for u in self.utterances if not u.cut):
             self._commit()
@@ -181,6 +188,23 @@ class SpeechHandle:
                 await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
         self._generated.set()
         self._commit()
+
+    async def discard(self) -> None:
+        """Drop a reply that was never released to the caller (its turn was not over):
+        cancel its generation and take back what the brain wrote to history; nothing is
+        committed or recorded. The caller of this restores the rest of the state."""
+        if self.committed:
+            return
+        self.discarded = True
+        self.interrupted = "discarded"
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+        del self._state.history[self._history_mark :]
+        self._generated.set()
+        self._committed.set()
 
     # ---- the one write of the agent's turn ----
 

@@ -3,7 +3,9 @@
 Hebrew-aware: a full stop ends a sentence only when followed by whitespace, and not in
 decimals (``2.5``), ellipses (``...``, ``…``), abbreviations (``וכו.``, ``מס.``, single-letter
 initials) or dotted names (``example.co.il``). Times (``14:30``) and gershayim (``ד"ר``) never
-split. A long clause is cut early at a comma so the first TTS request starts sooner.
+split. The first sentence is cut at its first clause (a comma, or before a connective
+such as אבל / כי / ולכן, once a few words are in) so the first TTS request starts sooner;
+later sentences are cut at a comma only when long.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import re
 
 # A first sentence longer than this is cut at the next comma followed by a space.
 DEFAULT_FIRST_SOFT_SPLIT_CHARS = 30
+# The first clause ends at a comma or before a connective once this many words are in.
+DEFAULT_FIRST_CLAUSE_MIN_WORDS = 3
 # Later sentences are cut at a comma only past this length.
 DEFAULT_SOFT_SPLIT_CHARS = 90
 # With no usable boundary at all, text is cut at the last space before this length.
@@ -27,6 +31,8 @@ ABBREVIATIONS = frozenset({
 _SENTENCE_END = "?!"
 _CLOSERS = "\"'”’״׳)]»"
 _SOFT_SPLIT = re.compile(r"[,;]\s")
+# A connective that opens a new clause; the cut falls before it.
+_CONNECTIVE = re.compile(r"\s(?=(?:אבל|כי|ולכן|ואז|אלא|כדי|למרות)\s)")
 
 
 class SentenceSplitter:
@@ -38,7 +44,10 @@ class SentenceSplitter:
         first_soft_split_chars: int = DEFAULT_FIRST_SOFT_SPLIT_CHARS,
         soft_split_chars: int = DEFAULT_SOFT_SPLIT_CHARS,
         max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS,
+        first_clause_min_words: int = DEFAULT_FIRST_CLAUSE_MIN_WORDS,
     ) -> None:
+        """``first_clause_min_words`` 0 turns the first-clause cut off."""
+        self._first_clause_min_words = first_clause_min_words
         self._first_soft_split_chars = first_soft_split_chars
         self._soft_split_chars = soft_split_chars
         self._max_sentence_chars = max_sentence_chars
@@ -111,6 +120,10 @@ class SentenceSplitter:
         return not _is_abbreviation(word)
 
     def _soft_cut(self, text: str) -> int | None:
+        if self._emitted == 0 and self._first_clause_min_words:
+            cut = self._first_clause(text)
+            if cut is not None:
+                return cut
         threshold = self._first_soft_split_chars if self._emitted == 0 else self._soft_split_chars
         if len(text) > threshold:
             match = _SOFT_SPLIT.search(text, threshold)
@@ -119,6 +132,17 @@ class SentenceSplitter:
         if len(text) > self._max_sentence_chars:
             space = text.rfind(" ", 0, self._max_sentence_chars)
             return space if space > 0 else self._max_sentence_chars
+        return None
+
+    def _first_clause(self, text: str) -> int | None:
+        """The end of the first clause: a comma, or the space before a connective, with at
+        least ``first_clause_min_words`` words before it."""
+        need = self._first_clause_min_words
+        cuts = [m.start() + 1 for m in _SOFT_SPLIT.finditer(text)]
+        cuts += [m.start() for m in _CONNECTIVE.finditer(text)]
+        for cut in sorted(cuts):
+            if len(text[:cut].split()) >= need:
+                return cut
         return None
 
 

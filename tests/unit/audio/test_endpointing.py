@@ -13,6 +13,8 @@ from voicebot.audio.endpointing import (
     PREROLL_MS,
     Endpointer,
     SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
 )
 from voicebot.testing.hebrew_audio import (
@@ -26,7 +28,7 @@ from voicebot.testing.hebrew_audio import (
     silence,
 )
 
-Event = SpeechStarted | SpeechEnded
+Event = SpeechStarted | SpeechPaused | SpeechResumed | SpeechEnded
 UTTERANCE = "כן, אני יכול לדבר עכשיו"
 
 
@@ -166,3 +168,61 @@ def test_reset_restarts_stream_time(clip: LabelledClip) -> None:
     endpointer.reset()
     assert endpointer.stream_ms == 0
     assert _run(endpointer, clip.pcm16) == first
+
+
+def test_pause_inside_utterance_reports_paused_then_resumed(hebrew_cache_dir: Path) -> None:
+    """A 500 ms pause inside an utterance yields SpeechPaused then SpeechResumed, and one
+    SpeechEnded after the whole utterance (the pause does not end the turn)."""
+    clip = labelled_clip(
+        ["אממ", "אני חושב שכן"],
+        lead_ms=1000,
+        trail_ms=1500,
+        pause_ms=500,
+        cache_dir=hebrew_cache_dir,
+    )
+    endpointer = Endpointer(speculate_silence_ms=200)
+    events = _run(endpointer, clip.pcm16)
+    kinds = [type(e) for _, e in events]
+    assert kinds[0] is SpeechStarted
+    assert kinds[-1] is SpeechEnded
+    assert SpeechPaused in kinds and SpeechResumed in kinds
+    assert kinds.index(SpeechPaused) < kinds.index(SpeechResumed)
+    assert kinds.count(SpeechEnded) == 1
+    ended = events[-1][1]
+    assert isinstance(ended, SpeechEnded)
+    assert abs(ended.end_ms - clip.speech_end_ms) < 200
+
+
+def test_paused_audio_is_the_utterance_so_far(clip: LabelledClip) -> None:
+    """SpeechPaused at the end of an utterance carries the same audio and end as the
+    SpeechEnded that follows it, ``speculate_silence_ms`` after the last voiced frame."""
+    events = _run(Endpointer(speculate_silence_ms=200), clip.pcm16)
+    paused = [(at, e) for at, e in events if isinstance(e, SpeechPaused)]
+    ended = [e for _, e in events if isinstance(e, SpeechEnded)]
+    assert len(ended) == 1
+    at, last_pause = paused[-1]
+    assert last_pause.end_ms == ended[0].end_ms
+    assert last_pause.audio == ended[0].audio
+    assert at - last_pause.end_ms == 200  # decided once 200 ms of silence were heard
+
+
+def test_no_pause_events_without_speculation(clip: LabelledClip) -> None:
+    """speculate_silence_ms=0 (the default) reports starts and ends only."""
+    kinds = [type(e) for _, e in _run(Endpointer(), clip.pcm16)]
+    assert kinds == [SpeechStarted, SpeechEnded]
+
+
+def test_turn_silence_set_from_words_ends_sooner(clip: LabelledClip) -> None:
+    """set_turn_silence_ms at the pause shortens the end-of-turn silence of this utterance
+    only; the next utterance uses the default again."""
+    endpointer = Endpointer(endpoint_silence_ms=700, speculate_silence_ms=200)
+    ends: list[int] = []
+    for round_ in range(2):
+        for frame in pcm16_frames(clip.pcm16):
+            event = endpointer.process(frame)
+            if isinstance(event, SpeechPaused) and round_ == 0:
+                endpointer.set_turn_silence_ms(300)
+            if isinstance(event, SpeechEnded):
+                ends.append(endpointer.stream_ms - event.end_ms)
+    assert ends[0] <= 300 + 20
+    assert ends[1] >= 700

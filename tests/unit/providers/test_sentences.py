@@ -82,3 +82,26 @@ def test_text_without_boundaries_is_cut_at_the_hard_cap() -> None:
     out = stream(words, max_sentence_chars=50, first_soft_split_chars=500, soft_split_chars=500)
     assert all(len(s) <= 50 for s in out)
     assert " ".join(out) == words
+
+
+def test_first_clause_ends_at_an_early_comma() -> None:
+    """The first sentence is cut at a comma once three words are in, so TTS starts on it."""
+    text = "אני מבין אותך לגמרי, ואשמח להסביר בקצרה מה אנחנו מציעים."
+    assert stream(text) == ["אני מבין אותך לגמרי,", "ואשמח להסביר בקצרה מה אנחנו מציעים."]
+
+
+def test_first_clause_ends_before_a_connective() -> None:
+    """A connective (אבל, כי…) after a few words starts a new chunk; a short opening
+    ("כן, ") is not cut on its own."""
+    assert stream("כן, זה נכון שהמחיר גבוה אבל החיסכון גדול יותר.") == [
+        "כן, זה נכון שהמחיר גבוה",
+        "אבל החיסכון גדול יותר.",
+    ]
+
+
+def test_only_the_first_sentence_is_cut_at_clauses() -> None:
+    """Later sentences keep their commas unless they are long."""
+    assert stream("בשמחה. אשמח לספר לך עוד, מה הכי חשוב לך?") == [
+        "בשמחה.",
+        "אשמח לספר לך עוד, מה הכי חשוב לך?",
+    ]
