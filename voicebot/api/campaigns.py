@@ -13,15 +13,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voicebot.api.body import int_param, parse_body
+from voicebot.api.body import int_param, parse_body, parse_model
 from voicebot.api.leads import page_params
 from voicebot.api.schemas import (
+    RUNNING_EDITABLE_FIELDS,
     AddLeadsIn,
     AddLeadsOut,
     CampaignActionPath,
     CampaignIn,
     CampaignOut,
     CampaignPage,
+    CampaignPatch,
     CampaignPath,
     CampaignStatsOut,
     Page,
@@ -177,6 +179,94 @@ async def list_campaigns(request: Request) -> Response:
 async def read_campaign(request: Request) -> Response:
     async with app_state(request).sessions() as session:
         return JSONResponse(campaign_json(await _get(session, int_param(request, "campaign_id"))))
+
+
+EDITABLE_STATUSES = frozenset({S.DRAFT, S.PAUSED})
+"""States in which every field of a campaign may change."""
+
+
+@operation(
+    summary="Edit a campaign",
+    tags=("campaigns",),
+    description="Only the fields given change; the result is validated like a create. "
+    "A draft or paused campaign takes any field. A running one takes only name, "
+    "pacing (max_concurrent_calls, calls_per_second) and retry fields (max_attempts, "
+    "retry_base_min, retry_max_min) and blocked_dates; the script, the window, the zone, "
+    "the calendar, consent and voicemail fields need a pause first (409 naming them). "
+    "A completed or cancelled campaign is not edited (409).",
+    path=CampaignPath,
+    body=CampaignPatch,
+    replies=(Returns(200, CampaignOut),),
+    errors=(404, 409, 422),
+)
+async def update_campaign(request: Request) -> Response:
+    """Apply a partial edit with a compare-and-set on the status it was checked against.
+
+    A field sent with its stored value is not a change, so a console may send the whole
+    form of a running campaign. The status the edit was allowed in is part of the UPDATE,
+    so a campaign started between the read and the write is not edited behind its back.
+    """
+    campaign_id = int_param(request, "campaign_id")
+    patch = await parse_body(request, CampaignPatch)
+    given = patch.model_dump(mode="json", exclude_unset=True)
+    nulls = sorted(name for name, value in given.items() if value is None)
+    if nulls:
+        raise InvalidInputError(
+            "fields cannot be null",
+            details=[{"field": name, "message": "cannot be null"} for name in nulls],
+        )
+    async with app_state(request).sessions() as session:
+        campaign = await _get(session, campaign_id)
+        stored = _editable_fields(campaign)
+        merged = parse_model(CampaignIn, stored | given)
+        _validate(merged)
+        normalized = merged.model_dump(mode="json")
+        changes = {name: normalized[name] for name in given if normalized[name] != stored[name]}
+        allowed = _statuses_allowing(changes)
+        if campaign.status not in allowed:
+            raise _not_editable(campaign.status, changes)
+        if changes:
+            result = await session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
+                .values(**changes)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                await session.rollback()
+                campaign = await _get(session, campaign_id)
+                await session.refresh(campaign)
+                raise _not_editable(campaign.status, changes)
+            await session.commit()
+            await session.refresh(campaign)
+        return JSONResponse(campaign_json(campaign))
+
+
+def _editable_fields(campaign: Campaign) -> dict[str, Any]:
+    """The stored campaign as the fields of a create (what an edit is merged into)."""
+    stored = {name: getattr(campaign, name) for name in CampaignIn.model_fields}
+    stored["agent_script"] = stored["agent_script"] or {}
+    stored["blocked_dates"] = list(stored["blocked_dates"] or [])
+    return stored
+
+
+def _statuses_allowing(changes: dict[str, Any]) -> frozenset[str]:
+    if set(changes) <= RUNNING_EDITABLE_FIELDS:
+        return EDITABLE_STATUSES | {S.RUNNING}
+    return EDITABLE_STATUSES
+
+
+def _not_editable(status: str, changes: dict[str, Any]) -> InvalidStateError:
+    if status == S.RUNNING:
+        frozen = sorted(set(changes) - RUNNING_EDITABLE_FIELDS)
+        return InvalidStateError(
+            f"a running campaign cannot change {', '.join(frozen)}: pause it first",
+            details=[{"field": name, "message": "cannot change while running"} for name in frozen],
+        )
+    return InvalidStateError(
+        f"a {status} campaign cannot be edited",
+        details=[{"field": name, "message": f"campaign is {status}"} for name in sorted(changes)],
+    )
 
 
 @operation(
@@ -409,6 +499,7 @@ routes = [
     Route("/campaigns", create_campaign, methods=["POST"]),
     Route("/campaigns", list_campaigns, methods=["GET"]),
     Route("/campaigns/{campaign_id:int}", read_campaign, methods=["GET"]),
+    Route("/campaigns/{campaign_id:int}", update_campaign, methods=["PATCH"]),
     Route("/campaigns/{campaign_id:int}/leads", add_leads, methods=["POST"]),
     Route("/campaigns/{campaign_id:int}/stats", stats, methods=["GET"]),
     Route("/campaigns/{campaign_id:int}/{action}", transition, methods=["POST"]),

@@ -355,6 +355,59 @@ class CampaignIn(Strict):
         return format_blocked_dates(parse_blocked_dates(value))
 
 
+class CampaignPatch(Strict):
+    """A partial edit of a campaign: only the fields given change.
+
+    The merged campaign is validated as a whole, exactly like a create (window order,
+    zone, retry back-off, agent script). A draft or paused campaign takes any field; a
+    running one only the fields the engine reads afresh on every sweep
+    (:data:`RUNNING_EDITABLE_FIELDS`); a completed or cancelled one none.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"calls_per_second": 0.5, "max_concurrent_calls": 3},
+                         {"window_start": "10:00", "window_end": "18:00",
+                          "blocked_dates": ["2027-04-22"]}]
+        },
+    )  # fmt: skip
+    name: Line | None = Field(default=None, min_length=1, max_length=200)
+    agent_script: dict[str, Any] | None = Field(
+        default=None, description="the whole agent script, replacing the stored one"
+    )
+    max_concurrent_calls: int | None = Field(default=None, ge=1, le=500)
+    calls_per_second: float | None = Field(default=None, gt=0, le=100)
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    retry_base_min: int | None = Field(default=None, ge=1, le=10080)
+    retry_max_min: int | None = Field(default=None, ge=1, le=43200)
+    window_start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    window_end: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    window_days: Line | None = Field(default=None, max_length=64)
+    timezone: Line | None = Field(default=None, max_length=64)
+    calendar: Line | None = Field(default=None, max_length=8)
+    blocked_dates: list[Line] | None = Field(default=None, max_length=366)
+    consent_required: bool | None = None
+    voicemail_action: Literal["leave_message", "hang_up"] | None = None
+    voicemail_retry: bool | None = None
+
+
+RUNNING_EDITABLE_FIELDS = frozenset(
+    {
+        "name",
+        "max_concurrent_calls",
+        "calls_per_second",
+        "max_attempts",
+        "retry_base_min",
+        "retry_max_min",
+        "blocked_dates",
+    }
+)
+"""Fields a running campaign may change: the sweeper and the dialer read them on every
+pass, and none alters a call already placed or the meaning of one already counted."""
+
+
 class AddLeadsIn(Strict):
     model_config = ConfigDict(
         extra="forbid",
