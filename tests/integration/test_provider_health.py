@@ -62,6 +62,30 @@ async def test_right_api_key_boots_ready_with_every_provider_ok(tmp_path: Path) 
     assert response.status_code == 200, response.json()
     assert response.json()["providers"] == {"stt": "ok", "llm": "ok", "tts": "ok"}
     assert response.json()["checks"]["providers"] == "ok"
+    assert response.json()["mode"]["brain"] == "llm"
+
+
+async def test_embedded_defaults_are_ready_and_say_no_provider_is_configured(
+    tmp_path: Path,
+) -> None:
+    """No OpenAI settings (the documented defaults: rule brain, espeak-ng): ready, but the
+    providers check says what is not configured and what serves instead, never "ok"."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'health.db'}"
+    migrate(make_settings(database_url=url))
+    app = create_app(make_settings(database_url=url, tts_cache_dir=str(tmp_path / "tts")))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.get("/health/ready")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["providers"]["stt"] == "off" and body["providers"]["llm"] == "off"
+    line = body["checks"]["providers"]
+    assert line != "ok"
+    assert "stt not configured" in line and "llm not configured" in line
+    assert "rule-based brain" in line
+    assert body["mode"]["brain"] == "rules"
+    assert body["mode"]["stt"] == "off"
 
 
 async def test_a_transient_provider_error_is_reported_but_ready(tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ async def ready(request: Request) -> Response:
     failing = [name for name, err in results if err is not None]
     health = state.extras.get("provider_health")
     providers = {} if health is None else health.report()  # each stage's last outcome
+    mode = {} if health is None else health.mode()
+    if health is not None and "providers" not in failing:
+        # Not "ok" for a provider that is absent: say what is off and what serves instead.
+        parts["providers"] = health.summary()
     if engine_kind(state.engine) in failing:
         # An unreachable database has no revision to compare: name only the database.
         failing = [name for name in failing if name != "schema"]
@@ -102,11 +106,12 @@ async def ready(request: Request) -> Response:
                 "checks": parts,
                 "broker": broker,
                 "providers": providers,
+                "mode": mode,
             },
             status_code=503,
         )
     return JSONResponse(
-        {"status": "ready", "checks": parts, "broker": broker, "providers": providers}
+        {"status": "ready", "checks": parts, "broker": broker, "providers": providers, "mode": mode}
     )
 
 

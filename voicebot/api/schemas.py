@@ -512,6 +512,8 @@ class ReadyOut(BaseModel):
     failing: list[str] | None = None
     # Each AI stage's last outcome: "ok", "off", "unchecked", "error: …" or "fatal: …".
     providers: dict[str, str] | None = None
+    # What serves calls: {"brain": "llm"|"rules", "stt": backend|"off", "tts": backend|"off"}.
+    mode: dict[str, str] | None = None
 
 
 class InfoOut(BaseModel):

@@ -37,6 +37,13 @@ PROBE_TTS_TEXT = "שלום"
 PROBE_CHAT = (ChatMessage(role="user", content="ping"),)
 
 
+_OFF_MEANS = {
+    "stt": " (no speech recognition)",
+    "llm": " (the rule-based brain answers)",
+    "tts": " (no voice)",
+}
+
+
 @dataclass(slots=True)
 class StageHealth:
     """The last outcome of one stage: ``ok``, ``off`` (not configured), ``unchecked``,
@@ -67,6 +74,27 @@ class ProviderHealth:
     def report(self) -> dict[str, str]:
         """``{"stt": "ok", "llm": "fatal: llm provider returned HTTP 401: …", …}``"""
         return {stage: health.describe() for stage, health in self.stages.items()}
+
+    def mode(self) -> dict[str, str]:
+        """What will serve calls: ``{"brain": "llm"|"rules", "stt": …, "tts": …}``, each
+        backend by class name or ``off`` (``brain: rules`` is the rule-based Hebrew brain)."""
+        backends = self._providers.describe()
+        return {
+            "brain": "rules" if self._providers.llm is None else "llm",
+            "stt": backends["stt"],
+            "tts": backends["tts"],
+        }
+
+    def summary(self) -> str:
+        """The readiness line: ``ok`` only when every stage is configured and its last probe
+        answered; otherwise what is off (and what serves instead) and what is not ok yet."""
+        parts = []
+        for stage, health in self.stages.items():
+            if health.state == "off":
+                parts.append(f"{stage} not configured{_OFF_MEANS[stage]}")
+            elif health.state != "ok":
+                parts.append(f"{stage} {health.describe()}")
+        return "; ".join(parts) or "ok"
 
     def fatal(self) -> dict[str, str]:
         """The stages whose last error no retry can fix, with that error."""
