@@ -11,6 +11,16 @@ from tests.conftest import make_settings
 from voicebot.cli import alembic_config, migrate
 
 
+async def _indexes(url: str, table: str) -> set[str]:
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        names = await conn.run_sync(
+            lambda sync: {ix["name"] for ix in inspect(sync).get_indexes(table)}
+        )
+    await engine.dispose()
+    return {name for name in names if name}
+
+
 async def _tables(url: str) -> set[str]:
     engine = create_async_engine(url)
     async with engine.connect() as conn:
@@ -30,4 +40,23 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     migrate(settings)
     assert {"leads", "meetings", "calls", "call_turns", "campaigns", "do_not_call"} <= asyncio.run(
         _tables(database_url)
+    )
+
+
+def test_attempt_call_id_index_up_and_down(database_url: str) -> None:
+    """0007 adds the index on campaign_attempts.call_id and its downgrade drops it."""
+    from alembic import command
+
+    settings = make_settings(database_url=database_url)
+    config = alembic_config(settings)
+    assert "ix_campaign_attempts_call_id" in asyncio.run(
+        _indexes(database_url, "campaign_attempts")
+    )
+    command.downgrade(config, "0006_console_indexes")  # type: ignore[arg-type]
+    assert "ix_campaign_attempts_call_id" not in asyncio.run(
+        _indexes(database_url, "campaign_attempts")
+    )
+    migrate(settings)
+    assert "ix_campaign_attempts_call_id" in asyncio.run(
+        _indexes(database_url, "campaign_attempts")
     )

@@ -219,7 +219,7 @@ async def update_campaign(request: Request) -> Response:
         campaign = await _get(session, campaign_id)
         stored = _editable_fields(campaign)
         merged = parse_model(CampaignIn, stored | given)
-        _validate(merged)
+        validate_campaign(merged)
         normalized = merged.model_dump(mode="json")
         changes = {name: normalized[name] for name in given if normalized[name] != stored[name]}
         allowed = _statuses_allowing(changes)

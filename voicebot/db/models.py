@@ -269,6 +269,7 @@ class CampaignAttempt(TimestampMixin, Base):
         ),
         Index("ix_campaign_attempts_campaign_status", "campaign_id", "status"),
         Index("ix_campaign_attempts_call_sid", "call_sid"),
+        Index("ix_campaign_attempts_call_id", "call_id"),
     )
 
 
