@@ -27,8 +27,12 @@ run: install system-deps
 	$(VENV)/bin/voicebot migrate
 	$(VENV)/bin/voicebot serve --host $(HOST) --port $(PORT)
 
+# TEST_WORKERS=N runs the suite on N pytest-xdist workers (each with its own Postgres
+# database and redis-server); 0, the default, is one process until a parallel CI run is
+# proven green on a quiet machine (the one measured, at load 15, was not: timing tests).
+TEST_WORKERS ?= 0
 test: install system-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # One simulated Hebrew call against an in-process server; writes demo-call.wav.
 demo: install system-deps
