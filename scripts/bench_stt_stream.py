@@ -1,12 +1,15 @@
 """Streaming recognition latency: final transcript after the commit, over the Realtime
 transcription websocket of the provider simulator, with the real ``openai`` client.
 
-Each simulated call opens one session (as a call does at its start) and says --turns
-Hebrew phrases in 20 ms μ-law frames paced in real time, then 700 ms of line silence (the
-endpointer's wait), then commits. Prints the commit → final percentiles as the client saw
-them (what the turn loop waits for), the simulator's own commit → completed time, how
-many utterances had a partial transcript before the commit, and recognition errors.
-Expect p50 ≈ the simulator's final delay (150 ms, the issue's target) plus a few ms.
+The simulator runs in a process of its own (a provider is remote: its recognition work
+must not be charged to the client). Each simulated call opens one session (as a call
+does at its start) and says --turns Hebrew phrases in 20 ms μ-law frames paced in real
+time (fed 100 ms at a time, as appends go out), then 700 ms of line silence (the
+endpointer's wait), then commits. Prints the commit → final percentiles as the client
+saw them (what the turn loop waits for), the simulator's own commit → completed time,
+how many utterances had a partial transcript before the commit, and recognition errors.
+Expect p50 ≈ the simulator's final delay (150 ms, the issue's target) plus a few ms on
+an idle machine; a loaded one (uptime) adds scheduling delay to both figures.
 
     .venv/bin/python scripts/bench_stt_stream.py --calls 1 --turns 10
     .venv/bin/python scripts/bench_stt_stream.py --calls 50 --turns 4 --final-delay-ms 150
@@ -17,13 +20,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from voicebot.audio.codec import FRAME_BYTES_ULAW, FRAME_MS, pcm16_to_ulaw
+from voicebot.config import ProviderEndpoint
 from voicebot.errors import ProviderError
 from voicebot.loadtest.report import percentile
 from voicebot.providers.openai_realtime_stt import RealtimeTranscriber
@@ -42,6 +49,7 @@ AUDIO_CACHE = Path(".cache/hebrew_audio")
 ENDPOINT_SILENCE_MS = 700
 LINE_NOISE_RMS = 120.0
 READY_TIMEOUT_S = 10.0
+FRAMES_PER_WAKE = 5  # the caller's pacing wakes every 100 ms, not for every frame
 
 
 @dataclass(slots=True)
@@ -77,7 +85,8 @@ async def _call(
             for start in range(0, len(ulaw), FRAME_BYTES_ULAW):
                 session.feed(ulaw[start : start + FRAME_BYTES_ULAW])
                 next_at += FRAME_MS / 1000
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                if start // FRAME_BYTES_ULAW % FRAMES_PER_WAKE == FRAMES_PER_WAKE - 1:
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             partial = bool(session.partial_text)
             committed = time.perf_counter()
             try:
@@ -104,28 +113,61 @@ def _row(name: str, values: list[float]) -> str:
     )
 
 
+def _serve_simulator(pipe: Connection, final_delay_ms: float, partial_interval_ms: int) -> None:
+    """The simulator's process: send its base URL, serve until told to stop, then send
+    its own commit → completed times."""
+
+    async def serve() -> None:
+        behaviour = RealtimeBehaviour(
+            final_delay_ms=final_delay_ms, partial_interval_ms=partial_interval_ms
+        )
+        async with ProviderSim(SimConfig(realtime=behaviour, seed=5)) as sim:
+            for text in PHRASES:
+                sim.register_phrase(text, synthesize_hebrew(text, cache_dir=AUDIO_CACHE), 8000)
+            pipe.send(sim.base_url)
+            await asyncio.to_thread(pipe.recv)
+            pipe.send([c.final_after_commit_ms for c in sim.realtime_commits])
+
+    asyncio.run(serve())
+
+
 async def main(args: argparse.Namespace) -> None:
-    behaviour = RealtimeBehaviour(
-        final_delay_ms=args.final_delay_ms, partial_interval_ms=args.partial_interval_ms
+    lines = []
+    for index, text in enumerate(PHRASES):
+        lines.append((text, _line(synthesize_hebrew(text, cache_dir=AUDIO_CACHE), index)))
+    pipe, child_pipe = multiprocessing.Pipe()
+    simulator = multiprocessing.get_context("spawn").Process(
+        target=_serve_simulator,
+        args=(child_pipe, args.final_delay_ms, args.partial_interval_ms),
+        daemon=True,
     )
-    config = SimConfig(realtime=behaviour, seed=5, default_transcript="")
-    async with ProviderSim(config) as sim:
-        lines = []
-        for index, text in enumerate(PHRASES):
-            pcm16 = synthesize_hebrew(text, cache_dir=AUDIO_CACHE)
-            sim.register_phrase(text, pcm16, 8000)
-            lines.append((text, _line(pcm16, index)))
-        stt = RealtimeTranscriber(sim.endpoint("stt"), final_timeout_s=args.final_timeout_s)
+    simulator.start()
+    try:
+        base_url = await asyncio.to_thread(pipe.recv)
+        endpoint = ProviderEndpoint(
+            stage="stt",
+            base_url=base_url,
+            api_key=SecretStr("sim-key"),
+            model="sim",
+            timeout_s=5.0,
+            configured=True,
+        )
+        stt = RealtimeTranscriber(endpoint, final_timeout_s=args.final_timeout_s)
         started = time.perf_counter()
         results = await asyncio.gather(
             *(_call(stt, lines, args.turns, offset) for offset in range(args.calls))
         )
         wall_s = time.perf_counter() - started
         await stt.aclose()
-        outcomes = [o for result in results for o in result]
-        finals = [o.final_ms for o in outcomes if o.error is None]
-        sim_ms = [c.final_after_commit_ms for c in sim.realtime_commits]
-        errors = [o.error for o in outcomes if o.error is not None]
+        pipe.send("stop")
+        sim_ms: list[float] = await asyncio.to_thread(pipe.recv)
+    finally:
+        simulator.join(timeout=5)
+        if simulator.is_alive():
+            simulator.kill()
+    outcomes = [o for result in results for o in result]
+    finals = [o.final_ms for o in outcomes if o.error is None]
+    errors = [o.error for o in outcomes if o.error is not None]
     print(
         f"streaming STT: {args.calls} call(s) × {args.turns} turn(s), simulator final delay "
         f"{args.final_delay_ms:.0f} ms, partial every {args.partial_interval_ms} ms of audio "

@@ -221,15 +221,16 @@ class PhraseLibrary:
                 best = (text, score)
         return best if best[1] >= MIN_MATCH_SCORE else (None, best[1])
 
-    def recognise_prefix(self, pcm16: bytes, sample_rate_hz: int) -> tuple[str | None, float]:
-        """The phrase whose beginning best matches ``pcm16`` (speech still going on) and
-        the share of it heard so far, or (None, 0.0) below threshold."""
-        heard = _envelope(pcm16, sample_rate_hz)
+    def recognise_prefix(self, frame_rms: np.ndarray) -> tuple[str | None, float]:
+        """The phrase whose beginning best matches the audio heard so far (its per-20 ms
+        RMS, speech still going on) and the share of it heard, or (None, 0.0) below
+        threshold."""
+        heard = _trimmed_envelope(frame_rms)
         best: tuple[str | None, float, float] = (None, 0.0, 0.0)
         if heard.size == 0:
             return None, 0.0
         for text, reference in self._envelopes.items():
-            score, fraction = envelope_prefix_similarity(heard, reference, _similarity)
+            score, fraction = envelope_prefix_similarity(heard, reference)
             if score > best[1]:
                 best = (text, score, fraction)
         return (best[0], best[2]) if best[1] >= MIN_MATCH_SCORE else (None, 0.0)
@@ -665,6 +666,13 @@ def _envelope(pcm16: bytes, sample_rate_hz: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=np.float32)
     rms = np.sqrt(np.mean(samples[: count * frame].reshape(count, frame) ** 2, axis=1))
+    return _trimmed_envelope(rms)
+
+
+def _trimmed_envelope(rms: np.ndarray) -> np.ndarray:
+    """Per-frame RMS normalised to the loudest frame, edge silence trimmed (empty if silent)."""
+    if rms.size == 0:
+        return np.zeros(0, dtype=np.float32)
     peak = float(rms.max())
     if peak < SILENCE_RMS:
         return np.zeros(0, dtype=np.float32)

@@ -42,6 +42,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from voicebot.audio.codec import ulaw_to_pcm16
 
 PCMU_RATE_HZ = 8_000
+ENVELOPE_FRAME_MS = 20
+# Fewer envelope frames than this (200 ms of speech) make no partial guess.
+MIN_PREFIX_FRAMES = 10
 PCM_RATE_HZ = 24_000
 MIN_COMMIT_MS = 100
 WS_CLOSE_SERVER_ERROR = 1011
@@ -70,7 +73,7 @@ class RealtimeBehaviour:
 class PhraseMatcher(Protocol):
     def recognise(self, pcm16: bytes, sample_rate_hz: int) -> tuple[str | None, float]: ...
 
-    def recognise_prefix(self, pcm16: bytes, sample_rate_hz: int) -> tuple[str | None, float]: ...
+    def recognise_prefix(self, frame_rms: np.ndarray) -> tuple[str | None, float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class RealtimeTranscriptionSocket:
             "include": None,
         }
         self._buffer = bytearray()
+        self._rms = FrameRms(PCM_RATE_HZ)
         self._item_id: str | None = None
         self._previous_item_id: str | None = None
         self._emitted_words: list[str] = []
@@ -223,6 +227,7 @@ class RealtimeTranscriptionSocket:
             )
             return
         self._session["audio"]["input"] = merged
+        self._reset_buffer()  # audio buffered in the old format means nothing in the new one
         if "include" in session:
             self._session["include"] = session["include"]
         await self._send({"type": "session.updated", "session": self._session})
@@ -243,6 +248,7 @@ class RealtimeTranscriptionSocket:
 
     def _reset_buffer(self) -> None:
         self._buffer.clear()
+        self._rms = FrameRms(self._rate_hz)
         self._item_id = None
         self._emitted_words = []
         self._next_partial_ms = self._behaviour_now().partial_interval_ms
@@ -267,11 +273,12 @@ class RealtimeTranscriptionSocket:
         if self._item_id is None:
             self._item_id = f"item_{uuid.uuid4().hex[:20]}"
         self._buffer += chunk
+        self._rms.push(ulaw_to_pcm16(chunk) if self._rate_hz == PCMU_RATE_HZ else chunk)
         interval = self._behaviour_now().partial_interval_ms
         audio_ms = len(self._buffer) // self._bytes_per_ms
         if interval > 0 and audio_ms >= self._next_partial_ms:
             self._next_partial_ms = audio_ms + interval
-            text, fraction = self._phrases.recognise_prefix(self._pcm16(), self._rate_hz)
+            text, fraction = self._phrases.recognise_prefix(self._rms.values())
             if text is not None:
                 words = text.split()
                 await self._extend(words[: max(1, round(fraction * len(words)))])
@@ -414,14 +421,36 @@ def refusal(status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def envelope_prefix_similarity(
-    heard: np.ndarray, reference: np.ndarray, similarity: Callable[[np.ndarray, np.ndarray], float]
-) -> tuple[float, float]:
-    """How well ``heard`` matches the start of ``reference`` (score), and how much of the
-    reference it covers (fraction, 0-1)."""
+def envelope_prefix_similarity(heard: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """How well ``heard`` matches the start of ``reference`` (the correlation of the two
+    envelopes over the heard length, 0-1), and how much of the reference it covers (0-1)."""
     count = min(heard.size, reference.size)
-    prefix = reference[:count]
-    peak = float(prefix.max()) if count else 0.0
-    if count == 0 or peak <= 0:
+    if count < MIN_PREFIX_FRAMES:
         return 0.0, 0.0
-    return similarity(heard[:count], prefix / peak), count / reference.size
+    a = heard[:count] - heard[:count].mean()
+    b = reference[:count] - reference[:count].mean()
+    norm = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    if norm == 0.0:
+        return 0.0, 0.0
+    return max(0.0, float(np.dot(a, b)) / norm), count / reference.size
+
+
+class FrameRms:
+    """Per-20 ms RMS of a growing PCM16 stream, computed once per frame as audio arrives."""
+
+    def __init__(self, sample_rate_hz: int) -> None:
+        self._frame = sample_rate_hz * ENVELOPE_FRAME_MS // 1000
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._values: list[float] = []
+
+    def push(self, pcm16: bytes) -> None:
+        samples = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], dtype="<i2").astype(np.float32)
+        pending = np.concatenate([self._pending, samples])
+        count = pending.size // self._frame
+        if count:
+            frames = pending[: count * self._frame].reshape(count, self._frame)
+            self._values.extend(np.sqrt(np.mean(frames**2, axis=1)).tolist())
+        self._pending = pending[count * self._frame :]
+
+    def values(self) -> np.ndarray:
+        return np.asarray(self._values, dtype=np.float32)
