@@ -2,8 +2,9 @@
 
 Each utterance is answered in a fresh conversation placed at the stage its row
 expects (permission, questions, slot proposal, objection/callback), with the
-in-memory tools. Rows: the intent table (:mod:`voicebot.brain.utterances`) and both
-halves of the labelled evaluation (:mod:`voicebot.testing.intent_eval`). The text
+in-memory tools. Rows: the intent table (:mod:`voicebot.brain.utterances`) and the
+training rows of the labelled evaluation (development half and training-only rows; the
+held-out sets are left unread, so nobody tuning the brain sees them). The text
 caches are cleared before every call, because a live caller never says the same
 recognised sentence twice. Wall time includes whatever else the machine runs; CPU
 time (this thread only) is the brain's own cost.
@@ -26,7 +27,7 @@ from voicebot.brain.normalize import normalize, words_to_digits
 from voicebot.brain.rules import RuleBrain
 from voicebot.brain.slots import BusinessCalendar
 from voicebot.brain.utterances import INTENT_CASES
-from voicebot.testing.intent_eval import MOMENT_STAGE, load
+from voicebot.testing.intent_eval import MOMENT_STAGE, load_training
 
 TZ = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2025, 3, 11, 9, 0, tzinfo=TZ)
@@ -36,10 +37,9 @@ NS_PER_MS = 1_000_000
 
 
 def _rows() -> list[tuple[str, str]]:
-    """(text, stage) for every table row and every labelled evaluation row."""
+    """(text, stage) for every table row and every training row."""
     rows = [(text, STAGE_FOR[expecting]) for text, expecting, _ in INTENT_CASES]
-    for half in ("dev", "heldout"):
-        rows += [(case.text, MOMENT_STAGE[case.moment]) for case in load(half)]  # type: ignore[arg-type]
+    rows += [(case.text, MOMENT_STAGE[case.moment]) for case in load_training()]
     return rows
 
 

@@ -53,9 +53,16 @@ _KEEPS_TIME = frozenset(
 # Below this summed pattern weight the n-gram model is asked too ("יאללה" alone weighs 1).
 MODEL_WEAK_SCORE = 2.6
 MODEL_MIN_PROBABILITY = 0.5  # the model's guess is taken only at or above this probability
+# While the agent's open questions wait for an answer no pattern knows ("אנחנו חמישה"), the
+# model is heard only this sure: a sentence it merely resembles stays an answer.
+MODEL_OPEN_ANSWER_PROBABILITY = 0.8
+# ...and only for intents whose answer costs nothing if wrong: the agent repeats or explains,
+# then asks the same question again (never a callback or an end mid-questions).
+_OPEN_ANSWER_INTENTS = frozenset({"repeat", "interested", "who_is_this", "price_question"})
 LINE_CHECK_SCORE = 3.0  # "הלו?" after the greeting: are you there, say it again
 # A whole utterance of only these words is "what?": say it again.
-_WHAT_ONLY = frozenset({"מה", "מהה", "מההה", "סליחה"})
+_WHAT_ONLY = frozenset({"מה", "מהה", "מההה", "הא", "סליחה", "רגע", "שוב"})
+_WHAT = frozenset({"מה", "מהה", "מההה", "הא"})  # at least one of these: "רגע" alone waits
 # Intents that a time mention turns into propose_time ("כן, מחר בעשר").
 _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_time"})
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
@@ -125,7 +132,12 @@ def _second_opinion(
     and slot answers need proposed slots. The model's "unclear" clears a weak match.
     """
     guess = model_intent(key, moment)
-    if guess.probability < MODEL_MIN_PROBABILITY or guess.intent == name:
+    least = (
+        MODEL_MIN_PROBABILITY if score > 0 or expecting != "none" else MODEL_OPEN_ANSWER_PROBABILITY
+    )
+    if guess.probability < least or guess.intent == name:
+        return name, score
+    if score == 0 and expecting == "none" and guess.intent not in _OPEN_ANSWER_INTENTS:
         return name, score
     if (
         (guess.intent == "propose_time" and when is None)
@@ -156,7 +168,7 @@ def detect_intent(
     key = soundalike(canonical)
     scores = _scores(key)
     tokens = canonical.split()
-    if tokens and all(t in _WHAT_ONLY for t in tokens) and tokens != ["סליחה"] * len(tokens):
+    if tokens and all(t in _WHAT_ONLY for t in tokens) and any(t in _WHAT for t in tokens):
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
     if moment != "greeting" and scores.pop("greeting", 0.0) and "הלו" in tokens:
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
@@ -184,8 +196,8 @@ def detect_intent(
     ):
         name, score = "propose_time", max(score, TIME_SCORE)
     # While the agent asks its open questions a sentence no pattern knows is an answer
-    # ("אנחנו חמישה"), which the model, fitted on intents only, must not reinterpret.
-    if score < MODEL_WEAK_SCORE and (score > 0 or expecting != "none"):
+    # ("אנחנו חמישה"), which the model reinterprets only when it is very sure.
+    if score < MODEL_WEAK_SCORE:
         name, score = _second_opinion(key, moment, expecting, when, name, score)
     if score < MIN_SCORE:
         return IntentResult("unclear", score, when, canonical)

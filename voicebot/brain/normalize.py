@@ -57,6 +57,9 @@ _VARIANTS_RAW: dict[str, str] = {
     "תורידי": "תוריד", "תורידו": "תוריד", "תשלחי": "תשלח", "תשלחו": "תשלח",
     "תעבירי": "תעביר", "תעבירו": "תעביר", "תגידי": "תגיד", "תגידו": "תגיד",
     "תספרי": "תספר", "תספרו": "תספר", "תקבעי": "תקבע", "תקבעו": "תקבע",
+    "תיתקשר": "תתקשר", "תיתקשרו": "תתקשר", "רלבנטי": "רלוונטי", "רלוונתי": "רלוונטי",
+    "interested": "מעוניין", "not": "לא", "explain": "תסביר", "pardon": "מה",
+    "much": "כמה", "human": "נציג", "agent": "נציג",
 }  # fmt: skip
 FILLERS_RAW = frozenset({"אממ", "אמממ", "אמ", "אהה", "אההה", "אה", "אהמ", "הממ", "המממ", "כאילו",
                          "נו", "יעני", "אמממממ", "אההם", "אממם", "מממ"})  # fmt: skip
@@ -65,7 +68,7 @@ FILLERS_RAW = frozenset({"אממ", "אמממ", "אמ", "אהה", "אההה", "א
 # is a head below followed by a known tail is split back into two words.
 _MERGED_HEADS_RAW: dict[str, str] = {
     "לא": "לא", "מי": "מי", "כמה": "כמה", "כמ": "כמה", "אפשר": "אפשר", "תוריד": "תוריד",
-    "תורידו": "תוריד", "מה": "מה", "כנ": "כן",
+    "תורידו": "תוריד", "מה": "מה", "כנ": "כן", "זה": "זה",
 }  # fmt: skip
 _MERGED_TAILS_RAW = frozenset({
     "שמעתי", "שומע", "שומעת", "הבנתי", "קלטתי", "מעוניין", "מעונין", "מעוניינת", "מעניין",
@@ -78,7 +81,8 @@ _GLUED_PREFIXES = frozenset("הובלמש")
 _GLUED_MIN_CHARS = 3  # shorter remainders ("יס" in "ביס") are other words
 # Letters recognisers confuse because Israeli speech does not tell them apart: matching
 # compares texts with each pair folded to one letter ("תעית" ~ "טעית", "עולא" ~ "עולה" is not
-# folded: a final ה/א would merge "לא" with "לה").
+# folded: a final ה/א would merge "לא" with "לה"; nor is ח/כ: "מחיר" and "מכיר", "שלח" and
+# "שלכם" would merge).
 _SOUNDALIKE = str.maketrans("טקע", "תכא")
 _DOUBLED_RE = re.compile(r"([\u05d0-\u05ea])\1")
 _NUMBER_PREFIXES = ("וב", "ול", "ומ", "וה", "בה", "לה", "מה", "ו", "ב", "ל", "מ", "ה")

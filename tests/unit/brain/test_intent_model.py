@@ -1,8 +1,7 @@
-"""The shipped intent n-gram model: fitted on today's development rows, sklearn-exact n-grams."""
+"""The shipped intent n-gram model: fitted on today's training rows, sklearn-exact n-grams."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -11,15 +10,15 @@ import pytest
 from voicebot.brain.intent_model import char_wb_ngrams, model_intent, shipped_model
 from voicebot.brain.intents import detect_intent
 from voicebot.brain.normalize import normalize, soundalike
-from voicebot.testing.intent_eval import DATA_DIR
+from voicebot.testing.intent_eval import training_sha256
 
 TZ = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=TZ)
 
 
-def test_model_is_fitted_on_the_current_development_rows() -> None:
-    """The model records the development file's hash: changed rows need a refit (train script)."""
-    digest = hashlib.sha256((DATA_DIR / "intents_dev.tsv").read_bytes()).hexdigest()
+def test_model_is_fitted_on_the_current_training_rows() -> None:
+    """The model records the training files' hash: changed rows need a refit (train script)."""
+    digest = training_sha256()
     assert shipped_model().dev_sha256 == digest, "run scripts/train_intent_model.py"
 
 
