@@ -131,6 +131,8 @@ def _second_opinion(
     a time proposal needs a parsed time, a greeting only follows the agent's greeting,
     and slot answers need proposed slots. The model's "unclear" clears a weak match.
     """
+    if not key:  # fillers only ("אממ"): the model would answer from the moment alone
+        return name, score
     guess = model_intent(key, moment)
     least = (
         MODEL_MIN_PROBABILITY if score > 0 or expecting != "none" else MODEL_OPEN_ANSWER_PROBABILITY
