@@ -216,30 +216,41 @@ async def update_campaign(request: Request) -> Response:
             details=[{"field": name, "message": "cannot be null"} for name in nulls],
         )
     async with app_state(request).sessions() as session:
-        campaign = await _get(session, campaign_id)
-        stored = _editable_fields(campaign)
-        merged = parse_model(CampaignIn, stored | given)
-        validate_campaign(merged)
-        normalized = merged.model_dump(mode="json")
-        changes = {name: normalized[name] for name in given if normalized[name] != stored[name]}
-        allowed = _statuses_allowing(changes)
-        if campaign.status not in allowed:
-            raise _not_editable(campaign.status, changes)
-        if changes:
-            result = await session.execute(
-                update(Campaign)
-                .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
-                .values(**changes)
-                .execution_options(synchronize_session=False)
-            )
-            if not getattr(result, "rowcount", 0):
-                await session.rollback()
-                campaign = await _get(session, campaign_id)
-                await session.refresh(campaign)
-                raise _not_editable(campaign.status, changes)
-            await session.commit()
-            await session.refresh(campaign)
+        campaign = await edit_campaign(session, campaign_id, given)
         return JSONResponse(campaign_json(campaign))
+
+
+async def edit_campaign(session: AsyncSession, campaign_id: int, given: dict[str, Any]) -> Campaign:
+    """Merge ``given`` (create fields) into the stored campaign, validate it like a create,
+    and store what changed with a compare-and-set on the status; the campaign after.
+
+    Raises NotFoundError, InvalidInputError and InvalidStateError (a field its status
+    does not allow changing, or an ended campaign).
+    """
+    campaign = await _get(session, campaign_id)
+    stored = _editable_fields(campaign)
+    merged = parse_model(CampaignIn, stored | given)
+    validate_campaign(merged)
+    normalized = merged.model_dump(mode="json")
+    changes = {name: normalized[name] for name in given if normalized[name] != stored[name]}
+    allowed = _statuses_allowing(changes)
+    if campaign.status not in allowed:
+        raise _not_editable(campaign.status, changes)
+    if changes:
+        result = await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            await session.rollback()
+            campaign = await _get(session, campaign_id)
+            await session.refresh(campaign)
+            raise _not_editable(campaign.status, changes)
+        await session.commit()
+        await session.refresh(campaign)
+    return campaign
 
 
 def _editable_fields(campaign: Campaign) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from voicebot.api.campaigns import (
     add_members,
     campaign_json,
     change_status,
+    edit_campaign,
     validate_campaign,
 )
 from voicebot.api.lead_csv import LEAD_FIELDS, parse_lead_csv
@@ -35,7 +36,7 @@ from voicebot.api.state import app_state
 from voicebot.db.models import Campaign, CampaignStatus, Lead
 from voicebot.db.scripts import script_or_neutral
 from voicebot.db.types import utcnow
-from voicebot.errors import InvalidInputError, ProviderError, VoicebotError
+from voicebot.errors import ConflictError, InvalidInputError, ProviderError, VoicebotError
 from voicebot.jobs.campaign_status import campaign_snapshot, campaign_snapshots
 from voicebot.say import say
 from voicebot.ui.render import page
@@ -44,7 +45,7 @@ SCRIPT_FIELDS = ("agent_name", "company", "offer", "greeting", "voicemail", "mee
 WEEK_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 ACTIONS = ("start", "pause", "resume", "cancel")
 """In the order shown; each only where TRANSITIONS allows it from the current status."""
-EDITABLE_STATUSES = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
+ENDED_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 CSV_PREVIEW_ROWS = 5
 SPOKEN_LINES = ("greeting", "pitch", "price", "voicemail")
 CAMPAIGNS_LISTED = 200
@@ -161,7 +162,7 @@ async def detail(request: Request, extra: dict[str, Any] | None = None) -> Respo
     context = _form_context(campaign) | {
         "action": "edit",
         "snap": snapshot,
-        "editable": campaign["status"] in EDITABLE_STATUSES,
+        "editable": campaign["status"] not in ENDED_STATUSES,
         "actions": [a for a in ACTIONS if campaign["status"] in TRANSITIONS[a][0]],
         "lead_fields": (*LEAD_FIELDS, "custom"),
     }
@@ -177,25 +178,20 @@ async def progress_one(request: Request) -> Response:
 
 
 async def save(request: Request) -> Response:
+    """The edit form through the API's own edit (PATCH's validation and status rules: a
+    running campaign takes pacing and retry changes, the rest needs a pause)."""
     stored = await _load(request)
     if stored is None:
         return page(request, "not_found.html", status_code=404)
     form = await request.form()
     base = {k: v for k, v in stored.items() if k in CampaignIn.model_fields}
-    data = campaign_input(form, base)
+    given = campaign_input(form, base)
     try:
-        if stored["status"] not in EDITABLE_STATUSES:
-            raise InvalidInputError(f"a {stored['status']} campaign cannot be edited")
-        body = CampaignIn.model_validate(data)
-        validate_campaign(body)
-    except (ValidationError, InvalidInputError) as exc:
-        return await detail(request, {"errors": _problems(exc), "status_code": 422})
-    async with app_state(request).sessions() as session:
-        campaign = await session.get(Campaign, stored["id"])
-        if campaign is not None:
-            for key, value in body.model_dump(mode="json").items():
-                setattr(campaign, key, value)
-            await session.commit()
+        async with app_state(request).sessions() as session:
+            await edit_campaign(session, stored["id"], given)
+    except VoicebotError as exc:
+        status = 409 if isinstance(exc, ConflictError) else 422
+        return await detail(request, {"errors": _problems(exc), "status_code": status})
     return RedirectResponse(f"/ui/campaigns/{stored['id']}", 303)
 
 

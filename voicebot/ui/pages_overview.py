@@ -65,11 +65,10 @@ def provider_error_counts(state: AppState) -> dict[str, int]:
     return counts
 
 
-async def overview(request: Request) -> Response:
-    state = app_state(request)
+async def _today(state: AppState) -> dict[str, Any]:
+    """Today's calls by outcome and the meetings of today and of this week (from Sunday)."""
     tz = state.settings.tz
-    now = utcnow()
-    local = now.astimezone(tz)
+    local = utcnow().astimezone(tz)
     day_start = datetime.combine(local.date(), time(0), tzinfo=tz)
     week_start = day_start - timedelta(days=(local.weekday() + 1) % 7)  # Sunday
     async with state.sessions() as session:
@@ -80,22 +79,35 @@ async def overview(request: Request) -> Response:
         meetings_week = await queries.count_meetings(
             session, week_start, week_start + timedelta(days=7)
         )
-        latencies = await queries.turn_latencies_since(session, now - LATENCY_WINDOW)
-    provider_health = state.extras.get("provider_health")
-    report: dict[str, Any] = {} if provider_health is None else provider_health.report()
-    context = {
+    return {
         "outcomes": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
         "calls_today": sum(outcomes.values()),
         "meetings_today": meetings_today,
         "meetings_week": meetings_week,
+        "today_iso": local.date().isoformat(),
+    }
+
+
+async def overview(request: Request) -> Response:
+    state = app_state(request)
+    async with state.sessions() as session:
+        latencies = await queries.turn_latencies_since(session, utcnow() - LATENCY_WINDOW)
+    provider_health = state.extras.get("provider_health")
+    report: dict[str, Any] = {} if provider_health is None else provider_health.report()
+    context = {
+        **await _today(state),
         "latency": _latency_table(latencies),
         "latency_turns": len(latencies),
         "providers": report,
         "checks": await health_checks(state),
         "provider_errors": provider_error_counts(state),
-        "today_iso": local.date().isoformat(),
     }
     return page(request, "overview.html", context)
+
+
+async def today_fragment(request: Request) -> Response:
+    """Today's outcome and meeting counts, polled by the overview every five seconds."""
+    return page(request, "today.html", await _today(app_state(request)))
 
 
 async def live_fragment(request: Request) -> Response:
@@ -111,4 +123,5 @@ async def live_fragment(request: Request) -> Response:
 routes = [
     Route("/", overview, methods=["GET"]),
     Route("/live", live_fragment, methods=["GET"]),
+    Route("/today", today_fragment, methods=["GET"]),
 ]

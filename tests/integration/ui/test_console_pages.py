@@ -172,6 +172,9 @@ async def test_campaign_create_edit_preview_csv_and_actions(
     cancelled = await operator.post(f"{url}/cancel", data={"csrf_token": token})
     assert cancelled.status_code == 303
     assert "בוטל" in (await operator.get(url)).text
+    ended = await operator.post(url, data={**body, "name": "אחרי ביטול"})
+    assert ended.status_code == 409  # the API's edit rules: an ended campaign is not edited
+    assert "אחרי ביטול" not in (await operator.get("/ui/campaigns")).text
     progress = await operator.get("/ui/campaigns/progress")
     assert 'aria-valuemax="2"' in progress.text
 
