@@ -200,4 +200,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.call_registry = registry
+    app.state.drain_timeout_s = settings.drain_timeout_s
     return app

@@ -83,19 +83,23 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from voicebot.app import create_app
+    from voicebot.graceful import AFTER_DRAIN_GRACE_S, DrainingServer, run_workers
 
     if workers > 1:
-        uvicorn.run(
-            "voicebot.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            ws_ping_interval=None,
+        # Each worker builds its app from the environment, as the single process does.
+        run_workers(
+            uvicorn.Config(
+                "voicebot.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=None,
+                ws_ping_interval=None,
+                timeout_graceful_shutdown=AFTER_DRAIN_GRACE_S,
+            )
         )
         return
-    from voicebot.graceful import AFTER_DRAIN_GRACE_S, DrainingServer
 
     app = create_app(settings)
     config = uvicorn.Config(

@@ -104,6 +104,16 @@ class ProviderTimeoutError(ProviderError):
     code = "provider_timeout"
 
 
+class VoiceUnavailableError(VoicebotError):
+    """No voice can speak: the TTS provider failed, there is no fallback voice (espeak-ng
+    not installed, or failing too) and no stand-in phrase is cached. A call in this state
+    would be silent: it ends at once and the lead is called again later."""
+
+    retryable = True
+    http_status = 503
+    code = "tts_unavailable"
+
+
 class TelephonyError(VoicebotError):
     """The Twilio REST API refused or failed an operation."""
 

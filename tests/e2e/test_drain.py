@@ -31,6 +31,8 @@ AUDIO_CACHE = Path(".cache/hebrew_audio")
 ANSWER = "כן, אפשר לדבר עכשיו"
 SHORT_DRAIN_S = 4.0
 EXIT_TIMEOUT_S = 20.0
+# Three interpreters import the app (supervisor and two spawned workers) on a loaded box.
+WORKERS_START_TIMEOUT_S = 120.0
 
 
 @pytest.fixture
@@ -111,6 +113,39 @@ async def test_sigterm_lets_the_live_call_finish_then_exits(
         assert await _wait_exit(server, EXIT_TIMEOUT_S) == 0, server.log_tail()
         assert time.monotonic() - hung_up_at < 10
         assert '"drain.done"' in server.log_tail(20000)
+
+
+async def test_sigterm_to_two_workers_drains_the_live_call_then_exits(
+    tmp_path: Path, sim: ProviderSim
+) -> None:
+    """`serve --workers 2`: SIGTERM to the supervisor reaches both workers; the one with
+    the live call keeps answering it (new calls are redirected), and the supervisor exits
+    0 once the caller hangs up."""
+    env = _env(tmp_path, sim, drain_timeout_s=600)
+    with spawn_server(tmp_path, env, args=["--workers", "2"]) as server:
+        await server.wait_ready(WORKERS_START_TIMEOUT_S)
+        async with place_call(
+            server.base_url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+        ) as call:
+            await call.wait_until(lambda: len(call.metrics.marks) >= 1, 20)
+            server.proc.send_signal(signal.SIGTERM)
+            # The worker with the call drains (the other may already have exited): every
+            # new call is redirected while this one is answered.
+            await _ready_status(server.base_url, 503, 10)
+            with pytest.raises(CallNotConnectedError) as refused:
+                async with place_call(
+                    server.base_url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+                ):
+                    pass
+            assert "<Redirect" in refused.value.twiml
+            speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+            await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
+            assert not call.ended
+            assert server.proc.poll() is None
+            hung_up_at = time.monotonic()
+        assert await _wait_exit(server, EXIT_TIMEOUT_S) == 0, server.log_tail()
+        assert time.monotonic() - hung_up_at < 15
+        assert '"drain.done"' in server.log_tail(50000)
 
 
 async def test_past_the_drain_timeout_the_caller_hears_goodbye_before_exit(

@@ -44,6 +44,7 @@ OUTCOME_SENTENCES: dict[str, str] = {
     "voicemail": "נענה במשיבון, הושארה הודעה.",
     "failed": "השיחה נכשלה.",
     "completed": "השיחה הסתיימה בלי תוצאה מוגדרת.",
+    "tts_unavailable": "השיחה נותקה בגלל תקלה במערכת הדיבור; ננסה שוב.",
 }
 
 SYSTEM_PROMPT = (

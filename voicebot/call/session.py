@@ -14,8 +14,11 @@ Turn taking:
   utterances are answered together, as one turn;
 * the call ends only on `stop`, a dead or stalled socket (no send completes within
   ``WS_SEND_TIMEOUT_S``, or no inbound media for ``INBOUND_MEDIA_TIMEOUT_S``), max
-  duration, the brain's own end, or :meth:`CallSession.end_call` from outside (a
-  deploy's drain).
+  duration, the brain's own end, no voice at all (``tts_unavailable``), or
+  :meth:`CallSession.end_call` from outside (a deploy's drain);
+* a reply the caller interrupted (speech or a key) never ends the call, even when the
+  brain asked to: its side effects stand, its end is withdrawn (see
+  :mod:`voicebot.call.speech_handle`).
 
 Recognition: with a streaming recognizer (``STT_MODE=streaming``) the caller's frames are
 fed to the call's transcription session as they arrive (:mod:`voicebot.call.live_stt`)
@@ -78,7 +81,13 @@ from voicebot.call.speaker import (
 from voicebot.call.speculation import HeldSink, Speculation, ToolGate, restore, snapshot
 from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.db.booking_tools import DbBookingTools
-from voicebot.errors import PeerGoneError, PeerStalledError, ProviderError, TelephonyError
+from voicebot.errors import (
+    PeerGoneError,
+    PeerStalledError,
+    ProviderError,
+    TelephonyError,
+    VoiceUnavailableError,
+)
 from voicebot.providers.base import Transcript
 
 log = structlog.get_logger(__name__)
@@ -772,6 +781,9 @@ class CallSession:
         await self._persist()
         if handle.dropped_user_text:
             self._carry = handle.dropped_user_text
+        if isinstance(handle.error, VoiceUnavailableError):
+            await self._end_voiceless(handle.error)
+            return
         if isinstance(handle.error, BRAIN_IO_ERRORS):
             # A tool's query failed or stalled past its timeout: apologise, go on.
             self.log.warning("call.brain_io_failed", error=type(handle.error).__name__)
@@ -779,9 +791,21 @@ class CallSession:
             return
         if handle.error is not None:
             raise handle.error
-        final = handle.final
-        if final is not None and (final.end_call or final.transfer):
-            await self._finish(final)
+        end = handle.end_request
+        if end is not None:
+            await self._finish(end)
+        elif handle.final is not None and handle.final.end_call and handle.cut_by_caller:
+            self.log.info("call.end_withdrawn", turn=handle.turn_id, reason=handle.interrupted)
+
+    async def _end_voiceless(self, exc: VoiceUnavailableError) -> None:
+        """No voice can speak: hang up at once (a silent call helps nobody) and store
+        ``tts_unavailable``, an outcome the campaign retries, unless the brain already
+        reached one (a booking made before the voice failed stands)."""
+        self.log.error("call.voice_unavailable", error=exc.message)
+        self.end_reason = "tts_unavailable"
+        self.state.outcome = self.state.outcome or "tts_unavailable"
+        await self._hang_up()
+        self.ended.set()
 
     async def _persist(self) -> None:
         await self._save_state(None)

@@ -6,7 +6,10 @@ A sentence whose synthesis fails or stalls before its first byte (any
 :class:`~voicebot.errors.ProviderError`: an HTTP error, a cut stream, a first-byte
 timeout) is spoken again on the fallback voice (espeak-ng); if that fails too, the
 cached apology stands in for it. So a TTS fault costs the caller a sentence in another
-voice, never the call. What was queued is recorded on the :class:`SpeechHandle`, which
+voice, never the call. When none of the three can speak (TTS down at start-up, so
+nothing was cached, and espeak-ng missing) the speaker raises
+:class:`~voicebot.errors.VoiceUnavailableError`: the session ends that silent call at
+once as ``tts_unavailable``. What was queued is recorded on the :class:`SpeechHandle`, which
 alone decides what reaches history and the transcript.
 """
 
@@ -27,7 +30,7 @@ from voicebot.call.playout import Playout, Utterance
 from voicebot.call.services import CallServices
 from voicebot.call.speech import synthesize_all, synthesize_frames
 from voicebot.db.booking_tools import DbBookingTools
-from voicebot.errors import ProviderError
+from voicebot.errors import ProviderError, VoiceUnavailableError
 from voicebot.providers.base import TextToSpeech
 from voicebot.providers.sentences import split_sentences
 
@@ -110,7 +113,11 @@ class Speaker:
                 utterance, voice_id, TTS_APOLOGY_TEXT, handle
             ):
                 return
-        utterance.text = ""  # nothing to say: the sentence is skipped
+        utterance.text = ""
+        # No voice and nothing cached to stand in: the call has no voice at all.
+        raise VoiceUnavailableError(
+            "no voice can speak: TTS failed, no fallback voice, no cached apology"
+        )
 
     async def _push_cached(
         self, utterance: Utterance, voice_id: str, text: str, handle: SpeechHandle

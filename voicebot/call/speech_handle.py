@@ -23,6 +23,17 @@ A *speculative* reply (prepared while the end of the caller's turn is being conf
 runs with a held sink: its audio waits until the session confirms the turn (then it is
 an ordinary reply) or :meth:`discard` drops it, writing nothing anywhere.
 
+Side effects and endings of an interrupted reply: whatever the brain already did while
+generating it stands (a booked meeting, a do-not-call entry, a scheduled callback, the
+conversation's outcome): it happened, and the brain's state and the database say so.
+Its request to end the call (``end_call``, or a transfer) stands only when the caller did
+not cut the reply: a reply the caller interrupted (speech over it, speech before it
+played, a key; :data:`CALLER_REASONS`) never hangs up or transfers, because the caller
+is talking; the next reply, which answers what they said, decides again. A reply cut
+before its final event carries no end request at all (the brain never delivered it).
+Interruptions that are not the caller's (lost marks) keep the end.
+:attr:`end_request` is what the session acts on.
+
 Failure: the generation task never raises into the call's TaskGroup; an unexpected
 exception is kept in :attr:`error` for the session to act on (apology and goodbye).
 """
@@ -43,6 +54,9 @@ from voicebot.call.speaker import Speaker
 CANCEL_WAIT_S = 0.5
 # Reasons whose reply, if none of it was played, is dropped and its words carried over.
 CARRY_OVER_REASONS = frozenset({"caller_spoke"})
+# Interruptions by the caller (speech over the reply, speech before it played, a key): the
+# reply's end_call or transfer is void.
+CALLER_REASONS = frozenset({"barge_in", "caller_spoke", "dtmf"})
 
 ReplySource = Callable[[], AsyncGenerator[ReplyEvent, None]]
 
@@ -143,6 +157,21 @@ class SpeechHandle:
     def audio_s(self) -> float:
         """Seconds of audio queued for this reply."""
         return sum(u.frames_sent for u in self.utterances) * FRAME_S
+
+    @property
+    def cut_by_caller(self) -> bool:
+        """The caller interrupted this reply (speech or a key)."""
+        return self.interrupted in CALLER_REASONS
+
+    @property
+    def end_request(self) -> Reply | None:
+        """The final reply when it ends the call (``end_call`` or ``transfer``) and that
+        end still stands: None when the brain asked for none, never delivered its final
+        event, or the caller cut the reply (see the module docstring)."""
+        final = self.final
+        if final is None or not (final.end_call or final.transfer) or self.cut_by_caller:
+            return None
+        return final
 
     async def wait_generated(self) -> None:
         await self._generated.wait()
@@ -251,8 +280,8 @@ class SpeechHandle:
                 text=self.heard_text,
                 intent=final.intent if final is not None else "interrupted",
                 actions=final.actions if final is not None else (),
-                end_call=final.end_call if final is not None else False,
-                transfer=final.transfer if final is not None else False,
+                end_call=final.end_call and not self.cut_by_caller if final else False,
+                transfer=final.transfer and not self.cut_by_caller if final else False,
             )
             self._recorder.agent_turn(reply, self.timings, interrupted=interrupted)
         if interrupted:

@@ -92,6 +92,9 @@ class CallOutcome(StrEnum):
     FAILED = "failed"
     FAX = "fax"
     COMPLETED = "completed"
+    TTS_UNAVAILABLE = "tts_unavailable"
+    """Our fault: no voice could speak (TTS down, no fallback), the call was hung up
+    at once; the lead is retried like an unanswered call."""
 
 
 class AttemptStatus(StrEnum):

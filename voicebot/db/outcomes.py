@@ -42,6 +42,7 @@ BRAIN_OUTCOMES: Final[dict[str, CallOutcome]] = {
     "no_answer": CallOutcome.NO_ANSWER,
     "voicemail": CallOutcome.VOICEMAIL,
     "failed": CallOutcome.FAILED,
+    "tts_unavailable": CallOutcome.TTS_UNAVAILABLE,
 }
 
 # Final Twilio statuses of a call that never became a conversation.
@@ -64,6 +65,8 @@ LEAD_STATUS_FOR: Final[dict[CallOutcome, LeadStatus]] = {
     CallOutcome.VOICEMAIL: LeadStatus.UNREACHABLE,
     CallOutcome.FAILED: LeadStatus.UNREACHABLE,
     CallOutcome.FAX: LeadStatus.UNREACHABLE,
+    # Nothing was learnt about the lead: the call failed on our side.
+    CallOutcome.TTS_UNAVAILABLE: LeadStatus.NEW,
 }
 
 # How much a status says about the lead; a status is replaced only by one of equal or
@@ -83,6 +86,9 @@ _OUTCOME_VALUES: Final = frozenset(o.value for o in CallOutcome)
 
 # Outcomes after which a campaign tries the lead again (up to its max_attempts).
 UNREACHED: Final = frozenset({CallOutcome.NO_ANSWER, CallOutcome.VOICEMAIL, CallOutcome.FAILED})
+# Outcomes a campaign retries with backoff (up to max_attempts); voicemail only when the
+# campaign says so. A call we could not voice is our failure, never the lead's answer.
+RETRIED: Final = frozenset({CallOutcome.NO_ANSWER, CallOutcome.TTS_UNAVAILABLE})
 # A campaign member whose call is under way.
 IN_FLIGHT: Final = frozenset({MemberState.DIALING, MemberState.IN_CALL})
 LIVE_ATTEMPTS: Final = frozenset({"claimed", "dialing", "placed"})
@@ -148,7 +154,8 @@ async def _advance_member(
 ) -> None:
     """Settle the call's attempt and free the campaign slot it held, by outcome:
 
-    no answer / busy: a retry after exponential backoff (``retry_base_min`` doubling up to
+    no answer / busy, or a call we could not voice (``tts_unavailable``): a retry after
+    exponential backoff (``retry_base_min`` doubling up to
     ``retry_max_min``) until ``max_attempts``; failed (a bad number): no retry; voicemail:
     a retry only when the campaign says ``voicemail_retry``; fax: never again; a callback
     at the time the lead asked for; anything else: done. A cancelled campaign retries
@@ -181,7 +188,7 @@ async def _advance_member(
     campaign = await session.get(Campaign, call.campaign_id)
     lead = await session.get(Lead, call.lead_id)
     member.last_outcome = outcome
-    retry = outcome == CallOutcome.NO_ANSWER or (
+    retry = outcome in RETRIED or (
         outcome == CallOutcome.VOICEMAIL and campaign is not None and campaign.voicemail_retry
     )
     if outcome == CallOutcome.CALLBACK_SCHEDULED and lead is not None and lead.callback_at:
@@ -194,7 +201,7 @@ async def _advance_member(
             member.next_attempt_at = utcnow() + retry_delay(
                 member.attempts, base_min=campaign.retry_base_min, max_min=campaign.retry_max_min
             )
-    elif outcome in (CallOutcome.FAILED, CallOutcome.FAX, CallOutcome.NO_ANSWER):
+    elif outcome in (CallOutcome.FAILED, CallOutcome.FAX) or outcome in RETRIED:
         member.state = MemberState.FAILED
     else:
         member.state = MemberState.DONE

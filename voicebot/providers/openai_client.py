@@ -21,6 +21,29 @@ from voicebot.errors import ProviderError, ProviderTimeoutError
 MAX_ERROR_MESSAGE_CHARS = 200
 
 
+class OneWriteTransport(httpx2.AsyncBaseTransport):
+    """Sends each request body in one socket write instead of one per piece.
+
+    The SDK streams a multipart upload (the STT WAV) as ~16 pieces (boundaries, part
+    headers, data), and the transport yields to the event loop before every write. On a
+    busy call server each yield waits a whole loop iteration behind every call's media
+    frames, so one 50 KB upload took 17 iterations; at 100 calls on a loaded machine that
+    was longer than the STT timeout, and the provider saw the client give up mid-body.
+    Joining the pieces first (they are in memory already) makes an upload cost two writes,
+    headers and body, as a JSON request does.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()  # no I/O: joins the in-memory pieces into one buffer
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def make_client(endpoint: ProviderEndpoint) -> openai.AsyncOpenAI:
     """Build a client for one stage; it connects lazily, on the first request."""
     return openai.AsyncOpenAI(
@@ -28,6 +51,7 @@ def make_client(endpoint: ProviderEndpoint) -> openai.AsyncOpenAI:
         api_key=endpoint.api_key.get_secret_value(),
         timeout=endpoint.timeout_s,
         max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(transport=OneWriteTransport()),
     )
 
 

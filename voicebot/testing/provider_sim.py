@@ -35,7 +35,7 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -71,6 +71,8 @@ REQUEST_LOG_ENTRIES = 1000
 MAX_HANG_S = 300.0
 SHUTDOWN_GRACE_S = 1
 PCM16_MAX = 32767
+# Recorded (nginx's convention) for a request whose client left before its body arrived.
+CLIENT_GONE_STATUS = 499
 
 DEFAULT_REPLIES = (
     "בשמחה. אשמח לספר לך עוד, מה הכי חשוב לך?",
@@ -379,6 +381,13 @@ class ProviderSim:
         jitter_ms = self._random.uniform(-behaviour.jitter_ms, behaviour.jitter_ms)
         await asyncio.sleep(max(0.0, behaviour.delay_ms + jitter_ms) / 1000)
 
+    def _gone(self, stage: str, started_s: float) -> Response:
+        """The client went away before its request body arrived (it gave up or was
+        cancelled): recorded as 499 and answered with nothing (no one is listening)."""
+        self.requests[f"{stage}_client_gone"] += 1
+        self._record(stage, CLIENT_GONE_STATUS, "client gone before its body arrived", started_s)
+        return Response(status_code=CLIENT_GONE_STATUS)
+
     def _record(self, stage: str, status: int, detail: str, started_s: float) -> None:
         self.log.append(SimRequest(stage, status, detail, (time.perf_counter() - started_s) * 1000))
 
@@ -389,13 +398,18 @@ class ProviderSim:
         if (refusal := await self._gate(request, "stt")) is not None:
             self._record("stt", refusal.status_code, "refused", started_s)
             return refusal
-        async with request.form() as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile) or not form.get("model"):
-                return _error(400, "file and model are required.", "invalid_request_error", None)
-            audio = await upload.read()
-            response_format = str(form.get("response_format") or "json")
-            language = str(form.get("language") or "he")
+        try:
+            async with request.form() as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile) or not form.get("model"):
+                    return _error(
+                        400, "file and model are required.", "invalid_request_error", None
+                    )
+                audio = await upload.read()
+                response_format = str(form.get("response_format") or "json")
+                language = str(form.get("language") or "he")
+        except ClientDisconnect:
+            return self._gone("stt", started_s)
         try:
             pcm16, rate_hz = _decode_wav(audio)
         except (wave.Error, EOFError, ValueError) as exc:
@@ -459,6 +473,8 @@ class ProviderSim:
             body = await request.json()
             messages = body["messages"]
             model = str(body["model"])
+        except ClientDisconnect:
+            return self._gone("llm", started_s)
         except (ValueError, KeyError, TypeError):
             body, messages, model = None, None, ""
         last_user = _last_user_text(messages)
@@ -528,6 +544,8 @@ class ProviderSim:
             body = await request.json()
             text: str | None = str(body["input"])
             response_format = str(body.get("response_format", "mp3"))
+        except ClientDisconnect:
+            return self._gone("tts", started_s)
         except (ValueError, KeyError, TypeError):
             text, response_format = None, ""
         if (refusal := await self._gate(request, "tts", text)) is not None:

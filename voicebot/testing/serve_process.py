@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +63,11 @@ def serve_command() -> list[str]:
 
 @contextlib.contextmanager
 def spawn_server(
-    workdir: Path, env: Mapping[str, str], *, port: int | None = None
+    workdir: Path, env: Mapping[str, str], *, port: int | None = None, args: Sequence[str] = ()
 ) -> Iterator[ServerProcess]:
     """Start ``voicebot serve`` on ``port`` in ``workdir`` (no stray .env is read) with only
-    ``env``'s voicebot settings (PUBLIC_BASE_URL defaults to the server's own URL); on exit
+    ``env``'s voicebot settings (PUBLIC_BASE_URL defaults to the server's own URL) and
+    ``args`` (``--workers 2``); on exit
     SIGTERM it, then kill it if it has not stopped within ``SERVER_STOP_TIMEOUT_S``."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,7 @@ def spawn_server(
     clean.update(env)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
-            [*serve_command(), "--host", "127.0.0.1", "--port", str(port)],
+            [*serve_command(), "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=workdir,
             env=clean,
             stdout=log,

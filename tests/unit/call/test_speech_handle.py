@@ -54,7 +54,9 @@ class QueueingSpeaker:
             self.playout.end_utterance(utterance)
 
 
-def _brain_stream(state: ConversationState) -> AsyncGenerator[ReplyEvent, None]:
+def _brain_stream(
+    state: ConversationState, *, end_call: bool = False
+) -> AsyncGenerator[ReplyEvent, None]:
     """A brain that, like RuleBrain, appends the caller's words and its whole reply."""
 
     async def events() -> AsyncGenerator[ReplyEvent, None]:
@@ -62,7 +64,7 @@ def _brain_stream(state: ConversationState) -> AsyncGenerator[ReplyEvent, None]:
         state.history.append(ChatTurn("assistant", f"{S1} {S2} {S3}"))
         for text in (S1, S2, S3):
             yield Sentence(text)
-        yield Reply(f"{S1} {S2} {S3}", "llm", (), end_call=False, transfer=False)
+        yield Reply(f"{S1} {S2} {S3}", "llm", (), end_call=end_call, transfer=False)
 
     return events()
 
@@ -71,13 +73,15 @@ async def _noop(*_: object) -> None:
     return None
 
 
-def _handle(clock: FakeClock) -> tuple[SpeechHandle, ConversationState, Playout, Recorder]:
+def _handle(
+    clock: FakeClock, *, end_call: bool = False
+) -> tuple[SpeechHandle, ConversationState, Playout, Recorder]:
     state = ConversationState(history=[ChatTurn("assistant", "שלום")])
     playout = Playout(_noop, _noop, _noop, clock=clock)
     recorder = Recorder()
     handle = SpeechHandle(
         turn_id=1,
-        source=lambda: _brain_stream(state),
+        source=lambda: _brain_stream(state, end_call=end_call),
         timings=TurnTimings(started_at=0.0),
         state=state,
         playout=playout,
@@ -176,3 +180,76 @@ async def test_interrupt_cancels_the_generation_task_at_once() -> None:
     assert handle.committed and handle.generated
     assert _history(state) == [("user", USER)]
     assert recorder.turns == [("user", USER, False)]
+
+
+async def test_end_call_of_a_reply_played_whole_stands() -> None:
+    """The brain asked to end and the caller heard the whole reply: the end stands."""
+    clock = FakeClock()
+    handle, _, playout, _ = _handle(clock, end_call=True)
+    async with asyncio.TaskGroup() as tg:
+        handle.start(tg)
+        await handle.wait_generated()
+    for utterance in handle.utterances:
+        playout.on_mark(utterance.mark)
+    handle.check_played()
+    assert handle.end_request is not None and handle.end_request.end_call
+
+
+async def test_end_call_of_a_reply_not_cut_by_the_caller_stands() -> None:
+    """Marks Twilio never echoed cut the reply, not the caller: the end stands."""
+    clock = FakeClock()
+    handle, _, _, _ = _handle(clock, end_call=True)
+    async with asyncio.TaskGroup() as tg:
+        handle.start(tg)
+        await handle.wait_generated()
+    await handle.interrupt("marks_lost")
+    assert handle.end_request is not None
+
+
+async def test_end_call_of_a_reply_the_caller_cut_is_withdrawn() -> None:
+    """The caller spoke over (or pressed a key during) a reply that asked to end: no end
+    is requested, and the stored turn does not claim one."""
+    for reason in ("barge_in", "dtmf"):
+        clock = FakeClock()
+        handle, _, playout, recorder = _handle(clock, end_call=True)
+        async with asyncio.TaskGroup() as tg:
+            handle.start(tg)
+            await handle.wait_generated()
+        playout.on_mark(handle.utterances[0].mark)
+        await handle.interrupt(reason)
+        assert handle.final is not None and handle.final.end_call
+        assert handle.end_request is None, reason
+        assert recorder.turns[-1] == ("assistant", S1, True)
+
+
+async def test_reply_cut_before_its_final_event_requests_no_end() -> None:
+    """A reply cancelled before the brain's final event carries no end request, whatever
+    the brain was about to decide."""
+    state = ConversationState()
+    playout = Playout(_noop, _noop, _noop)
+    started = asyncio.Event()
+
+    async def ends_late() -> AsyncGenerator[ReplyEvent, None]:
+        started.set()
+        yield Sentence(S1)
+        await asyncio.sleep(30)
+        yield Reply(S1, "end_call", (), end_call=True, transfer=False)
+
+    handle = SpeechHandle(
+        turn_id=1,
+        source=ends_late,
+        timings=TurnTimings(started_at=0.0),
+        state=state,
+        playout=playout,
+        speaker=QueueingSpeaker(playout),  # type: ignore[arg-type]
+        recorder=Recorder(),  # type: ignore[arg-type]
+        log=structlog.get_logger(),
+        user_text=USER,
+    )
+    async with asyncio.timeout(2), asyncio.TaskGroup() as tg:
+        handle.start(tg)
+        await started.wait()
+        await asyncio.sleep(0)
+        await handle.interrupt("barge_in")
+    assert handle.final is None
+    assert handle.end_request is None

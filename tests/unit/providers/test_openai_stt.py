@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -12,6 +13,11 @@ from voicebot.providers.openai_stt import OpenAISpeechToText
 from voicebot.testing.provider_sim import ProviderSim
 
 GREETING = "שלום, מה שלומך היום?"
+# A busy call server: every event-loop turn waits behind other calls' work this long.
+LOOP_TURN_S = 0.02
+# Loop turns one upload of an utterance may wait for: the connection's request and
+# response (the simulator answers in the same loop here). Sent in pieces it took 17.
+MAX_UPLOAD_LOOP_TURNS = 8
 BOOKING = "אני רוצה לקבוע פגישה ביום שלישי בבוקר"
 
 
@@ -87,3 +93,33 @@ async def test_wrong_key_is_rejected_without_leaking_it(sim: ProviderSim) -> Non
     await stt.aclose()
     assert caught.value.details["status"] == 401
     assert "sk-wrong-secret" not in str(caught.value)
+
+
+async def test_upload_goes_out_in_one_piece_on_a_lagging_event_loop(sim: ProviderSim) -> None:
+    """On a loop whose every turn is slow (a server busy with 100 calls), a 3 s WAV upload
+    waits for a few loop turns, not one per multipart piece: sent in ~16 pieces it took 17
+    turns, which under load outlasted the STT timeout (the provider saw the client give up
+    mid-body, issue #10's fault run)."""
+    stt = OpenAISpeechToText(sim.endpoint("stt", timeout_s=30.0))
+    utterance = b"\x10\x00" * 8000 * 3
+    await stt.transcribe(utterance, sample_rate_hz=8000)  # the connection is open now
+    turns = 0
+
+    async def busy_loop() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            time.sleep(LOOP_TURN_S)  # noqa: ASYNC251 - the point: other work holding the loop
+            await asyncio.sleep(0)
+
+    lag = asyncio.create_task(busy_loop())
+    await asyncio.sleep(0)
+    turns = 0
+    try:
+        await stt.transcribe(utterance, sample_rate_hz=8000)
+        used = turns
+    finally:
+        lag.cancel()
+        await stt.aclose()
+    assert sim.requests["stt"] == 2
+    assert used <= MAX_UPLOAD_LOOP_TURNS, f"one upload waited {used} loop turns"
