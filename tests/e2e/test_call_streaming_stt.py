@@ -81,8 +81,8 @@ async def test_a_turn_is_recognised_over_the_realtime_socket(
     commits = list(sim.realtime_commits)
     assert [(c.outcome, c.transcript) for c in commits] == [("completed", ANSWER)], commits
     assert _batch_requests(sim) == 0, "the turn went to batch STT"
-    # One session for the call, opened at its start.
-    assert sim.requests["realtime"] == 1, sim.requests
+    # The start-up probe's session, then one session for the call, opened at its start.
+    assert sim.requests["realtime"] == 2, sim.requests
 
 
 async def test_a_streaming_failure_falls_back_to_batch_stt(

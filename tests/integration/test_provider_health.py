@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,11 +13,14 @@ from tests.conftest import make_settings
 from voicebot.app import create_app
 from voicebot.cli import migrate
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.realtime_sim import RealtimeBehaviour
 
 SIM_KEY = "sk-right-key"
 
 
-async def _ready(tmp_path: Path, sim: ProviderSim, api_key: str) -> httpx.Response:
+async def _ready(
+    tmp_path: Path, sim: ProviderSim, api_key: str, **overrides: Any
+) -> httpx.Response:
     url = f"sqlite+aiosqlite:///{tmp_path / 'health.db'}"
     migrate(make_settings(database_url=url))
     settings = make_settings(
@@ -25,6 +29,7 @@ async def _ready(tmp_path: Path, sim: ProviderSim, api_key: str) -> httpx.Respon
         openai_api_key=api_key,
         tts_cache_dir=str(tmp_path / "tts"),
         log_level="INFO",
+        **overrides,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -63,6 +68,23 @@ async def test_right_api_key_boots_ready_with_every_provider_ok(tmp_path: Path) 
     assert response.json()["providers"] == {"stt": "ok", "llm": "ok", "tts": "ok"}
     assert response.json()["checks"]["providers"] == "ok"
     assert response.json()["mode"]["brain"] == "llm"
+
+
+async def test_streaming_stt_is_probed_at_start_up(tmp_path: Path) -> None:
+    """With STT_MODE=streaming a Realtime transcription session is opened and configured
+    at warm-up: ok when it answers, fatal (not ready) when its handshake is refused 403."""
+    async with ProviderSim(SimConfig(api_key=SIM_KEY)) as sim:
+        response = await _ready(tmp_path, sim, SIM_KEY, stt_mode="streaming")
+        assert sim.requests["realtime"] == 1
+    assert response.status_code == 200, response.json()
+    assert response.json()["providers"]["stt_streaming"] == "ok"
+    refused = SimConfig(api_key=SIM_KEY, realtime=RealtimeBehaviour(refuse_status=403))
+    async with ProviderSim(refused) as sim:
+        response = await _ready(tmp_path, sim, SIM_KEY, stt_mode="streaming")
+    assert response.status_code == 503
+    assert response.json()["providers"]["stt"] == "ok"
+    assert response.json()["providers"]["stt_streaming"].startswith("fatal: ")
+    assert "HTTP 403" in response.json()["providers"]["stt_streaming"]
 
 
 async def test_embedded_defaults_are_ready_and_say_no_provider_is_configured(

@@ -1,7 +1,8 @@
 """What each AI provider (STT, LLM, TTS) last answered, for start-up logs and readiness.
 
 At start-up :func:`warm_up` sends every configured stage one tiny real request (0.2 s of
-silence to STT, a one-token chat to the LLM, one word to TTS) so a bad key, model or URL
+silence to STT, a one-token chat to the LLM, one word to TTS; with ``STT_MODE=streaming``
+a Realtime transcription session opened, configured and closed) so a bad key, model or URL
 shows at once: the failure is logged with its error, and ``/health/ready`` reports each
 stage's last outcome. An error no retry can fix (HTTP 401, 403 or 404: wrong key, no
 access, unknown model) makes the process not ready, so a wrong ``OPENAI_API_KEY`` never
@@ -70,6 +71,8 @@ class ProviderHealth:
             "llm": StageHealth(state="off" if providers.llm is None else "unchecked"),
             "tts": StageHealth(state="unchecked" if providers.tts_available else "off"),
         }
+        if providers.stt_streaming is not None:
+            self.stages["stt_streaming"] = StageHealth()
 
     def report(self) -> dict[str, str]:
         """``{"stt": "ok", "llm": "fatal: llm provider returned HTTP 401: …", …}``"""
@@ -142,6 +145,8 @@ class ProviderHealth:
                 await stt.transcribe(PROBE_SILENCE_PCM16, sample_rate_hz=PROBE_SAMPLE_RATE_HZ)
 
             probes["stt"] = probe_stt
+        if providers.stt_streaming is not None:
+            probes["stt_streaming"] = providers.stt_streaming.probe
         if providers.llm is not None:
             llm = providers.llm
 

@@ -95,6 +95,15 @@ class RealtimeTranscriber:
             connect_timeout_s=min(CONNECT_TIMEOUT_S, self._endpoint.timeout_s),
         )
 
+    async def probe(self) -> None:
+        """Open and configure one session, then close it; raises ProviderError (a wrong
+        key is HTTP 401 at the handshake, an unknown model an ``error`` event)."""
+        session = self.open_session()
+        try:
+            await session.check()
+        finally:
+            await session.aclose()
+
     async def aclose(self) -> None:
         await self._client.close()
 
@@ -277,13 +286,26 @@ class RealtimeTranscriptionSession:
         self._streaming = False
         await self._close_connection()
 
-    async def _serve(self) -> None:
+    async def check(self) -> None:
+        """Connect and configure once (no retry), for the start-up probe; raises
+        ProviderError. Close the session with :meth:`aclose` afterwards."""
+        await self._open()
+
+    async def _open(self) -> Any:
+        """The connected, configured connection (``session.updated`` received)."""
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 conn: Any = await self._client.realtime.connect(extra_query=REALTIME_QUERY).enter()
                 self._conn = conn
                 await conn.send(self._session_update())
                 await self._await_configured(conn)
+        except STREAM_ERRORS as exc:
+            raise map_stream_error(exc) from None
+        return conn
+
+    async def _serve(self) -> None:
+        conn = await self._open()
+        try:
             # Audio queued while down belongs to no streamed utterance.
             while not self._outbox.empty():
                 self._outbox.get_nowait()
