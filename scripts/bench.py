@@ -18,6 +18,8 @@ Scenarios:
              simulator's STT 250 ms, LLM first token 350 ms + 15 ms per token, TTS first
              byte 200 ms; reports premature cut-offs (caller utterances the server heard
              beyond the phrases said) and wasted speculative requests from /metrics
+  latency-stream  the same with streaming STT (STT_MODE=streaming: the simulator's
+             Realtime transcription socket, final 150 ms after each commit)
   latency-rules  the same with the rule brain and espeak-ng (simulated STT, no delay)
 
     .venv/bin/python scripts/bench.py                      # everything, ~25 min
@@ -81,6 +83,7 @@ class Scenario:
     llm_inter_token_ms: float = 0.0
     # The server's own turn-taking defaults (no ENDPOINT_SILENCE_MS override).
     server_defaults: bool = False
+    server_env: tuple[tuple[str, str], ...] = ()
 
 
 SCENARIOS = {
@@ -111,6 +114,18 @@ SCENARIOS = {
         barge_in_prob=0.0,
         llm_inter_token_ms=15,
         server_defaults=True,
+    ),
+    "latency-stream": Scenario(
+        "latency-stream",
+        250,
+        350,
+        200,
+        use_llm_tts=True,
+        turns=3,
+        barge_in_prob=0.0,
+        llm_inter_token_ms=15,
+        server_defaults=True,
+        server_env=(("STT_MODE", "streaming"),),
     ),
     "latency-rules": Scenario(
         "latency-rules",
@@ -160,6 +175,7 @@ def server_env(
     env.pop("REDIS_URL", None)
     if not scenario.server_defaults:
         env["ENDPOINT_SILENCE_MS"] = str(ENDPOINT_SILENCE_MS)
+    env.update(scenario.server_env)
     env.update(args.server_env)
     if scenario.use_llm_tts:
         env.update(LLM_BASE_URL=sim_url, LLM_API_KEY="sim-key")

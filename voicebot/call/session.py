@@ -219,15 +219,14 @@ class CallSession:
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
         final = None
         if self.live_stt is not None:
-            boundary = event if isinstance(event, SpeechStarted | SpeechEnded) else None
-            final = self.live_stt.on_frame(ulaw, boundary, stream_ms=self.endpointer.stream_ms)
+            final = self.live_stt.on_frame(ulaw, event, stream_ms=self.endpointer.stream_ms)
         if event is None:
             if self.endpointer.in_speech and not self._barged and self.playout.speaking:
                 # The caller was already talking when the agent began: the agent yields.
                 await self._barge_in()
             return
         if isinstance(event, SpeechPaused):
-            self._speculate(event, now)
+            self._speculate(event, now, final)
         elif isinstance(event, SpeechResumed):
             self._discard_speculation("resumed")
         elif isinstance(event, SpeechStarted):
@@ -573,21 +572,21 @@ class CallSession:
 
     # ---- speculative turns ----
 
-    def _speculate(self, event: SpeechPaused, now: float) -> None:
+    def _speculate(
+        self, event: SpeechPaused, now: float, streamed: asyncio.Future[Transcript] | None
+    ) -> None:
         """At a short pause, recognise the utterance so far and start its reply, held.
-        With streaming recognition the partial transcript sets the end-of-turn silence
-        and no reply is prepared (the final comes at the commit, at the end of turn)."""
-        if self.live_stt is not None:
-            if self.services.settings.adaptive_endpointing:
-                words = self.live_stt.partial_text
-                self.endpointer.set_turn_silence_ms(self._turn_silence_ms(words))
-            return
+        With streaming recognition the pause committed the audio so far (``streamed`` is
+        its final) and the partial transcript sets the end-of-turn silence at once."""
+        if self.live_stt is not None and self.services.settings.adaptive_endpointing:
+            words = self.live_stt.partial_text
+            self.endpointer.set_turn_silence_ms(self._turn_silence_ms(words))
         if (
             self._tg is None
             or self._speculation is not None
             or not self._awaiting_input
             or not self._inbox.empty()
-            or self.services.recognizer is None
+            or (self.services.recognizer is None and streamed is None)
             or self._ending
             or self.ended.is_set()
         ):
@@ -599,6 +598,7 @@ class CallSession:
             started_at=now,
             speech_end_at=speech_end_at,
             carry=self._carry,
+            streamed=streamed,
         )
         self._speculation = spec
         self._live.add(spec)
@@ -606,7 +606,11 @@ class CallSession:
 
     async def _run_speculation(self, spec: Speculation) -> None:
         try:
-            spec.text = await self._recognize(spec.audio)
+            if spec.streamed is not None:
+                # Shielded: the same final may answer the turn if this task is cancelled.
+                spec.text = (await asyncio.shield(spec.streamed)).text.strip()
+            else:
+                spec.text = await self._recognize(spec.audio)
         except ProviderError as exc:
             spec.error = exc
             return

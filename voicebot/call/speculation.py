@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from voicebot.brain.base import BookingResult, BookingTools, ConversationState
 from voicebot.call.playout import Playout, Utterance
+from voicebot.providers.base import Transcript
 
 if TYPE_CHECKING:
     from voicebot.call.speech_handle import SpeechHandle
@@ -162,6 +163,7 @@ class Speculation:
     text: str | None = None
     recognised_at: float | None = None
     dropped: bool = False
+    streamed: asyncio.Future[Transcript] | None = None  # streaming STT's final of the audio
     error: BaseException | None = None
     handle: SpeechHandle | None = None
     sink: HeldSink | None = None

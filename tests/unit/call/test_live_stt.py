@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from voicebot.audio.codec import FRAME_BYTES_ULAW, pcm16_to_ulaw, ulaw_to_pcm16
-from voicebot.audio.endpointing import PREROLL_MS, Endpointer, SpeechEnded, SpeechStarted
+from voicebot.audio.endpointing import (
+    PREROLL_MS,
+    Endpointer,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from voicebot.call.live_stt import LiveRecognition
 from voicebot.errors import ProviderError
 from voicebot.providers.base import Transcript
@@ -107,3 +114,25 @@ async def test_a_session_that_is_down_streams_nothing_and_fails_the_commit() -> 
                 failures += 1
     assert session.fed == []
     assert failures == 1
+
+
+async def test_a_pause_commits_and_a_resume_sends_the_whole_utterance_again() -> None:
+    """A pause commits the audio so far (its final is returned for a speculative reply);
+    when the caller resumes, a new item gets the whole utterance again, and the end of the
+    turn commits it; a turn that ends on the pause reuses the pause's commit."""
+    session = RecordingSession()
+    live = LiveRecognition(session)
+    frame = b"\x7f" * 160
+    assert live.on_frame(frame, SpeechStarted(onset_ms=0), stream_ms=20) is None
+    live.on_frame(frame, None, stream_ms=40)
+    paused = live.on_frame(frame, SpeechPaused(onset_ms=0, end_ms=40, audio=b""), stream_ms=60)
+    assert paused is not None
+    assert session.commits == 1
+    live.on_frame(frame, None, stream_ms=80)  # silence while paused: not streamed
+    live.on_frame(frame, SpeechResumed(at_ms=80), stream_ms=100)
+    assert session.begun == 2
+    assert session.fed == [frame * 5]  # everything since the onset, once
+    paused = live.on_frame(frame, SpeechPaused(onset_ms=0, end_ms=100, audio=b""), stream_ms=120)
+    ended = live.on_frame(frame, SpeechEnded(onset_ms=0, end_ms=100, audio=b""), stream_ms=140)
+    assert session.commits == 2
+    assert ended is paused
