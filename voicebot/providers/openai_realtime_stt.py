@@ -200,7 +200,7 @@ class RealtimeTranscriptionSession:
         ``final_timeout_s``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Transcript] = loop.create_future()
-        if not self._streaming:
+        if not self._streaming or self._closed:
             _fail(
                 future,
                 self._cut
@@ -250,26 +250,34 @@ class RealtimeTranscriptionSession:
     # ---- the connection (run by the call's TaskGroup) ----
 
     async def run(self) -> None:
-        """Connect, serve, and reconnect after a failure (backing off) until cancelled."""
+        """Connect, serve, and reconnect after a failure (backing off, from
+        ``RECONNECT_MIN_S`` again once a connection was up) until cancelled. Never raises
+        into the call: streaming is optional, batch STT takes every utterance it fails."""
         backoff_s = self._reconnect_min_s
         try:
             while not self._closed:
+                connects = self.connects
                 try:
                     await self._serve()
-                    backoff_s = self._reconnect_min_s
+                    error = ProviderError("stt streaming session ended", details={"stage": "stt"})
                 except ProviderError as exc:
-                    if self._closed:
-                        return
-                    self.failures += 1
-                    self._cut_utterance(exc)
-                    self._fail_pending(exc)
-                    log.warning("stt_stream.failed", error=exc.message, retry_in_s=backoff_s)
+                    error = exc
+                except Exception as exc:  # a fault of ours or the client's: logged once, retried
+                    log.exception("stt_stream.unexpected_error")
+                    error = ProviderError(
+                        f"stt streaming failed: {type(exc).__name__}", details={"stage": "stt"}
+                    )
                 finally:
                     self._ready.clear()
-                    self._streaming = False
                     await self._close_connection()
                 if self._closed:
                     return
+                if self.connects > connects:
+                    backoff_s = self._reconnect_min_s
+                self.failures += 1
+                self._cut_utterance(error)
+                self._fail_pending(error)
+                log.warning("stt_stream.failed", error=error.message, retry_in_s=backoff_s)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RECONNECT_MAX_S)
         finally:
