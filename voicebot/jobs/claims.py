@@ -41,7 +41,7 @@ from voicebot.db.models import (
     MemberState,
 )
 from voicebot.db.types import utcnow
-from voicebot.scheduling import CallingWindow, lead_timezone
+from voicebot.scheduling import CallingWindow, lead_timezones
 
 log = structlog.get_logger(__name__)
 
@@ -96,16 +96,18 @@ def _window(
 
 
 @lru_cache(maxsize=4096)
-def _zone(phone: str, override: str | None, default: str) -> ZoneInfo:
-    return lead_timezone(phone, override, default)
+def _zones(phone: str, override: str | None, default: str) -> tuple[ZoneInfo, ...]:
+    """Every clock the lead may be on (several for a number spanning zones)."""
+    return lead_timezones(phone, override, default)
 
 
 def next_open_for(
     window: CallingWindow, lead: Lead, campaign: Campaign, now: datetime
 ) -> datetime | None:
     """When ``lead`` may next be called: ``now`` if its window is open now, else the next
-    opening on the lead's own clock (None when nothing opens within the horizon)."""
-    return window.next_open(now, _zone(lead.phone, lead.timezone, campaign.timezone))
+    opening on the lead's own clock, on every one of its clocks when its number spans
+    zones (None when nothing opens within the horizon)."""
+    return window.next_open_in_all(now, _zones(lead.phone, lead.timezone, campaign.timezone))
 
 
 async def live_counts(session: AsyncSession, campaign_id: int) -> tuple[int, int]:
@@ -182,10 +184,11 @@ async def claim_due(
                 member.state, member.last_outcome = MemberState.SKIPPED, "no_consent"
                 report.skipped_consent.append(member.id)
                 continue
-            zone = _zone(lead.phone, lead.timezone, campaign.timezone)
-            if zone.key not in opens_by_zone:  # the same for every lead on this clock
-                opens_by_zone[zone.key] = window.next_open(now, zone)
-            opens = opens_by_zone[zone.key]
+            zones = _zones(lead.phone, lead.timezone, campaign.timezone)
+            clocks = ",".join(zone.key for zone in zones)
+            if clocks not in opens_by_zone:  # the same for every lead on these clocks
+                opens_by_zone[clocks] = window.next_open_in_all(now, zones)
+            opens = opens_by_zone[clocks]
             if opens is None or opens > now:
                 deferred.setdefault(opens or now + NEVER_OPEN_RECHECK, []).append(member.id)
                 continue

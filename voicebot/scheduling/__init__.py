@@ -19,7 +19,7 @@ from voicebot.scheduling.calendars import (
     day_hours,
     il_holiday,
 )
-from voicebot.scheduling.timezones import lead_timezone, number_zone
+from voicebot.scheduling.timezones import lead_timezone, lead_timezones, number_zone, number_zones
 from voicebot.scheduling.validation import (
     WindowFieldError,
     format_blocked_dates,
@@ -45,7 +45,9 @@ __all__ = [
     "format_window_days",
     "il_holiday",
     "lead_timezone",
+    "lead_timezones",
     "number_zone",
+    "number_zones",
     "parse_blocked_dates",
     "parse_calendar",
     "parse_clock",

@@ -17,7 +17,7 @@ Shabbat and the holidays are those of the lead's own date. Intervals are half-op
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Final
@@ -112,6 +112,26 @@ class CallingWindow:
             if span is None or span[1] <= local:
                 continue
             return max(span[0], local)
+        return None
+
+    def next_open_in_all(self, after: datetime, zones: Sequence[ZoneInfo]) -> datetime | None:
+        """The first instant at or after ``after`` when the window is open on every clock of
+        ``zones`` at once (a number whose zone is uncertain); None when no such instant
+        comes within :data:`NEXT_OPEN_HORIZON_DAYS` (clocks too far apart to overlap)."""
+        if len(zones) == 1:
+            return self.next_open(after, zones[0])
+        limit = after + timedelta(days=NEXT_OPEN_HORIZON_DAYS)
+        at = after
+        while at < limit:
+            latest = at
+            for zone in zones:
+                opens = self.next_open(at, zone)
+                if opens is None:
+                    return None
+                latest = max(latest, opens)
+            if latest == at:
+                return at
+            at = latest
         return None
 
     def closed_reason(self, at: datetime, tz: ZoneInfo) -> str | None:
