@@ -46,6 +46,12 @@ ACCOUNT_SID = "AC" + "f" * 32
 AUTH_TOKEN = "faults-token"  # noqa: S105 - the simulator's own test credential
 FROM_NUMBER = "+97233720000"
 LEAD_ZONE = ZoneInfo("Asia/Jerusalem")
+LATE_ZONE = ZoneInfo("Europe/Paris")
+"""Every LATE_EVERY-th lead is a Paris number whose window opens within a minute or two
+of the start (an hour or more behind Jerusalem), so a dial ahead of a lead's own clock
+is a dial outside the window the count catches."""
+LATE_EVERY = 5
+LATE_PHONE_PREFIX = "+3314"
 POSTGRES_ADMIN_DSN = os.environ.get(
     "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -245,10 +251,13 @@ def setup(run: Run) -> None:
 
 
 def window_fields(now: datetime) -> dict[str, Any]:
-    """An open calling window around now on the leads' clock (calendar none: the IL
-    calendar's own days are a2's tests; this suite checks the engine never leaves it)."""
+    """A window open now on the Israeli leads' clock that opens on the Paris leads' clock
+    at the next whole minute (at least 30 s away), and stays open on both for the run
+    (calendar none: the IL calendar's own days are the unit tests'; this suite checks the
+    engine never dials a lead outside its own window)."""
     local = now.astimezone(LEAD_ZONE)
-    start = max(local - WINDOW_HALF_WIDTH, local.replace(hour=0, minute=0))
+    late = (now + timedelta(seconds=30)).astimezone(LATE_ZONE)
+    start = late.replace(second=0, microsecond=0) + timedelta(minutes=1)
     end = min(local + WINDOW_HALF_WIDTH, local.replace(hour=23, minute=59))
     return {
         "calendar": "none",
@@ -264,7 +273,12 @@ async def create_campaign(run: Run) -> tuple[int, dict[str, Any]]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         ids = []
         for i in range(args.leads):
-            lead = {"phone": f"+97252{5550000 + i:07d}", "consent_source": "faults"}
+            phone = (
+                f"{LATE_PHONE_PREFIX}{5550000 + i:07d}"
+                if i % LATE_EVERY == LATE_EVERY - 1
+                else f"+97252{5550000 + i:07d}"
+            )
+            lead = {"phone": phone, "consent_source": "faults"}
             response = await client.post("/api/v1/leads", json=lead)
             response.raise_for_status()
             ids.append(response.json()["id"])
@@ -349,8 +363,6 @@ async def measure(run: Run, cid: int, fields: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from voicebot.scheduling import CallingWindow
-
     engine = create_async_engine(run.database_url)
     try:
         async with engine.connect() as conn:
@@ -396,13 +408,7 @@ async def measure(run: Run, cid: int, fields: dict[str, Any]) -> dict[str, Any]:
         while j < len(times) and times[j] < t + 1.0:
             j += 1
         over_cps += (j - i) > run.args.cps
-    window = CallingWindow.from_fields(
-        window_days=fields["window_days"],
-        window_start=fields["window_start"],
-        window_end=fields["window_end"],
-        calendar=fields["calendar"],
-    )
-    outside = sum(1 for t in times if not window.is_open(datetime.fromtimestamp(t, UTC), LEAD_ZONE))
+    outside = dials_outside_window(creates, fields)
     not_final = sum(n for state, n in states.items() if state not in FINAL_STATES)
     span_s = (times[-1] - times[0]) if len(times) > 1 else 0.0
     return {
@@ -424,6 +430,28 @@ async def measure(run: Run, cid: int, fields: dict[str, Any]) -> dict[str, Any]:
         "dials_outside_window": outside,
         "dial_rate_per_s": round((len(times) - 1) / span_s, 3) if span_s else None,
     }
+
+
+def dials_outside_window(creates: list[dict[str, Any]], fields: dict[str, Any]) -> int:
+    """Creates (the simulator's JSONL log) placed while the window was closed on any clock
+    of the callee's own number (the campaign's zone when the number has none)."""
+    from voicebot.scheduling import CallingWindow, lead_timezones
+
+    window = CallingWindow.from_fields(
+        window_days=fields["window_days"],
+        window_start=fields["window_start"],
+        window_end=fields["window_end"],
+        calendar=fields["calendar"],
+    )
+    default = fields.get("timezone", LEAD_ZONE.key)
+    return sum(
+        1
+        for e in creates
+        if not all(
+            window.is_open(datetime.fromtimestamp(e["t"], UTC), zone)
+            for zone in lead_timezones(e["to"], None, default)
+        )
+    )
 
 
 ZERO_COUNTS = (
