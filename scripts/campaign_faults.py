@@ -51,6 +51,8 @@ LATE_ZONE = ZoneInfo("Europe/Paris")
 of the start (an hour or more behind Jerusalem), so a dial ahead of a lead's own clock
 is a dial outside the window the count catches."""
 LATE_EVERY = 5
+LATE_OPENING_MIN_S = 5
+"""The Paris leads' window opens at the first whole minute at least this far ahead."""
 LATE_PHONE_PREFIX = "+3314"
 POSTGRES_ADMIN_DSN = os.environ.get(
     "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -252,11 +254,11 @@ def setup(run: Run) -> None:
 
 def window_fields(now: datetime) -> dict[str, Any]:
     """A window open now on the Israeli leads' clock that opens on the Paris leads' clock
-    at the next whole minute (at least 30 s away), and stays open on both for the run
+    at the next whole minute (at least LATE_OPENING_MIN_S away), and stays open on both for the run
     (calendar none: the IL calendar's own days are the unit tests'; this suite checks the
     engine never dials a lead outside its own window)."""
     local = now.astimezone(LEAD_ZONE)
-    late = (now + timedelta(seconds=30)).astimezone(LATE_ZONE)
+    late = (now + timedelta(seconds=LATE_OPENING_MIN_S)).astimezone(LATE_ZONE)
     start = late.replace(second=0, microsecond=0) + timedelta(minutes=1)
     end = min(local + WINDOW_HALF_WIDTH, local.replace(hour=23, minute=59))
     return {
@@ -275,7 +277,7 @@ async def create_campaign(run: Run) -> tuple[int, dict[str, Any]]:
         for i in range(args.leads):
             phone = (
                 f"{LATE_PHONE_PREFIX}{5550000 + i:07d}"
-                if i % LATE_EVERY == LATE_EVERY - 1
+                if args.late_every and i % args.late_every == args.late_every - 1
                 else f"+97252{5550000 + i:07d}"
             )
             lead = {"phone": phone, "consent_source": "faults"}
@@ -477,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--embedded", action="store_true", help="SQLite + in-process broker")
     parser.add_argument("--leads", type=int, default=200)
+    parser.add_argument(
+        "--late-every",
+        type=int,
+        default=LATE_EVERY,
+        help="every Nth lead a Paris number whose window opens after the start (0: none)",
+    )
     parser.add_argument("--max-concurrent", type=int, default=10)
     parser.add_argument("--cps", type=float, default=2.0)
     parser.add_argument("--account-cps", type=float, default=10.0)

@@ -14,7 +14,13 @@ import pytest
 from tests.conftest import service_unavailable
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "campaign_faults.py"
-SMALL_RUN = ["--leads", "24", "--kills", "1", "--cps", "4", "--max-concurrent", "5", "--json"]
+# --late-every 0: the Paris leads whose window opens after the start add up to a minute of
+# waiting, past the CI budget; the full suite runs them. Each dial is still checked
+# against its own lead's window (tests/unit/test_campaign_faults_window.py).
+SMALL_RUN = [
+    *("--leads", "24", "--kills", "1", "--cps", "4", "--max-concurrent", "5"),
+    *("--late-every", "0", "--json"),
+]
 ZERO = (
     "leads_not_final",
     "attempts_dialed_twice",
