@@ -77,7 +77,9 @@ class TranscriptionSession(Protocol):
     not streamed); ``feed`` never blocks; ``commit`` ends the utterance and returns its
     final transcript as a future that fails with ProviderError (never hangs past the
     provider's final timeout); ``partial_text`` is what has been heard of the open
-    utterance so far and ``partials`` yields each change. ``run`` is the session's
+    utterance so far and ``partials`` yields each change; ``commit(reopen=True)`` commits
+    what was fed and keeps the utterance open (speculative recognition at a short pause:
+    the next commit's final holds the words after it). ``run`` is the session's
     connection (reconnecting after failures), run by the call's TaskGroup until
     cancelled; ``aclose`` ends it.
     """
@@ -92,7 +94,7 @@ class TranscriptionSession(Protocol):
 
     def feed(self, ulaw: bytes) -> None: ...
 
-    def commit(self) -> asyncio.Future[Transcript]: ...
+    def commit(self, *, reopen: bool = False) -> asyncio.Future[Transcript]: ...
 
     def partials(self) -> AsyncIterator[str]: ...
 

@@ -195,9 +195,12 @@ class RealtimeTranscriptionSession:
         if len(self._audio) >= self._batch_bytes:
             self._flush_audio()
 
-    def commit(self) -> asyncio.Future[Transcript]:
+    def commit(self, *, reopen: bool = False) -> asyncio.Future[Transcript]:
         """End the utterance: its final transcript, or ProviderError (never hangs past
-        ``final_timeout_s``)."""
+        ``final_timeout_s``). With ``reopen`` the audio fed so far is committed and the
+        utterance goes on streaming into a new item (a speculative commit at a short
+        pause: if the caller goes on, the next commit's final is the rest of the words;
+        ``partial_text`` keeps all of them)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Transcript] = loop.create_future()
         if not self._streaming or self._closed:
@@ -209,8 +212,8 @@ class RealtimeTranscriptionSession:
                 ),
             )
             return future
-        self._streaming = False
         self._flush_audio()
+        self._streaming = reopen
         event_id = f"commit_{next(self._event_ids)}"
         self._send({"type": "input_audio_buffer.commit", "event_id": event_id})
         self._awaiting_commit.append((event_id, future))

@@ -41,7 +41,7 @@ class RecordingSession:
         if self.ready:
             self.fed.append(ulaw)
 
-    def commit(self) -> asyncio.Future[Transcript]:
+    def commit(self, *, reopen: bool = False) -> asyncio.Future[Transcript]:
         self.commits += 1
         future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         if self.ready:

@@ -236,3 +236,24 @@ async def test_no_final_in_time_is_a_timeout(sim: ProviderSim, booking_ulaw: byt
         with pytest.raises(ProviderTimeoutError):
             await session.commit()
         assert time.perf_counter() - started < 2.0
+
+
+@needs_espeak
+async def test_a_reopened_commit_splits_the_utterance_into_two_finals(
+    sim: ProviderSim, booking_ulaw: bytes
+) -> None:
+    """commit(reopen=True) at a pause transcribes what was said so far and streaming goes
+    on: the next commit's final holds what followed, partial_text all of it."""
+    other = await speak(OTHER)
+    other_ulaw = pcm16_to_ulaw(as_heard(other, rate_hz=8000))
+    stt = transcriber(sim)
+    async with running(stt.open_session()) as session:
+        await say(session, booking_ulaw, realtime=False)
+        first = session.commit(reopen=True)
+        for frame in frames(other_ulaw):
+            session.feed(frame)
+        second = session.commit()
+        assert (await first).text == BOOKING
+        assert (await second).text == OTHER
+    await stt.aclose()
+    assert [c.transcript for c in sim.realtime_commits] == [BOOKING, OTHER]
