@@ -348,6 +348,37 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
         raise SignatureError("stream token already used (the call has a stream)")
 
 
+async def _call_context(
+    state: AppState, call_id: int, call_sid: str
+) -> tuple[LeadContext | None, AgentScript | None]:
+    """The call's lead and campaign script; (None, None) when the database fails at the
+    stream's start: like the claim, the call goes on (the default script, no lead)."""
+    try:
+        async with state.sessions() as db:
+            call = await db.get(Call, call_id)
+            if call is None:
+                return None, None
+            return await lead_context(db, call), await load_agent_script(db, call.campaign_id)
+    except SQLAlchemyError as exc:
+        log.error(
+            "call.context_unavailable", call_sid=call_sid, call_id=call_id, error=str(exc)[:200]
+        )
+        return None, None
+
+
+async def _saved_conversation(state: AppState, call_sid: str) -> ConversationState:
+    """The call's saved conversation (a stream restarted for the same call), else a new
+    one; a saved state this code cannot read (another release wrote it) starts afresh."""
+    loaded = await state.store.load(call_sid)
+    if not loaded:
+        return ConversationState()
+    try:
+        return ConversationState.from_dict(loaded)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        log.error("call.saved_state_unreadable", call_sid=call_sid, error=repr(exc)[:200])
+        return ConversationState()
+
+
 async def _await_start(websocket: WebSocket, skipped: _SkippedFrames) -> ev.Start:
     while True:
         try:
@@ -390,12 +421,8 @@ async def _run_session(
     async def send_clear() -> None:
         await send(ev.clear_message(stream_sid))
 
-    async with state.sessions() as db:
-        call = await db.get(Call, call_id)
-        lead = None if call is None else await lead_context(db, call)
-        script = None if call is None else await load_agent_script(db, call.campaign_id)
-    loaded = await state.store.load(call_sid)
-    conversation = ConversationState.from_dict(loaded) if loaded else ConversationState()
+    lead, script = await _call_context(state, call_id, call_sid)
+    conversation = await _saved_conversation(state, call_sid)
     conversation.lead = conversation.lead or lead
     session = CallSession(
         services=services,
