@@ -117,3 +117,35 @@ async def test_marks_never_echoed_store_the_played_reply_as_heard(
         assert not call.ended
     assert agent and agent[0]["text"], agent
     assert agent[0]["interrupted"] is False, agent
+
+
+async def test_keys_pressed_over_the_opt_out_confirmation_do_not_hold_the_call_open(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """`9`, then a key every 150 ms for 6 s (a caller leaning on the keypad): each key
+    cut the confirmation and withdrew its hang-up, so the call stayed up for as long
+    as the keys came. The opt-out stands: the call is hung up within 3 s all the same."""
+    api, _ = twilio_api
+    sid = "CA" + "e7" * 16
+    _live_at_twilio(api, sid)
+    async with server() as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            lead = await http.post("/api/v1/leads", json={"name": "דנה כהן", "phone": DEFAULT_TO})
+            assert lead.status_code == 201, lead.text
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await _greeting_heard(call)
+            pressed_at = time.monotonic()
+            await call.send_dtmf("9")
+            hangup_s: float | None = None
+            while time.monotonic() - pressed_at < 6.0:
+                await asyncio.sleep(0.15)
+                if api.updates_for(sid):
+                    hangup_s = time.monotonic() - pressed_at
+                    break
+                await call.send_dtmf("1")
+        turns = await _stored_turns(base)
+    agent = [t["text"] for t in turns if t["role"] == "assistant"]
+    print(f"9 + keys every 150 ms -> REST hang-up {hangup_s} s; agent turns {len(agent)}")
+    assert hangup_s is not None and hangup_s < 3.0, (hangup_s, agent)

@@ -65,6 +65,7 @@ from voicebot.audio.endpointing import (
 from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.script import AgentScript
+from voicebot.brain.state import ENDED as ENDED_STAGE
 from voicebot.brain.turn_end import TurnEnd, classify_turn_end
 from voicebot.call.live_stt import LiveRecognition
 from voicebot.call.playout import Playout
@@ -445,9 +446,13 @@ class CallSession:
                 continue
             silences = 0
             if isinstance(item, DtmfIn):
+                digit = self._coalesce_keys(item.digit)
+                # The opt-out's confirmation is not cut by more keys or speech: its
+                # hang-up stands (a caller leaning on the keypad withdrew it forever).
                 await self._speak(
-                    from_reply(partial(self._key_reply, self._coalesce_keys(item.digit))),
+                    from_reply(partial(self._key_reply, digit)),
                     TurnTimings(started_at=time.monotonic()),
+                    interruptible=DTMF_INTENTS.get(digit) != "remove_me",
                 )
                 continue
             await self._handle_utterance(item)
@@ -646,6 +651,7 @@ class CallSession:
             recorder=self.recorder,
             log=self.log,
             user_text=text,
+            interruptible=not self._conversation_over(),
             sink=spec.sink,
         )
         spec.handle = handle
@@ -754,18 +760,34 @@ class CallSession:
             recorder=self.recorder,
             log=self.log,
             user_text=user_text,
-            interruptible=interruptible,
+            interruptible=interruptible and not self._conversation_over(),
         )
         self.current = handle
         handle.start(self._tg)
         return handle
 
+    def _conversation_over(self) -> bool:
+        """The brain already ended the conversation (an opt-out, a booking's goodbye that
+        the caller cut): whatever the caller adds is answered by a goodbye that hangs up.
+        That goodbye is not interruptible, else a caller talking or pressing keys over
+        each goodbye would withdraw each hang-up and hold the call open until max
+        duration."""
+        return self.state.stage == ENDED_STAGE
+
     async def _speak(
-        self, source: ReplySource, timings: TurnTimings, *, user_text: str | None = None
+        self,
+        source: ReplySource,
+        timings: TurnTimings,
+        *,
+        user_text: str | None = None,
+        interruptible: bool = True,
     ) -> None:
         """Speak one reply through its handle and wait until it was heard or interrupted;
         then store the turn, and end the call if the brain said so."""
-        await self._follow(self._start_handle(source, timings, user_text=user_text))
+        handle = self._start_handle(
+            source, timings, user_text=user_text, interruptible=interruptible
+        )
+        await self._follow(handle)
 
     async def _follow(self, handle: SpeechHandle) -> None:
         """Wait until ``handle`` (the current reply) was heard or interrupted; then store
