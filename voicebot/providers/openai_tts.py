@@ -61,6 +61,10 @@ class OpenAITextToSpeech:
         except CLIENT_ERRORS as exc:
             raise map_error("tts", exc, endpoint=self._endpoint) from exc
         try:
+            content_type = response.headers.get("content-type", "")
+            if not _is_audio(content_type):
+                # A gateway's HTML or JSON page with a 200: played as PCM it is noise.
+                raise ProviderError(f"tts answered {content_type[:60]!r}, not audio")
             chunks = response.iter_bytes().__aiter__()
             carry = b""
             first = True
@@ -72,14 +76,23 @@ class OpenAITextToSpeech:
                     break
                 except CLIENT_ERRORS as exc:
                     raise map_error("tts", exc, endpoint=self._endpoint) from exc
-                first = False
+                first = first and not chunk
                 data = carry + chunk
                 whole = len(data) - len(data) % PCM16_BYTES_PER_SAMPLE
                 carry = data[whole:]
                 if whole:
                     yield data[:whole]
+            if first:  # a 200 without a single byte: silence, unless it is an error
+                raise ProviderError("tts answered 200 with no audio")
         finally:
             await request.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _is_audio(content_type: str) -> bool:
+    """Audio, or an untyped stream (``application/octet-stream``, or no header): the
+    ``response_format=pcm`` body; never a text, JSON, HTML or XML page."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return not kind or kind.startswith("audio/") or kind == "application/octet-stream"

@@ -130,6 +130,9 @@ class SimConfig:
     tts_chunk_ms: int = 100
     tts_realtime: bool = False
     tts_use_espeak: bool = True
+    tts_garbage: str | None = None
+    """A TTS that answers 200 without audio: ``"empty"`` (no body) or ``"html"`` (a
+    proxy's HTML page), as a misconfigured gateway does."""
     default_transcript: str = ""
     api_key: str | None = None
     seed: int | None = None
@@ -558,6 +561,13 @@ class ProviderSim:
         if response_format not in ("pcm", "wav"):
             return _error(400, f"Simulator serves pcm or wav, not {response_format}.",
                           "invalid_request_error", "unsupported_format")  # fmt: skip
+        if self.config.tts_garbage == "empty":
+            self._record("tts", 200, "empty", started_s)
+            return Response(b"", media_type="audio/pcm")
+        if self.config.tts_garbage == "html":
+            self._record("tts", 200, "html", started_s)
+            page = "<html><body>" + "gateway says hello " * 400 + "</body></html>"
+            return Response(page, media_type="text/html; charset=utf-8")
         pcm = await self._speech_pcm(text)
         self._record("tts", 200, text, started_s)
         media_type = "audio/pcm" if response_format == "pcm" else "audio/wav"

@@ -84,3 +84,15 @@ async def test_blank_text_yields_nothing_and_makes_no_request(sim: ProviderSim) 
     assert [c async for c in tts.synthesize("  ")] == []
     await tts.aclose()
     assert sim.requests["tts"] == 0
+
+
+@pytest.mark.parametrize("garbage", ["empty", "html"])
+async def test_a_200_without_audio_is_a_provider_error(sim: ProviderSim, garbage: str) -> None:
+    """A 200 with an empty body (silence, and no fallback voice) or an HTML page (played
+    as PCM: a burst of noise) is a ProviderError, so the sentence goes to the fallback."""
+    sim.config.tts_garbage = garbage
+    tts = OpenAITextToSpeech(sim.endpoint("tts"), voice="alloy")
+    with pytest.raises(ProviderError):
+        async for _ in tts.synthesize(SENTENCE):
+            pass
+    await tts.aclose()
