@@ -28,7 +28,7 @@ import math
 import secrets
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from voicebot.errors import VoicebotError
 
@@ -59,13 +59,13 @@ end
 for i, key in ipairs(KEYS) do
   redis.call('SET', key, string.format('%.6f', slot + tonumber(ARGV[i])), 'PX', ARGV[#KEYS + 1])
 end
-return {{string.format('%.6f', slot - now), epoch}}
+return {{string.format('%.6f', slot - now), epoch, string.format('%.6f', slot)}}
 """
 
 
 # KEYS: send logs (sorted sets of send times); ARGV: window_s and limit per key, then a
-# unique member. Admits the send (and logs it) only when every log has room; else answers
-# how long until the oldest send leaves the fullest window.
+# unique member. Admits the send (and logs it) only when every log has room: {0, the send
+# time}; else {how long until the oldest send leaves the fullest window, 0}.
 _GATE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -78,12 +78,12 @@ for i, key in ipairs(KEYS) do
     wait = math.max(wait, oldest + window - now)
   end
 end
-if wait > 0 then return string.format('%.6f', wait) end
+if wait > 0 then return {string.format('%.6f', wait), '0'} end
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now, ARGV[#ARGV])
   redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[2 * i - 1]) * 1000) + 1000)
 end
-return '0'
+return {'0', string.format('%.6f', now)}
 """
 GATE_MAX_WAIT_S = 3.0
 """The send gate gives up after this (the attempt goes back to be dialed later)."""
@@ -94,6 +94,16 @@ def send_window(calls_per_second: float) -> tuple[float, int]:
     0.05/s is 1 per 20.6 s (with the safety margin)."""
     limit = max(1, math.floor(calls_per_second))
     return limit / calls_per_second * (1.0 + PACING_MARGIN), limit
+
+
+class Reservation(NamedTuple):
+    """A reserved dial slot: seconds to wait for it, the schedule's epoch, and the slot
+    itself on the schedule's clock (Redis's, or ``time.monotonic`` in-process) — slots are
+    what the schedule guarantees apart; waits also hold however long the call took."""
+
+    wait_s: float
+    epoch: bytes
+    slot_s: float
 
 
 class PacingUnavailableError(VoicebotError):
@@ -114,12 +124,13 @@ class Pacer(Protocol):
         :class:`PacingUnavailableError` when the shared store is down (do not dial)."""
         ...
 
-    def gate(self, campaign_id: int, campaign_cps: float) -> None:
+    def gate(self, campaign_id: int, campaign_cps: float) -> float:
         """The last check before the request leaves, run in the REST client's thread right
         before it sends (blocking): wait until the send logs of the campaign and the
         account have room, and log this send. Whatever delayed this dial since its slot
         (database, event loop, threads) cannot bunch sends past the rate. Waits at most
-        ``GATE_MAX_WAIT_S``, then raises :class:`PacingUnavailableError`."""
+        ``GATE_MAX_WAIT_S``, then raises :class:`PacingUnavailableError`. Answers the
+        send time it logged (on the schedule's clock)."""
         ...
 
 
@@ -135,9 +146,9 @@ class LocalPacer:
         self._gate_lock = threading.Lock()
 
     async def wait_for_slot(self, campaign_id: int, campaign_cps: float) -> None:
-        await asyncio.sleep(await self.reserve(campaign_id, campaign_cps))
+        await asyncio.sleep((await self.reserve(campaign_id, campaign_cps)).wait_s)
 
-    def gate(self, campaign_id: int, campaign_cps: float) -> None:
+    def gate(self, campaign_id: int, campaign_cps: float) -> float:
         rules = {f"c{campaign_id}": send_window(campaign_cps), "a": self._account_window}
         deadline = time.monotonic() + GATE_MAX_WAIT_S
         while True:
@@ -153,20 +164,20 @@ class LocalPacer:
                 if wait <= 0:
                     for key in rules:
                         self._sent[key].append(now)
-                    return
+                    return now
             if now + wait > deadline:
                 raise PacingUnavailableError("send gate stayed full")
             time.sleep(wait)
 
-    async def reserve(self, campaign_id: int, campaign_cps: float) -> float:
-        """Reserve the next slot; seconds to wait for it."""
+    async def reserve(self, campaign_id: int, campaign_cps: float) -> Reservation:
+        """Reserve the next slot (on ``time.monotonic``'s clock)."""
         async with self._lock:
             now = time.monotonic()
             keys = {f"c{campaign_id}": interval_s(campaign_cps), "a": self._account_interval_s}
             slot = max([now, *(self._next.get(k, 0.0) for k in keys)])
             for key, step in keys.items():
                 self._next[key] = slot + step
-            return slot - now
+            return Reservation(slot - now, b"", slot)
 
 
 class RedisPacer:
@@ -186,7 +197,7 @@ class RedisPacer:
     def close(self) -> None:
         self._sync.close()
 
-    def gate(self, campaign_id: int, campaign_cps: float) -> None:
+    def gate(self, campaign_id: int, campaign_cps: float) -> float:
         import redis.exceptions
 
         window_s, limit = send_window(campaign_cps)
@@ -202,35 +213,39 @@ class RedisPacer:
         deadline = time.monotonic() + GATE_MAX_WAIT_S
         while True:
             try:
-                wait = float(self._sync_gate(keys=keys, args=args))
+                wait, sent_at = (float(v) for v in self._sync_gate(keys=keys, args=args))
             except (redis.exceptions.RedisError, OSError) as exc:
                 raise PacingUnavailableError(
                     f"pacing store unavailable: {type(exc).__name__}"
                 ) from exc
             if wait <= 0:
-                return
+                return sent_at
             if time.monotonic() + wait > deadline:
                 raise PacingUnavailableError("send gate stayed full")
             time.sleep(wait)
 
     async def wait_for_slot(self, campaign_id: int, campaign_cps: float) -> None:
         for _ in range(MAX_RESERVATIONS):
-            wait_s, epoch = await self.reserve(campaign_id, campaign_cps)
+            wait_s, epoch, _ = await self.reserve(campaign_id, campaign_cps)
             await asyncio.sleep(wait_s)
             if await self._call(self._redis.get, EPOCH_KEY) == epoch:
                 return
         raise PacingUnavailableError("pacing store keeps restarting")
 
-    async def reserve(self, campaign_id: int, campaign_cps: float) -> tuple[float, bytes]:
-        """Reserve the next slot: (seconds to wait, the schedule's epoch)."""
+    async def reserve(self, campaign_id: int, campaign_cps: float) -> Reservation:
+        """Reserve the next slot (on Redis's clock)."""
         campaign_step = interval_s(campaign_cps)
         ttl_ms = max(KEY_TTL_MS_MIN, int(max(campaign_step, self._account_interval_s) * 4000))
-        wait, epoch = await self._call(
+        wait, epoch, slot = await self._call(
             self._script,
             keys=[f"{KEY_PREFIX}:campaign:{campaign_id}", f"{KEY_PREFIX}:account"],
             args=[campaign_step, self._account_interval_s, ttl_ms, secrets.token_hex(8)],
         )
-        return max(0.0, float(wait)), epoch if isinstance(epoch, bytes) else str(epoch).encode()
+        return Reservation(
+            max(0.0, float(wait)),
+            epoch if isinstance(epoch, bytes) else str(epoch).encode(),
+            float(slot),
+        )
 
     async def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         import redis.exceptions

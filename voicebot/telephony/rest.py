@@ -175,7 +175,7 @@ class TwilioDialer:
         machine_detection: bool = False,
         async_amd_callback: str | None = None,
         wait_for_message_end: bool = False,
-        before_send: Callable[[], None] | None = None,
+        before_send: Callable[[], object] | None = None,
     ) -> str:
         """Place an outbound call whose voice webhook is ``url``; return its ``CA…`` SID.
 
