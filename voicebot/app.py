@@ -24,6 +24,7 @@ from voicebot.api import (
     openapi,
     scripts,
     twilio,
+    webhooks,
 )
 from voicebot.api.dead_letters import routes as dead_letter_routes
 from voicebot.api.errors import EXCEPTION_HANDLERS
@@ -41,6 +42,7 @@ from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.jobs.actors import build_jobs, dialing_enabled, run_sweeper
+from voicebot.jobs.webhooks import run_dispatcher
 from voicebot.logging import configure_logging
 from voicebot.loop_monitor import freeze_startup_heap, watch_gc_pauses, watch_loop_lag
 from voicebot.metrics import Metrics
@@ -129,6 +131,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if jobs.embedded and dialing_enabled(settings)
             else None
         )
+        # ...and delivers webhook events itself (a worker does on a real broker).
+        webhook_task = (
+            asyncio.create_task(run_dispatcher(settings, sweeper_stop, runner=jobs.webhooks))
+            if jobs.embedded
+            else None
+        )
         state.extras["broker_name"] = jobs.name
         state.extras["broker"] = jobs.broker  # dead letters and the readiness probe read it
         app.state.voicebot = state
@@ -149,9 +157,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             lag_watch.cancel()
             store_watch.cancel()
             provider_watch.cancel()
+            sweeper_stop.set()
             if sweeper_task is not None:
-                sweeper_stop.set()
                 await sweeper_task
+            if webhook_task is not None:
+                await webhook_task
             jobs.stop()
             await providers.aclose()
             await engine.dispose()
@@ -168,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *dnc.routes,
         *conversation.routes,
         *dead_letter_routes,
+        *webhooks.routes,
     ]
     limits = RateLimits(redis=redis_client)
     routes = [

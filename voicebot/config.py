@@ -131,6 +131,32 @@ class Settings(BaseSettings):
     campaign_stream_start_deadline_s: float = Field(default=20.0, ge=1)
     """An answered stream call whose Media Stream has not started by then is failed."""
 
+    # Outbound webhooks (voicebot.webhooks): the default target of campaigns without their
+    # own webhook_url, its HMAC key, and the delivery schedule (exponential backoff from
+    # the base, capped, until the event is this old).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    webhook_retry_base_s: float = Field(default=30.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    webhook_max_age_s: float = Field(default=86_400.0, gt=0)
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+    # Text each booked meeting's lead a confirmation (Twilio Messages, from TWILIO_FROM_NUMBER).
+    sms_confirmations: bool = True
+
+    # Recordings of campaigns with `record: true`: a local directory, or an S3-compatible
+    # bucket when RECORDING_S3_BUCKET is set (the `s3` extra); deleted after the retention.
+    recording_dir: str = ".recordings"
+    recording_retention_days: int = Field(default=90, ge=1)
+    recording_s3_bucket: str | None = None
+    recording_s3_endpoint: str | None = None
+    recording_s3_access_key: str | None = None
+    recording_s3_secret_key: SecretStr | None = None
+    recording_s3_region: str | None = None
+    recording_s3_prefix: str = ""
+    recording_s3_secure: bool = True
+
     # AI providers: shared defaults, overridden per stage.
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
@@ -258,6 +284,15 @@ class Settings(BaseSettings):
                 pika.URLParameters(value)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"RabbitMQ refuses it: {exc}") from exc
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _valid_webhook_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return value
 
     @field_validator("public_base_url")

@@ -154,3 +154,11 @@ class BrokerUnavailableError(VoicebotError):
     retryable = True
     http_status = 503
     code = "broker_unavailable"
+
+
+class StorageError(VoicebotError):
+    """The recording store (a directory or an S3 bucket) refused or failed an operation."""
+
+    retryable = True
+    http_status = 503
+    code = "storage_unavailable"

@@ -16,6 +16,8 @@ from voicebot.db import queries
 from voicebot.db.models import Call
 from voicebot.db.queries import CallFilter
 from voicebot.errors import NotFoundError
+from voicebot.recordings.calls import store_of
+from voicebot.recordings.storage import WAV_CONTENT_TYPE
 
 
 def call_json(call: Call, *, with_turns: bool = False) -> dict[str, Any]:
@@ -33,6 +35,7 @@ def call_json(call: Call, *, with_turns: bool = False) -> dict[str, Any]:
         "outcome": call.outcome,
         "answered_by": call.answered_by,
         "summary": call.summary,
+        "recording_url": f"/api/v1/calls/{call.id}/recording" if call.recording_key else None,
     }
     if with_turns:
         body["turns"] = [
@@ -84,7 +87,34 @@ async def read_call(request: Request) -> Response:
         return JSONResponse(call_json(call, with_turns=True))
 
 
+@operation(
+    summary="Download a call's recording",
+    tags=("calls",),
+    description="The stereo WAV (8 kHz, 16-bit; left: the caller, right: the agent) of a "
+    "call whose campaign records; 404 when there is none (not recorded, or past the "
+    "retention period).",
+    path=CallPath,
+    replies=(Returns(200, media_type=WAV_CONTENT_TYPE, description="audio/wav"),),
+    errors=(404, 422, 503),
+)
+async def read_recording(request: Request) -> Response:
+    call_id = parse_path(request, CallPath).call_id
+    state = app_state(request)
+    async with state.sessions() as session:
+        call = await session.get(Call, call_id)
+        key = call.recording_key if call is not None else None
+    data = await store_of(state).load(key) if key else None
+    if data is None:
+        raise NotFoundError(f"call {call_id} has no recording")
+    return Response(
+        data,
+        media_type=WAV_CONTENT_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="call-{call_id}.wav"'},
+    )
+
+
 routes = [
     Route("/calls", list_calls, methods=["GET"]),
     Route("/calls/{call_id:int}", read_call, methods=["GET"]),
+    Route("/calls/{call_id:int}/recording", read_recording, methods=["GET"]),
 ]

@@ -52,6 +52,7 @@ from voicebot.jobs.claims import cancel_pending, release_claimed
 from voicebot.jobs.sweeper import hang_up_live
 from voicebot.scheduling import WindowFieldError, parse_timezone, parse_window_times
 from voicebot.telephony.rest import TwilioDialer
+from voicebot.webhooks.events import EventType, emit_campaign
 
 S = CampaignStatus
 # action -> (allowed source states, target state)
@@ -61,6 +62,12 @@ TRANSITIONS: dict[str, tuple[frozenset[str], CampaignStatus]] = {
     "resume": (frozenset({S.PAUSED}), S.RUNNING),
     "cancel": (frozenset({S.DRAFT, S.RUNNING, S.PAUSED}), S.CANCELLED),
 }
+STATUS_EVENTS: dict[str, EventType] = {
+    S.RUNNING: EventType.CAMPAIGN_STARTED,
+    S.PAUSED: EventType.CAMPAIGN_PAUSED,
+    S.CANCELLED: EventType.CAMPAIGN_COMPLETED,  # its status field says cancelled
+}
+"""The webhook event of each status an operator moves a campaign to."""
 UNCALLABLE_LEAD_STATUSES = frozenset({LeadStatus.DO_NOT_CALL, LeadStatus.WRONG_NUMBER})
 
 
@@ -84,6 +91,9 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
         "consent_required": c.consent_required,
         "voicemail_action": c.voicemail_action,
         "voicemail_retry": c.voicemail_retry,
+        "webhook_url": c.webhook_url,
+        "webhook_secret_set": bool(c.webhook_secret),
+        "record": c.record,
         "status_reason": c.status_reason,
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),
@@ -407,6 +417,7 @@ async def change_status(state: AppState, campaign_id: int, action: str) -> dict[
             await release_claimed(session, campaign_id, reason=f"campaign {target}")
         if target == S.CANCELLED:
             await cancel_pending(session, campaign_id)
+        await emit_campaign(session, state.settings, STATUS_EVENTS[target], campaign_id)
         await session.commit()
         await session.refresh(current)
         body = campaign_json(current)

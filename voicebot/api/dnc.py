@@ -16,8 +16,10 @@ from voicebot.api.phones import normalize_phone
 from voicebot.api.schemas import DncIn, DncOut, DncPage, DncPath, Page, iso
 from voicebot.api.spec import Returns, operation
 from voicebot.api.state import app_state
+from voicebot.config import Settings
 from voicebot.db.models import DoNotCall, Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
+from voicebot.webhooks.events import emit_opted_out
 
 
 def dnc_json(entry: DoNotCall) -> dict[str, Any]:
@@ -40,20 +42,32 @@ def dnc_json(entry: DoNotCall) -> dict[str, Any]:
 )
 async def add_dnc(request: Request) -> Response:
     data = await parse_body(request, DncIn)
-    async with app_state(request).sessions() as session:
-        entry = await add_to_dnc(session, data.phone, reason=data.reason, source="api")
+    state = app_state(request)
+    async with state.sessions() as session:
+        entry = await add_to_dnc(
+            session, data.phone, reason=data.reason, source="api", settings=state.settings
+        )
         return JSONResponse(dnc_json(entry), status_code=201)
 
 
 async def add_to_dnc(
-    session: AsyncSession, phone: str, *, reason: str | None, source: str
+    session: AsyncSession,
+    phone: str,
+    *,
+    reason: str | None,
+    source: str,
+    settings: Settings | None = None,
 ) -> DoNotCall:
-    """Put ``phone`` (E.164) on the list, mark its lead do_not_call, commit.
+    """Put ``phone`` (E.164) on the list, mark its lead do_not_call, commit; with
+    ``settings``, the ``lead.opted_out`` webhook event goes with it.
     Raises ConflictError when it is on the list already."""
     entry = DoNotCall(phone=phone, reason=reason, source=source)
     await session.execute(
         update(Lead).where(Lead.phone == phone).values(status=LeadStatus.DO_NOT_CALL)
     )
+    if settings is not None:  # before the entry is added: a duplicate fails at the commit
+        lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
+        await emit_opted_out(session, settings, phone, lead, source=source)
     session.add(entry)
     try:
         await session.commit()

@@ -294,6 +294,7 @@ class CallOut(BaseModel):
     outcome: str | None
     answered_by: str | None
     summary: str | None
+    recording_url: str | None = None
 
 
 class CallDetail(CallOut):
@@ -338,6 +339,21 @@ class CampaignIn(Strict):
     consent_required: bool = True
     voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
     voicemail_retry: bool = True
+    webhook_url: Line | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="where this campaign's events are POSTed (else WEBHOOK_URL)",
+    )
+    record: bool = Field(
+        default=False, description="keep a stereo WAV of each call (caller left, agent right)"
+    )
+    webhook_secret: Line | None = Field(
+        default=None,
+        min_length=16,
+        max_length=200,
+        description="HMAC-SHA256 key of Voicebot-Signature (else WEBHOOK_SECRET); write-only",
+    )
 
     @field_validator("window_days")
     @classmethod
@@ -447,6 +463,9 @@ class CampaignOut(BaseModel):
     consent_required: bool
     voicemail_action: str
     voicemail_retry: bool
+    webhook_url: str | None = None
+    webhook_secret_set: bool = False
+    record: bool = False
     status_reason: str | None
     started_at: str | None
     finished_at: str | None

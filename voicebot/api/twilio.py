@@ -26,7 +26,7 @@ from tenacity import (
     wait_random,
 )
 
-from voicebot.api import twilio_amd, twilio_audio, twilio_gather
+from voicebot.api import twilio_amd, twilio_audio, twilio_gather, twilio_sms
 from voicebot.api.errors import error_response
 from voicebot.api.phones import is_phone_address, normalize_phone
 from voicebot.api.spec import FORM, Returns, operation
@@ -61,11 +61,14 @@ from voicebot.db.models import (
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import PeerGoneError, ProviderError, SignatureError
+from voicebot.recordings.calls import recording_for, save_recording
+from voicebot.recordings.track import CallAudio
 from voicebot.telephony import events as ev
 from voicebot.telephony.signature import verify_stream_handshake
 from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
 from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream, redirect
 from voicebot.telephony.twiml import hangup as hangup_twiml
+from voicebot.webhooks.events import EventType, call_started_data, emit
 
 log = structlog.get_logger(__name__)
 
@@ -82,8 +85,9 @@ INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
 
 async def _upsert_call(
     session: AsyncSession, params: dict[str, str], attempt_param: str | None
-) -> Call:
-    """The call row for this webhook, moved to in-progress.
+) -> tuple[Call, bool]:
+    """The call row for this webhook, moved to in-progress, and whether this is its first
+    answer (not a retried webhook).
 
     A campaign call is found by the attempt id in the URL (its row was committed before
     the REST call); any other call by SID, inserted when new (an inbound call) without
@@ -117,13 +121,14 @@ async def _upsert_call(
             call = await webhook_call(session, call_sid, None)
             if call is None:
                 raise
+    first_answer = call.answered_at is None
     call.answered_at = call.answered_at or utcnow()
     if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
         call.status = CallStatus.IN_PROGRESS
     if answered_by := params.get("AnsweredBy"):
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
     await session.flush()
-    return call
+    return call, first_answer
 
 
 async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
@@ -172,17 +177,25 @@ async def _record_answer(
     async for attempt in retrying:
         with attempt:
             async with state.sessions() as session:
-                call = await _upsert_call(session, params, attempt_param)
+                call, first_answer = await _upsert_call(session, params, attempt_param)
                 lead = await lead_context(session, call)
                 script = await load_agent_script(session, call.campaign_id)
                 leave_message = False
+                if first_answer:
+                    await emit(
+                        session,
+                        state.settings,
+                        EventType.CALL_STARTED,
+                        call_started_data(call),
+                        campaign_id=call.campaign_id,
+                    )
                 if machine:
                     outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
                     leave_message = not fax and await claim_voicemail(session, call)
-                    await record_outcome(session, call, outcome)
                     facts = CallFacts(outcome, state.settings.tz)
                     summary = rule_summary(ConversationState(lead=lead), facts)
                     call.summary = call.summary or summary
+                    await record_outcome(session, call, outcome, settings=state.settings)
                 await session.commit()
                 return call.id, lead, script, leave_message
     raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -350,20 +363,25 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
 
 async def _call_context(
     state: AppState, call_id: int, call_sid: str
-) -> tuple[LeadContext | None, AgentScript | None]:
-    """The call's lead and campaign script; (None, None) when the database fails at the
-    stream's start: like the claim, the call goes on (the default script, no lead)."""
+) -> tuple[LeadContext | None, AgentScript | None, CallAudio | None]:
+    """The call's lead, campaign script and recording tracks (its campaign records);
+    (None, None, None) when the database fails at the stream's start: like the claim,
+    the call goes on (the default script, no lead, not recorded)."""
     try:
         async with state.sessions() as db:
             call = await db.get(Call, call_id)
             if call is None:
-                return None, None
-            return await lead_context(db, call), await load_agent_script(db, call.campaign_id)
+                return None, None, None
+            return (
+                await lead_context(db, call),
+                await load_agent_script(db, call.campaign_id),
+                await recording_for(db, call, state.settings),
+            )
     except SQLAlchemyError as exc:
         log.error(
             "call.context_unavailable", call_sid=call_sid, call_id=call_id, error=str(exc)[:200]
         )
-        return None, None
+        return None, None, None
 
 
 async def _saved_conversation(state: AppState, call_sid: str) -> ConversationState:
@@ -412,16 +430,21 @@ async def _run_session(
         except (WebSocketDisconnect, RuntimeError) as exc:
             raise PeerGoneError(f"the websocket is closed ({type(exc).__name__})") from exc
 
+    lead, script, audio = await _call_context(state, call_id, call_sid)
+
     async def send_media(payload: bytes) -> None:
+        if audio is not None:
+            audio.on_agent(payload)
         await send(ev.media_message(stream_sid, payload))
 
     async def send_mark(name: str) -> None:
         await send(ev.mark_message(stream_sid, name))
 
     async def send_clear() -> None:
+        if audio is not None:
+            audio.on_clear()
         await send(ev.clear_message(stream_sid))
 
-    lead, script = await _call_context(state, call_id, call_sid)
     conversation = await _saved_conversation(state, call_sid)
     conversation.lead = conversation.lead or lead
     session = CallSession(
@@ -445,6 +468,8 @@ async def _run_session(
                     skipped.skip(exc, bound)
                     continue
                 if isinstance(event, ev.Media):
+                    if audio is not None:
+                        audio.on_caller(event.payload)
                     await session.on_media(event.payload)
                 elif isinstance(event, ev.Mark):
                     await session.on_mark(event.name)
@@ -473,6 +498,8 @@ async def _run_session(
         async with asyncio.timeout(timeout_s):
             await websocket.close(code=session.close_code)
     bound.info("call.ended", reason=session.end_reason)
+    if audio is not None:
+        await save_recording(state, call_id, audio)
 
 
 routes: list[Any] = [
@@ -480,6 +507,7 @@ routes: list[Any] = [
     Route("/twilio/status", status, methods=["POST"]),
     WebSocketRoute("/twilio/media", media),
     *twilio_amd.routes,
+    *twilio_sms.routes,
     *twilio_gather.routes,
     *twilio_audio.routes,
 ]

@@ -131,10 +131,10 @@ async def _record(
             outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
             leave = not fax and await claim_voicemail(session, call)
             script = await load_agent_script(session, call.campaign_id) if leave else None
-            if await record_outcome(session, call, outcome):
-                lead = await lead_context(session, call)
-                facts = CallFacts(outcome, state.settings.tz)
-                call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
+            lead = await lead_context(session, call)
+            facts = CallFacts(outcome, state.settings.tz)
+            call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
+            await record_outcome(session, call, outcome, settings=state.settings)
             verdict = MachineVerdict(call.id, fax, leave, script)
         await session.commit()
         return verdict

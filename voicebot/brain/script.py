@@ -41,6 +41,7 @@ HUMAN_FOLLOWUP_PRICE = "לגבי המחיר, נציג שלנו יחזור אלי
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "greeting": frozenset({"hello", "agent", "company", "lead_name"}),
     "voicemail": frozenset({"agent", "company", "lead_name"}),
+    "sms_confirmation": frozenset({"name", "date", "time", "agent", "company"}),
 }
 """The placeholders each template may use: ``{hello}`` is "היי" or "היי <lead name>"."""
 
@@ -160,6 +161,12 @@ class AgentScript(BaseModel):
         description="template; may use {hello} (היי + the lead's name), {agent}, {company}, "
         "{lead_name}",
     )
+    sms_confirmation: str | None = Field(
+        default=None,
+        max_length=MAX_TEMPLATE_CHARS,
+        description="the meeting confirmation SMS; template with {name}, {date} "
+        "(יום שלישי, 1.12.2026), {time} (10:30), {agent}, {company}",
+    )
 
     @field_validator("offer")
     @classmethod
@@ -174,7 +181,7 @@ class AgentScript(BaseModel):
                 raise ValueError(f"qualifying question must end with '?': {question!r}")
         return value
 
-    @field_validator("greeting", "voicemail")
+    @field_validator("greeting", "voicemail", "sms_confirmation")
     @classmethod
     def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -189,7 +196,7 @@ class AgentScript(BaseModel):
 
     @model_validator(mode="after")
     def _company_placeholder_needs_company(self) -> Self:
-        for name in ("greeting", "voicemail"):
+        for name in ("greeting", "voicemail", "sms_confirmation"):
             template = getattr(self, name)
             if template is None or self.company is not None:
                 continue
@@ -235,6 +242,17 @@ class AgentScript(BaseModel):
             return render_template(self.voicemail, self._values(lead_name))
         hello = f"היי {lead_name}, " if lead_name else "היי, "
         return f"{hello}{self.introduction()} ננסה לתפוס אתכם שוב בהמשך. יום טוב!"
+
+    def render_sms_confirmation(self, *, name: str | None, date: str, time: str) -> str:
+        """The meeting confirmation text (``date`` and ``time`` already written the
+        Israeli way); without a name, the greeting has none."""
+        template = self.sms_confirmation or (
+            "שלום {name}, נקבעה לנו פגישה ל{date} בשעה {time}. מחכים לשיחה! {agent}"
+            + (", {company}" if self.company else "")
+        )
+        values = {**self._values(name), "name": name or "", "date": date, "time": time}
+        text = render_template(template, values)
+        return re.sub(r" +", " ", text.replace(" ,", ",")).strip()
 
     @classmethod
     def default(cls) -> AgentScript:

@@ -249,12 +249,13 @@ class CallRecorder:
                     return
                 now = utcnow()
                 call.ended_at = call.ended_at or now
-                await record_outcome(session, call, outcome)
                 if call.status not in _FINAL:
                     call.status = CallStatus.COMPLETED
                 if call.answered_at is not None:
                     call.duration_s = int((call.ended_at - call.answered_at).total_seconds())
                 call.summary = call.summary or summary
+                # Last: the end-of-call report it records reads the fields above.
+                await record_outcome(session, call, outcome, settings=self._services.settings)
                 await session.commit()
             log.info("call.finished", call_sid=self._call_sid, outcome=str(final))
         except SQLAlchemyError as exc:

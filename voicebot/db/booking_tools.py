@@ -14,6 +14,7 @@ from voicebot.config import Settings
 from voicebot.db import meetings as booking
 from voicebot.db.models import DoNotCall, Lead, LeadStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
+from voicebot.webhooks.events import emit_opted_out
 
 SLOT_SEARCH_HORIZON_DAYS = 14
 
@@ -89,6 +90,7 @@ class DbBookingTools:
             ).first()
             if exists is None:
                 session.add(DoNotCall(phone=lead.phone, reason="asked on call", source="call"))
+                await emit_opted_out(session, self._settings, lead.phone, lead, source="call")
             try:
                 await session.commit()
             except IntegrityError:

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voicebot.config import Settings
 from voicebot.db.models import Lead, Meeting, MeetingStatus
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
+from voicebot.notify.sms import queue_confirmation
+from voicebot.webhooks.events import emit_meeting_booked
 
 # Serialises bookings on Postgres across processes (one key for the meetings calendar).
 BOOKING_ADVISORY_LOCK_KEY = 0x766F6963
@@ -107,5 +109,8 @@ async def book_meeting(
             notes=notes,
         )
         session.add(meeting)
+        await session.flush()
+        await emit_meeting_booked(session, settings, meeting)
+        await queue_confirmation(session, settings, meeting)
         await session.commit()
     return meeting

@@ -198,6 +198,14 @@ class Campaign(TimestampMixin, Base):
         String(16), default=VoicemailAction.LEAVE_MESSAGE, nullable=False
     )
     voicemail_retry: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    """Where this campaign's events go (else the global WEBHOOK_URL)."""
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    """HMAC key of this campaign's webhook signatures (else WEBHOOK_SECRET); never served."""
+    record: Mapped[bool] = mapped_column(
+        Boolean, default=False, nullable=False, server_default=text("false")
+    )
+    """Keep a stereo recording of each call (caller left, agent right)."""
     status_reason: Mapped[str | None] = mapped_column(String(500))
     """Why the engine paused or stopped the campaign (shown in its stats)."""
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -299,6 +307,9 @@ class Call(TimestampMixin, Base):
     # a second socket presenting the same token finds it set and is refused.
     stream_sid: Mapped[str | None] = mapped_column(String(64))
     stream_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recording_key: Mapped[str | None] = mapped_column(String(300))
+    """The recording's name in the recording store (None: not recorded, or deleted)."""
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     turns: Mapped[list[CallTurn]] = relationship(
         back_populates="call", order_by="CallTurn.seq", cascade="all, delete-orphan"
@@ -356,6 +367,62 @@ class Meeting(TimestampMixin, Base):
         Index("ix_meetings_active_range", "status", "start_at", "end_at"),
         Index("ix_meetings_call_id", "call_id"),
     )
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    """Due at ``next_attempt_at``."""
+    SENDING = "sending"
+    """Claimed by a dispatcher until ``lease_until`` (then due again)."""
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Refused until its ``expires_at``: no more attempts (a replay starts again)."""
+
+
+class WebhookDelivery(TimestampMixin, Base):
+    """One outbound webhook event to one URL, and how its delivery went (the log)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
+class SmsMessage(TimestampMixin, Base):
+    """One SMS (a meeting confirmation): at most one per meeting, enforced here."""
+
+    __tablename__ = "sms_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meetings.id", ondelete="SET NULL"), unique=True
+    )
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    to_number: Mapped[str] = mapped_column(String(20), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    """pending → sending → (Twilio's) queued, sent, delivered | undelivered, failed;
+    skipped (do-not-call) or interrupted (a send whose answer was lost: never resent)."""
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error: Mapped[str | None] = mapped_column(String(500))
+    status_events: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_sms_messages_status", "status"),)
 
 
 class TwilioEvent(Base):

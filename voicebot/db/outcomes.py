@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voicebot.config import Settings
 from voicebot.db.models import (
     AttemptStatus,
     Call,
@@ -28,6 +29,7 @@ from voicebot.db.models import (
     MemberState,
 )
 from voicebot.db.types import utcnow
+from voicebot.webhooks.events import EventType, call_report, emit
 
 log = structlog.get_logger(__name__)
 
@@ -121,16 +123,24 @@ async def record_outcome(
     outcome: CallOutcome,
     *,
     attempt: CampaignAttempt | None = None,
+    settings: Settings | None = None,
 ) -> bool:
     """Give ``call`` its outcome and move its lead's status; the caller commits.
 
     A call keeps the first outcome it gets: returns False (and changes nothing) when
     ``call`` already has one. ``attempt``: the call's attempt when the caller has it loaded
-    (saves looking it up by ``call_id``).
+    (saves looking it up by ``call_id``). With ``settings`` the ``call.completed`` webhook
+    event (the end-of-call report) is recorded in the same transaction.
     """
     if call.outcome is not None:
         return False
     call.outcome = outcome
+    if settings is not None:
+        await session.flush()
+        report = await call_report(session, settings, call)
+        await emit(
+            session, settings, EventType.CALL_COMPLETED, report, campaign_id=call.campaign_id
+        )
     if call.lead_id is not None:
         lead = await session.get(Lead, call.lead_id)
         if lead is not None:

@@ -26,6 +26,7 @@ from voicebot.jobs.broker import build_broker
 from voicebot.jobs.nudger import Nudger
 from voicebot.jobs.pacing import LocalPacer, Pacer, RedisPacer
 from voicebot.jobs.sweeper import Sweeper
+from voicebot.jobs.webhooks import WebhookRunner, deliver_actor, run_dispatcher
 from voicebot.telephony.rest import TwilioDialer
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,9 @@ class Jobs:
     nudge_campaign: Any
     worker: dramatiq.Worker | None = None
     sweepers: list[Sweeper] = field(default_factory=list)
+    deliver_webhook: Any = None
+    """The ``deliver_webhook`` actor (run by the worker's dispatcher loop)."""
+    webhooks: WebhookRunner = field(default_factory=WebhookRunner)
     nudger: Nudger | None = None
     """Sends ``nudge_campaign`` off the event loop (built from it when not given)."""
 
@@ -89,7 +93,13 @@ def build_jobs(settings: Settings, *, in_process_worker: bool = False) -> Jobs:
     actor: Any = dramatiq.actor(broker=broker, actor_name="nudge_campaign", max_retries=0)(
         nudge_campaign
     )
-    jobs = Jobs(broker=broker, nudge_campaign=actor)
+    runner = WebhookRunner()
+    jobs = Jobs(
+        broker=broker,
+        nudge_campaign=actor,
+        deliver_webhook=deliver_actor(broker, runner, settings),
+        webhooks=runner,
+    )
     jobs_ref.append(jobs)
     return jobs
 
@@ -145,23 +155,26 @@ def run_worker(settings: Settings, *, wait: Callable[[], None]) -> None:
     jobs.worker.start()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    thread: threading.Thread | None = None
-    if dialing_enabled(settings):
-        thread = threading.Thread(
-            target=loop.run_until_complete,
-            args=(run_sweeper(settings, jobs, stop),),
-            name="campaign-sweeper",
-            daemon=True,
-        )
-        thread.start()
-    else:
+    if not dialing_enabled(settings):
         log.warning("worker.dialing_disabled", missing="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN")
+
+    async def loop_work() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(
+                run_dispatcher(settings, stop, send=jobs.deliver_webhook.send, runner=jobs.webhooks)
+            )
+            if dialing_enabled(settings):
+                tg.create_task(run_sweeper(settings, jobs, stop))
+
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(loop_work(),), name="worker-loop", daemon=True
+    )
+    thread.start()
     log.info("worker.started", broker=jobs.name, threads=WORKER_THREADS)
     try:
         wait()
     finally:
-        if thread is not None:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(SWEEPER_STOP_TIMEOUT_S)
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(SWEEPER_STOP_TIMEOUT_S)
         jobs.stop()
         log.info("worker.stopped")

@@ -228,7 +228,7 @@ async def _finish(
         if call.outcome is None:
             failed = never_started or status == CallStatus.FAILED
             outcome = CallOutcome.FAILED if failed else CallOutcome.COMPLETED
-            await record_outcome(session, call, outcome)
+            await record_outcome(session, call, outcome, settings=settings)
             if never_started or (failed and stream_missing):
                 attempt.reason = STREAM_NEVER_STARTED
         if attempt.status == AttemptStatus.PLACED:  # record_outcome did not find it live

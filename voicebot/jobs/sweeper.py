@@ -57,6 +57,7 @@ from voicebot.jobs.dial import DialOutcome, dial_attempt
 from voicebot.jobs.pacing import Pacer
 from voicebot.jobs.reconcile import reconcile_campaign
 from voicebot.telephony.rest import TwilioDialer
+from voicebot.webhooks.events import EventType, emit_campaign
 
 log = structlog.get_logger(__name__)
 
@@ -276,7 +277,9 @@ class Sweeper:
             count = self._failures.get(campaign_id, 0) + 1
             self._failures[campaign_id] = count
             if result.auth_failed or count >= OUR_FAILURES_TO_PAUSE:
-                await pause_campaign(self.sessions, campaign_id, reason=result.reason or "")
+                await pause_campaign(
+                    self.sessions, campaign_id, reason=result.reason or "", settings=self.settings
+                )
         elif result.outcome in (DialOutcome.PLACED, DialOutcome.LEAD_FAILED):
             self._failures.pop(campaign_id, None)
 
@@ -296,6 +299,10 @@ class Sweeper:
                 .values(status=CampaignStatus.COMPLETED, finished_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
+            if getattr(result, "rowcount", 0):
+                await emit_campaign(
+                    session, self.settings, EventType.CAMPAIGN_COMPLETED, campaign_id
+                )
             await session.commit()
         if getattr(result, "rowcount", 0):
             report.completed.append(campaign_id)
@@ -313,10 +320,15 @@ class Sweeper:
 
 
 async def pause_campaign(
-    sessions: async_sessionmaker[AsyncSession], campaign_id: int, *, reason: str
+    sessions: async_sessionmaker[AsyncSession],
+    campaign_id: int,
+    *,
+    reason: str,
+    settings: Settings | None = None,
 ) -> bool:
     """running → paused with ``reason`` shown in the stats (a compare-and-set); gives back
-    the claimed attempts. False when the campaign was not running."""
+    the claimed attempts (with ``settings``: the ``campaign.paused`` webhook event). False
+    when the campaign was not running."""
     async with sessions() as session:
         result = await session.execute(
             update(Campaign)
@@ -327,6 +339,8 @@ async def pause_campaign(
         paused = bool(getattr(result, "rowcount", 0))
         if paused:
             await release_claimed(session, campaign_id, reason="campaign paused")
+            if settings is not None:
+                await emit_campaign(session, settings, EventType.CAMPAIGN_PAUSED, campaign_id)
         await session.commit()
     if paused:
         log.warning("campaign.paused_by_engine", campaign_id=campaign_id, reason=reason)

@@ -255,6 +255,20 @@ class TwilioDialer:
             r for r in records if r.created_at is None or r.created_at >= created_after - LIST_SLACK
         ]
 
+    async def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback: str
+    ) -> tuple[str, str]:
+        """Send one SMS (``messages.create``); returns its ``SM…`` SID and Twilio's first
+        status. Retried only when Twilio certainly did not take it (as a call create)."""
+
+        def create() -> tuple[str, str]:
+            message = self._client.messages.create(
+                to=to, from_=from_, body=body, status_callback=status_callback
+            )
+            return str(message.sid), str(message.status or "queued")
+
+        return await self._run("send_sms", create, retry_on=_create_is_retryable)
+
     async def play_then_hang_up(self, call_sid: str, document: str) -> None:
         """Replace the live call's TwiML with ``document`` (a voicemail message then
         ``<Hangup/>``); its Media Stream stops. A call that already ended counts as done."""

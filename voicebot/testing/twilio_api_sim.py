@@ -13,6 +13,11 @@ voicebot.testing.twilio_api_sim --help``):
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` updates it:
   ``Status=completed|canceled``, ``Twiml=…`` or ``Url=…``; a call that is no
   longer in progress answers 400 with Twilio error 21220, an unknown SID 404/20404;
+* ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` sends an SMS: 201 with a
+  Message resource (``SM…``, status ``queued``; 400/21604 without ``To``, 21603 without
+  ``From``, 21602 without ``Body``), kept in :attr:`TwilioApiSimulator.messages`, then the
+  signed ``StatusCallback`` with ``sent`` and ``delivered`` (or ``undelivered`` with
+  ``ErrorCode`` 30003 for numbers in :attr:`TwilioApiSimulator.undeliverable`);
 * ``GET`` of the same path fetches the call; ``GET …/Calls.json`` lists calls
   (``To``, ``StartTime>`` filters);
 * with a :class:`~voicebot.testing.twilio_call_flow.CallBehaviour`, each created call
@@ -66,6 +71,8 @@ CODE_NO_URL = 21205
 CODE_NO_FROM = 21603
 CODE_CALL_NOT_IN_PROGRESS = 21220
 CODE_INVALID_MACHINE_DETECTION = 21234
+CODE_SMS_NO_BODY = 21602
+CODE_SMS_NO_TO = 21604
 MACHINE_DETECTION_VALUES = frozenset({"Enable", "DetectMessageEnd"})
 LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 
@@ -100,6 +107,20 @@ class SimulatedCall:
     amd_callback: str | None = None
     """``AsyncAmdStatusCallback`` when created with ``AsyncAmd=true``."""
     events: CallEvents | None = None
+
+
+@dataclass(slots=True)
+class SimulatedMessage:
+    """An SMS as the simulator holds it."""
+
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status: str
+    status_callback: str | None
+    callbacks: list[str] = field(default_factory=list)
+    """Statuses called back (delivered to the callback URL), in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +168,10 @@ class TwilioApiSimulator:
         self._faults: list[_Fault] = []
         self._faults_after_create: list[_Fault] = []
         self._on_demand_flow: CallFlow | None = None
+        self.messages: list[SimulatedMessage] = []
+        self.undeliverable: set[str] = set()
+        """Numbers whose SMS ends ``undelivered`` (a landline, a blocked handset)."""
+        self.sms_callback_delay_s = 0.05
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls"
         self.app: Starlette = Starlette(
             routes=[
@@ -154,6 +179,11 @@ class TwilioApiSimulator:
                 Route(prefix + ".json", self._list, methods=["GET"]),
                 Route(prefix + "/{call_sid}.json", self._update, methods=["POST"]),
                 Route(prefix + "/{call_sid}.json", self._fetch, methods=["GET"]),
+                Route(
+                    f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json",
+                    self._message,
+                    methods=["POST"],
+                ),
             ]
         )
 
@@ -366,6 +396,76 @@ class TwilioApiSimulator:
         )
         flow = self.flow or self._amd_flow()
         await flow.send_amd(events, answered_by, duration_ms=duration_ms)
+
+    async def _message(self, request: Request) -> JSONResponse:
+        recorded, failure = await self._record(request)
+        if failure is not None:
+            return failure
+        to, from_, body = recorded.value("To"), recorded.value("From"), recorded.value("Body")
+        if not to:
+            return _error(400, CODE_SMS_NO_TO, "A 'To' phone number is required.")
+        if not from_:
+            return _error(400, CODE_NO_FROM, "A 'From' phone number is required.")
+        if not body:
+            return _error(400, CODE_SMS_NO_BODY, "Message body is required.")
+        message = SimulatedMessage(
+            sid="SM" + secrets.token_hex(16),
+            to=to,
+            from_=from_,
+            body=body,
+            status="queued",
+            status_callback=recorded.value("StatusCallback"),
+        )
+        self.messages.append(message)
+        self._amd_flow().spawn(self._message_life(message))
+        created = format_datetime(datetime.now(UTC), usegmt=True)
+        return JSONResponse(
+            {
+                "sid": message.sid,
+                "account_sid": self.account_sid,
+                "api_version": API_VERSION,
+                "to": to,
+                "from": from_,
+                "body": body,
+                "status": "queued",
+                "direction": "outbound-api",
+                "num_segments": "1",
+                "num_media": "0",
+                "error_code": None,
+                "error_message": None,
+                "price": None,
+                "price_unit": "USD",
+                "date_created": created,
+                "date_updated": created,
+                "date_sent": None,
+                "messaging_service_sid": None,
+                "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message.sid}.json",
+                "subresource_uris": {},
+            },
+            status_code=201,
+        )
+
+    async def _message_life(self, message: SimulatedMessage) -> None:
+        final = "undelivered" if message.to in self.undeliverable else "delivered"
+        for status in ("sent", final):
+            await asyncio.sleep(self.sms_callback_delay_s)
+            message.status = status
+            if not message.status_callback:
+                continue
+            params = {
+                "AccountSid": self.account_sid,
+                "ApiVersion": API_VERSION,
+                "MessageSid": message.sid,
+                "SmsSid": message.sid,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "To": message.to,
+                "From": message.from_,
+            }
+            if status == "undelivered":
+                params["ErrorCode"] = "30003"
+            if await self._amd_flow().post_signed(message.status_callback, params) is not None:
+                message.callbacks.append(status)
 
     def _amd_flow(self) -> CallFlow:
         if self._on_demand_flow is None:

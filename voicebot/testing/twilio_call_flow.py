@@ -253,6 +253,15 @@ class CallFlow:
             await self._post(call.status_callback, params, token)
         self.delivered.append((call.sid, status))
 
+    async def post_signed(self, url: str, params: dict[str, str]) -> str | None:
+        """POST a signed form to ``url``; its body on a 2xx, None when undelivered."""
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
+        try:
+            response = await self._client().post(url, data=params, headers=headers)
+        except httpx.HTTPError:
+            return None
+        return response.text if 200 <= response.status_code < 300 else None
+
     async def _post(self, url: str, params: dict[str, str], token: str | None) -> str | None:
         headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
         if token is not None:

@@ -1,0 +1,1 @@
+"""Messages to leads outside calls: the SMS meeting confirmation."""
