@@ -1,8 +1,8 @@
 """Webhooks, recordings, SMS confirmations: campaign webhook URL/secret and `record`,
 the webhook delivery log, calls.recording_key, sms_messages
 
-Revision ID: 0006_webhooks
-Revises: 0005_call_address_width
+Revision ID: 0008_webhooks_recordings_sms
+Revises: 0007_attempt_call_id_index
 Create Date: 2026-11-29
 """
 
@@ -17,8 +17,8 @@ from sqlalchemy.dialects import postgresql
 
 from voicebot.db.types import UTCDateTime
 
-revision: str = "0006_webhooks"
-down_revision: str | None = "0005_call_address_width"
+revision: str = "0008_webhooks_recordings_sms"
+down_revision: str | None = "0007_attempt_call_id_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
