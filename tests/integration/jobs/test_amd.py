@@ -71,6 +71,11 @@ async def test_each_answered_by_value(
         assert sim_call.amd_callback is not None and "/twilio/amd?attempt=" in sim_call.amd_callback
         assert sim_call.events is not None and sim_call.events.twiml is not None
         assert "<Hangup" not in sim_call.events.twiml  # the voice webhook never waited for AMD
+
+        async def call_over() -> bool:  # the verdict commits first, its REST action follows
+            return sim_call.status == "completed"
+
+        await engine.wait_for(call_over, timeout_s=15)
         assert _actions(engine, sim_call) == (message, hangup)
         async with engine.sessions() as session:
             call = (await session.scalars(select(Call))).one()
