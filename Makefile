@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test demo install system-deps lint bench clean
+.PHONY: run test test-full demo install system-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,11 @@ run: install system-deps
 TEST_WORKERS ?= 0
 test: install system-deps
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The full run (scripts/full_suite.sh): the suite with the contract test at 50 cases per
+# operation and mode, then the campaign fault suite at its standard size, both shapes.
+test-full: install system-deps
+	TEST_WORKERS=$(TEST_WORKERS) scripts/full_suite.sh
 
 # One simulated Hebrew call against an in-process server; writes demo-call.wav.
 demo: install system-deps
