@@ -14,17 +14,20 @@ import pytest
 from tests.e2e.test_call_faults import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    RecordingResponder,
     StartServer,
     _greeting_heard,
     _live_at_twilio,
     _rest_update,
     _stored_turns,
+    _ulaw,
     server,
     sim,
     twilio_api,
 )
 from voicebot.brain.rules import RuleBrain
 from voicebot.call.speaker import ERROR_GOODBYE_TEXT, OPT_OUT_KEY_TEXT
+from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator
 from voicebot.testing.twilio_caller import DEFAULT_TO, SimulatedCall, place_call
 
@@ -149,3 +152,29 @@ async def test_keys_pressed_over_the_opt_out_confirmation_do_not_hold_the_call_o
     agent = [t["text"] for t in turns if t["role"] == "assistant"]
     print(f"9 + keys every 150 ms -> REST hang-up {hangup_s} s; agent turns {len(agent)}")
     assert hangup_s is not None and hangup_s < 3.0, (hangup_s, agent)
+
+
+async def test_a_runaway_transcript_is_bounded_and_cleaned_before_the_brain(
+    server: StartServer, sim: ProviderSim
+) -> None:
+    """STT answering one utterance with 52 000 characters (a recogniser looping on a
+    word) laced with control and bidi characters: the rule brain's intent matching took
+    2-4 s of event loop on that (every call in the process stalls), the model got all of
+    it and so did the stored transcript. The caller's words are cut to a phone turn's
+    length and cleaned before anyone reads them; the call goes on."""
+    sim.config.default_transcript = "\x00\x1b[2J\u202eכן אפשר לדבר\u200f " * 2000
+    async with server() as base:
+        async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+            await _greeting_heard(call)
+            speech = call.say(_ulaw("שלום לך, מה נשמע היום"))
+            await call.wait_until(lambda: speech.response_latency_ms is not None, 30)
+            assert not call.ended
+        turns = await _stored_turns(base)
+    caller = [t["text"] for t in turns if t["role"] == "user"]
+    assert caller and len(caller[0]) <= 1000, len(caller[0])
+    assert not any(c in caller[0] for c in "\x00\x1b\u202e"), caller[0][:40]
+    responder = sim.responder
+    assert isinstance(responder, RecordingResponder)
+    turn = next(r for r in responder.requests if "כן אפשר" in str(r[-1]["content"]))
+    sent = str(turn[-1]["content"])
+    assert len(sent) <= 1000 and "\x00" not in sent, len(sent)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,6 +107,10 @@ WS_CLOSE_NORMAL = 1000
 WS_CLOSE_INTERNAL_ERROR = 1011
 # A brain's I/O failing (a tool's query, its timeout): the turn is apologised for.
 BRAIN_IO_ERRORS = (SQLAlchemyError, TimeoutError, OSError)
+# The longest caller turn the brain reads: 30 s of fast speech is ~600 characters. A
+# recogniser looping on a word can return 50 KB, whose intent matching alone held the
+# event loop (every call of the process) for seconds.
+MAX_CALLER_TEXT_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,7 +563,7 @@ class CallSession:
             self.services.metrics.provider_errors.labels("stt_stream", exc.code).inc()
             self.log.warning("call.stt_stream_failed", error=exc.message)
             return None
-        return transcript.text.strip()
+        return caller_words(transcript.text)
 
     async def _recognize(self, audio: bytes) -> str:
         """The utterance's words ("" without a recognizer); raises ProviderError."""
@@ -573,7 +578,7 @@ class CallSession:
             transcript = await stream.finish()
         finally:
             await stream.aclose()
-        return transcript.text.strip()
+        return caller_words(transcript.text)
 
     # ---- speculative turns ----
 
@@ -613,7 +618,7 @@ class CallSession:
         try:
             if spec.streamed is not None:
                 # Shielded: the same final may answer the turn if this task is cancelled.
-                spec.text = (await asyncio.shield(spec.streamed)).text.strip()
+                spec.text = caller_words((await asyncio.shield(spec.streamed)).text)
             else:
                 spec.text = await self._recognize(spec.audio)
         except ProviderError as exc:
@@ -880,3 +885,16 @@ def _apology() -> Reply:
     return Reply(
         text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False
     )
+
+
+def caller_words(text: str) -> str:
+    """A transcript as the brain, the model and the stored turn may read it: control,
+    format (bidi, zero-width) and other non-printing characters become spaces, runs of
+    space one, and the text is cut to :data:`MAX_CALLER_TEXT_CHARS` at a word."""
+    head = text[: MAX_CALLER_TEXT_CHARS * 2]
+    printable = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in head)
+    words = " ".join(printable.split())
+    if len(words) <= MAX_CALLER_TEXT_CHARS:
+        return words
+    cut = words[: MAX_CALLER_TEXT_CHARS + 1]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_CALLER_TEXT_CHARS]
