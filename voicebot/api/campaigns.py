@@ -94,6 +94,7 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
         "webhook_url": c.webhook_url,
         "webhook_secret_set": bool(c.webhook_secret),
         "record": c.record,
+        "eligibility_url": c.eligibility_url,
         "status_reason": c.status_reason,
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),

@@ -348,6 +348,13 @@ class CampaignIn(Strict):
     record: bool = Field(
         default=False, description="keep a stereo WAV of each call (caller left, agent right)"
     )
+    eligibility_url: Line | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="POSTed each lead before its dial (signed like webhooks); "
+        '{"eligible": false, "reason": ...}, an error or 2 s without an answer skips it',
+    )
     webhook_secret: Line | None = Field(
         default=None,
         min_length=16,
@@ -466,6 +473,7 @@ class CampaignOut(BaseModel):
     webhook_url: str | None = None
     webhook_secret_set: bool = False
     record: bool = False
+    eligibility_url: str | None = None
     status_reason: str | None
     started_at: str | None
     finished_at: str | None

@@ -202,6 +202,8 @@ class Campaign(TimestampMixin, Base):
     """Where this campaign's events go (else the global WEBHOOK_URL)."""
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
     """HMAC key of this campaign's webhook signatures (else WEBHOOK_SECRET); never served."""
+    eligibility_url: Mapped[str | None] = mapped_column(String(2000))
+    """Asked before each dial whether the lead may be called (signed like webhooks)."""
     record: Mapped[bool] = mapped_column(
         Boolean, default=False, nullable=False, server_default=text("false")
     )

@@ -38,9 +38,11 @@ from voicebot.db.models import (
     CallStatus,
     Campaign,
     CampaignAttempt,
+    CampaignLead,
     CampaignStatus,
     DoNotCall,
     Lead,
+    MemberState,
 )
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
@@ -54,6 +56,7 @@ from voicebot.jobs.claims import (
 )
 from voicebot.jobs.pacing import Pacer, PacingUnavailableError
 from voicebot.telephony.rest import HTTP_SERVER_ERROR_MIN, sent_before_failing
+from voicebot.webhooks.eligibility import check_eligibility
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +75,8 @@ class DialOutcome(StrEnum):
     DO_NOT_CALL = "do_not_call"
     """The number went on do-not-call between the claim and the send: given back (the
     next claim skips the member)."""
+    SKIPPED = "skipped"
+    """The eligibility webhook said no (or failed): no call, the member is skipped."""
     OUR_FAILURE = "our_failure"
     UNKNOWN = "unknown"
     """The request may have reached Twilio; the reconciler asks Twilio."""
@@ -157,6 +162,17 @@ async def dial_attempt(
         if not await _window_open(session, attempt, lead):
             return DialResult(DialOutcome.OUTSIDE_WINDOW)
         phone = lead.phone
+        campaign = await session.get(Campaign, campaign_id)
+        ask = campaign.eligibility_url if campaign is not None else None
+        secret = (campaign.webhook_secret if campaign is not None else None) or (
+            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        )
+        lead_json = {"lead_id": lead.id, "phone": lead.phone, "name": lead.name}
+        lead_json |= {"company": lead.company, "status": lead.status}
+    if ask:
+        verdict = await check_eligibility(ask, secret, campaign_id=campaign_id, lead=lead_json)
+        if not verdict.eligible:
+            return await _skip_ineligible(sessions, attempt_id, verdict.reason or "not eligible")
     try:
         sid = await placer.create_call(
             to=phone,
@@ -194,6 +210,27 @@ async def dial_attempt(
     if cancelled:
         await placer.hangup(sid)
     return DialResult(DialOutcome.PLACED)
+
+
+async def _skip_ineligible(
+    sessions: async_sessionmaker[AsyncSession], attempt_id: int, reason: str
+) -> DialResult:
+    """The eligibility webhook said no (or did not say yes): no call; the member is
+    ``skipped`` with outcome ``skipped`` and the reason on the attempt."""
+    async with sessions() as session:
+        attempt = await session.get(CampaignAttempt, attempt_id, with_for_update=True)
+        if attempt is None:
+            return DialResult(DialOutcome.LOST_RACE)
+        await give_back(session, attempt, status=AttemptStatus.NOT_DIALED, reason=reason)
+        member = await session.get(CampaignLead, attempt.member_id)
+        if member is not None:
+            member.state, member.last_outcome = MemberState.SKIPPED, "skipped"
+        call = await session.get(Call, attempt.call_id) if attempt.call_id else None
+        if call is not None and call.outcome is None:
+            call.outcome, call.summary = "skipped", reason
+        await session.commit()
+    log.info("campaign.lead_ineligible", attempt_id=attempt_id, reason=reason)
+    return DialResult(DialOutcome.SKIPPED, reason)
 
 
 async def _blocked(session: AsyncSession, lead: Lead) -> bool:
