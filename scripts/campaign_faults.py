@@ -57,7 +57,9 @@ LATE_PHONE_PREFIX = "+3314"
 POSTGRES_ADMIN_DSN = os.environ.get(
     "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 180.0
+"""A process start is ~5 s of CPU (imports: openai's types alone ~2 s); on a loaded
+machine (2 cores, load 12-15) four of them at once get ~0.15 core each."""
 POLL_INTERVAL_S = 1.0
 RESTART_PAUSE_S = (0.5, 2.0)
 FINAL_STATES = ("done", "failed", "skipped")

@@ -20,7 +20,13 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "campaign_faults.py"
 SMALL_RUN = [
     *("--leads", "24", "--kills", "1", "--cps", "4", "--max-concurrent", "5"),
     *("--late-every", "0", "--json"),
+    # The script's own deadline: past it, it still prints its counts (leads_not_final > 0).
+    *("--timeout-s", "420"),
 ]
+# A hang guard, not a performance target (scripts/campaign_faults.py is the benchmark):
+# this run is ~25 s of CPU across its processes (five starts of ~5 s each, restarts after
+# the kills), which a machine at load 12-15 on 2 cores stretches to minutes of wall time.
+RUN_TIMEOUT_S = 540
 ZERO = (
     "leads_not_final",
     "attempts_dialed_twice",
@@ -38,7 +44,7 @@ def _run(*extra: str) -> dict[str, object]:
         [sys.executable, str(SCRIPT), *SMALL_RUN, *extra],
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=RUN_TIMEOUT_S,
         check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -49,7 +55,7 @@ def _run(*extra: str) -> dict[str, object]:
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(600)
 def test_worker_web_and_redis_killed_mid_campaign(postgres_url: str) -> None:
     """Postgres + own Redis + serve + two workers, each killed -9 once: every lead final,
     nothing dialed twice, no cap or CPS or window breached."""
@@ -62,7 +68,7 @@ def test_worker_web_and_redis_killed_mid_campaign(postgres_url: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(600)
 def test_embedded_serve_killed_mid_campaign() -> None:
     """SQLite + in-process broker, serve killed -9 and restarted: the same zeros (every
     lead dialed, once)."""
