@@ -38,6 +38,7 @@ from voicebot.brain.base import Brain, ConversationState, LeadContext, Reply
 from voicebot.brain.script import AgentScript
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
+from voicebot.call.session import caller_words
 from voicebot.call.speaker import APOLOGY_TEXT
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
@@ -77,7 +78,7 @@ class GatherInput:
             confidence = None
         return cls(
             call_sid=params.get("CallSid", ""),
-            speech=params.get("SpeechResult", "").strip(),
+            speech=caller_words(params.get("SpeechResult", "")),
             digits=params.get("Digits", "").strip(),
             confidence=confidence,
         )

@@ -566,3 +566,19 @@ async def test_unknown_inbound_caller_becomes_a_lead_and_can_opt_out(
         leads = [x.phone for x in (await session.scalars(select(Lead))).all()]
     await engine.dispose()
     assert dnc == [caller] and leads == [caller]
+
+
+async def test_gather_speech_with_control_characters_is_cleaned(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """A SpeechResult laced with NUL, escape and bidi characters is stored and answered
+    as its printable words, as a Media Stream transcript is."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    answer = await twilio.turn(
+        first.text, call_sid, SpeechResult="\u202bכן,\u200f אפשר  \u200fלדבר\u202c"
+    )
+    assert answer.status_code == 200, answer.text
+    _, _, turns = await _load(settings, call_sid)
+    assert [t.text for t in turns if t.role == "user"] == ["כן, אפשר לדבר"]
