@@ -9,7 +9,10 @@ Owns :class:`ConsoleGuard`, pure-ASGI middleware inside Starlette's signed sessi
   a page without one is redirected to sign-in (an htmx request gets ``HX-Redirect``);
 - refuses (403) any unsafe request whose CSRF token, from the ``X-CSRF-Token`` header
   (htmx sends it on every request) or the ``csrf_token`` form field, does not equal the
-  session's (the synchronizer-token pattern: the token lives in the signed session).
+  session's (the synchronizer-token pattern: the token lives in the signed session);
+- adds to every answer the headers that keep the console out of other sites' frames
+  (``X-Frame-Options``, CSP ``frame-ancestors``), limit scripts to our own files, and,
+  outside ``/ui/static/``, keep pages out of browser and proxy caches (``no-store``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,19 @@ CONSOLE_PREFIX = "/ui"
 OPEN_PREFIXES = ("/ui/sign-in", "/ui/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+STATIC_PREFIX = "/ui/static/"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+NO_STORE = (b"cache-control", b"no-store")
 
 
 def key_fingerprint(settings: Settings) -> str | None:
@@ -87,6 +103,7 @@ class ConsoleGuard:
         if not path.startswith(CONSOLE_PREFIX):  # ASGI servers before the full-path rule
             path = scope.get("root_path", "") + path
         session: dict[str, Any] = scope["session"]
+        send = _with_security_headers(send, cacheable=path.startswith(STATIC_PREFIX))
         if not path.startswith(OPEN_PREFIXES) and not signed_in(session, self.settings):
             await self._to_sign_in(scope, path)(scope, receive, send)
             return
@@ -141,6 +158,26 @@ async def _csrf_ok(scope: Scope, receive: Receive, session: dict[str, Any]) -> t
         and hmac.compare_digest(given.encode(), expected.encode())
     )
     return ok, receive
+
+
+def _with_security_headers(send: Send, *, cacheable: bool) -> Send:
+    """``send`` that adds :data:`SECURITY_HEADERS` (and ``no-store`` unless ``cacheable``,
+    replacing whatever caching a page or the API handler it borrows asked for)."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (name, value)
+                for name, value in message.get("headers", [])
+                if cacheable or name.lower() != b"cache-control"
+            ]
+            headers.extend(SECURITY_HEADERS)
+            if not cacheable:
+                headers.append(NO_STORE)
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
 
 
 def _replay(body: bytes, then: Receive) -> Receive:

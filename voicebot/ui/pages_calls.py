@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -13,7 +13,7 @@ from voicebot.api.state import app_state
 from voicebot.db import queries
 from voicebot.db.models import CallOutcome, CallTurn
 from voicebot.db.queries import CallFilter
-from voicebot.ui.render import page
+from voicebot.ui.render import page, query_day
 
 CALLS_PAGE_SIZE = 50
 LATENCY_STAGES = ("endpoint", "stt", "llm", "tts")
@@ -27,13 +27,6 @@ RECORDING_API_PATH = "/calls/{call_id:int}/recording"
 
 def _int(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() and len(text) < 10 else None
-
-
-def _day(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 def stages_ms(latency: dict[str, Any]) -> dict[str, int]:
@@ -75,7 +68,7 @@ def turn_view(turn: CallTurn) -> dict[str, Any]:
 async def calls_list(request: Request) -> Response:
     state = app_state(request)
     params = request.query_params
-    day = _day(params.get("date"))
+    day = query_day(params.get("date"))
     tz = state.settings.tz
     since = until = None
     if day is not None:
@@ -159,6 +152,6 @@ async def call_recording(request: Request) -> Response:
 
 routes = [
     Route("/calls", calls_list, methods=["GET"]),
-    Route("/calls/{call_id:int}", call_page, methods=["GET"]),
-    Route("/calls/{call_id:int}/recording", call_recording, methods=["GET"]),
+    Route("/calls/{call_id:rowid}", call_page, methods=["GET"]),
+    Route("/calls/{call_id:rowid}/recording", call_recording, methods=["GET"]),
 ]

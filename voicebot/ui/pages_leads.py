@@ -23,7 +23,7 @@ from voicebot.db.types import utcnow
 from voicebot.errors import ConflictError, NotFoundError
 from voicebot.scheduling import closed_reason, day_hours
 from voicebot.scheduling.calendars import il_holiday_name
-from voicebot.ui.render import page
+from voicebot.ui.render import page, query_day
 
 LEADS_PAGE_SIZE = 50
 LEAD_HISTORY_CALLS = 50
@@ -152,10 +152,7 @@ def calendar_days(first: date) -> list[CalendarDay]:
 async def meetings_week(request: Request) -> Response:
     state = app_state(request)
     tz = state.settings.tz
-    try:
-        chosen = date.fromisoformat(request.query_params.get("week", ""))
-    except ValueError:
-        chosen = utcnow().astimezone(tz).date()
+    chosen = query_day(request.query_params.get("week")) or utcnow().astimezone(tz).date()
     first = week_start(chosen)
     days = calendar_days(first)
     start = datetime.combine(first, time(0), tzinfo=tz)
@@ -188,7 +185,7 @@ async def meetings_week(request: Request) -> Response:
 
 routes = [
     Route("/leads", leads_list, methods=["GET"]),
-    Route("/leads/{lead_id:int}", lead_page, methods=["GET"]),
-    Route("/leads/{lead_id:int}/dnc", toggle_dnc, methods=["POST"]),
+    Route("/leads/{lead_id:rowid}", lead_page, methods=["GET"]),
+    Route("/leads/{lead_id:rowid}/dnc", toggle_dnc, methods=["POST"]),
     Route("/meetings", meetings_week, methods=["GET"]),
 ]

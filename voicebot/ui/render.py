@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -24,6 +25,31 @@ from voicebot.ui.messages import DEFAULT_LANGUAGE, DIRECTIONS, translate
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SECONDS_PER_MINUTE = 60
+FIRST_QUERY_DAY = date(2000, 1, 1)
+LAST_QUERY_DAY = date(2999, 12, 31)
+"""The days a filter may name; outside them (``9999-12-31`` would overflow a day's end
+or the UTC conversion) a filter date counts as not given."""
+
+
+class RowIdConvertor(IntegerConvertor):
+    """``{name:rowid}``: a row id that fits the database's 32-bit key (1-9 digits);
+    a longer number is no route (404), not an overflow in the driver (500)."""
+
+    regex = "[0-9]{1,9}"
+
+
+register_url_convertor("rowid", RowIdConvertor())
+
+
+def query_day(text: str | None) -> date | None:
+    """A ``YYYY-MM-DD`` filter value; None when absent, malformed or out of range."""
+    try:
+        day = date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if day is None or not FIRST_QUERY_DAY <= day <= LAST_QUERY_DAY:
+        return None
+    return day
 
 
 def il_date(value: datetime | date | None, tz: ZoneInfo) -> str:
