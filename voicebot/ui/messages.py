@@ -174,6 +174,7 @@ HE: Final[dict[str, str]] = {
     "outcome.no_answer": "לא ענה",
     "outcome.voicemail": "תא קולי",
     "outcome.failed": "נכשלה",
+    "outcome.tts_unavailable": "נותקה: תקלת קול",
     "outcome.fax": "פקס",
     "outcome.completed": "הסתיימה",
     "day.0": "ראשון",

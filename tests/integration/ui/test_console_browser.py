@@ -13,6 +13,7 @@ before the call page is opened.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -42,6 +43,7 @@ CSV = (
 LATENCY = {"endpoint": 700, "stt": 210, "llm_first_token": 380, "tts_first_byte": 160,
            "first_frame": 20, "total": 1470}  # fmt: skip
 WAIT_MS = 30_000
+NONZERO = re.compile(r"^\s*[1-9][0-9]*\s*$")
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -118,6 +120,8 @@ async def test_console_flow_in_chromium(
     database_url: str,
 ) -> None:
     """An operator runs a campaign from the console end to end, in Hebrew, right to left."""
+    from playwright.async_api import expect
+
     SHOTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the servers
     behaviour = CallBehaviour(outcomes={"human": 1}, ring_s=0.3, talk_s=4.0, seed=5)
     async with engine_factory(behaviour, api_key=API_KEY, secret_key=SECRET) as engine:
@@ -178,19 +182,17 @@ async def test_console_flow_in_chromium(
         await page.click("#action-start")
         await page.wait_for_url(campaign_url)
         await page.evaluate("window.__notReloaded = true")
-        await overview.wait_for_function(
-            "Number(document.querySelector('#live-count').textContent) > 0"
-        )
+        # expect() polls from Playwright's side: a wait_for_function predicate is evaluated
+        # inside the page, which the console's CSP (script-src 'self', no eval) refuses.
+        await expect(overview.locator("#live-count")).to_have_text(NONZERO, timeout=WAIT_MS)
         await overview.screenshot(path=str(SHOTS / "03-overview-live.png"), full_page=True)
-        await page.wait_for_function(
-            "Number(document.querySelector('.progress').dataset.final) > 0"
+        await expect(page.locator(".progress")).to_have_attribute(
+            "data-final", NONZERO, timeout=WAIT_MS
         )
-        await page.wait_for_function(
-            "Number(document.querySelector('.progress').dataset.final) === 4"
+        await expect(page.locator(".progress")).to_have_attribute(
+            "data-final", "4", timeout=WAIT_MS
         )
-        await overview.wait_for_function(
-            "Number(document.querySelector('#live-count').textContent) === 0"
-        )
+        await expect(overview.locator("#live-count")).to_have_text("0", timeout=WAIT_MS)
         assert await page.evaluate("window.__notReloaded === true")
         assert await overview.evaluate("window.__notReloaded === true")
         await page.screenshot(path=str(SHOTS / "04-campaign-done.png"), full_page=True)
