@@ -4,7 +4,9 @@ real processes killed with SIGKILL mid-campaign, all six counts must stay 0."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,15 +42,23 @@ ZERO = (
 
 
 def _run(*extra: str) -> dict[str, object]:
-    done = subprocess.run(  # noqa: S603 - our own script
+    # Its own process group: on the hang guard the script's children (sim, serve, workers,
+    # redis-server) are killed with it, not left running on a shared machine (a SIGKILLed
+    # script never reaches its own cleanup).
+    proc = subprocess.Popen(  # noqa: S603 - our own script
         [sys.executable, str(SCRIPT), *SMALL_RUN, *extra],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
+        start_new_session=True,
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, done.stdout[-2000:] + done.stderr[-2000:]
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert lines, stdout[-2000:] + stderr[-2000:]
     result: dict[str, object] = json.loads(lines[-1])
     return result
 
