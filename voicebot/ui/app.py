@@ -42,7 +42,14 @@ CSV_UPLOAD_SUFFIXES = ("/csv/preview", "/csv/import")
 
 def _safe_next(target: str | None) -> str:
     """Only a path inside the console (never another site) to go back to after sign-in."""
-    if target and target.startswith("/ui/") and not target.startswith("/ui//"):
+    if (
+        target
+        and target.startswith("/ui/")
+        and not target.startswith("/ui//")
+        and "\\" not in target
+        and ".." not in target.split("?", 1)[0]
+        and target.isprintable()
+    ):
         return target
     return "/ui/"
 
