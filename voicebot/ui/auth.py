@@ -44,6 +44,8 @@ SESSION_CSRF_KEY = "csrf"
 SESSION_ID_KEY = "sid"
 SESSION_MAX_AGE_S = 12 * 3600
 REVOKED_KEY_PREFIX = "voicebot:console:signed-out:"
+PROCESS_SECRET = secrets.token_hex(32)
+"""Stands in for ``SECRET_KEY`` when none is set (a loopback development server)."""
 CSRF_TOKEN_BYTES = 32
 CONSOLE_PREFIX = "/ui"
 OPEN_PREFIXES = ("/ui/sign-in", "/ui/static/")
@@ -68,7 +70,11 @@ def key_fingerprint(settings: Settings) -> str | None:
     """What a signed-in session holds: an HMAC of the API key (None when no key is set)."""
     if settings.api_key is None:
         return None
-    digest = hmac.new(b"voicebot-console", settings.api_key.get_secret_value().encode(), "sha256")
+    # Keyed with the server's secret: the signed cookie is readable by whoever holds it,
+    # and an unkeyed hash of the API key would let them guess the key offline.
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else PROCESS_SECRET
+    key = b"voicebot-console:" + secret.encode()
+    digest = hmac.new(key, settings.api_key.get_secret_value().encode(), "sha256")
     return digest.hexdigest()[:32]
 
 
@@ -129,7 +135,7 @@ def session_secret(settings: Settings) -> str:
     """The session cookie's signing key: derived from ``SECRET_KEY`` (every instance
     agrees), else random per process (a loopback development server)."""
     if settings.secret_key is None:
-        return secrets.token_hex(32)
+        return PROCESS_SECRET
     raw = settings.secret_key.get_secret_value().encode()
     return hashlib.sha256(b"voicebot-console-session:" + raw).hexdigest()
 
