@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import structlog
@@ -36,6 +37,7 @@ from voicebot.api.middleware import (
 )
 from voicebot.api.rate_limits import RateLimits
 from voicebot.api.state import AppState
+from voicebot.api.twilio_amd import transcript_machine
 from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
@@ -119,6 +121,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 retry_interval_s=settings.redis_retry_interval_s,
             ),
         )
+        # The live call's first-words check acts through the AMD route's one code path.
+        state.extras["call_services"].on_machine_speech = partial(transcript_machine, state)
         provider_health = ProviderHealth(providers)
         state.extras["provider_health"] = provider_health
         await provider_health.warm_up()

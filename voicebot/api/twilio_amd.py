@@ -40,6 +40,7 @@ from voicebot.api.twilio_voicemail import (
     voicemail_twiml,
 )
 from voicebot.brain.base import ConversationState
+from voicebot.brain.machine_speech import MachineKind
 from voicebot.brain.script import AgentScript
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.call.registry import CallRegistry
@@ -51,7 +52,14 @@ from voicebot.errors import TelephonyError
 log = structlog.get_logger(__name__)
 
 AMD_LEDGER_PREFIX: Final = "amd:"
-"""Ledger token of a call's one AMD verdict: ``amd:<CallSid>``."""
+"""Ledger token of a call's one machine verdict (AMD's or the transcript check's):
+``amd:<CallSid>``."""
+TRANSCRIPT_ANSWERS: Final[dict[MachineKind, str]] = {
+    "voicemail": "machine_speech",
+    "announcement": "machine_announcement",
+    "unreachable": "machine_unreachable",
+}
+"""``answered_by`` stored when the transcript check, not AMD, found the machine."""
 RETRY_AFTER_S: Final = 1
 
 
@@ -108,28 +116,60 @@ async def amd(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def transcript_machine(state: AppState, call_sid: str, kind: MachineKind) -> bool:
+    """The live call's first words were a recording (:mod:`voicebot.brain.machine_speech`):
+    act exactly as on AMD's machine verdict, under the same ledger token, so AMD and this
+    check act once between them. A disconnected number (``unreachable``) is hung up with
+    outcome ``failed`` (its lead ``unreachable``, never redialed); an announcement is hung
+    up with outcome ``voicemail``, no message. True when this call acted."""
+    answered_by = TRANSCRIPT_ANSWERS[kind]
+    params = {"CallSid": call_sid, "AnsweredBy": answered_by}
+    outcome = CallOutcome.FAILED if kind == "unreachable" else CallOutcome.VOICEMAIL
+    try:
+        verdict = await _record(
+            state, params, None, outcome=outcome, leave_message=kind == "voicemail"
+        )
+    except SQLAlchemyError as exc:
+        log.error("twilio.machine_speech_db_unavailable", call_sid=call_sid, error=str(exc))
+        return False
+    log.info("call.machine_speech", call_sid=call_sid, kind=kind, acted=verdict is not None)
+    if verdict is None:
+        return False
+    await _act(state, call_sid, verdict)
+    return True
+
+
 async def _record(
-    state: AppState, params: dict[str, str], attempt_param: str | None
+    state: AppState,
+    params: dict[str, str],
+    attempt_param: str | None,
+    *,
+    outcome: CallOutcome | None = None,
+    leave_message: bool = True,
 ) -> MachineVerdict | None:
     """Store ``AnsweredBy`` and a machine's outcome in one transaction; the verdict to act
-    on, or None (a person, unknown, a redelivery, an unknown call)."""
+    on, or None (a person, unknown, a redelivery, an unknown call). ``outcome`` overrides
+    the one ``AnsweredBy`` implies; ``leave_message=False`` never leaves the message."""
     call_sid, answered_by = params["CallSid"], params["AnsweredBy"]
     fax = answered_by == FAX_ANSWER
-    machine = fax or answered_by in MACHINE_ANSWERS
+    machine = fax or answered_by in MACHINE_ANSWERS or outcome is not None
     async with state.sessions() as session:
+        # Only a machine verdict takes the call's one token: AMD's "human" must not stop
+        # the transcript check from catching a mailbox that AMD missed.
         token = AMD_LEDGER_PREFIX + call_sid
-        if not await first_delivery(session, token, kind="amd"):
+        if machine and not await first_delivery(session, token, kind="amd"):
             return None
         call = await webhook_call(session, call_sid, attempt_param)
         if call is None:
             log.warning("twilio.amd_unknown_call", call_sid=call_sid)
             await session.commit()
             return None
-        call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
+        if machine or call.answered_by is None:
+            call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
         verdict = None
         if machine:
-            outcome = CallOutcome.FAX if fax else CallOutcome.VOICEMAIL
-            leave = not fax and await claim_voicemail(session, call)
+            outcome = outcome or (CallOutcome.FAX if fax else CallOutcome.VOICEMAIL)
+            leave = not fax and leave_message and await claim_voicemail(session, call)
             script = await load_agent_script(session, call.campaign_id) if leave else None
             lead = await lead_context(session, call)
             facts = CallFacts(outcome, state.settings.tz)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.brain.base import BookingTools, Brain
+from voicebot.brain.machine_speech import MachineKind
 from voicebot.brain.script import AgentScript
 from voicebot.config import Settings
 from voicebot.metrics import Metrics
@@ -42,6 +44,9 @@ class CallServices:
     phrases: PhraseCache
     brain_factory: BrainFactory
     dialer: Any = None
+    # The first words were a recording: act as on AMD's machine verdict (call SID, kind);
+    # True when it acted. Set by the web app (voicebot.api.twilio_amd.transcript_machine).
+    on_machine_speech: Callable[[str, MachineKind], Awaitable[bool]] | None = None
     tts_fallback: TextToSpeech | None = None  # speaks a sentence the main voice failed
     # STT_MODE=streaming: one session per call, fed as the caller speaks; ``recognizer``
     # (batch) transcribes any utterance it fails.

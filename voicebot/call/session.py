@@ -33,6 +33,12 @@ since the pause, that reply is released and answers it; voice again discards it 
 requests are counted as wasted). A held reply is never the current one, so barge-in,
 keys and endings act on it only through the discard.
 
+Machines (issue #13): the caller's first recognised utterance is checked for a mailbox
+greeting, a network announcement or a long monologue
+(:mod:`voicebot.brain.machine_speech`) in :meth:`CallSession._handle_utterance`, before a
+speculative reply to it is released or a fresh one started; a match acts through
+``services.on_machine_speech`` (the AMD route's code path and ``amd:<CallSid>`` token).
+
 Fault boundaries: a failed sentence is handled by the speaker (fallback voice, then
 the cached apology); a failed recognition plays the cached "say it again"; a tool or
 database error inside the brain is answered with the same apology and the call goes
@@ -64,6 +70,7 @@ from voicebot.audio.endpointing import (
     SpeechStarted,
 )
 from voicebot.brain.base import ConversationState, Reply
+from voicebot.brain.machine_speech import machine_kind
 from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.script import AgentScript
 from voicebot.brain.state import ENDED as ENDED_STAGE
@@ -192,6 +199,8 @@ class CallSession:
         self._speculation: Speculation | None = None
         self._discards: set[asyncio.Task[None]] = set()
         self._live: set[Speculation] = set()  # started, neither adopted nor dropped
+        self._screening = True  # the first recognised utterance is checked for a machine
+        self._machine = False  # the first words were a recording: no more turns
 
     def _to_peer(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         """``send`` that ends the call quietly when the peer is gone (:class:`PeerGoneError`:
@@ -524,6 +533,13 @@ class CallSession:
 
     async def _handle_utterance(self, item: UtteranceIn) -> None:
         spec = item.speculation
+        known: str | None = None  # the words the machine check recognised
+        if self._screening:
+            # The one place both paths meet before a reply to the utterance is heard: a
+            # speculative reply is still held here (released only by _adopt below).
+            known = await self._screen_first_words(item)
+            if self.ended.is_set() or self._machine:
+                return
         if spec is not None and await self._adopt(spec):
             return
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
@@ -532,6 +548,9 @@ class CallSession:
                 text = spec.text  # recognised at the pause; the reply was stale
                 timings.started_at = spec.started_at
                 timings.stt_done_at = spec.recognised_at
+            elif known is not None:
+                text = known
+                timings.stt_done_at = time.monotonic()
             else:
                 streamed = await self._streamed_text(item)
                 text = streamed if streamed is not None else await self._recognize(item.audio)
@@ -551,6 +570,42 @@ class CallSession:
             timings,
             user_text=text,
         )
+
+    async def _screen_first_words(self, item: UtteranceIn) -> str | None:
+        """Check the caller's first recognised utterance for a recording (a mailbox
+        greeting, a network announcement, a long monologue: :func:`machine_kind`); on a
+        match act as on AMD's machine verdict (``services.on_machine_speech``, the AMD
+        route's code path and ledger token) and take no more turns. Returns the words
+        recognised (None when recognition failed: the turn recognises afresh)."""
+        spec = item.speculation
+        text: str | None = None
+        if spec is not None:
+            if spec.task is not None:
+                await asyncio.wait({spec.task})
+            if spec.error is None:
+                text = spec.text
+        if text is None:
+            try:
+                streamed = await self._streamed_text(item)
+                text = streamed if streamed is not None else await self._recognize(item.audio)
+            except ProviderError:
+                return None
+        if not text:
+            return text  # nothing recognised: the next utterance is the first
+        self._screening = False
+        kind = machine_kind(text)
+        hook = self.services.on_machine_speech
+        if kind is None or hook is None:
+            return text
+        self.log.info("call.machine_speech", kind=kind, words=len(text.split()))
+        self._machine = True
+        if spec is not None:
+            self._discard(spec, "machine")
+        await self.stop_for_machine()
+        if not await hook(self.call_sid, kind):
+            self.log.info("call.machine_speech_not_acted", kind=kind)  # AMD acted first
+        await self.ended.wait()  # Twilio's stop (after the message or the hang-up) ends it
+        return text
 
     async def _streamed_text(self, item: UtteranceIn) -> str | None:
         """The streaming recognizer's final for ``item``; None when it was not streamed or
