@@ -16,6 +16,7 @@ from starlette.routing import Route
 from voicebot.api.body import int_param, parse_body, parse_model
 from voicebot.api.leads import page_params
 from voicebot.api.schemas import (
+    CLEARABLE_FIELDS,
     RUNNING_EDITABLE_FIELDS,
     AddLeadsIn,
     AddLeadsOut,
@@ -220,7 +221,9 @@ async def update_campaign(request: Request) -> Response:
     campaign_id = int_param(request, "campaign_id")
     patch = await parse_body(request, CampaignPatch)
     given = patch.model_dump(mode="json", exclude_unset=True)
-    nulls = sorted(name for name, value in given.items() if value is None)
+    nulls = sorted(
+        name for name, value in given.items() if value is None and name not in CLEARABLE_FIELDS
+    )
     if nulls:
         raise InvalidInputError(
             "fields cannot be null",

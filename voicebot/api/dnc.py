@@ -56,18 +56,19 @@ async def add_to_dnc(
     *,
     reason: str | None,
     source: str,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> DoNotCall:
-    """Put ``phone`` (E.164) on the list, mark its lead do_not_call, commit; with
-    ``settings``, the ``lead.opted_out`` webhook event goes with it.
+    """Put ``phone`` (E.164) on the list, mark its lead do_not_call, commit; the
+    ``lead.opted_out`` webhook event goes in the same transaction (every door onto the
+    list reports it: API, console, a call).
     Raises ConflictError when it is on the list already."""
     entry = DoNotCall(phone=phone, reason=reason, source=source)
     await session.execute(
         update(Lead).where(Lead.phone == phone).values(status=LeadStatus.DO_NOT_CALL)
     )
-    if settings is not None:  # before the entry is added: a duplicate fails at the commit
-        lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
-        await emit_opted_out(session, settings, phone, lead, source=source)
+    # before the entry is added: a duplicate fails at the commit
+    lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
+    await emit_opted_out(session, settings, phone, lead, source=source)
     session.add(entry)
     try:
         await session.commit()

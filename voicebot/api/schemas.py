@@ -414,7 +414,29 @@ class CampaignPatch(Strict):
     consent_required: bool | None = None
     voicemail_action: Literal["leave_message", "hang_up"] | None = None
     voicemail_retry: bool | None = None
+    webhook_url: Line | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="where this campaign's events are POSTed; null clears it (WEBHOOK_URL then)",
+    )
+    webhook_secret: Line | None = Field(
+        default=None,
+        min_length=16,
+        max_length=200,
+        description="the HMAC key of this campaign's webhooks; null clears it",
+    )
+    eligibility_url: Line | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="the pre-dial eligibility hook; null clears it",
+    )
+    record: bool | None = None
 
+
+CLEARABLE_FIELDS = frozenset({"webhook_url", "webhook_secret", "eligibility_url"})
+"""Optional fields an edit may set to null (the create's default), to stop using them."""
 
 RUNNING_EDITABLE_FIELDS = frozenset(
     {
@@ -425,10 +447,14 @@ RUNNING_EDITABLE_FIELDS = frozenset(
         "retry_base_min",
         "retry_max_min",
         "blocked_dates",
+        "webhook_url",
+        "webhook_secret",
+        "eligibility_url",
     }
 )
-"""Fields a running campaign may change: the sweeper and the dialer read them on every
-pass, and none alters a call already placed or the meaning of one already counted."""
+"""Fields a running campaign may change: the sweeper, the dialer and the webhook
+dispatcher read them afresh on every pass or event, and none alters a call already placed
+or the meaning of one already counted."""
 
 
 class AddLeadsIn(Strict):

@@ -102,7 +102,7 @@ class CallPlacer(Protocol):
         machine_detection: bool = False,
         async_amd_callback: str | None = None,
         wait_for_message_end: bool = False,
-        before_send: Callable[[], None] | None = None,
+        before_send: Callable[[], object] | None = None,
     ) -> str: ...
 
     async def hangup(self, call_sid: str) -> None: ...

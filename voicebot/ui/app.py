@@ -22,19 +22,34 @@ from voicebot.api.rate_limits import RateLimits, per_minute
 from voicebot.api.state import app_state
 from voicebot.config import Settings
 from voicebot.ui import pages_calls, pages_campaigns, pages_leads, pages_overview
-from voicebot.ui.auth import SESSION_AUTH_KEY, ConsoleGuard, key_fingerprint, session_secret
+from voicebot.ui.auth import (
+    SESSION_AUTH_KEY,
+    SESSION_ID_KEY,
+    SESSION_MAX_AGE_S,
+    SIGNED_OUT,
+    ConsoleGuard,
+    key_fingerprint,
+    new_session_id,
+    session_secret,
+)
 from voicebot.ui.render import page
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_COOKIE = "voicebot_console"
-SESSION_MAX_AGE_S = 12 * 3600
 CSV_UPLOAD_SUFFIXES = ("/csv/preview", "/csv/import")
 """Console paths that take a CSV file: they get ``MAX_IMPORT_BYTES`` instead of the body cap."""
 
 
 def _safe_next(target: str | None) -> str:
     """Only a path inside the console (never another site) to go back to after sign-in."""
-    if target and target.startswith("/ui/") and not target.startswith("/ui//"):
+    if (
+        target
+        and target.startswith("/ui/")
+        and not target.startswith("/ui//")
+        and "\\" not in target
+        and ".." not in target.split("?", 1)[0]
+        and target.isprintable()
+    ):
         return target
     return "/ui/"
 
@@ -72,6 +87,7 @@ def sign_in_routes(limits: RateLimits, settings: Settings) -> list[Route]:
             return page(request, "sign_in.html", context, status_code=401)
         request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
         request.session[SESSION_AUTH_KEY] = key_fingerprint(state.settings)
+        new_session_id(request.session)
         return RedirectResponse(target, 303)
 
     return [
@@ -81,6 +97,9 @@ def sign_in_routes(limits: RateLimits, settings: Settings) -> list[Route]:
 
 
 async def sign_out(request: Request) -> Response:
+    sid = request.session.get(SESSION_ID_KEY)
+    if isinstance(sid, str):  # copies of this cookie stop working too, not just this one
+        await SIGNED_OUT.revoke(app_state(request).redis, sid)
     request.session.clear()
     return RedirectResponse("/ui/sign-in", 303)
 

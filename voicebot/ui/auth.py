@@ -7,6 +7,8 @@ Owns :class:`ConsoleGuard`, pure-ASGI middleware inside Starlette's signed sessi
   signed in with the current ``API_KEY`` (the session holds an HMAC fingerprint of the
   key, so changing the key signs everyone out) or, when no key is set, no sign-in at all;
   a page without one is redirected to sign-in (an htmx request gets ``HX-Redirect``);
+  signing out revokes the session's id (in Redis, else in this process) until the cookie
+  would have expired, so a copy of the cookie taken before sign-out no longer works;
 - refuses (403) any unsafe request whose CSRF token, from the ``X-CSRF-Token`` header
   (htmx sends it on every request) or the ``csrf_token`` form field, does not equal the
   session's (the synchronizer-token pattern: the token lives in the signed session);
@@ -20,20 +22,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from voicebot.api.state import app_state
 from voicebot.config import Settings
+
+log = structlog.get_logger(__name__)
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SESSION_AUTH_KEY = "auth"
 SESSION_CSRF_KEY = "csrf"
+SESSION_ID_KEY = "sid"
+SESSION_MAX_AGE_S = 12 * 3600
+REVOKED_KEY_PREFIX = "voicebot:console:signed-out:"
+PROCESS_SECRET = secrets.token_hex(32)
+"""Stands in for ``SECRET_KEY`` when none is set (a loopback development server)."""
 CSRF_TOKEN_BYTES = 32
 CONSOLE_PREFIX = "/ui"
 OPEN_PREFIXES = ("/ui/sign-in", "/ui/static/")
@@ -58,7 +70,11 @@ def key_fingerprint(settings: Settings) -> str | None:
     """What a signed-in session holds: an HMAC of the API key (None when no key is set)."""
     if settings.api_key is None:
         return None
-    digest = hmac.new(b"voicebot-console", settings.api_key.get_secret_value().encode(), "sha256")
+    # Keyed with the server's secret: the signed cookie is readable by whoever holds it,
+    # and an unkeyed hash of the API key would let them guess the key offline.
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else PROCESS_SECRET
+    key = b"voicebot-console:" + secret.encode()
+    digest = hmac.new(key, settings.api_key.get_secret_value().encode(), "sha256")
     return digest.hexdigest()[:32]
 
 
@@ -68,6 +84,42 @@ def signed_in(session: dict[str, Any], settings: Settings) -> bool:
         return True
     given = session.get(SESSION_AUTH_KEY)
     return isinstance(given, str) and hmac.compare_digest(given, expected)
+
+
+class SignedOutSessions:
+    """Session ids signed out before their cookie expires: Redis (every instance agrees)
+    when the app has it, this process's memory otherwise or while Redis fails."""
+
+    def __init__(self) -> None:
+        self.local: dict[str, float] = {}
+
+    async def revoke(self, redis: Any, sid: str) -> None:
+        now = time.monotonic()
+        self.local = {k: v for k, v in self.local.items() if v > now}
+        self.local[sid] = now + SESSION_MAX_AGE_S
+        if redis is not None:
+            try:
+                await redis.set(REVOKED_KEY_PREFIX + sid, "1", ex=SESSION_MAX_AGE_S)
+            except Exception as exc:
+                log.warning("console.signout_not_shared", error=str(exc))
+
+    async def revoked(self, redis: Any, sid: str) -> bool:
+        if self.local.get(sid, 0.0) > time.monotonic():
+            return True
+        if redis is None:
+            return False
+        try:
+            return bool(await redis.exists(REVOKED_KEY_PREFIX + sid))
+        except Exception as exc:
+            log.warning("console.signout_check_failed", error=str(exc))
+            return False
+
+
+SIGNED_OUT = SignedOutSessions()
+
+
+def new_session_id(session: dict[str, Any]) -> None:
+    session[SESSION_ID_KEY] = secrets.token_urlsafe(16)
 
 
 def csrf_token(session: dict[str, Any]) -> str:
@@ -83,7 +135,7 @@ def session_secret(settings: Settings) -> str:
     """The session cookie's signing key: derived from ``SECRET_KEY`` (every instance
     agrees), else random per process (a loopback development server)."""
     if settings.secret_key is None:
-        return secrets.token_hex(32)
+        return PROCESS_SECRET
     raw = settings.secret_key.get_secret_value().encode()
     return hashlib.sha256(b"voicebot-console-session:" + raw).hexdigest()
 
@@ -104,7 +156,7 @@ class ConsoleGuard:
             path = scope.get("root_path", "") + path
         session: dict[str, Any] = scope["session"]
         send = _with_security_headers(send, cacheable=path.startswith(STATIC_PREFIX))
-        if not path.startswith(OPEN_PREFIXES) and not signed_in(session, self.settings):
+        if not path.startswith(OPEN_PREFIXES) and not await self._signed_in(scope, session):
             await self._to_sign_in(scope, path)(scope, receive, send)
             return
         if scope["method"] not in SAFE_METHODS:
@@ -118,6 +170,20 @@ class ConsoleGuard:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    async def _signed_in(self, scope: Scope, session: dict[str, Any]) -> bool:
+        if not signed_in(session, self.settings):
+            return False
+        if self.settings.api_key is None:
+            return True
+        sid = session.get(SESSION_ID_KEY)
+        if not isinstance(sid, str):
+            return False
+        redis = app_state(Request(scope)).redis
+        if await SIGNED_OUT.revoked(redis, sid):
+            session.clear()
+            return False
+        return True
 
     def _to_sign_in(self, scope: Scope, path: str) -> Response:
         target = "/ui/sign-in"

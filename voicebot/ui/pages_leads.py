@@ -97,7 +97,13 @@ async def toggle_dnc(request: Request) -> Response:
         phone = lead.phone
         if on:
             with contextlib.suppress(ConflictError):  # already listed: the goal holds
-                await add_to_dnc(session, phone, reason="console", source="console")
+                await add_to_dnc(
+                    session,
+                    phone,
+                    reason="console",
+                    source="console",
+                    settings=app_state(request).settings,
+                )
         else:
             with contextlib.suppress(NotFoundError):  # already off the list
                 await remove_from_dnc(session, phone)

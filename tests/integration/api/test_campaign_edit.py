@@ -140,3 +140,43 @@ async def test_patch_is_in_the_openapi_document(client: httpx.AsyncClient) -> No
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body["$ref"].endswith("/CampaignPatch")
     assert {"200", "404", "409", "422"} <= set(operation["responses"])
+
+
+async def test_reporting_fields_are_editable_and_clearable_while_running(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    """The webhook and eligibility endpoints move while a campaign runs (the dispatcher and
+    the dialer read them per event and per dial); null clears them; recording waits for a
+    pause, like the script."""
+    cid = await _campaign(client)
+    await _set_status(app, cid, "running")
+    moved = await client.patch(
+        f"/api/v1/campaigns/{cid}",
+        json={
+            "webhook_url": "https://crm.example.co.il/hooks/voicebot",
+            "webhook_secret": "s3cr3t-s3cr3t-s3cr3t",
+            "eligibility_url": "https://crm.example.co.il/eligible",
+        },
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["webhook_url"] == "https://crm.example.co.il/hooks/voicebot"
+    assert moved.json()["eligibility_url"] == "https://crm.example.co.il/eligible"
+    assert "s3cr3t" not in moved.text  # the secret is write-only
+    state: AppState = app.state.voicebot
+    async with state.sessions() as session:
+        stored = await session.get(Campaign, cid)
+        assert stored is not None and stored.webhook_secret == "s3cr3t-s3cr3t-s3cr3t"
+
+    cleared = await client.patch(
+        f"/api/v1/campaigns/{cid}", json={"webhook_url": None, "eligibility_url": None}
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["webhook_url"], cleared.json()["eligibility_url"]) == (None, None)
+
+    recording = await client.patch(f"/api/v1/campaigns/{cid}", json={"record": True})
+    assert recording.status_code == 409, recording.text
+    assert [d["field"] for d in recording.json()["error"]["details"]] == ["record"]
+    not_null = await client.patch(f"/api/v1/campaigns/{cid}", json={"record": None})
+    assert not_null.status_code == 422, not_null.text
+    bad = await client.patch(f"/api/v1/campaigns/{cid}", json={"webhook_url": "ftp://x"})
+    assert bad.status_code == 422, bad.text

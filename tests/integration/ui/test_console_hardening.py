@@ -6,7 +6,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tests.integration.ui.conftest import seed_call
+from tests.integration.ui.conftest import csrf_of, seed_call, sign_in
 
 pytestmark = pytest.mark.asyncio
 
@@ -73,3 +73,25 @@ async def test_ids_too_long_for_the_database_are_not_found(
 ) -> None:
     response = await operator.request(method, path)
     assert response.status_code == 404, response.text[:300]
+
+
+async def test_a_cookie_copied_before_sign_out_is_refused_after_it(
+    operator: httpx.AsyncClient,
+) -> None:
+    copied = operator.cookies.get("voicebot_console")
+    assert copied
+    token = csrf_of((await operator.get("/ui/calls")).text)
+    signed_out = await operator.post("/ui/sign-out", data={"csrf_token": token})
+    assert signed_out.status_code == 303
+    operator.cookies.clear()
+    operator.cookies.set("voicebot_console", copied, path="/ui")
+    replay = await operator.get("/ui/calls")
+    assert replay.status_code == 303
+    assert replay.headers["location"].startswith("/ui/sign-in")
+
+
+async def test_signing_in_again_after_sign_out_works(operator: httpx.AsyncClient) -> None:
+    token = csrf_of((await operator.get("/ui/calls")).text)
+    await operator.post("/ui/sign-out", data={"csrf_token": token})
+    assert (await sign_in(operator)).status_code == 303
+    assert (await operator.get("/ui/calls")).status_code == 200

@@ -6,8 +6,10 @@ import httpx
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from tests.integration.ui.conftest import API_KEY, csrf_of, seed_call
-from voicebot.db.models import CampaignLead, DoNotCall, Lead
+from tests.conftest import make_settings
+from tests.integration.ui.conftest import API_KEY, SECRET, csrf_of, seed_call, sign_in
+from voicebot.app import create_app
+from voicebot.db.models import CampaignLead, DoNotCall, Lead, WebhookDelivery
 
 CSV = "שם,טלפון,עיר\nיוסי לוי,052-555-0101,חיפה\nרותי כץ,0525550102,אילת\nבלי טלפון,,\n"
 
@@ -191,3 +193,36 @@ async def test_recording_served_through_the_api_handler(
         headers={"Authorization": "Bearer " + API_KEY},
     )
     assert response.status_code == (404 if api.status_code == 404 else api.status_code)
+
+
+async def test_dnc_toggle_reports_lead_opted_out(database_url: str) -> None:
+    """The console is a door onto the do-not-call list like the API and a call: the
+    ``lead.opted_out`` webhook event is recorded with it (it was not: the console's toggle
+    passed no settings, so the CRM never heard of the opt-out)."""
+    settings = make_settings(
+        database_url=database_url,
+        api_key=API_KEY,
+        secret_key=SECRET,
+        webhook_url="http://127.0.0.1:9/crm-hooks",
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        seeded = await seed_call(application)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            signed = await sign_in(http)
+            assert signed.status_code == 303, signed.text
+            page = await http.get(f"/ui/leads/{seeded['lead_id']}")
+            on = await http.post(
+                f"/ui/leads/{seeded['lead_id']}/dnc",
+                data={"dnc": "on", "csrf_token": csrf_of(page.text)},
+            )
+            assert on.status_code == 303, on.text
+        async with application.state.voicebot.sessions() as session:
+            events = (
+                await session.scalars(
+                    select(WebhookDelivery).where(WebhookDelivery.event_type == "lead.opted_out")
+                )
+            ).all()
+    assert len(events) == 1
+    assert events[0].payload["data"]["source"] == "console"
