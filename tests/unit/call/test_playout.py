@@ -3,42 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
+from tests.unit.call.conftest import FRAME, Wire
 from voicebot.call.playout import FRAME_S, PLAYOUT_LEAD_S, Playout
-
-FRAME = b"\xff" * 160
-
-
-class Wire:
-    """Records what the playout sent, in order."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def media(self, payload: bytes) -> None:
-        self.sent.append("media")
-
-    async def mark(self, name: str) -> None:
-        self.sent.append(f"mark:{name}")
-
-    async def clear(self) -> None:
-        self.sent.append("clear")
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[tuple[Playout, Wire]]:
-    wire = Wire()
-    playout = Playout(wire.media, wire.mark, wire.clear)
-    task = asyncio.create_task(playout.run())
-    try:
-        yield playout, wire
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_sends_only_the_lead_ahead_of_real_time(running: tuple[Playout, Wire]) -> None:

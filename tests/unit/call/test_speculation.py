@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 
-import pytest
-
+from tests.unit.call.conftest import FRAME, Wire
 from voicebot.brain.base import BookingResult, ChatTurn, ConversationState
 from voicebot.call.playout import Playout
 from voicebot.call.speculation import HeldSink, ToolGate, restore, snapshot
-
-FRAME = b"\xff" * 160
-
-
-class Wire:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def media(self, payload: bytes) -> None:
-        self.sent.append("media")
-
-    async def mark(self, name: str) -> None:
-        self.sent.append(f"mark:{name}")
-
-    async def clear(self) -> None:
-        self.sent.append("clear")
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[tuple[Playout, Wire]]:
-    wire = Wire()
-    playout = Playout(wire.media, wire.mark, wire.clear)
-    task = asyncio.create_task(playout.run())
-    try:
-        yield playout, wire
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_held_audio_is_not_sent_and_agent_is_not_speaking(
