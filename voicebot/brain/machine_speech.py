@@ -22,6 +22,11 @@ MachineKind = Literal["voicemail", "unreachable", "announcement"]
 MONOLOGUE_MIN_WORDS: Final = 25
 """A first utterance this long, said without a pause for the agent, is a recording."""
 
+MONOLOGUE_MIN_MS: Final = 6000
+"""...and it must have taken this long to say (ms of audio): 25 words are 7-10 s of
+Hebrew speech. A recogniser that loops on a word returns thousands of words for a
+one-second "שלום": that is a person, not a recording."""
+
 _UNREACHABLE: Final = (
     r"(המספר|המנוי) (ש|אליו |אשר )?(חייגת|חייגתם|חויג)\w* (אינו|איננו|לא) (מחובר|קיים|בשימוש)",
     r"(המספר|מספר הטלפון) (אינו|איננו|לא) (מחובר|קיים|בשימוש)",
@@ -72,14 +77,19 @@ _RULES: Final[tuple[tuple[MachineKind, re.Pattern[str]], ...]] = (
 )
 
 
-def machine_kind(text: str) -> MachineKind | None:
-    """What kind of recording ``text`` (a transcript) is, or None for a person."""
+def machine_kind(text: str, speech_ms: float | None = None) -> MachineKind | None:
+    """What kind of recording ``text`` (a transcript) is, or None for a person.
+
+    ``speech_ms`` is the utterance's audio length in ms, when known: a monologue
+    (:data:`MONOLOGUE_MIN_WORDS`) counts only if it also lasted :data:`MONOLOGUE_MIN_MS`.
+    """
     folded = fold(text)
     if not folded:
         return None
     for kind, pattern in _RULES:
         if pattern.search(folded):
             return kind
-    if len(folded.split()) >= MONOLOGUE_MIN_WORDS:
+    long_enough = speech_ms is None or speech_ms >= MONOLOGUE_MIN_MS
+    if long_enough and len(folded.split()) >= MONOLOGUE_MIN_WORDS:
         return "voicemail"
     return None

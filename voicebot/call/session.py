@@ -119,6 +119,8 @@ BRAIN_IO_ERRORS = (SQLAlchemyError, TimeoutError, OSError)
 # event loop (every call of the process) for seconds.
 MAX_CALLER_TEXT_CHARS = 1000
 
+_PCM16_BYTES_PER_MS = 2 * INBOUND_RATE_HZ // 1000  # the endpointer's utterance audio
+
 
 @dataclass(frozen=True, slots=True)
 class UtteranceIn:
@@ -593,7 +595,7 @@ class CallSession:
         if not text:
             return text  # nothing recognised: the next utterance is the first
         self._screening = False
-        kind = machine_kind(text)
+        kind = machine_kind(text, speech_ms=len(item.audio) / _PCM16_BYTES_PER_MS)
         hook = self.services.on_machine_speech
         if kind is None or hook is None:
             return text

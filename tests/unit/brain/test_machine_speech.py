@@ -33,3 +33,11 @@ def test_people_are_not(text: str) -> None:
 def test_a_long_monologue_is_a_recording() -> None:
     """Twenty-five words without a pause for the agent: a machine."""
     assert machine_kind(" ".join(["מילה"] * 25)) == "voicemail"
+
+
+def test_a_runaway_transcript_of_a_short_utterance_is_a_person() -> None:
+    """A recogniser looping on a word gives thousands of words for a second of audio:
+    the monologue rule needs the audio to have lasted too, so the caller is answered."""
+    words = " ".join(["כן אפשר לדבר"] * 2000)
+    assert machine_kind(words, speech_ms=1500) is None
+    assert machine_kind(" ".join(["מילה"] * 25), speech_ms=9000) == "voicemail"
