@@ -13,6 +13,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from voicebot.api import (
     calls,
@@ -69,6 +70,14 @@ def features(settings: Settings) -> dict[str, Any]:
         "redis": settings.redis_url is not None,
         "twilio": bool(settings.twilio_account_sid and settings.twilio_auth_token),
     }
+
+
+def trusted_proxy(settings: Settings) -> list[Middleware]:
+    """Outermost: the client address from ``X-Forwarded-For`` when the connecting peer is a
+    proxy listed in ``FORWARDED_ALLOW_IPS`` (uvicorn's middleware); nothing when unset."""
+    if not settings.forwarded_allow_ips:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -193,6 +202,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         console_mount(settings, limits),
     ]
     middleware = [
+        *trusted_proxy(settings),
         Middleware(RequestContextMiddleware, metrics=metrics),
         Middleware(ErrorBoundaryMiddleware),
         Middleware(

@@ -95,6 +95,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
                 port=port,
                 workers=workers,
                 log_config=None,
+                proxy_headers=False,  # the app trusts FORWARDED_ALLOW_IPS itself
                 ws_ping_interval=None,
                 timeout_graceful_shutdown=AFTER_DRAIN_GRACE_S,
             )
@@ -107,6 +108,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         log_config=None,
+        proxy_headers=False,  # the app trusts FORWARDED_ALLOW_IPS itself
         ws_ping_interval=None,
         timeout_graceful_shutdown=AFTER_DRAIN_GRACE_S,
     )

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     api_auth: Literal["key", "none"] = "key"
     # Failed authentications per client address per minute before 429 (shared through Redis).
     auth_failures_per_minute: int = Field(default=20, ge=1)
+    # Reverse proxies believed about the client (X-Forwarded-For, X-Forwarded-Proto): IPs or
+    # networks, comma-separated, or "*" (uvicorn's FORWARDED_ALLOW_IPS syntax). Unset: none,
+    # and each client is the connecting address (what the sign-in throttles key on).
+    forwarded_allow_ips: str | None = None
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Lead CSV uploads (POST /api/v1/leads/import): a 10,000-row Hebrew CRM export is ~1-2 MB.

@@ -77,6 +77,28 @@ async def converse(
     ``answer`` picks the caller's next line from the agent's last turn (its text must be
     a key of ``speech``); the demo's script by default.
     """
+    async with place_call(
+        base_url,
+        account_sid=account_sid,
+        auth_token=auth_token,
+        to_number=lead_phone,
+        from_number=from_number,
+    ) as call:
+        lines, timeline = await talk_on(call, sessions, speech, out, answer=answer)
+    return call.call_sid, lines, await asyncio.to_thread(timeline.stereo_wav)
+
+
+async def talk_on(
+    call: SimulatedCall,
+    sessions: async_sessionmaker[AsyncSession],
+    speech: dict[str, bytes],
+    out: Callable[[str], None],
+    *,
+    answer: Callable[[str], str] = caller_answer,
+) -> tuple[list[DemoLine], CallTimeline]:
+    """Hold the scripted conversation on an open stream until the agent hangs up; returns
+    the printed lines and the call's timeline (its stereo WAV). Raises TimeoutError when
+    the agent stays silent past ``AGENT_TURN_TIMEOUT_S``."""
     lines: list[DemoLine] = []
 
     def show(line: DemoLine) -> None:
@@ -87,21 +109,14 @@ async def converse(
             latency = "" if line.latency_ms is None else f" ({line.latency_ms:.0f} ms)"
             out(f"סוכן{latency}: {line.text}")
 
-    async with place_call(
-        base_url,
-        account_sid=account_sid,
-        auth_token=auth_token,
-        to_number=lead_phone,
-        from_number=from_number,
-    ) as call:
-        timeline = CallTimeline(call)
-        async with asyncio.TaskGroup() as group:
-            follower = group.create_task(timeline.follow())
-            try:
-                await _talk(call, timeline, sessions, speech, show, answer)
-            finally:
-                follower.cancel()
-    return call.call_sid, lines, await asyncio.to_thread(timeline.stereo_wav)
+    timeline = CallTimeline(call)
+    async with asyncio.TaskGroup() as group:
+        follower = group.create_task(timeline.follow())
+        try:
+            await _talk(call, timeline, sessions, speech, show, answer)
+        finally:
+            follower.cancel()
+    return lines, timeline
 
 
 async def _talk(

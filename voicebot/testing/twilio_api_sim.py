@@ -28,8 +28,9 @@ voicebot.testing.twilio_api_sim --help``):
 Requests must carry HTTP Basic auth with the configured account SID and auth
 token (401/20003 otherwise, as Twilio answers). Every request is recorded in
 :attr:`TwilioApiSimulator.requests`, and faults can be queued with
-:meth:`TwilioApiSimulator.fail_next`. What it does not do: place real calls, open
-Media Streams, or model pricing.
+:meth:`TwilioApiSimulator.fail_next`. What it does not do: place real calls,
+model pricing, or open Media Streams unless the behaviour has a ``callee`` (then each
+answered ``<Connect><Stream>`` call opens one, :mod:`voicebot.testing.twilio_call_flow`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ Faults on demand (:class:`CallBehaviour`): an outcome mix, REST latency (callbac
 start BEFORE the REST answer returns, as Twilio's do), callback delay, loss, duplicates
 (same idempotency token) and out-of-order delivery (the final status before the one it
 follows).
+
+With a ``callee`` (:attr:`CallBehaviour.callee`), an answered call whose TwiML is
+``<Connect><Stream>`` opens that Media Stream as Twilio does (signed handshake, then
+:class:`~voicebot.testing.twilio_caller.SimulatedCall`'s real-time frames) and the callee
+speaks on it; the call lasts until the callee returns, the server closes the stream (no
+TwiML follows ``<Connect>``, so Twilio hangs up) or the call is hung up over REST.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,9 +37,12 @@ from typing import Any, TextIO
 import httpx
 from twilio.request_validator import RequestValidator
 
+from voicebot.testing.twilio_caller import SimulatedCall, open_stream, stream_from_twiml
+
 OUTCOMES = ("human", "machine", "fax", "busy", "no-answer", "failed")
 ANSWERED_BY = {"human": "human", "machine": "machine_end_beep", "fax": "fax"}
 CALLBACK_TIMEOUT_S = 5.0
+STREAM_MAX_S = 3600.0  # a streamed call is ended by its callee, the server or a REST hang-up
 
 
 @dataclass
@@ -60,6 +69,9 @@ class CallBehaviour:
     answered_by: dict[str, str] = field(default_factory=lambda: dict(ANSWERED_BY))
     """Outcome → ``AnsweredBy`` sent (e.g. ``{"machine": "machine_end_silence"}``)."""
     seed: int | None = None
+    callee: Callable[[CallEvents, SimulatedCall], Coroutine[Any, Any, None]] | None = None
+    """The person who picks up a streamed call: called with the call and its open Media
+    Stream; None keeps the line silent for ``talk_s`` (no stream is opened)."""
 
     def pick(self, rng: random.Random) -> str:
         names = [n for n in OUTCOMES if self.outcomes.get(n, 0) > 0]
@@ -100,6 +112,7 @@ class CallFlow:
         self.account_sid = account_sid
         self.behaviour = behaviour
         self.validator = RequestValidator(auth_token)
+        self._auth_token = auth_token
         self.rng = random.Random(behaviour.seed)
         self.delivered: list[tuple[str, str]] = []
         """(call SID, status) of every callback delivered, in delivery order."""
@@ -175,8 +188,40 @@ class CallFlow:
         conversation = twiml is not None and ("<Connect" in twiml or "<Gather" in twiml)
         if not conversation:  # a voicemail message then <Hangup/>, or no TwiML
             talk_s = min(talk_s, b.callback_delay_s)
-        await pause(talk_s)
+        if b.callee is not None and twiml is not None and "<Stream" in twiml:
+            await self._stream(call, twiml, b.callee)
+        else:
+            await pause(talk_s)
         await self._end(call, event, "completed", answered=True)
+
+    async def _stream(
+        self,
+        call: CallEvents,
+        twiml: str,
+        callee: Callable[[CallEvents, SimulatedCall], Coroutine[Any, Any, None]],
+    ) -> None:
+        """The call's Media Stream with ``callee`` on it, until one side ends it."""
+        stream_url, parameters = stream_from_twiml(200, twiml)
+        voice = httpx.URL(call.url or stream_url)
+        async with open_stream(
+            f"{voice.scheme}://{voice.netloc.decode()}",
+            stream_url=stream_url,
+            parameters=parameters,
+            call_sid=call.sid,
+            account_sid=self.account_sid,
+            auth_token=self._auth_token,
+            twiml=twiml,
+        ) as stream:
+            self.log("stream", sid=call.sid)
+            async with asyncio.TaskGroup() as group:
+                ends = [
+                    group.create_task(callee(call, stream)),
+                    group.create_task(call.hangup.wait()),
+                    group.create_task(stream.wait_until(lambda: stream.ended, STREAM_MAX_S)),
+                ]
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                for task in ends:
+                    task.cancel()
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in a task owned by this flow."""

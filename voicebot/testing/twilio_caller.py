@@ -462,7 +462,9 @@ def _ws_base(http_base: str) -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest}"
 
 
-def _stream_from_twiml(status_code: int, twiml: str) -> tuple[str, dict[str, str]]:
+def stream_from_twiml(status_code: int, twiml: str) -> tuple[str, dict[str, str]]:
+    """The ``<Connect><Stream>`` URL and ``<Parameter>``s of a voice webhook's answer;
+    raises :class:`CallNotConnectedError` when it connects no stream."""
     try:
         root = ET.fromstring(twiml)  # noqa: S314  our own server's TwiML, in tests
     except ET.ParseError as exc:
@@ -472,6 +474,9 @@ def _stream_from_twiml(status_code: int, twiml: str) -> tuple[str, dict[str, str
         raise CallNotConnectedError(status_code, twiml)
     parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     return stream.get("url", ""), parameters
+
+
+_stream_from_twiml = stream_from_twiml  # the name tests/e2e imports
 
 
 @contextlib.asynccontextmanager
@@ -521,7 +526,7 @@ async def place_call(
         if client is None:
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
         response = await client.post(server + VOICE_WEBHOOK_PATH, data=form, headers=headers)
-        stream_url, parameters = _stream_from_twiml(response.status_code, response.text)
+        stream_url, parameters = stream_from_twiml(response.status_code, response.text)
         call = await stack.enter_async_context(
             open_stream(
                 server,

@@ -105,6 +105,7 @@ HE: Final[dict[str, str]] = {
     "campaign.calls_per_second": "חיוגים לשנייה",
     "campaign.max_attempts": "ניסיונות לליד",
     "campaign.consent_required": "רק לידים שהסכימו",
+    "campaign.record": "להקליט את השיחות",
     "campaign.preview": "תצוגה מקדימה",
     "campaign.preview_audio": "השמעה",
     "campaign.spoken.greeting": "פתיח",

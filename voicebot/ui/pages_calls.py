@@ -19,8 +19,6 @@ CALLS_PAGE_SIZE = 50
 LATENCY_STAGES = ("endpoint", "stt", "llm", "tts")
 LATENCY_BAR_FULL_MS = 2000
 """A turn whose stages add up to this fills its bar (longer ones are drawn full)."""
-RECORDING_ATTRIBUTES = ("recording_sid", "recording_url", "recording_path")
-"""Call columns that say a recording exists (the player shows only then)."""
 API_PREFIX = "/api/v1"
 RECORDING_API_PATH = "/calls/{call_id:int}/recording"
 
@@ -117,7 +115,7 @@ async def call_page(request: Request) -> Response:
         campaigns = await queries.campaign_names(session)
         meetings = await queries.meetings_for_call(session, call.id)
         turns = [turn_view(t) for t in call.turns]
-    recording = any(getattr(call, name, None) for name in RECORDING_ATTRIBUTES)
+    recording = call.recording_key is not None  # the player shows only for a stored one
     context = {
         "call": call,
         "lead": leads.get(call.lead_id) if call.lead_id else None,

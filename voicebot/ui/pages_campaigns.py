@@ -84,6 +84,8 @@ def campaign_input(form: FormData, base: dict[str, Any] | None = None) -> dict[s
         data["window_days"] = ",".join(days)
     if "consent_present" in form:
         data["consent_required"] = bool(form.get("consent_required"))
+    if "record_present" in form:
+        data["record"] = bool(form.get("record"))
     return data
 
 

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from tests.conftest import make_settings
 from tests.integration.ui.conftest import API_KEY, SECRET, csrf_of, seed_call, sign_in
 from voicebot.app import create_app
-from voicebot.db.models import CampaignLead, DoNotCall, Lead, WebhookDelivery
+from voicebot.db.models import Call, CampaignLead, DoNotCall, Lead, WebhookDelivery
 
 CSV = "שם,טלפון,עיר\nיוסי לוי,052-555-0101,חיפה\nרותי כץ,0525550102,אילת\nבלי טלפון,,\n"
 
@@ -43,6 +43,15 @@ async def test_calls_list_filters_and_call_page(
         assert f'class="seg {stage}" style="width: {width}%"' in html
     assert "נקבעה פגישת היכרות ליום חמישי" in html
     assert "<audio" not in html  # no recording stored
+    async with keyed_app.state.voicebot.sessions() as session:
+        call = await session.get(Call, seeded["call_id"])
+        assert call is not None
+        call.recording_key = f"calls/{call.id}.wav"
+        await session.commit()
+    recorded = await operator.get(f"/ui/calls/{seeded['call_id']}")
+    assert f'<audio controls preload="none" src="/ui/calls/{seeded["call_id"]}/recording">' in (
+        recorded.text
+    )
     assert (await operator.get("/ui/calls/999999")).status_code == 404
 
 
