@@ -6,9 +6,10 @@ speculation at ``--speculate-ms``; at each pause the words heard so far (the par
 whose audio ended before it: an ideal recogniser, returning ``--stt-ms`` later, as the
 batch STT of the speculative path does) are classified by
 :func:`voicebot.brain.turn_end.classify_turn_end` and set the end-of-turn silence. Per
-configuration (short / default / long silence, or silence alone) it prints premature
-cut-offs (a turn ended inside an utterance's pause) and endpoint delay (decision time -
-true end of speech, p50 / p90) over utterances ended correctly.
+configuration (short / answer / default / long silence, or silence alone) it prints
+premature cut-offs (a turn ended inside an utterance's pause; the adaptive ones are listed
+below the table) and endpoint delay (decision time - true end of speech, p50 / p90) over
+utterances ended correctly.
 
 Usage: .venv/bin/python scripts/endpoint_eval.py [--stt-ms 250]
 """
@@ -67,16 +68,18 @@ UTTERANCES: Final[tuple[tuple[tuple[str, ...], int], ...]] = (
     (("תשלח לי את הפרטים בווטסאפ",), 0),
 )
 CONDITIONS: Final = (("clean", None), ("20 dB", 20.0), ("10 dB", 10.0))
-# (label, short, default, long) silences in ms; short 0 = silence alone.
+# (label, short, answer, default, long) silences in ms; short 0 = silence alone.
 CONFIGS: Final = (
-    ("silence 700 (old default)", 0, 700, 0),
-    ("silence 500", 0, 500, 0),
-    ("adaptive 250/500/1200", 250, 500, 1200),
-    ("adaptive 300/500/1200", 300, 500, 1200),
-    ("adaptive 300/600/1200", 300, 600, 1200),
-    ("adaptive 300/700/1200", 300, 700, 1200),
-    ("adaptive 400/600/1200", 400, 600, 1200),
-    ("adaptive 300/500/1000", 300, 500, 1000),
+    ("silence 700 (old default)", 0, 0, 700, 0),
+    ("silence 500", 0, 0, 500, 0),
+    ("adaptive 300/300/700/1200", 300, 300, 700, 1200),
+    ("adaptive 300/400/700/1200", 300, 400, 700, 1200),
+    ("adaptive 300/450/500/1200", 300, 450, 500, 1200),
+    ("adaptive 300/450/600/1200", 300, 450, 600, 1200),
+    ("adaptive 300/450/700/1200", 300, 450, 700, 1200),
+    ("adaptive 300/500/700/1200", 300, 500, 700, 1200),
+    ("adaptive 400/450/700/1200", 400, 450, 700, 1200),
+    ("adaptive 300/450/700/1000", 300, 450, 700, 1000),
 )
 LEAD_MS: Final = 800
 TRAIL_MS: Final = 2000
@@ -119,9 +122,9 @@ def words_before(clip: Clip, at_ms: float) -> str:
 
 
 def run(
-    clip: Clip, pcm16: bytes, config: tuple[str, int, int, int], args: argparse.Namespace
+    clip: Clip, pcm16: bytes, config: tuple[str, int, int, int, int], args: argparse.Namespace
 ) -> Tally:
-    _, short_ms, default_ms, long_ms = config
+    _, short_ms, answer_ms, default_ms, long_ms = config
     adaptive = short_ms > 0
     endpointer = Endpointer(
         endpoint_silence_ms=default_ms, speculate_silence_ms=args.speculate_ms if adaptive else 0
@@ -138,6 +141,7 @@ def run(
             kind = classify_turn_end(words_before(clip, event.end_ms + FRAME_MS))
             silence_ms = {
                 TurnEnd.COMPLETE: short_ms,
+                TurnEnd.ANSWERED: answer_ms,
                 TurnEnd.HESITANT: long_ms,
                 TurnEnd.OPEN: default_ms,
             }[kind]
@@ -158,7 +162,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/hebrew_audio"))
     parser.add_argument("--stt-ms", type=int, default=250)
-    parser.add_argument("--speculate-ms", type=int, default=200)
+    parser.add_argument("--speculate-ms", type=int, default=120)
     args = parser.parse_args()
     if not espeak_available():
         print("espeak-ng is not installed", file=sys.stderr)
@@ -171,22 +175,28 @@ def main() -> int:
     )
     print("| configuration | premature cut-offs | endpoint delay p50 | p90 | missed |")
     print("| --- | --- | --- | --- | --- |")
+    cut: list[str] = []
     for config in CONFIGS:
         total = Tally()
         for index, clip in enumerate(clips):
-            for _, snr in CONDITIONS:
+            for condition, snr in CONDITIONS:
                 pcm = clip.pcm16 if snr is None else mix_noise(clip.pcm16, snr, seed=SEED + index)
                 tally = run(clip, pcm, config, args)
                 total.clips += 1
                 total.premature += tally.premature
                 total.missed += tally.missed
                 total.delays_ms += tally.delays_ms
+                if tally.premature and config[1]:
+                    cut.append(f"{config[0]}: {clip.text} ({condition})")
         p50 = percentile(total.delays_ms, 50)
         p90 = percentile(total.delays_ms, 90)
         print(
             f"| {config[0]} | {total.premature}/{total.clips} | {p50:.0f} ms | {p90:.0f} ms |"
             f" {total.missed} |"
         )
+    print("\nPremature cut-offs, adaptive:" if cut else "\nNo adaptive premature cut-off.")
+    for line in cut:
+        print(f"- {line}")
     return 0
 
 

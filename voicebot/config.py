@@ -200,12 +200,15 @@ class Settings(BaseSettings):
     endpoint_silence_ms: int = Field(default=700, ge=100, le=3000)
     # Overlapped turns: at this much silence inside an utterance, recognition and the
     # reply start (held until the turn is confirmed); 0 turns speculation off.
-    speculate_silence_ms: int = Field(default=200, ge=0, le=3000)
+    speculate_silence_ms: int = Field(default=120, ge=0, le=3000)
     # Adaptive endpointing from the words so far (voicebot/brain/turn_end.py): a complete
-    # short answer, question or time ends the turn after the short silence, hesitation
-    # after the long one, anything else after endpoint_silence_ms. Off: silence alone.
+    # short answer, question or time ends the turn after the short silence, a short reply
+    # led by an answer word after the answer silence, hesitation after the long one,
+    # anything else after endpoint_silence_ms. Off: silence alone. Chosen with
+    # scripts/endpoint_eval.py (BENCHMARKS.md, #14).
     adaptive_endpointing: bool = True
     endpoint_short_silence_ms: int = Field(default=300, ge=100, le=3000)
+    endpoint_answer_silence_ms: int = Field(default=450, ge=100, le=3000)
     endpoint_long_silence_ms: int = Field(default=1200, ge=100, le=5000)
     barge_in_min_speech_ms: int = Field(default=180, ge=40, le=2000)
     silence_checkin_s: float = Field(default=8.0, gt=0)

@@ -28,7 +28,7 @@ from voicebot.audio.vad import DEFAULT_VAD_AGGRESSIVENESS, GateMode, VoiceActivi
 
 DEFAULT_ENDPOINT_SILENCE_MS: Final = 700
 """Silence that ends a turn; chosen by scripts/vad_eval.py (see its output)."""
-DEFAULT_SPECULATE_SILENCE_MS: Final = 200
+DEFAULT_SPECULATE_SILENCE_MS: Final = 120
 """Silence after which the utterance so far is handed over for speculative recognition."""
 DEFAULT_START_MIN_SPEECH_MS: Final = 80
 """Voiced audio needed to confirm the caller started speaking."""

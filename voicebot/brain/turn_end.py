@@ -2,7 +2,10 @@
 
 The endpointer decides the end of a turn from silence alone unless it is told more;
 this module tells it more. A complete short answer (כן, לא, תודה, בטח…), a question or
-a time expression is a finished turn, so a short silence ends it; hesitation (אממ, רגע,
+a time expression is a finished turn, so a short silence ends it (a time the caller turns
+down, "מחר אני לא יכול", is not: the alternative usually follows); a short reply led by an
+answer word (כן, אפשר לדבר עכשיו) is finished unless a clause follows at once
+("כן, אני מעוניין … אבל רק אחרי החגים"), so a medium silence ends it; hesitation (אממ, רגע,
 כאילו, אז, a trailing ו…, an utterance ending in a preposition or in ש) means the
 caller is still forming the sentence, so the turn waits longer. Anything else keeps
 the default. Pure text in, a class out: no I/O, no clock.
@@ -20,12 +23,18 @@ from voicebot.brain.timeparse import parse_hebrew_time
 
 SHORT_ANSWER_MAX_WORDS: Final = 3
 """An utterance of only answer words, at most this long, is a complete short answer."""
+LED_ANSWER_MAX_WORDS: Final = 4
+"""An utterance opened by an answer word (כן, לא, בטח…), at most this long and with no
+connective in it, is an answered turn ("כן מעניין אותי")."""
 
 # fmt: off
 SHORT_ANSWER_WORDS: Final = frozenset({
     "כן", "לא", "תודה", "רבה", "בטח", "בסדר", "אוקיי", "אוקי", "ברור", "נכון", "סבבה",
     "מעולה", "יופי", "מצוין", "בדיוק", "אין", "בעיה", "ממש", "ביי", "להתראות", "שלום",
     "אפשר", "מתאים", "לגמרי", "בהחלט", "ודאי", "טוב", "הלו",
+})
+ANSWER_LEAD_WORDS: Final = frozenset({
+    "כן", "לא", "בטח", "ברור", "בסדר", "אוקיי", "אוקי", "סבבה", "נכון", "בהחלט", "ודאי",
 })
 QUESTION_WORDS: Final = frozenset({
     "מה", "מי", "איך", "למה", "מתי", "איפה", "כמה", "האם", "איזה", "איזו", "מאיפה", "לאן",
@@ -40,6 +49,7 @@ PREPOSITIONS: Final = frozenset({
     "ב", "ל", "מ", "על", "אל", "את", "עם", "של", "עד", "בין", "לפני", "אחרי", "בשביל",
     "אצל", "מול", "ליד", "בלי", "מאז", "לקראת", "בגלל", "כדי", "לפי", "בתוך", "מתוך", "תחת",
 })
+NEGATION_WORDS: Final = frozenset({"לא", "אין", "אי"})
 # fmt: on
 _TRAILING_ELLIPSIS = re.compile(r"(\.\.\.|…|-|–)\s*$")
 _NON_WORD = re.compile(r"[^\w\s?]")
@@ -54,6 +64,9 @@ class TurnEnd(enum.Enum):
 
     COMPLETE = "complete"
     """A finished short answer, question or time: a short silence ends the turn."""
+    ANSWERED = "answered"
+    """A short reply led by an answer word: finished unless a clause follows at once; a
+    medium silence."""
     OPEN = "open"
     """Nothing either way: the default silence."""
     HESITANT = "hesitant"
@@ -80,6 +93,13 @@ def classify_turn_end(text: str) -> TurnEnd:
         return TurnEnd.COMPLETE
     if len(words) <= SHORT_ANSWER_MAX_WORDS and all(w in SHORT_ANSWER_WORDS for w in words):
         return TurnEnd.COMPLETE
-    if parse_hebrew_time(raw, now=_REFERENCE_NOW, tz=_TZ) is not None:
+    if (
+        words[0] in ANSWER_LEAD_WORDS
+        and len(words) <= LED_ANSWER_MAX_WORDS
+        and not any(w in HESITATION_WORDS for w in words[1:])
+    ):
+        return TurnEnd.ANSWERED
+    negated = any(w in NEGATION_WORDS for w in words)
+    if not negated and parse_hebrew_time(raw, now=_REFERENCE_NOW, tz=_TZ) is not None:
         return TurnEnd.COMPLETE
     return TurnEnd.OPEN

@@ -725,6 +725,8 @@ class CallSession:
         self.services.metrics.turn_end_kinds.labels(kind.value).inc()
         if kind is TurnEnd.COMPLETE:
             return settings.endpoint_short_silence_ms
+        if kind is TurnEnd.ANSWERED:
+            return settings.endpoint_answer_silence_ms
         if kind is TurnEnd.HESITANT:
             return settings.endpoint_long_silence_ms
         return settings.endpoint_silence_ms

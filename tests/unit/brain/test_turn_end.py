@@ -48,7 +48,27 @@ def test_hesitation(text: str) -> None:
     assert classify_turn_end(text) is TurnEnd.HESITANT
 
 
-@pytest.mark.parametrize("text", ["", "יש לנו בערך עשרים עובדים", "תשלח לי את הפרטים בווטסאפ"])
+@pytest.mark.parametrize(
+    "text", ["כן, אפשר לדבר עכשיו", "כן מעניין אותי", "לא, אנחנו מסודרים", "בטח, תשלח לי"]
+)
+def test_replies_led_by_an_answer_word(text: str) -> None:
+    """A short reply opened by כן / לא / בטח is answered (the medium silence)."""
+    assert classify_turn_end(text) is TurnEnd.ANSWERED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "יש לנו בערך עשרים עובדים",
+        "תשלח לי את הפרטים בווטסאפ",
+        "מחר אני לא יכול",
+        "כן, אני מעוניין אבל רק אחרי החגים",
+        "כן, אפשר לדבר עכשיו אבל רק רגע קצר",
+    ],
+)
 def test_open(text: str) -> None:
-    """Everything else (and no words) keeps the default silence."""
+    """Everything else keeps the default silence: no words, plain statements, a time the
+    caller turns down, a reply led by an answer word that goes on past a connective or
+    past four words."""
     assert classify_turn_end(text) is TurnEnd.OPEN
