@@ -144,6 +144,7 @@ SPECULATION_COUNTERS = (
     "voicebot_speculative_turns_total",
     "voicebot_speculative_wasted_requests_total",
     "voicebot_speculative_wasted_reply_words_total",
+    "voicebot_speculative_partial_replies_total",
 )
 
 
@@ -348,8 +349,8 @@ def latency_table(reports: list[dict[str, Any]]) -> str:
     """Issue #14's figures: turn latency, premature cut-offs, wasted speculative requests."""
     rows = [
         "| calls | turns | turn p50 | p90 | p99 ms | premature cut-offs | speculations used"
-        " / dropped | wasted requests (STT/LLM/TTS) | load |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " / dropped | partial replies kept / redone | wasted requests (STT/LLM/TTS) | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for report in reports:
         counters = report.get("counters", {})
@@ -365,11 +366,14 @@ def latency_table(reports: list[dict[str, Any]]) -> str:
             str(round(count(f'voicebot_speculative_wasted_requests_total{{stage="{stage}"}}')))
             for stage in ("stt", "llm", "tts")
         )
+        kept = count('voicebot_speculative_partial_replies_total{outcome="kept"}')
+        redone = count('voicebot_speculative_partial_replies_total{outcome="redone"}')
         turn = report["turn"]
         rows.append(
             f"| {report['calls']} | {report['turns_asked']} | {fmt(turn['p50_ms'])} | "
             f"{fmt(turn['p90_ms'])} | {fmt(turn['p99_ms'])} | {premature} | "
-            f"{round(used)} / {round(dropped)} | {wasted} | {report.get('load', '')} |"
+            f"{round(used)} / {round(dropped)} | {round(kept)} / {round(redone)} | {wasted} | "
+            f"{report.get('load', '')} |"
         )
     return "\n".join(rows)
 

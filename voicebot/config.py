@@ -201,6 +201,9 @@ class Settings(BaseSettings):
     # Overlapped turns: at this much silence inside an utterance, recognition and the
     # reply start (held until the turn is confirmed); 0 turns speculation off.
     speculate_silence_ms: int = Field(default=120, ge=0, le=3000)
+    # With streaming STT the reply starts at the pause on the partial transcript, without
+    # waiting for the commit's final (redone when the final's words differ).
+    speculate_on_partial: bool = True
     # Adaptive endpointing from the words so far (voicebot/brain/turn_end.py): a complete
     # short answer, question or time ends the turn after the short silence, a short reply
     # led by an answer word after the answer silence, hesitation after the long one,

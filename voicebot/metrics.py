@@ -66,6 +66,14 @@ class Metrics:
             " output tokens)",
             registry=r,
         )
+        # Streaming recognition: a reply started on the partial transcript at the pause,
+        # kept when the commit's final had the same words, else redone on the final.
+        self.speculative_partial_replies = Counter(
+            "voicebot_speculative_partial_replies_total",
+            "Speculative replies started on a streaming partial, by outcome (kept, redone)",
+            ["outcome"],
+            registry=r,
+        )
         self.caller_utterances = Counter(
             "voicebot_caller_utterances_total",
             "Caller utterances whose end the endpointer decided",

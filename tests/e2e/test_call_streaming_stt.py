@@ -103,3 +103,31 @@ async def test_a_streaming_failure_falls_back_to_batch_stt(
     completed = [c for c in sim.realtime_commits if c.outcome == "completed"]
     assert [c.transcript for c in completed] in ([], [ANSWER])
     assert _batch_requests(sim) == (0 if completed else 1)
+
+
+async def test_a_reply_started_on_the_partial_answers_the_turn_once(
+    server: tuple[str, Settings], sim: ProviderSim
+) -> None:
+    """At the pause the reply starts on the partial transcript, before the commit's final:
+    the final keeps it (same words) or it is redone on the final's words; either way the
+    caller hears one answer and the stored turn is the final's words."""
+    base, _ = server
+    turns = await _answer_once(base)
+    async with httpx.AsyncClient(base_url=base) as http:
+        metrics = (await http.get("/metrics")).text
+    assert [t["text"] for t in turns if t["role"] == "user"] == [ANSWER]
+    assert len([t for t in turns if t["role"] == "assistant"]) == 2  # greeting, one answer
+    started = sum(
+        _counter(metrics, f'voicebot_speculative_partial_replies_total{{outcome="{outcome}"}}')
+        for outcome in ("kept", "redone")
+    )
+    assert started >= 1, "no reply was started on a partial transcript"
+    assert _counter(metrics, 'voicebot_speculative_turns_total{outcome="used"}') == 1
+
+
+def _counter(metrics: str, name: str) -> float:
+    """A sample's value in Prometheus text (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

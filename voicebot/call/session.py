@@ -87,7 +87,14 @@ from voicebot.call.speaker import (
     OPT_OUT_KEY_TEXT,
     Speaker,
 )
-from voicebot.call.speculation import HeldSink, Speculation, ToolGate, restore, snapshot
+from voicebot.call.speculation import (
+    HeldSink,
+    Speculation,
+    ToolGate,
+    restore,
+    same_words,
+    snapshot,
+)
 from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.errors import (
@@ -645,9 +652,11 @@ class CallSession:
         """At a short pause, recognise the utterance so far and start its reply, held.
         With streaming recognition the pause committed the audio so far (``streamed`` is
         its final) and the partial transcript sets the end-of-turn silence at once."""
-        if self.live_stt is not None and self.services.settings.adaptive_endpointing:
-            words = self.live_stt.partial_text
-            self.endpointer.set_turn_silence_ms(self._turn_silence_ms(words))
+        partial = ""
+        if self.live_stt is not None:
+            partial = self.live_stt.partial_text
+            if self.services.settings.adaptive_endpointing:
+                self.endpointer.set_turn_silence_ms(self._turn_silence_ms(partial))
         if (
             self._tg is None
             or self._speculation is not None
@@ -666,12 +675,21 @@ class CallSession:
             speech_end_at=speech_end_at,
             carry=self._carry,
             streamed=streamed,
+            partial=partial,
         )
         self._speculation = spec
         self._live.add(spec)
         spec.task = self._tg.create_task(self._run_speculation(spec), name="speculation")
 
     async def _run_speculation(self, spec: Speculation) -> None:
+        """Recognise the paused audio and start its reply, held. With streaming
+        recognition the reply starts at once on the partial transcript; the commit's final
+        then keeps it when it says the same words (:func:`same_words`), else the reply is
+        taken back and started again on the final's words."""
+        settings = self.services.settings
+        early = caller_words(spec.partial) if spec.streamed is not None else ""
+        if early and settings.speculate_on_partial:
+            await self._start_speculative_reply(spec, early, stt_done_at=time.monotonic())
         try:
             if spec.streamed is not None:
                 # Shielded: the same final may answer the turn if this task is cancelled.
@@ -680,14 +698,27 @@ class CallSession:
                 spec.text = await self._recognize(spec.audio)
         except ProviderError as exc:
             spec.error = exc
+            await self._retract(spec)  # the turn is recognised afresh
             return
         finally:
             spec.recognised_at = time.monotonic()
             spec.recognised.set()
-        settings = self.services.settings
         if settings.adaptive_endpointing and spec is self._speculation:
             self.endpointer.set_turn_silence_ms(self._turn_silence_ms(spec.text))
-        text = f"{spec.carry} {spec.text}".strip() if spec.carry else spec.text
+        partial_replies = self.services.metrics.speculative_partial_replies
+        if spec.handle is not None:
+            if same_words(early, spec.text):
+                partial_replies.labels("kept").inc()
+                return
+            partial_replies.labels("redone").inc()
+            await self._retract(spec)
+        await self._start_speculative_reply(spec, spec.text, stt_done_at=spec.recognised_at)
+
+    async def _start_speculative_reply(
+        self, spec: Speculation, words: str, *, stt_done_at: float | None
+    ) -> None:
+        """Start the held reply to ``words`` (after the carried words, if any)."""
+        text = f"{spec.carry} {words}".strip() if spec.carry else words
         if not text or spec.dropped:
             return
         if self._discards:
@@ -701,7 +732,7 @@ class CallSession:
         timings = TurnTimings(
             started_at=spec.started_at,
             speech_end_at=spec.speech_end_at,
-            stt_done_at=spec.recognised_at,
+            stt_done_at=stt_done_at,
         )
         handle = SpeechHandle(
             turn_id=self._turn_seq + 1,
@@ -789,14 +820,22 @@ class CallSession:
             await asyncio.wait({task})
         if reason != "unused":  # an unused speculation's words still answer the turn
             metrics.speculative_wasted_requests.labels("stt").inc()
+        await self._retract(spec)
+
+    async def _retract(self, spec: Speculation) -> None:
+        """Take back the speculation's held reply, if it has one: cancel it, put the
+        conversation state back and count its requests as wasted."""
         handle = spec.handle
         if handle is None:
             return
+        metrics = self.services.metrics
         await handle.discard()
         if spec.sink is not None:
             spec.sink.discard()
         restore(self.state, spec.state_before)
         self._tool_gate.release()
+        spec.handle = None
+        spec.sink = None
         if self.services.llm is not None:
             metrics.speculative_wasted_requests.labels("llm").inc()
         sentences = [u for u in handle.utterances if u.text]

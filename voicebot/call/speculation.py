@@ -14,7 +14,9 @@ reply harmless until it is confirmed:
   speculative reply never books a meeting the caller did not finish asking for;
 * :func:`snapshot` / :func:`restore` put the conversation state back as it was when a
   speculative reply is discarded (brains update the stage, slots and history as they
-  run).
+  run);
+* :func:`same_words` says whether a streaming partial transcript, on which a reply was
+  started, says what the final transcript says (the reply then stands).
 
 A discarded reply writes nothing: no history, no transcript, no turn in the database.
 """
@@ -27,6 +29,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from voicebot.brain.base import BookingResult, BookingTools, ConversationState
+from voicebot.brain.normalize import normalize
 from voicebot.call.playout import Playout, Utterance
 from voicebot.providers.base import Transcript
 
@@ -144,6 +147,12 @@ def restore(state: ConversationState, data: dict[str, Any]) -> None:
         setattr(state, f.name, getattr(earlier, f.name))
 
 
+def same_words(partial: str, final: str) -> bool:
+    """The two transcripts have the same words once normalised (niqqud, punctuation,
+    fillers, final letters and spelling variants aside): a reply to one answers the other."""
+    return normalize(partial).split() == normalize(final).split()
+
+
 @dataclass(eq=False)
 class Speculation:
     """One speculative turn: the paused utterance, its recognition and its held reply.
@@ -164,6 +173,7 @@ class Speculation:
     recognised_at: float | None = None
     dropped: bool = False
     streamed: asyncio.Future[Transcript] | None = None  # streaming STT's final of the audio
+    partial: str = ""  # streaming STT's partial transcript at the pause
     error: BaseException | None = None
     handle: SpeechHandle | None = None
     sink: HeldSink | None = None

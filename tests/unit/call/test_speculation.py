@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime
 
+import pytest
+
 from tests.unit.call.conftest import FRAME, Wire
 from voicebot.brain.base import BookingResult, ChatTurn, ConversationState
 from voicebot.call.playout import Playout
-from voicebot.call.speculation import HeldSink, ToolGate, restore, snapshot
+from voicebot.call.speculation import HeldSink, ToolGate, restore, same_words, snapshot
 
 
 async def test_held_audio_is_not_sent_and_agent_is_not_speaking(
@@ -131,3 +133,19 @@ def test_restore_puts_state_back_in_place() -> None:
     assert state.stage == "greeting"
     assert [t.content for t in state.history] == ["שלום"]
     assert history is not state.history or len(history) == 1
+
+
+@pytest.mark.parametrize(
+    ("partial", "final", "same"),
+    [
+        ("כן אפשר לדבר עכשיו", "כן, אפשר לדבר עכשיו.", True),
+        ("כֵּן מעניין אותי", "כן מעניין אותי", True),
+        ("כן אפשר", "כן, אפשר לדבר עכשיו", False),
+        ("מה המחיר", "מה המחיר של השירות?", False),
+    ],
+)
+def test_same_words_ignores_punctuation_and_niqqud_only(
+    partial: str, final: str, same: bool
+) -> None:
+    """A partial transcript answers the turn only when its words are the final's."""
+    assert same_words(partial, final) is same
