@@ -18,7 +18,14 @@ import pytest
 from tests.e2e.conftest import call_server_settings
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.testing.hebrew_audio import synthesize_hebrew
-from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.provider_sim import (
+    ProviderSim,
+    Rule,
+    ScriptedResponder,
+    SimConfig,
+    SimToolCall,
+    StageBehaviour,
+)
 from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_api_sim import SimulatedCall as RestCall
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
@@ -163,6 +170,37 @@ async def test_end_call_hangs_up_once_after_the_goodbye_played(
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
     assert api.calls[sid].status == "completed"
     assert [item["phone"] for item in dnc["items"]] == [DEFAULT_TO]
+
+
+async def test_the_stream_closes_at_the_hang_up_not_after_the_calls_bookkeeping(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str], sim: ProviderSim
+) -> None:
+    """The model opts the caller out: goodbye, hang-up, and the stream closes at once (1000),
+    while the call's summary request still hangs; the outcome is stored after the close.
+    (The socket used to stay open until the summary and the outcome were written: up to
+    the summary's 6 s timeout after the goodbye, and a load run's caller, already saying
+    its next line, counted the late close as a call dropped without a reply.)"""
+    api, _ = twilio_api
+    sid = "CA" + "e5" * 16
+    _live_at_twilio(api, sid)
+    sim.responder = ScriptedResponder([Rule("תורידו", tool=SimToolCall("add_to_do_not_call"))])
+    # Only the end-of-call summary request (its user message opens with the outcome) hangs.
+    sim.config.llm = StageBehaviour(hang=True, only_matching="^תוצאה רשומה")
+    async with server(llm_base_url=sim.base_url, llm_api_key="sim-key") as base:
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await _greeting_heard(call)
+            call.say(pcm16_to_ulaw(_speech_pcm(REMOVE_ME)))
+            await _first_update_while_watching(api, call, sid, 30)
+            await call.wait_until(lambda: call.ended, 10)
+            async with httpx.AsyncClient(base_url=base) as http:
+                items = (await http.get("/api/v1/calls")).json()["items"]
+            assert (call.close_code, call.close_reason) == (1000, "brain_end")
+            assert [item["outcome"] for item in items] == [None]  # stored after the close
+        detail = await _ended_call(base, timeout_s=20)
+    assert detail["outcome"] == "do_not_call"
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
 
 
 async def test_max_duration_cuts_in_says_goodbye_and_hangs_up(

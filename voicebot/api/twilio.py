@@ -483,21 +483,36 @@ async def _run_session(
             session.on_stop()
 
     registry: CallRegistry = state.extras["call_registry"]
+    closed = False
+    receiver: asyncio.Task[None] | None = None
+
+    async def close() -> None:
+        """End the stream as soon as the call is over (before its summary and outcome are
+        stored): the caller is not held on an open line by the bookkeeping."""
+        nonlocal closed
+        if closed:
+            return
+        closed = True
+        if receiver is not None:
+            receiver.cancel()
+        # A stalled peer would block the close frame too: bounded like any send.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                # The reason (how the call ended) is for the peer's logs; Twilio ignores it.
+                await websocket.close(code=session.close_code, reason=session.end_reason or "")
+        bound.info("call.ended", reason=session.end_reason)
+
     try:
         async with asyncio.TaskGroup() as tg:
             receiver = tg.create_task(receive())
             with registry.track(session):
-                await session.run()
+                await session.run(on_ended=close)
             receiver.cancel()
     except* (TimeoutError, OSError, RuntimeError) as group:
         bound.warning("call.transport_failed", errors=[type(e).__name__ for e in group.exceptions])
     if skipped.counts:
         bound.info("call.frames_skipped", counts=skipped.counts)
-    # A stalled peer would block the close frame too: bounded like any send.
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
-        async with asyncio.timeout(timeout_s):
-            await websocket.close(code=session.close_code)
-    bound.info("call.ended", reason=session.end_reason)
+    await close()
     if audio is not None:
         await save_recording(state, call_id, audio)
 

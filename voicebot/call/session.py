@@ -318,7 +318,10 @@ class CallSession:
 
     # ---- the call ----
 
-    async def run(self) -> None:
+    async def run(self, *, on_ended: Callable[[], Awaitable[None]] | None = None) -> None:
+        """The live call, then its bookkeeping (queued turns, outcome, summary).
+        ``on_ended`` runs between the two: the media route closes the stream there, so
+        the caller's line is released as soon as the call ends, not after the summary."""
         self.services.metrics.active_calls.inc()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -347,7 +350,11 @@ class CallSession:
                 await self.live_stt.session.aclose()
             self.services.metrics.active_calls.dec()
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
-            await self.recorder.finish(self.state)
+            try:
+                if on_ended is not None:
+                    await on_ended()
+            finally:
+                await self.recorder.finish(self.state)
 
     @property
     def close_code(self) -> int:

@@ -104,6 +104,9 @@ class Samples:
     ended_by_agent: int = 0
     """Calls the server closed normally after a reply (the agent said goodbye): not failures."""
     failures: Counter[str] = field(default_factory=Counter)
+    failed_calls: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per failed call that reached the stream: call SID, reason, close code,
+    seconds after connecting; to find the call in the server's logs."""
     calls_dropped: int = 0
     """Calls the server cut: closed without the agent's goodbye, an error close code, or a
     transport failure mid-call (a call that merely had an unanswered turn is not one)."""
@@ -158,6 +161,8 @@ class LoadReport:
     loadgen_cpu_s: float
     loadgen_cores: float
     delays: ConfiguredDelays
+    failed_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Call SID, reason, close code and seconds connected of each failed call."""
 
     @property
     def clean(self) -> bool:
@@ -243,6 +248,7 @@ def build_report(
         calls_ok=samples.calls_ok,
         calls_failed=failed,
         failure_reasons=dict(samples.failures),
+        failed_calls=list(samples.failed_calls),
         calls_ended_by_agent=samples.ended_by_agent,
         calls_dropped=samples.calls_dropped,
         turns_asked=samples.turns_asked,

@@ -11,9 +11,12 @@ phrase and wait for the first agent audio (turn latency); with probability
 ``barge_in_prob`` speak again over the reply and time the ``clear``; then stay
 on the line (silent) until ``duration_s`` after connecting, if given, and hang up.
 The agent may end the call first (a booking, a goodbye): a normal close after a
-reply counts as a good call (``ended_by_agent``); a close without a reply or with
-an error code is a failure and a dropped call. A caller turn with no agent audio within
-``REPLY_TIMEOUT_S`` is an unanswered turn (the call goes on, and counts as failed).
+reply counts as a good call (``ended_by_agent``), also when it comes while the caller is
+already saying its next line (it speaks ``AGENT_QUIET_S`` after the goodbye) and the
+close reason is ``brain_end`` or ``transfer``: that line is not counted as a turn. A
+close after a caller's line ended without a reply, or with an error code, is a failure
+and a dropped call. A caller turn with no agent audio within ``REPLY_TIMEOUT_S`` is an
+unanswered turn (the call goes on, and counts as failed).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ PROGRESS_INTERVAL_S = 1.0
 HTTP_POOL_CONNECTIONS = 100
 HTTP_TIMEOUT_S = 15.0
 NORMAL_CLOSURE = 1000
+AGENT_END_REASONS = frozenset({"brain_end", "transfer"})
+"""Close reasons (the server's end reason) of a call the agent ended on purpose."""
 SETTLE_S = 0.5
 """Pause after the last call before the final server reading (lets the server finish up)."""
 
@@ -179,6 +184,7 @@ class LoadTest:
         if config.calls > 1:
             await asyncio.sleep(index * config.ramp_s / (config.calls - 1))
         connected_s: float | None = None
+        call: SimulatedCall | None = None
         try:
             async with place_call(
                 config.url,
@@ -204,6 +210,7 @@ class LoadTest:
         except CallFailedError as exc:
             self.samples.failures[exc.reason] += 1
             self.samples.calls_dropped += exc.dropped
+            self._note_failed(call, exc.reason, connected_s)
         except CallNotConnectedError as exc:
             self.samples.failures[f"webhook answered {exc.status_code} without a stream"] += 1
         except InvalidHandshake as exc:
@@ -212,8 +219,23 @@ class LoadTest:
             stage = "connect" if connected_s is None else "mid-call"
             self.samples.failures[f"{stage}: {type(exc).__name__}"] += 1
             self.samples.calls_dropped += connected_s is not None
+            self._note_failed(call, f"{stage}: {type(exc).__name__}", connected_s)
         finally:
             self._finished += 1
+
+    def _note_failed(
+        self, call: SimulatedCall | None, reason: str, connected_s: float | None
+    ) -> None:
+        if call is None or connected_s is None:
+            return
+        self.samples.failed_calls.append(
+            {
+                "call_sid": call.call_sid,
+                "reason": reason,
+                "close_code": call.close_code,
+                "connected_s": round(time.monotonic() - connected_s, 1),
+            }
+        )
 
     async def _converse(
         self,
@@ -269,6 +291,16 @@ class LoadTest:
         await _poll(lambda: speech.response_latency_ms is not None or call.ended, REPLY_TIMEOUT_S)
         latency_ms = speech.response_latency_ms
         if latency_ms is None:
+            if (
+                call.ended
+                and call.close_code == NORMAL_CLOSURE
+                and call.close_reason in AGENT_END_REASONS
+                and speech.end_s is None
+            ):
+                # The agent hung up after its last reply (a goodbye, then the close) while
+                # this line was still being said: not a turn; the caller ends with it.
+                self.samples.turns_asked -= 1
+                return True
             if call.ended:
                 raise CallFailedError("ended by the server without a reply", dropped=True)
             return False

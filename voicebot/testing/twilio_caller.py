@@ -268,6 +268,11 @@ class SimulatedCall:
         """The websocket close code once closed (1000 when the server hung up normally)."""
         return self._ws.close_code
 
+    @property
+    def close_reason(self) -> str | None:
+        """The close frame's reason once closed: the server's end reason (``brain_end``...)."""
+        return self._ws.close_reason
+
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         """Wait until ``predicate()`` is true, re-checking after every message and frame."""
         async with asyncio.timeout(timeout_s):
