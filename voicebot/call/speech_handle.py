@@ -17,7 +17,9 @@ Brains read history; whatever a brain appended of the agent's reply while it ran
 replaced by the heard text at commit (the caller's own words it appended are kept).
 A reply interrupted by the caller speaking again before any of it was played is
 *dropped*: nothing of it is committed and :attr:`dropped_user_text` hands the caller's
-words back to the session, which answers them together with the new utterance.
+words back to the session, which answers them together with the new utterance. A reply
+cut for any other reason (barge-in, a key, ``stop``) before any of it was played stores
+the caller's words but no agent turn: the transcript holds only what was said.
 
 A *speculative* reply (prepared while the end of the caller's turn is being confirmed)
 runs with a held sink: its audio waits until the session confirms the turn (then it is
@@ -273,7 +275,9 @@ class SpeechHandle:
             self._state.history.append(ChatTurn(role="assistant", content=self.heard_text))
         if self.user_text is not None:
             self._recorder.user_turn(self.user_text)
-        if self.heard_text or self.final is not None:
+        # A reply cut before any of it played is not a turn of the conversation: nothing
+        # of it is stored (the transcript holds what was said on the line).
+        if self.heard_text or (self.final is not None and not interrupted):
             self.timings.first_frame_at = self._first_sent_at()
             final = self.final
             reply = Reply(

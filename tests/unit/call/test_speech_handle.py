@@ -253,3 +253,19 @@ async def test_reply_cut_before_its_final_event_requests_no_end() -> None:
         await handle.interrupt("barge_in")
     assert handle.final is None
     assert handle.end_request is None
+
+
+async def test_reply_cut_before_any_audio_played_stores_no_agent_turn() -> None:
+    """A key or a barge-in before a single frame of the reply played: the caller's words
+    are stored, no empty agent turn is (the transcript holds what was said on the line),
+    and the history gets no assistant turn."""
+    for reason in ("barge_in", "dtmf", "stop"):
+        clock = FakeClock()
+        handle, state, _, recorder = _handle(clock)
+        async with asyncio.TaskGroup() as tg:
+            handle.start(tg)
+            await handle.wait_generated()
+            await handle.interrupt(reason)
+        assert handle.final is not None and handle.heard_text == ""
+        assert recorder.turns == [("user", USER, False)], reason
+        assert _history(state)[1:] == [("user", USER)], reason
