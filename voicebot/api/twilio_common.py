@@ -3,11 +3,16 @@ and script.
 
 Forms are checked after the signature: a field the databases cannot store (NUL, control
 characters, an address longer than a SIP URI may be, an id past 32 bits) is a 422 in the
-one error shape, never a 500. ``From``/``To`` may be phone numbers, ``sip:`` URIs or
-``client:`` identities.
+one error shape, never a 500. Recognised speech (``SpeechResult``) is Twilio's own
+rendering of what the caller said, not input anyone typed: its control and format
+characters become spaces (logged once) and the turn goes on. ``From``/``To`` may be
+phone numbers, ``sip:`` URIs or ``client:`` identities.
 """
 
 from __future__ import annotations
+
+import unicodedata
+from typing import ClassVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +44,8 @@ class TwilioForm(BaseModel):
     """The fields of a Twilio call webhook that we read; Twilio sends many more."""
 
     model_config = ConfigDict(extra="allow")
+    SPOKEN_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields holding recognised speech: cleaned of control characters, never refused."""
     CallSid: Line = Field(default="", max_length=64)
     AccountSid: Line | None = Field(default=None, max_length=64)
     From: Line | None = Field(
@@ -74,6 +81,8 @@ class StatusForm(TwilioForm):
 class GatherForm(TwilioForm):
     """A ``<Gather>`` result: speech, a key, or neither on silence."""
 
+    SPOKEN_FIELDS: ClassVar[tuple[str, ...]] = ("SpeechResult", "UnstableSpeechResult")
+
     SpeechResult: Text | None = Field(default=None, max_length=4000)
     Digits: Line | None = Field(default=None, max_length=64)
     Confidence: Line | None = Field(default=None, max_length=32)
@@ -96,6 +105,23 @@ def _form_problem(params: dict[str, str], headers: dict[str, str]) -> list[dict[
     return problems
 
 
+def _clean_spoken(params: dict[str, str], names: tuple[str, ...], *, path: str) -> None:
+    """Replace control and format characters in the recognised-speech fields by spaces."""
+    for name in names:
+        value = params.get(name)
+        if value is None or unstorable_problem(value) is None:
+            continue
+        cleaned = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
+        params[name] = " ".join(cleaned.split())
+        log.info(
+            "twilio.speech_cleaned",
+            path=path,
+            call_sid=params.get("CallSid"),
+            field=name,
+            removed_chars=sum(unicodedata.category(ch)[0] == "C" for ch in value),
+        )
+
+
 async def signed_form(
     request: Request, model: type[TwilioForm] = TwilioForm
 ) -> dict[str, str] | Response:
@@ -114,6 +140,7 @@ async def signed_form(
     except SignatureError as exc:
         log.warning("twilio.bad_signature", path=request.url.path, reason=exc.message)
         return error_response(403, exc.code, "bad Twilio signature")
+    _clean_spoken(params, model.SPOKEN_FIELDS, path=request.url.path)
     if problems := _form_problem(params, dict(request.headers)):
         raise InvalidInputError("invalid webhook", details=problems)
     try:

@@ -577,7 +577,7 @@ async def test_gather_speech_with_control_characters_is_cleaned(
     await _seed_outbound_call(settings, call_sid=call_sid)
     first = await twilio.answer(call_sid)
     answer = await twilio.turn(
-        first.text, call_sid, SpeechResult="\u202bכן,\u200f אפשר  \u200fלדבר\u202c"
+        first.text, call_sid, SpeechResult="\u202bכן,\u200f אפשר\x00 \x1b\u200fלדבר\u202c\x7f"
     )
     assert answer.status_code == 200, answer.text
     _, _, turns = await _load(settings, call_sid)
