@@ -15,20 +15,26 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import call_server_settings
+from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call
+from voicebot.telephony import twilio_side as wire
+from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
-from voicebot.testing.twilio_caller import SimulatedCall, open_stream, place_call
+from voicebot.testing.twilio_caller import EncodedSpeech, SimulatedCall, open_stream, place_call
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "wire-edge-auth-token"
+ANSWER = "כן, אפשר לדבר עכשיו"
+AUDIO_CACHE = Path(".cache/hebrew_audio")
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
     async with ProviderSim(SimConfig(seed=7)) as running:
+        running.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
         yield running
 
 
@@ -86,6 +92,31 @@ async def test_junk_frames_are_skipped_and_the_call_goes_on(
         await call.wait_until(lambda: call.metrics.agent_audio_ms > before_ms + 200, 10)
         assert not call.ended
         assert not call.metrics.protocol_errors
+
+
+async def test_media_payloads_of_any_length_are_heard(server: tuple[str, Settings]) -> None:
+    """Caller speech in 100-byte payloads (12.5 ms, not Twilio's 20 ms) between 160-byte
+    silence frames is cut back into 20 ms frames: the turn is heard and answered (it used
+    to be dropped frame by frame, without a word in the log)."""
+    base, _ = server
+    ulaw = pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE))
+    odd = EncodedSpeech(
+        frames_b64=tuple(wire.encode_payload(ulaw[i : i + 100]) for i in range(0, len(ulaw), 100))
+    )
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        speech = call.say(odd)
+        await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
+        assert not call.ended
+        async with httpx.AsyncClient(base_url=base) as http, asyncio.timeout(20):
+            while True:
+                calls = (await http.get("/api/v1/calls")).json()["items"]
+                detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+                said = [t["text"] for t in detail["turns"] if t["role"] == "user"]
+                if said:
+                    break
+                await asyncio.sleep(0.1)
+    assert said == [ANSWER]
 
 
 async def test_unsigned_handshake_is_refused(server: tuple[str, Settings]) -> None:

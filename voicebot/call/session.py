@@ -62,7 +62,7 @@ from typing import ParamSpec
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from voicebot.audio.codec import ulaw_to_pcm16
+from voicebot.audio.codec import FRAME_BYTES_ULAW, ulaw_to_pcm16
 from voicebot.audio.endpointing import (
     Endpointer,
     SpeechEnded,
@@ -211,6 +211,8 @@ class CallSession:
         self._live: set[Speculation] = set()  # started, neither adopted nor dropped
         self._screening = True  # the first recognised utterance is checked for a machine
         self._machine = False  # the first words were a recording: no more turns
+        self._inbound_rest = bytearray()  # caller audio short of a whole 20 ms frame
+        self._odd_frames_logged = False
 
     def _to_peer(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         """``send`` that ends the call quietly when the peer is gone (:class:`PeerGoneError`:
@@ -237,10 +239,26 @@ class CallSession:
     # ---- inbound, called by the media route for every parsed event ----
 
     async def on_media(self, ulaw: bytes) -> None:
+        """One ``media`` payload: Twilio sends 20 ms (160 bytes); any other length is cut
+        into 20 ms frames (a remainder waits for the next payload), logged once per call."""
         now = time.monotonic()
         if self._last_media_at is not None and now - self._last_media_at > INBOUND_GAP_S:
             self.services.metrics.inbound_frame_gaps.inc()
         self._last_media_at = now
+        if len(ulaw) == FRAME_BYTES_ULAW and not self._inbound_rest:
+            await self._on_frame(ulaw, now)
+            return
+        if not self._odd_frames_logged:
+            self._odd_frames_logged = True
+            self.log.info("call.media_reframed", payload_bytes=len(ulaw))
+        self._inbound_rest += ulaw
+        whole = len(self._inbound_rest) - len(self._inbound_rest) % FRAME_BYTES_ULAW
+        frames = bytes(self._inbound_rest[:whole])
+        del self._inbound_rest[:whole]
+        for start in range(0, whole, FRAME_BYTES_ULAW):
+            await self._on_frame(frames[start : start + FRAME_BYTES_ULAW], now)
+
+    async def _on_frame(self, ulaw: bytes, now: float) -> None:
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
         final = None
         if self.live_stt is not None:
