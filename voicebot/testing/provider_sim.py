@@ -127,6 +127,10 @@ class SimConfig:
     realtime: RealtimeBehaviour = field(default_factory=RealtimeBehaviour)
     llm_inter_token_ms: float = 0.0
     llm_garbage: bool = False
+    llm_stream_end: Literal["done", "no_done", "no_finish"] = "done"
+    """How a streamed chat answer ends: ``data: [DONE]`` (OpenAI's own), ``no_done`` (the
+    final chunk with its finish reason, then the body just ends), ``no_finish`` (the body
+    ends after the last text or tool-call piece: no finish reason, no ``[DONE]``)."""
     tts_chunk_ms: int = 100
     tts_realtime: bool = False
     tts_use_espeak: bool = True
@@ -536,8 +540,12 @@ class ProviderSim:
                 piece = arguments[start : start + TOOL_ARGUMENT_PIECE_CHARS]
                 yield event({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
                 await asyncio.sleep(pause_s)
+        end = self.config.llm_stream_end
+        if end == "no_finish":
+            return
         yield event({}, "tool_calls" if reply.tool_calls else "stop")
-        yield "data: [DONE]\n\n"
+        if end == "done":
+            yield "data: [DONE]\n\n"
 
     # TTS.
 

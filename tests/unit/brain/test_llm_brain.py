@@ -550,3 +550,43 @@ async def test_question_with_digits_is_tracked_in_spoken_form(
         await model.aclose()
     assert "מחמישה עובדים" in reply.text
     assert state.stage == st.QUALIFY and state.qualify_index == 1
+
+
+@pytest.mark.parametrize("end", ["no_done", "no_finish"])
+async def test_a_stream_without_done_is_the_models_reply(
+    sim: ProviderSim, brain: LLMBrain, tools: InMemoryBookingTools, end: str
+) -> None:
+    """A streamed answer whose body just ends (no ``[DONE]``, even no finish reason) is
+    taken as it came: its text is spoken and its tool call runs, with no fallback."""
+    sim.config.llm_stream_end = end  # type: ignore[assignment]
+    sim.responder = Recorder(
+        SimReply(tool_calls=(SimToolCall("book_meeting", {"start": TOMORROW_10.isoformat()}),)),
+        SimReply(text=BOOKED_TEXT),
+    )
+    with capture_logs() as logs:
+        reply = await brain.respond(_state(), "כן, מחר בעשר", now=NOW)
+    assert reply.text == BOOKED_TEXT
+    assert [m.start for m in tools.meetings] == [TOMORROW_10]
+    assert not [e for e in logs if e["event"] == "brain.llm_fallback"]
+
+
+@pytest.mark.parametrize("end", ["no_done", "no_finish"])
+async def test_broken_tool_json_in_a_stream_without_done_falls_back_to_the_rules(
+    sim: ProviderSim,
+    llm: OpenAILanguageModel,
+    tools: InMemoryBookingTools,
+    metrics: Metrics,
+    end: str,
+) -> None:
+    """Broken tool arguments every round, in streams that never say ``[DONE]``: the rule
+    brain answers the turn (its opt-out happens) and one fallback is logged."""
+    sim.config.llm_stream_end = end  # type: ignore[assignment]
+    broken = SimToolCall("add_to_do_not_call", raw_arguments='{"confirm": tr')
+    sim.responder = lambda _: SimReply(tool_calls=(broken,))
+    brain = _brain(llm, tools, metrics, ROOMY_FIRST_SENTENCE_TIMEOUT_S)
+    with capture_logs() as logs:
+        reply = await brain.respond(_state(), "תוריד אותי מהרשימה", now=NOW)
+    assert reply.text and reply.end_call
+    assert tools.do_not_call is True
+    fallbacks = [e["reason"] for e in logs if e["event"] == "brain.llm_fallback"]
+    assert fallbacks == ["bad_tool_arguments"]
