@@ -21,6 +21,10 @@ from zoneinfo import ZoneInfo
 
 from voicebot.brain.intent_model import model_intent
 from voicebot.brain.intent_patterns import (
+    ASIDE_PATTERNS,
+    CALLBACK_PATTERNS,
+    COUNTER_PATTERNS,
+    DECLINE_PATTERNS,
     DOMINANT_SCORES,
     INTENT_PATTERNS,
     INTENT_PRIORITY,
@@ -63,16 +67,25 @@ LINE_CHECK_SCORE = 3.0  # "הלו?" after the greeting: are you there, say it ag
 # A whole utterance of only these words is "what?": say it again.
 _WHAT_ONLY = frozenset({"מה", "מהה", "מההה", "הא", "סליחה", "רגע", "שוב"})
 _WHAT = frozenset({"מה", "מהה", "מההה", "הא"})  # at least one of these: "רגע" alone waits
+_PARDON = "סליחה"  # alone ("סליחה?") it is "pardon?"; before other words, an apology
+# Below this summed weight the words said to someone else ("תגיד לו לחכות") make it unclear.
+ASIDE_MAX_SCORE = 4.0
 # Intents that a time mention turns into propose_time ("כן, מחר בעשר").
 _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_time"})
+# Day names are not slot picks: "יום ראשון" is Sunday, not "the first one".
+_DAY_NAME_RE = re.compile(r"(?<!\S)\S{0,2}יומ (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)")
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
 
 Compiled = tuple[tuple[re.Pattern[str], float], ...]
 
 
 def _compile(patterns: tuple[tuple[str, float], ...]) -> Compiled:
+    # A word may carry "ו" (and) glued on, and "לא" also "ש" (that): "ושלא מעוניין".
     return tuple(
-        (re.compile(r"(?<!\S)ו?(?:" + soundalike(fold_finals(source)) + r")(?!\S)"), weight)
+        (
+            re.compile(r"(?<!\S)ו?(?:ש(?=לא))?(?:" + soundalike(fold_finals(source)) + r")(?!\S)"),
+            weight,
+        )
         for source, weight in patterns
     )
 
@@ -80,6 +93,14 @@ def _compile(patterns: tuple[tuple[str, float], ...]) -> Compiled:
 _COMPILED: dict[str, Compiled] = {name: _compile(p) for name, p in INTENT_PATTERNS.items()}
 _SLOT_CHOICE: Compiled = _compile(SLOT_CHOICE_PATTERNS)
 _OFFER_QUESTION: Compiled = _compile(OFFER_QUESTION_PATTERNS)
+_DECLINE: Compiled = _compile(DECLINE_PATTERNS)
+_COUNTER: Compiled = _compile(COUNTER_PATTERNS)
+_CALLBACK: Compiled = _compile(CALLBACK_PATTERNS)
+_ASIDE: Compiled = _compile(ASIDE_PATTERNS)
+
+
+def _any(patterns: Compiled, key: str) -> bool:
+    return any(pattern.search(key) for pattern, _ in patterns)
 
 
 def asks_about_offer(canonical: str) -> bool:
@@ -105,6 +126,15 @@ def _scores(key: str) -> dict[str, float]:
         if total:
             scores[name] = total
     return scores
+
+
+def _asks_what(tokens: list[str]) -> bool:
+    """Whether the whole utterance is "what?" ("מה", "רגע מה") or a bare "pardon?" ("סליחה")."""
+    if not tokens:
+        return False
+    if all(t in _WHAT_ONLY for t in tokens) and any(t in _WHAT for t in tokens):
+        return True
+    return all(t == _PARDON for t in tokens)
 
 
 def _best(scores: dict[str, float]) -> tuple[str, float]:
@@ -170,15 +200,17 @@ def detect_intent(
     key = soundalike(canonical)
     scores = _scores(key)
     tokens = canonical.split()
-    if tokens and all(t in _WHAT_ONLY for t in tokens) and any(t in _WHAT for t in tokens):
+    if _asks_what(tokens):
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
     if moment != "greeting" and scores.pop("greeting", 0.0) and "הלו" in tokens:
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
     when = parse_hebrew_time(
         text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
     )
+    choice = 0.0
     if expecting == "slot":
-        choice = sum(w for pattern, w in _SLOT_CHOICE if pattern.search(key))
+        picks = _DAY_NAME_RE.sub(" ", key)
+        choice = sum(w for pattern, w in _SLOT_CHOICE if pattern.search(picks))
         if choice:
             scores["accept_time"] = scores.get("accept_time", 0.0) + choice
     else:
@@ -189,8 +221,23 @@ def detect_intent(
     name, score = _best(scores)
     if expecting == "slot" and name == "book_meeting":
         name = "accept_time" if when is None else "propose_time"
+    # With slots on the table a time named in a refusal is the time refused ("מחר אני לא
+    # יכול"), a time named with a pick describes the slot picked ("השנייה, של אחרי הצהריים"),
+    # and being busy without asking for a call back refuses the slots ("זה לא נוח לי").
+    declined = (
+        expecting == "slot"
+        and name in ("no", "reject_time", "busy_call_later")
+        and _any(_DECLINE, key)
+        and not _any(_COUNTER, key)
+        and not (name == "busy_call_later" and _any(_CALLBACK, key))
+    )
+    if declined:
+        name, score = "reject_time", max(score, TIME_SCORE)
+    picked = expecting == "slot" and name == "accept_time" and choice > 0
     if (
         when is not None
+        and not declined
+        and not picked
         and name not in _KEEPS_TIME
         and (score <= TIME_SCORE or name in _YIELDS_TO_TIME)
         # A day behind us ("דיברנו אתמול") is an answer only when a time was asked for.
@@ -201,7 +248,7 @@ def detect_intent(
     # ("אנחנו חמישה"), which the model reinterprets only when it is very sure.
     if score < MODEL_WEAK_SCORE:
         name, score = _second_opinion(key, moment, expecting, when, name, score)
-    if score < MIN_SCORE:
+    if score < MIN_SCORE or (score < ASIDE_MAX_SCORE and _any(_ASIDE, key)):
         return IntentResult("unclear", score, when, canonical)
     if expecting == "slot":
         if name in ("yes", "interested"):

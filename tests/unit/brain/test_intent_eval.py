@@ -1,9 +1,15 @@
-"""The labelled intent evaluation (voicebot/testing/data): both halves meet their thresholds.
+"""The labelled intent evaluation (voicebot/testing/data): every development set meets its
+threshold and none of them is fitted on.
 
-The held-out half is measured, never tuned on. Its threshold sits just under what the
-patterns and the n-gram model reach today (96.4%; the issue's target is 97%), so a
-regression fails here;
-scripts/intent_eval.py prints both accuracies and the development misses only.
+``heldout`` (v1) and ``heldout_v2`` were held out once; both were measured and read, so
+they are development sets now (reported as dev_v1 and dev_v2), scored with their misses
+printed. v2's rows must still never be training rows: the model learns each kind of miss
+from rows written anew, so v2 keeps measuring phrasings it never saw (v1 already shares
+105 short everyday answers such as "כן" or "מה אמרת" with the training-only rows). The held-out
+set is ``heldout_v3``, written blind by another session and measured once by the lead with
+``scripts/intent_eval.py``; no test here reads it, so nobody sees its rows while tuning.
+Thresholds sit just under today's figures (scripts/intent_eval.py --dev-only), so a
+regression fails here.
 """
 
 from __future__ import annotations
@@ -11,13 +17,22 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from voicebot.brain.intents import INTENTS
-from voicebot.testing.intent_eval import MOMENT_STAGE, Half, evaluate, load, load_training
+import pytest
 
-MIN_DEV_ACCURACY = 0.97
-MIN_HELDOUT_ACCURACY = 0.96
+from voicebot.brain.intents import INTENTS
+from voicebot.testing.intent_eval import (
+    DEV_SETS,
+    MOMENT_STAGE,
+    REPORTED_AS,
+    Half,
+    evaluate,
+    load,
+    load_training,
+)
+
+MIN_ACCURACY: dict[Half, float] = {"dev": 0.97, "heldout": 0.97, "heldout_v2": 0.96}
 MIN_ROWS = 400
-MIN_BLIND_ROWS = 300
+MIN_V2_ROWS = 300
 
 
 def test_data_set_is_large_labelled_and_split() -> None:
@@ -30,40 +45,36 @@ def test_data_set_is_large_labelled_and_split() -> None:
         assert {c.moment for c in half} == set(MOMENT_STAGE)
 
 
-def test_blind_heldout_set_is_labelled_and_unseen() -> None:
-    """The blind held-out set (v2): 300+ rows, known labels, every intent and moment, no
-    text the classifier was fitted or tuned on, training-only rows included (punctuation
-    and spacing ignored)."""
-    blind = load("heldout_v2")
-    assert len(blind) >= MIN_BLIND_ROWS
-    assert {c.intent for c in blind} == set(INTENTS)
-    assert {c.moment for c in blind} == set(MOMENT_STAGE)
-    fitted_or_tuned_on: tuple[Half, ...] = ("dev", "heldout")
-    seen = {_key(c.text) for half in fitted_or_tuned_on for c in load(half)}
-    seen |= {_key(c.text) for c in load_training()}  # the n-gram model's extra rows
-    assert not [c.text for c in blind if _key(c.text) in seen]
+def test_v2_set_is_labelled_with_every_intent_and_moment() -> None:
+    """The second development set (the spent blind set): 300+ rows, every intent and moment."""
+    v2 = load("heldout_v2")
+    assert len(v2) >= MIN_V2_ROWS
+    assert {c.intent for c in v2} == set(INTENTS)
+    assert {c.moment for c in v2} == set(MOMENT_STAGE)
+
+
+def test_v2_shares_no_text_with_training_rows() -> None:
+    """No v2 text (punctuation and spacing ignored) is a row the model is fitted on, the
+    training-only rows included: its misses are fixed with rows written anew, never copied."""
+    fitted = {_key(c.text) for c in load_training()}
+    assert not [c.text for c in load("heldout_v2") if _key(c.text) in fitted]
 
 
 def _key(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", "", text).split())
 
 
-def test_development_accuracy() -> None:
-    """At least 97% of the development half is understood as labelled; misses are printed."""
-    score = evaluate("dev")
+@pytest.mark.parametrize("half", DEV_SETS)
+def test_development_accuracy(half: Half) -> None:
+    """Each development set is understood as labelled at or above its threshold; misses are
+    printed as confusion counts."""
+    score = evaluate(half)
     _print(
-        score.half,
+        REPORTED_AS[half],
         score.accuracy,
         [(m.case.moment, m.case.text, m.case.intent, m.got) for m in score.misses],
     )
-    assert score.accuracy >= MIN_DEV_ACCURACY
-
-
-def test_heldout_accuracy() -> None:
-    """The held-out half stays at or above the accuracy first measured on it."""
-    score = evaluate("heldout")
-    # Its misses are never shown, not even as confusion counts: nobody tunes on them.
-    assert score.accuracy >= MIN_HELDOUT_ACCURACY, f"held-out {score.accuracy:.1%}"
+    assert score.accuracy >= MIN_ACCURACY[half], f"{REPORTED_AS[half]} {score.accuracy:.1%}"
 
 
 def _print(half: str, accuracy: float, misses: list[tuple[str, str, str, str]]) -> None:
