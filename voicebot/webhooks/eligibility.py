@@ -4,11 +4,16 @@ Before a campaign dials a lead it POSTs ``{"campaign_id": …, "lead": {…}}`` 
 campaign's ``eligibility_url``, signed like every webhook (``Voicebot-Signature``). An
 answer ``{"eligible": false, "reason": …}`` skips the lead; so does an error status, an
 unreadable answer or no answer within :data:`ELIGIBILITY_TIMEOUT_S` (the CRM did not say
-yes). ``{"eligible": true}`` dials.
+yes). ``{"eligible": true}`` dials; ``"eligible"`` must be a JSON boolean (``"no"`` or
+``"false"`` is unreadable, so skipped). The 2 s bound the whole exchange, body included
+(a CRM trickling its answer is cut off), an answer larger than
+:data:`ANSWER_MAX_BYTES` is not read past that size (skipped), and a redirect is not
+followed (skipped: the dialer never fetches an address the operator did not set).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,6 +25,28 @@ from voicebot.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, signatu
 
 ELIGIBILITY_TIMEOUT_S: Final = 2.0
 REASON_MAX_CHARS: Final = 300
+ANSWER_MAX_BYTES: Final = 64 * 1024
+"""An eligibility answer is a few dozen bytes; more than this is not a CRM's answer."""
+
+
+class _TooLarge(Exception):
+    """The answer went past ANSWER_MAX_BYTES."""
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """The status and (bounded) body of one POST; raises httpx errors and _TooLarge."""
+    async with (
+        httpx.AsyncClient(timeout=ELIGIBILITY_TIMEOUT_S, follow_redirects=False) as client,
+        client.stream("POST", url, content=body, headers=headers) as response,
+    ):
+        if not 200 <= response.status_code < 300:
+            return response.status_code, b""
+        data = bytearray()
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > ANSWER_MAX_BYTES:
+                raise _TooLarge
+        return response.status_code, bytes(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +66,20 @@ async def check_eligibility(
     if secret:
         headers[SIGNATURE_HEADER] = signature_header(secret, body)
     try:
-        async with httpx.AsyncClient(timeout=ELIGIBILITY_TIMEOUT_S) as client:
-            response = await client.post(url, content=body, headers=headers)
+        async with asyncio.timeout(ELIGIBILITY_TIMEOUT_S):
+            status_code, content = await _post(url, body, headers)
     except httpx.HTTPError as exc:
         return Eligibility(False, f"eligibility check failed: {type(exc).__name__}")
-    if not 200 <= response.status_code < 300:
-        return Eligibility(False, f"eligibility check failed: HTTP {response.status_code}")
+    except TimeoutError:
+        return Eligibility(
+            False, f"eligibility check failed: no answer in {ELIGIBILITY_TIMEOUT_S:g} s"
+        )
+    except _TooLarge:
+        return Eligibility(False, f"eligibility check failed: answer over {ANSWER_MAX_BYTES} bytes")
+    if not 200 <= status_code < 300:
+        return Eligibility(False, f"eligibility check failed: HTTP {status_code}")
     try:
-        answer = response.json()
+        answer = json.loads(content)
     except ValueError:
         return Eligibility(False, "eligibility check failed: not JSON")
     if not isinstance(answer, dict) or not isinstance(answer.get("eligible"), bool):
