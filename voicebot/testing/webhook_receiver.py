@@ -10,6 +10,7 @@ on yet: see the tests.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ class WebhookReceiver:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Event id → event, each kept once (first delivery)."""
     order: list[str] = field(default_factory=list)
+    received_at: dict[str, float] = field(default_factory=dict)
+    """Event id → when it was first kept (``time.monotonic()``)."""
     duplicates: int = 0
     bad_signatures: int = 0
     requests: int = 0
@@ -63,4 +66,5 @@ class WebhookReceiver:
             return Response(status_code=400)
         self.events[event_id] = event
         self.order.append(event_id)
+        self.received_at[event_id] = time.monotonic()
         return Response(status_code=204)

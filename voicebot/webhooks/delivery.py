@@ -12,7 +12,15 @@ attempt), ``Voicebot-Event-Id`` and ``Voicebot-Event-Type``. A 2xx answer delive
 anything else (an error status, a refused connection, a timeout) schedules the next
 attempt after ``WEBHOOK_RETRY_BASE_S`` · 2^(attempts − 1), capped at
 ``WEBHOOK_RETRY_MAX_S``, until the event is ``WEBHOOK_MAX_AGE_S`` old (24 h by default):
-then it is ``failed`` and stays listed for a replay.
+then it is ``failed`` and stays listed for a replay. A ``410 Gone`` is final at once
+(the receiver says the subscription is gone; a replay still sends it). The whole attempt,
+headers and all, is bounded by ``WEBHOOK_TIMEOUT_S`` (a receiver that trickles its
+answer byte by byte times out too) and the answer's body is never read.
+
+A ``call.completed`` report that names a recording is held until the recording is
+stored (the URL answers 200 when the receiver gets the event), at most
+:data:`RECORDING_WAIT_S` after the event; a recording still missing then (its save
+failed, its process died) is dropped from the report (``recording_url: null``).
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.config import Settings
-from voicebot.db.models import Campaign, DeliveryStatus, WebhookDelivery
+from voicebot.db.models import Call, Campaign, DeliveryStatus, WebhookDelivery
 from voicebot.db.types import utcnow
+from voicebot.webhooks.events import EventType
 from voicebot.webhooks.signing import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -48,6 +57,12 @@ MAX_PARALLEL_DELIVERIES: Final = 8
 USER_AGENT: Final = "voicebot-webhooks/1"
 ERROR_MAX_CHARS: Final = 500
 BACKOFF_MAX_EXPONENT: Final = 30
+GONE_STATUS: Final = 410
+"""The receiver's "this subscription is gone": not retried."""
+RECORDING_WAIT_S: Final = 60.0
+"""How long a ``call.completed`` report waits for its recording to be stored."""
+RECORDING_RECHECK_S: Final = 0.5
+"""How soon a held report is looked at again."""
 
 
 def retry_delay_s(attempts: int, *, base_s: float, max_s: float) -> float:
@@ -164,6 +179,8 @@ class Dispatcher:
             delivery = await session.get(WebhookDelivery, delivery_id)
             if delivery is None or delivery.status != DeliveryStatus.SENDING:
                 return False
+            if not await _recording_settled(session, delivery):
+                return False
             secret = await self._secret(session, delivery)
             body = event_body(delivery)
             url, event_id, event_type = delivery.url, delivery.event_id, delivery.event_type
@@ -177,13 +194,19 @@ class Dispatcher:
             headers[SIGNATURE_HEADER] = signature_header(secret, body)
         status_code: int | None = None
         error: str | None = None
+        timeout_s = self.settings.webhook_timeout_s
         try:
-            response = await self._http.post(url, content=body, headers=headers)
-            status_code = response.status_code
+            async with (
+                asyncio.timeout(timeout_s),
+                self._http.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                status_code = response.status_code  # the body is never read
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
+        except TimeoutError:
+            error = f"no answer in {timeout_s:g} s"
         return await self._record(delivery_id, status_code, error)
 
     async def _secret(self, session: AsyncSession, delivery: WebhookDelivery) -> str | None:
@@ -216,7 +239,7 @@ class Dispatcher:
                     max_s=self.settings.webhook_retry_max_s,
                 )
                 next_at = now + timedelta(seconds=wait_s)
-                if next_at > delivery.expires_at:
+                if next_at > delivery.expires_at or status_code == GONE_STATUS:
                     delivery.status = DeliveryStatus.FAILED
                 else:
                     delivery.status, delivery.next_attempt_at = DeliveryStatus.PENDING, next_at
@@ -232,6 +255,32 @@ class Dispatcher:
             error=error,
         )
         return error is None
+
+
+async def _recording_settled(session: AsyncSession, delivery: WebhookDelivery) -> bool:
+    """May this (claimed) delivery go now? A ``call.completed`` report naming a recording
+    not yet stored goes back to ``pending`` (no attempt counted) for up to
+    RECORDING_WAIT_S; after that its ``recording_url`` is set to null. Commits a change."""
+    if delivery.event_type != EventType.CALL_COMPLETED:
+        return True
+    data = delivery.payload.get("data")
+    if not isinstance(data, dict) or not data.get("recording_url"):
+        return True
+    call_id = data.get("call_id")
+    call = await session.get(Call, call_id) if isinstance(call_id, int) else None
+    if call is not None and call.recording_key:
+        return True
+    now = utcnow()
+    if call is not None and now - delivery.created_at < timedelta(seconds=RECORDING_WAIT_S):
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = now + timedelta(seconds=RECORDING_RECHECK_S)
+        delivery.lease_until = None
+        await session.commit()
+        return False
+    delivery.payload = {**delivery.payload, "data": {**data, "recording_url": None}}
+    await session.commit()
+    log.warning("webhook.recording_missing", delivery_id=delivery.id, call_id=call_id)
+    return True
 
 
 async def replay(
