@@ -51,6 +51,7 @@ from voicebot.loop_monitor import freeze_startup_heap, watch_gc_pauses, watch_lo
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.providers.health import ProviderHealth
+from voicebot.recordings.storage import check_store
 from voicebot.startup import check_deployment
 from voicebot.store.phrases import RedisPhrases
 from voicebot.store.redis import RedisStore
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         state.extras["features"] = features(settings)
         state.extras["call_registry"] = registry
+        await check_store(settings)  # a bucket that cannot be used is said now, once
         providers = build_providers(settings)
         state.extras["call_services"] = build_call_services(
             settings,

@@ -22,7 +22,7 @@ from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.errors import StorageError
 from voicebot.notify.sms import send_pending, sms_enabled
 from voicebot.recordings.calls import purge_expired
-from voicebot.recordings.storage import build_store
+from voicebot.recordings.storage import RecordingStore, build_store
 from voicebot.telephony.rest import TwilioDialer
 from voicebot.webhooks.delivery import Dispatcher
 
@@ -82,13 +82,15 @@ async def _retention(
 ) -> None:
     """Delete recordings past ``RECORDING_RETENTION_DAYS``, hourly; a failed pass (store
     or database down) is logged and tried at the next."""
-    store = build_store(settings)
+    store: RecordingStore | None = None
     while not stop.is_set():
         try:
+            store = store or build_store(settings)  # a misconfigured store: StorageError
             while await purge_expired(sessions, store, settings):
                 pass
         except (StorageError, SQLAlchemyError, OSError) as exc:
-            log.warning("recordings.purge_failed", error=type(exc).__name__)
+            reason = exc.message if isinstance(exc, StorageError) else type(exc).__name__
+            log.warning("recordings.purge_failed", error=reason)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RETENTION_INTERVAL_S)
 

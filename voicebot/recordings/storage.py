@@ -3,8 +3,11 @@
 A store has three async methods keyed by a relative name (``calls/42.wav``); file and
 network I/O run in threads. ``RECORDING_S3_BUCKET`` selects S3 (AWS, MinIO, R2, …)
 through the ``minio`` client (the ``s3`` extra); otherwise files go under
-``RECORDING_DIR``. Failure: ``save`` raises :class:`~voicebot.errors.StorageError`;
-``load`` answers None for a missing recording.
+``RECORDING_DIR``. Failure: every method raises :class:`~voicebot.errors.StorageError`
+(503 at the API) when the store refuses or cannot be reached, including a missing
+bucket, wrong credentials, a malformed endpoint or the ``s3`` extra not installed;
+``load`` answers None only for a recording that is not there. :func:`check_store` says
+at start-up, in one log line, why a configured store cannot be used.
 """
 
 from __future__ import annotations
@@ -12,12 +15,20 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+import structlog
 
 from voicebot.config import Settings
 from voicebot.errors import StorageError
 
+log = structlog.get_logger(__name__)
+
 WAV_CONTENT_TYPE = "audio/wav"
+MISSING_OBJECT_CODES: Final = frozenset({"NoSuchKey", "NoSuchObject"})
+"""S3 error codes that mean "no such recording" (any other code is the store's fault)."""
+CHECK_TIMEOUT_S: Final = 10.0
+"""How long the start-up check waits for the store to answer."""
 
 
 class RecordingStore(Protocol):
@@ -92,8 +103,8 @@ class S3Store:
 
         try:
             await asyncio.to_thread(put)
-        except Exception as exc:
-            raise StorageError(f"cannot store recording {key}: {type(exc).__name__}") from exc
+        except Exception as exc:  # the client's errors, as in load
+            raise StorageError(f"cannot store recording {key}: {_describe(exc)}") from exc
 
     async def load(self, key: str) -> bytes | None:
         def get() -> bytes | None:
@@ -102,7 +113,7 @@ class S3Store:
             try:
                 response = self.client.get_object(self.bucket, self._name(key))
             except S3Error as exc:
-                if exc.code in ("NoSuchKey", "NoSuchObject"):
+                if exc.code in MISSING_OBJECT_CODES:
                     return None
                 raise
             try:
@@ -112,24 +123,77 @@ class S3Store:
                 response.close()
                 response.release_conn()
 
-        return await asyncio.to_thread(get)
+        name = self._name(key)
+        try:
+            return await asyncio.to_thread(get)
+        except Exception as exc:  # the client's errors: S3Error, urllib3's, ValueError
+            raise StorageError(f"cannot read recording {name}: {_describe(exc)}") from exc
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.client.remove_object, self.bucket, self._name(key))
+        name = self._name(key)
+        try:
+            await asyncio.to_thread(self.client.remove_object, self.bucket, name)
+        except Exception as exc:  # the client's errors, as in load
+            raise StorageError(f"cannot delete recording {name}: {_describe(exc)}") from exc
+
+    async def check(self) -> None:
+        """Raise StorageError unless the bucket exists and these credentials may see it."""
+        try:
+            exists = await asyncio.to_thread(self.client.bucket_exists, self.bucket)
+        except Exception as exc:  # the client's errors, as in load
+            raise StorageError(f"bucket {self.bucket!r}: {_describe(exc)}") from exc
+        if not exists:
+            raise StorageError(f"bucket {self.bucket!r} does not exist")
+
+
+def _describe(exc: Exception) -> str:
+    """The S3 error code (``NoSuchBucket``, ``InvalidAccessKeyId``…) or the error type;
+    never the request's headers or credentials."""
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__} {code}" if isinstance(code, str) else type(exc).__name__
 
 
 def build_store(settings: Settings) -> RecordingStore:
-    """S3 when ``RECORDING_S3_BUCKET`` is set, else the local directory."""
+    """S3 when ``RECORDING_S3_BUCKET`` is set, else the local directory. Raises
+    StorageError when the S3 client cannot be built (the ``s3`` extra is not installed,
+    the endpoint is malformed)."""
     if settings.recording_s3_bucket:
-        from minio import Minio  # the optional `s3` extra
-
+        try:
+            from minio import Minio  # the optional `s3` extra
+        except ImportError as exc:
+            raise StorageError(
+                "RECORDING_S3_BUCKET is set but the minio client is not installed "
+                "(pip install 'voicebot[s3]')"
+            ) from exc
         secret = settings.recording_s3_secret_key
-        client = Minio(
-            settings.recording_s3_endpoint or "s3.amazonaws.com",
-            access_key=settings.recording_s3_access_key,
-            secret_key=secret.get_secret_value() if secret is not None else None,
-            secure=settings.recording_s3_secure,
-            region=settings.recording_s3_region,
-        )
+        endpoint = settings.recording_s3_endpoint or "s3.amazonaws.com"
+        try:
+            client = Minio(
+                endpoint,
+                access_key=settings.recording_s3_access_key,
+                secret_key=secret.get_secret_value() if secret is not None else None,
+                secure=settings.recording_s3_secure,
+                region=settings.recording_s3_region,
+            )
+        except ValueError as exc:  # minio refuses a scheme or a path in the endpoint
+            raise StorageError(f"RECORDING_S3_ENDPOINT {endpoint!r}: {exc}") from exc
         return S3Store(client, settings.recording_s3_bucket, settings.recording_s3_prefix)
     return LocalStore(Path(settings.recording_dir))
+
+
+async def check_store(settings: Settings) -> bool:
+    """At start-up: can the configured S3 store be used? Logs ``recordings.store_unusable``
+    with the reason (error) and answers False when not; True for a usable store or the
+    local directory (created on first save). Never raises: calls go on unrecorded."""
+    if not settings.recording_s3_bucket:
+        return True
+    try:
+        store = build_store(settings)
+        if isinstance(store, S3Store):
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await store.check()
+    except (StorageError, TimeoutError) as exc:
+        reason = exc.message if isinstance(exc, StorageError) else "no answer"
+        log.error("recordings.store_unusable", bucket=settings.recording_s3_bucket, error=reason)
+        return False
+    return True
