@@ -50,7 +50,7 @@ def s3_endpoint() -> Iterator[str]:
         endpoint_url=f"http://{endpoint}",
         region_name=REGION,
         aws_access_key_id="bootstrap",
-        aws_secret_access_key="bootstrap",  # noqa: S106 - moto's, before auth is on
+        aws_secret_access_key="bootstrap",  # moto accepts any key before auth is on
     )
     iam.create_user(UserName="voicebot")
     policy = {
