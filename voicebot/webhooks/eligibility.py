@@ -68,12 +68,12 @@ async def check_eligibility(
     try:
         async with asyncio.timeout(ELIGIBILITY_TIMEOUT_S):
             status_code, content = await _post(url, body, headers)
-    except httpx.HTTPError as exc:
-        return Eligibility(False, f"eligibility check failed: {type(exc).__name__}")
-    except TimeoutError:
+    except (TimeoutError, httpx.TimeoutException):  # whichever 2 s bound fired first
         return Eligibility(
             False, f"eligibility check failed: no answer in {ELIGIBILITY_TIMEOUT_S:g} s"
         )
+    except httpx.HTTPError as exc:
+        return Eligibility(False, f"eligibility check failed: {type(exc).__name__}")
     except _TooLarge:
         return Eligibility(False, f"eligibility check failed: answer over {ANSWER_MAX_BYTES} bytes")
     if not 200 <= status_code < 300:

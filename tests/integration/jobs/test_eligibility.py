@@ -80,6 +80,6 @@ async def test_no_error_and_stall_skip_yes_dials(engine_factory: EngineFactory) 
     assert states[NO] == states[BROKEN] == states[SLOW] == ("skipped", "skipped")
     assert "לקוח קיים" in reasons
     assert "eligibility check failed: HTTP 500" in reasons
-    assert "eligibility check failed: ReadTimeout" in reasons
+    assert "eligibility check failed: no answer in 2 s" in reasons
     assert len(engine.sim.calls) == 1
     assert verified and all(verified)
