@@ -77,10 +77,16 @@ class AmdForm(TwilioForm):
 class MachineVerdict:
     """What to do with a call that a machine answered (committed before acting)."""
 
-    call_id: int
+    call_id: int | None
     fax: bool
     leave_message: bool
     script: AgentScript | None
+
+
+UNRECORDED_HANG_UP: Final = MachineVerdict(
+    call_id=None, fax=False, leave_message=False, script=None
+)
+"""A machine found while the database was down: hung up, nothing recorded."""
 
 
 @operation(
@@ -130,8 +136,13 @@ async def transcript_machine(state: AppState, call_sid: str, kind: MachineKind) 
             state, params, None, outcome=outcome, leave_message=kind == "voicemail"
         )
     except SQLAlchemyError as exc:
-        log.error("twilio.machine_speech_db_unavailable", call_sid=call_sid, error=str(exc))
-        return False
+        # The verdict cannot be recorded, so "once per lead" cannot be checked: no message.
+        # But a machine must not be left on a silent line until max duration: hang up.
+        log.error(
+            "twilio.machine_speech_db_unavailable", call_sid=call_sid, error=type(exc).__name__
+        )
+        await _act(state, call_sid, UNRECORDED_HANG_UP)
+        return True
     log.info("call.machine_speech", call_sid=call_sid, kind=kind, acted=verdict is not None)
     if verdict is None:
         return False
