@@ -204,7 +204,9 @@ class PhraseCache:
 
     async def _read_disk(self, key: str) -> bytes | None:
         path = self._path(key)
-        if path is None:
+        # Most lookups (a model's sentences) miss: one stat of a local file (microseconds),
+        # not a thread hop per sentence; a hit reads in a thread.
+        if path is None or not os.path.exists(path):  # noqa: ASYNC240
             return None
         try:
             return await asyncio.to_thread(_read_and_touch, path)
