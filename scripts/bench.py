@@ -378,6 +378,14 @@ def latency_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _per_turn_ms(report: dict[str, Any]) -> str:
+    """Server CPU per caller turn asked: comparable across latencies, unlike CPU per
+    call-minute (a call lasts ``--duration-s`` or its turns, whichever is longer, so faster
+    turns pack the same work into fewer call-minutes)."""
+    cpu_s, turns = report.get("server_cpu_s"), report.get("turns_asked")
+    return "-" if cpu_s is None or not turns else f"{1000 * cpu_s / turns:.1f}"
+
+
 def _minus(value: float | None, delay_ms: float) -> float | None:
     return None if value is None else value - delay_ms
 
@@ -443,7 +451,10 @@ async def main() -> int:
                     f"/{report['turns_asked']}, turn p50/p99 {fmt(report['turn']['p50_ms'])}/"
                     f"{fmt(report['turn']['p99_ms'])} ms, overhead p99 "
                     f"{fmt(report['overhead_ms']['p99_ms'])} ms, underruns "
-                    f"{report['underruns']}, clean {clean(report)}, simulator saw "
+                    f"{report['underruns']}, clean {clean(report)}, server CPU "
+                    f"{_per_turn_ms(report)} ms per caller turn, "
+                    f"{fmt(report['server_cpu_s_per_call_minute'], 2)} s per call-minute, "
+                    f"load {report['load']}, simulator saw "
                     f"{report['sim_requests']}",
                     file=sys.stderr,
                     flush=True,
