@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -39,7 +39,15 @@ MAX_LIVE_CALLS_LISTED = 100
 MIN_PHONE_SEARCH_DIGITS = 3
 """A search of this many digits (and no letters) looks in phone numbers, not names."""
 MAX_LATENCY_TURNS = 5_000
-"""Turns read to compute the overview's latency percentiles (the newest ones)."""
+"""Turns the overview's latency percentiles are computed over (the newest ones)."""
+LATENCY_STAGE_KEYS = {
+    "endpoint": (("endpoint",),),
+    "stt": (("stt",),),
+    "llm": (("llm_first_token", "brain"),),
+    "tts": (("tts_first_byte",), ("first_frame",)),
+}
+"""Each stage an operator reads, as a sum of terms; each term is the first of its keys
+that holds a number (a missing or non-numeric value counts 0, a negative one 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,60 @@ async def turn_latencies_since(session: AsyncSession, since: datetime) -> list[d
         .limit(MAX_LATENCY_TURNS)
     )
     return [dict(row or {}) for row in (await session.scalars(stmt)).all()]
+
+
+def _stage_sql(terms: tuple[tuple[str, ...], ...]) -> str:
+    def number(key: str) -> str:
+        # Keys are the fixed names above, never input.
+        return (
+            f"CASE WHEN jsonb_typeof(latency->'{key}') = 'number' "
+            f"THEN greatest(trunc((latency->>'{key}')::float), 0) END"
+        )
+
+    return " + ".join(f"coalesce({', '.join(number(k) for k in keys)}, 0)" for keys in terms)
+
+
+_STAGES_SQL = {stage: _stage_sql(terms) for stage, terms in LATENCY_STAGE_KEYS.items()}
+_TOTAL_SQL = (
+    "coalesce(nullif(CASE WHEN jsonb_typeof(latency->'total') = 'number' "
+    "THEN (latency->>'total')::float END, 0), "
+    + " + ".join(f"({sql})" for sql in _STAGES_SQL.values())
+    + ")"
+)
+_PERCENTILES_SQL = text(
+    "SELECT count(*) AS turns, "  # noqa: S608 - built from the fixed stage keys above
+    + ", ".join(
+        f"percentile_cont(CAST(:fractions AS float[])) WITHIN GROUP (ORDER BY {sql}) AS {name}"
+        for name, sql in (*_STAGES_SQL.items(), ("total", _TOTAL_SQL))
+    )
+    + " FROM (SELECT latency FROM call_turns WHERE created_at >= :since AND role = 'assistant'"
+    " ORDER BY id DESC LIMIT :turns) AS recent"  # the newest turns, as the Python path reads
+)
+
+
+async def turn_latency_percentiles(
+    session: AsyncSession, since: datetime, percentiles: Sequence[int]
+) -> tuple[int, dict[str, dict[int, float]]] | None:
+    """How many agent turns were stored since ``since`` (at most ``MAX_LATENCY_TURNS``,
+    the newest) and the ``percentiles`` of each stage and of the total in ms, computed by
+    Postgres (``percentile_cont``, numpy's linear interpolation). None on another database
+    (the caller computes them from :func:`turn_latencies_since`)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    fractions = [p / 100 for p in percentiles]
+    row = (
+        await session.execute(
+            _PERCENTILES_SQL, {"fractions": fractions, "since": since, "turns": MAX_LATENCY_TURNS}
+        )
+    ).one()
+    turns = int(row.turns)
+    if not turns:
+        return 0, {}
+    table = {
+        name: dict(zip(percentiles, getattr(row, name), strict=True))
+        for name in (*_STAGES_SQL, "total")
+    }
+    return turns, table
 
 
 def leads_select(

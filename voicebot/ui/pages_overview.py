@@ -24,22 +24,22 @@ LATENCY_WINDOW = timedelta(hours=1)
 PERCENTILES = (50, 95)
 
 
-def _latency_table(latencies: list[dict[str, Any]]) -> dict[str, dict[int, int]]:
+def _latency_table(latencies: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
     """p50/p95 per stage and of the total, in ms, over the given turns."""
     if not latencies:
         return {}
     rows = [stages_ms(latency) for latency in latencies]
-    table: dict[str, dict[int, int]] = {}
+    table: dict[str, dict[int, float]] = {}
     for stage in ("endpoint", "stt", "llm", "tts"):
         values = np.array([row[stage] for row in rows], dtype=float)
-        table[stage] = {p: int(np.percentile(values, p)) for p in PERCENTILES}
+        table[stage] = {p: float(np.percentile(values, p)) for p in PERCENTILES}
     totals = np.array(
         [
             float(lat.get("total") or sum(row.values()))
             for lat, row in zip(latencies, rows, strict=True)
         ]
     )
-    table["total"] = {p: int(np.percentile(totals, p)) for p in PERCENTILES}
+    table["total"] = {p: float(np.percentile(totals, p)) for p in PERCENTILES}
     return table
 
 
@@ -90,14 +90,19 @@ async def _today(state: AppState) -> dict[str, Any]:
 
 async def overview(request: Request) -> Response:
     state = app_state(request)
+    since = utcnow() - LATENCY_WINDOW
     async with state.sessions() as session:
-        latencies = await queries.turn_latencies_since(session, utcnow() - LATENCY_WINDOW)
+        computed = await queries.turn_latency_percentiles(session, since, PERCENTILES)
+        if computed is None:  # not Postgres: the newest turns' breakdowns, here
+            latencies = await queries.turn_latencies_since(session, since)
+            computed = len(latencies), _latency_table(latencies)
+    turns, table = computed
     provider_health = state.extras.get("provider_health")
     report: dict[str, Any] = {} if provider_health is None else provider_health.report()
     context = {
         **await _today(state),
-        "latency": _latency_table(latencies),
-        "latency_turns": len(latencies),
+        "latency": {stage: {p: int(v) for p, v in row.items()} for stage, row in table.items()},
+        "latency_turns": turns,
         "providers": report,
         "checks": await health_checks(state),
         "provider_errors": provider_error_counts(state),
