@@ -9,6 +9,10 @@ call's TwiML is replaced over REST by the script's voicemail message then ``<Han
 (campaign ``voicemail_action=leave_message``, once per lead) or the call is hung up. A
 ``fax`` is hung up with outcome ``fax`` (its member is never redialed).
 
+A verdict for a call that already ended (the person hung up before AMD decided) is
+noted (``answered_by`` when unset, the machine's outcome when the call has none) and
+not acted on: no REST request, the lead's one voicemail message not spent.
+
 The callback may reach any web instance: the verdict is committed (idempotent on the
 call SID, through the ``twilio_events`` ledger) before any REST request; a redelivery
 does nothing. A failed REST request is logged; Twilio's status callback still ends the
@@ -175,18 +179,24 @@ async def _record(
             log.warning("twilio.amd_unknown_call", call_sid=call_sid)
             await session.commit()
             return None
-        if machine or call.answered_by is None:
+        # A verdict after the call ended (hung up before AMD decided) is only noted: no
+        # action, and the lead's one voicemail message is not spent on a finished call.
+        ended = call.ended_at is not None or call.outcome is not None
+        if (machine and not ended) or call.answered_by is None:
             call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
         verdict = None
         if machine:
             outcome = outcome or (CallOutcome.FAX if fax else CallOutcome.VOICEMAIL)
-            leave = not fax and leave_message and await claim_voicemail(session, call)
+            leave = not ended and not fax and leave_message and await claim_voicemail(session, call)
             script = await load_agent_script(session, call.campaign_id) if leave else None
             lead = await lead_context(session, call)
             facts = CallFacts(outcome, state.settings.tz)
             call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
             await record_outcome(session, call, outcome, settings=state.settings)
-            verdict = MachineVerdict(call.id, fax, leave, script)
+            if ended:
+                log.info("twilio.amd_after_end", call_sid=call_sid, answered_by=answered_by)
+            else:
+                verdict = MachineVerdict(call.id, fax, leave, script)
         await session.commit()
         return verdict
 
