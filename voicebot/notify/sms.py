@@ -7,7 +7,9 @@ sender (in the dispatcher loop: a worker, or ``serve`` on the embedded default) 
 pending rows, checks do-not-call once more, and calls ``messages.create`` with a status
 callback (``/twilio/sms-status?sms=ID``). The row is ``sending`` (committed) before the
 request; a request whose answer was lost leaves it ``interrupted``, never sent twice.
-A do-not-call number is never texted: the row is ``skipped``.
+A do-not-call number is never texted: the row is ``skipped``; so is a number that
+``phonenumbers`` knows as a landline (Israeli 02/03/04/08/09: a business line, common
+for B2B leads), which carriers drop after Twilio has billed it (error 30006).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import phonenumbers
 import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -65,6 +68,19 @@ def sms_enabled(settings: Settings) -> bool:
     )
 
 
+NOT_MOBILE: Final = "not a mobile number"
+
+
+def textable(phone: str) -> bool:
+    """False for a number known to be a landline (``FIXED_LINE``); True for mobiles, VoIP,
+    numbers that may be either and numbers phonenumbers cannot place (Twilio judges)."""
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return True
+    return phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.FIXED_LINE
+
+
 async def _blocked(session: AsyncSession, lead: Lead) -> bool:
     if lead.status == LeadStatus.DO_NOT_CALL:
         return True
@@ -99,14 +115,18 @@ async def queue_confirmation(
     body = script.render_sms_confirmation(
         name=lead.name, date=israeli_date(local), time=israeli_time(local)
     )
-    blocked = await _blocked(session, lead)
+    reason: str | None = None
+    if await _blocked(session, lead):
+        reason = "do not call"
+    elif not textable(lead.phone):
+        reason = NOT_MOBILE
     sms = SmsMessage(
         meeting_id=meeting.id,
         lead_id=lead.id,
         to_number=lead.phone,
         body=body,
-        status="skipped" if blocked else "pending",
-        error="do not call" if blocked else None,
+        status="pending" if reason is None else "skipped",
+        error=reason,
         status_events=[],
     )
     session.add(sms)

@@ -17,7 +17,11 @@ voicebot.testing.twilio_api_sim --help``):
   Message resource (``SM…``, status ``queued``; 400/21604 without ``To``, 21603 without
   ``From``, 21602 without ``Body``), kept in :attr:`TwilioApiSimulator.messages`, then the
   signed ``StatusCallback`` with ``sent`` and ``delivered`` (or ``undelivered`` with
-  ``ErrorCode`` 30003 for numbers in :attr:`TwilioApiSimulator.undeliverable`);
+  ``ErrorCode`` 30003 for numbers in :attr:`TwilioApiSimulator.undeliverable`, 30006
+  for Israeli landlines, +972 2/3/4/8/9, as carriers report them). As Twilio, a body
+  over 1,600 characters is refused (400/21617), a ``To`` that is not E.164 too
+  (400/21211), and ``num_segments`` is counted the GSM-7 way (160, 153 per part) or,
+  for any other character (Hebrew), the UCS-2 way (70, 67 per part);
 * ``GET`` of the same path fetches the call; ``GET …/Calls.json`` lists calls
   (``To``, ``StartTime>`` filters);
 * with a :class:`~voicebot.testing.twilio_call_flow.CallBehaviour`, each created call
@@ -40,6 +44,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import re
 import secrets
 import socket
 import threading
@@ -74,6 +79,29 @@ CODE_CALL_NOT_IN_PROGRESS = 21220
 CODE_INVALID_MACHINE_DETECTION = 21234
 CODE_SMS_NO_BODY = 21602
 CODE_SMS_NO_TO = 21604
+CODE_SMS_BAD_TO = 21211
+CODE_SMS_TOO_LONG = 21617
+CODE_SMS_LANDLINE = "30006"
+SMS_MAX_CHARS = 1600
+GSM7_CHARS = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+"""GSM 03.38 (with the extension table): a body of only these is sent as GSM-7."""
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+ISRAELI_LANDLINE = re.compile(r"^\+972[23489][0-9]{7}$")
+
+
+def sms_segments(body: str) -> int:
+    """How many SMS parts Twilio bills for ``body``: GSM-7 160 (153 per part when split),
+    UCS-2 70 (67 per part) when any character is outside GSM-7 (Hebrew)."""
+    if set(body) <= GSM7_CHARS:
+        single, part = 160, 153
+    else:
+        single, part = 70, 67
+    return 1 if len(body) <= single else -(-len(body) // part)
+
+
 MACHINE_DETECTION_VALUES = frozenset({"Enable", "DetectMessageEnd"})
 LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 
@@ -120,6 +148,8 @@ class SimulatedMessage:
     body: str
     status: str
     status_callback: str | None
+    segments: int = 1
+    """The parts Twilio would bill (:func:`sms_segments`)."""
     callbacks: list[str] = field(default_factory=list)
     """Statuses called back (delivered to the callback URL), in order."""
 
@@ -409,6 +439,16 @@ class TwilioApiSimulator:
             return _error(400, CODE_NO_FROM, "A 'From' phone number is required.")
         if not body:
             return _error(400, CODE_SMS_NO_BODY, "Message body is required.")
+        if not E164.match(to):
+            return _error(
+                400, CODE_SMS_BAD_TO, f"The 'To' number {to} is not a valid phone number."
+            )
+        if len(body) > SMS_MAX_CHARS:
+            return _error(
+                400,
+                CODE_SMS_TOO_LONG,
+                "The concatenated message body exceeds the 1600 character limit.",
+            )
         message = SimulatedMessage(
             sid="SM" + secrets.token_hex(16),
             to=to,
@@ -416,6 +456,7 @@ class TwilioApiSimulator:
             body=body,
             status="queued",
             status_callback=recorded.value("StatusCallback"),
+            segments=sms_segments(body),
         )
         self.messages.append(message)
         self._amd_flow().spawn(self._message_life(message))
@@ -430,7 +471,7 @@ class TwilioApiSimulator:
                 "body": body,
                 "status": "queued",
                 "direction": "outbound-api",
-                "num_segments": "1",
+                "num_segments": str(message.segments),
                 "num_media": "0",
                 "error_code": None,
                 "error_message": None,
@@ -447,7 +488,8 @@ class TwilioApiSimulator:
         )
 
     async def _message_life(self, message: SimulatedMessage) -> None:
-        final = "undelivered" if message.to in self.undeliverable else "delivered"
+        landline = ISRAELI_LANDLINE.match(message.to) is not None
+        final = "undelivered" if message.to in self.undeliverable or landline else "delivered"
         for status in ("sent", final):
             await asyncio.sleep(self.sms_callback_delay_s)
             message.status = status
@@ -464,7 +506,7 @@ class TwilioApiSimulator:
                 "From": message.from_,
             }
             if status == "undelivered":
-                params["ErrorCode"] = "30003"
+                params["ErrorCode"] = CODE_SMS_LANDLINE if landline else "30003"
             if await self._amd_flow().post_signed(message.status_callback, params) is not None:
                 message.callbacks.append(status)
 
