@@ -183,9 +183,12 @@ async def call_report(session: AsyncSession, settings: Settings, call: Call) -> 
     lead = await session.get(Lead, call.lead_id) if call.lead_id is not None else None
     campaign = await session.get(Campaign, call.campaign_id) if call.campaign_id else None
     # The WAV is stored as the stream closes, just after this report: a recorded
-    # campaign's call has its URL from the start, and the dispatcher holds the report
-    # until the WAV is stored (or drops the URL when it never is).
-    recording = call.recording_key or (campaign is not None and campaign.record)
+    # campaign's streamed call has its URL from the start, and the dispatcher holds the
+    # report until the WAV is stored (or drops the URL when it never is). A call that
+    # never streamed (no answer, busy) has no recording to wait for.
+    recording = call.recording_key or (
+        campaign is not None and campaign.record and call.stream_sid is not None
+    )
     return {
         "call_id": call.id,
         "call_sid": call.call_sid,

@@ -36,9 +36,10 @@ async def _wait(predicate: Any, timeout_s: float) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _ended_recorded_call(app: Any) -> int:
+async def _ended_recorded_call(app: Any, *, streamed: bool = True) -> int:
     """A call of a recording campaign that just got its outcome (so its ``call.completed``
-    report is recorded) and whose WAV is not stored yet; returns its id."""
+    report is recorded) and whose WAV is not stored yet; returns its id. ``streamed``:
+    its Media Stream ran (else it was never answered)."""
     state = app.state.voicebot
     async with state.sessions() as session:
         campaign = Campaign(name="הקלטות", record=True)
@@ -50,13 +51,15 @@ async def _ended_recorded_call(app: Any) -> int:
             call_sid="CA" + "1" * 32,
             campaign_id=campaign.id,
             lead_id=lead.id,
-            status="completed",
-            answered_at=now,
+            status="completed" if streamed else "no-answer",
+            answered_at=now if streamed else None,
             ended_at=now,
+            stream_sid="MZ" + "1" * 32 if streamed else None,
         )
         session.add(call)
         await session.flush()
-        await record_outcome(session, call, CallOutcome.COMPLETED, settings=state.settings)
+        outcome = CallOutcome.COMPLETED if streamed else CallOutcome.NO_ANSWER
+        await record_outcome(session, call, outcome, settings=state.settings)
         await session.commit()
         return call.id
 
@@ -176,6 +179,30 @@ async def test_hostile_receiver_does_not_hold_the_delivery(database_url: str, ki
     else:
         assert delivered and took_s < 1.0
         assert row.status == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_unanswered_call_of_a_recording_campaign_is_reported_at_once(
+    database_url: str, tmp_path: Any
+) -> None:
+    """A recording campaign's call that was never answered has no recording to wait for:
+    its report arrives within a few polls, recording_url null (not held for a minute)."""
+    receiver = WebhookReceiver(secret=SECRET)
+    async with serve_on_loopback(receiver.app) as hooks:
+        settings = make_settings(
+            database_url=database_url,
+            webhook_url=f"{hooks}/hooks",
+            webhook_secret=SECRET,
+            webhook_poll_interval_s=0.1,
+            recording_dir=str(tmp_path / "rec"),
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            await _ended_recorded_call(app, streamed=False)
+            await _wait(lambda: receiver.of_type("call.completed"), 5)
+    (report,) = receiver.of_type("call.completed")
+    assert report["data"]["recording_url"] is None
+    assert report["data"]["outcome"] == "no_answer"
 
 
 async def _claim_until_one(state: Any, settings: Any) -> list[int]:
