@@ -33,7 +33,11 @@ SEED = 20261129
 
 
 class _Silent:
-    """A model that never speaks up: the detector runs on its patterns alone."""
+    """A model that never speaks up: the detector runs on its patterns alone (words are still
+    mended with the fold's training words)."""
+
+    def __init__(self, model: IntentModel) -> None:
+        self.repair = model.repair
 
     def guess(self, key: str, moment: str) -> ModelGuess:
         return ModelGuess("unclear", 0.0)
@@ -74,7 +78,7 @@ def main() -> None:
                         if got != row.intent:
                             misses[row] = got
                 model_only += sum(model.guess(key_of(r), r.moment).intent == r.intent for r in fold)
-                with _using(_Silent()):
+                with _using(_Silent(model)):
                     patterns_only += sum(classify(r) == r.intent for r in fold)
                 total += len(fold)
     print(

@@ -11,7 +11,9 @@ training row (exits 1 otherwise). :func:`fit` is reused by ``scripts/intent_cv.p
 
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +22,11 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from voicebot.brain.intent_model import MODEL_PATH, MOMENTS, IntentModel, load_model
+from voicebot.brain.hebrew_numbers import WORD_VALUES
+from voicebot.brain.intent_model import MODEL_PATH, MOMENTS, IntentModel, load_model, word_key
+from voicebot.brain.intent_patterns import INTENT_PATTERNS
 from voicebot.brain.normalize import normalize, soundalike
+from voicebot.brain.time_grammar import DAY_WORD_OFFSETS, MONTHS, RELATIVE_UNITS_MIN, WEEKDAYS
 from voicebot.testing.intent_eval import Labelled, load_training, training_sha256
 
 NGRAM_RANGE = (2, 5)
@@ -29,11 +34,23 @@ REGULARISATION_C = 10.0  # inverse L2 strength: the rows are few, the n-grams ma
 MOMENT_WEIGHT = 1.0  # value of the one-hot moment feature
 MAX_ITERATIONS = 3000
 TOLERANCE = 1e-9
+WORD_RE = re.compile(r"[\u05d0-\u05ea]+|[a-z]+")
 
 
 def key_of(row: Labelled) -> str:
     """The sound-alike key the model reads for a row, as :mod:`intents` computes it."""
     return soundalike(normalize(row.text))
+
+
+def word_counts(rows: Sequence[Labelled]) -> Counter[str]:
+    """How often each word (final letters folded, as written) occurs in the rows; the words
+    written out in the intent patterns and the number and time words count as seen once
+    more, so they are never split."""
+    counts = Counter(word_key(word) for row in rows for word in WORD_RE.findall(row.text.lower()))
+    sources = [source for patterns in INTENT_PATTERNS.values() for source, _ in patterns]
+    sources += [*WORD_VALUES, *WEEKDAYS, *MONTHS, *RELATIVE_UNITS_MIN, *DAY_WORD_OFFSETS]
+    counts.update(word_key(word) for source in sources for word in WORD_RE.findall(source))
+    return counts
 
 
 def fit(rows: Sequence[Labelled], path: Path, digest: str) -> LogisticRegression:
@@ -47,6 +64,7 @@ def fit(rows: Sequence[Labelled], path: Path, digest: str) -> LogisticRegression
     classifier = LogisticRegression(C=REGULARISATION_C, max_iter=MAX_ITERATIONS)
     classifier.fit(features, [row.intent for row in rows])
     vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+    words = sorted(word_counts(rows).items())
     path.parent.mkdir(exist_ok=True)
     np.savez_compressed(
         path,
@@ -58,6 +76,8 @@ def fit(rows: Sequence[Labelled], path: Path, digest: str) -> LogisticRegression
         classes=np.array(classifier.classes_),
         moment_weight=np.array(MOMENT_WEIGHT),
         dev_sha256=np.array(digest),
+        words=np.array([word for word, _ in words]),
+        word_counts=np.array([count for _, count in words], dtype=np.int32),
     )
     classifier.features_ = features  # kept for the inference check below
     return classifier

@@ -13,11 +13,16 @@ The fitted weights ship in ``data/intent_model.npz`` (written by
 never the held-out half); inference is numpy only, about 0.1 ms per utterance, and
 scikit-learn is needed only to refit. The file records the SHA-256 of the development
 rows it was fitted on, so a test fails when the rows change and the model does not.
+
+The file also ships the words of the training rows and how often each occurs;
+:meth:`IntentModel.repair` uses them to undo the two spacing errors recognisers make:
+two words glued into one ("כמהזה", "תתקשרומחר") and one word cut in two ("מעוני ין").
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -26,8 +31,33 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from voicebot.brain.normalize import FILLERS
+
 MODEL_PATH = Path(__file__).parent / "data" / "intent_model.npz"
 MOMENTS: tuple[str, ...] = ("greeting", "pitch", "slots", "closing")
+MIN_WORD_COUNT = 2  # a word seen at least this often in the training rows counts as known
+MIN_PART_CHARS = 2  # neither half of a split glued word is shorter than this
+_FINALS = str.maketrans("ךםןףץ", "כמנפצ")
+# Letters recognisers write for one another in Israeli speech (LABELLING.md lists them).
+_CONFUSED: dict[str, str] = {
+    "א": "הע", "ה": "אע", "ע": "אה", "כ": "חק", "ח": "כ", "ק": "כ", "ט": "ת", "ת": "ט",
+    "ו": "ב", "ב": "ו", "ס": "ש", "ש": "ס",
+}  # fmt: skip
+_LETTERS = "אבגדהוזחטיכלמנסעפצקרשת"
+# "לא" heard as "לה" / "לו" ("לה מעוניין"): taken as "לא" when it opens the answer.
+_MISHEARD_NO = frozenset({"לה", "לו"})
+MIN_CORRECTED_CHARS = 3  # shorter unknown tokens are left alone: too many words lie one letter away
+_HEBREW_WORD_RE = re.compile(r"[\u05d0-\u05ea]+")
+
+
+_ELONGATED_RE = re.compile(r"([\u05d0-\u05ea])\1{2,}")
+_DOUBLED_RE = re.compile(r"([\u05d0-\u05ea])\1")
+
+
+def word_key(token: str) -> str:
+    """A token as the word counts are keyed: final letters folded, a letter stretched three
+    times or more ("אמממ", "ביייי") cut to two."""
+    return _ELONGATED_RE.sub(r"\1\1", token.translate(_FINALS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +80,80 @@ class IntentModel:
     classes: tuple[str, ...]
     moment_weight: float
     dev_sha256: str
+    word_counts: dict[str, int]
+
+    def known(self, word: str) -> bool:
+        """Whether ``word`` (see :func:`word_key`) occurs often enough in the training rows."""
+        return self.word_counts.get(word, 0) >= MIN_WORD_COUNT
+
+    def repair(self, text: str) -> str:
+        """``text`` with glued words split and cut words joined, where the training words say so.
+
+        Only Hebrew-letter tokens never seen (in the rows or the patterns) are touched, and
+        two neighbours when one of them is not a known word: an unseen token that is two
+        words seen, one of them known, becomes those two ("כמהזה" -> "כמה זה"; the most frequent
+        pair wins), and two neighbours of which one is unknown become one word when they
+        make a known one ("מעוני ין" -> "מעוניין"). An unseen token that is a known word with a
+        letter doubled, a letter confused (three letters or more) or its last letter dropped
+        (four or more) becomes that word ("שלוםם" -> "שלום", "נסמע" -> "נשמע", "מעוניי" ->
+        "מעוניין"). An opening "לה" / "לו" is "לא". Anything else is returned as is.
+        """
+        tokens = text.split()
+        opening = next((i for i, t in enumerate(tokens) if word_key(t) not in FILLERS), None)
+        if opening is not None and word_key(tokens[opening]) in _MISHEARD_NO:
+            tokens[opening] = "לא"
+        out: list[str] = []
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            key = word_key(token)
+            if i + 1 < len(tokens):
+                nxt = word_key(tokens[i + 1])
+                joined = key + nxt
+                if (
+                    _HEBREW_WORD_RE.fullmatch(joined)
+                    and not (self.known(key) and self.known(nxt))
+                    and self.known(joined)
+                ):
+                    out.append(joined)
+                    i += 2
+                    continue
+            if _HEBREW_WORD_RE.fullmatch(key) and key not in self.word_counts:
+                out.extend(self._split(key) or self._correct(key) or (token,))
+            else:
+                out.append(token)
+            i += 1
+        return " ".join(out)
+
+    def _correct(self, key: str) -> tuple[str] | None:
+        """The known word with doubled letters single, else the most frequent known word one
+        confused letter or one dropped last letter away."""
+        single = _DOUBLED_RE.sub(r"\1", key)
+        if self.known(single):
+            return (single,)
+        if len(key) < MIN_CORRECTED_CHARS:
+            return None
+        candidates = [key + letter for letter in _LETTERS]
+        for index, letter in enumerate(key):
+            candidates.extend(
+                key[:index] + other + key[index + 1 :] for other in _CONFUSED.get(letter, "")
+            )
+        best = max(candidates, key=lambda word: self.word_counts.get(word, 0), default=key)
+        return (best,) if self.known(best) else None
+
+    def _split(self, key: str) -> tuple[str, str] | None:
+        best: tuple[int, str, str] | None = None
+        for cut in range(MIN_PART_CHARS, len(key) - MIN_PART_CHARS + 1):
+            head, tail = key[:cut], key[cut:]
+            if (
+                head in self.word_counts
+                and tail in self.word_counts
+                and (self.known(head) or self.known(tail))
+            ):
+                weight = min(self.word_counts[head], self.word_counts[tail])
+                if best is None or weight > best[0]:
+                    best = (weight, head, tail)
+        return None if best is None else (best[1], best[2])
 
     def guess(self, key: str, moment: str) -> ModelGuess:
         """The most probable intent of sound-alike ``key`` said at ``moment``."""
@@ -106,6 +210,10 @@ def load_model(path: Path = MODEL_PATH) -> IntentModel:
             classes=tuple(str(name) for name in data["classes"]),
             moment_weight=float(data["moment_weight"]),
             dev_sha256=str(data["dev_sha256"]),
+            word_counts={
+                str(word): int(count)
+                for word, count in zip(data["words"], data["word_counts"], strict=True)
+            },
         )
 
 
@@ -113,6 +221,11 @@ def load_model(path: Path = MODEL_PATH) -> IntentModel:
 def shipped_model() -> IntentModel:
     """The model shipped with the package, read once per process."""
     return load_model()
+
+
+def repair_words(text: str) -> str:
+    """``text`` with glued and cut words mended by the shipped model's training words."""
+    return shipped_model().repair(text)
 
 
 def model_intent(key: str, moment: str) -> ModelGuess:

@@ -19,7 +19,7 @@ from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from voicebot.brain.intent_model import model_intent
+from voicebot.brain.intent_model import model_intent, repair_words
 from voicebot.brain.intent_patterns import (
     ASIDE_PATTERNS,
     CALLBACK_PATTERNS,
@@ -195,7 +195,34 @@ def detect_intent(
     """Classify one caller utterance.
 
     ``expecting`` is what the agent just asked for, ``moment`` where the call stands.
+    Where the recogniser glued, cut or misspelt words ("כמהזה עולה", "לא מעוני ין"; see
+    :meth:`~voicebot.brain.intent_model.IntentModel.repair`), the mended text is read too
+    and the stronger reading wins; a time is taken from the words as heard when they name
+    one.
     """
+    when = parse_hebrew_time(
+        text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
+    )
+    heard = _detect(text, when, expecting=expecting, moment=moment)
+    mended = repair_words(text)
+    if mended == text:
+        return heard
+    if when is None:
+        when = parse_hebrew_time(
+            mended, now=now, tz=tz, business_hours=business_hours, business_days=business_days
+        )
+    reread = _detect(mended, when, expecting=expecting, moment=moment)
+    return reread if reread.score > heard.score else heard
+
+
+def _detect(
+    text: str,
+    when: TimeParse | None,
+    *,
+    expecting: Expecting,
+    moment: Moment,
+) -> IntentResult:
+    """Classify ``text`` given the time it names (``when``)."""
     canonical = normalize(text)
     key = soundalike(canonical)
     scores = _scores(key)
@@ -204,9 +231,6 @@ def detect_intent(
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
     if moment != "greeting" and scores.pop("greeting", 0.0) and "הלו" in tokens:
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
-    when = parse_hebrew_time(
-        text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
-    )
     choice = 0.0
     if expecting == "slot":
         picks = _DAY_NAME_RE.sub(" ", key)

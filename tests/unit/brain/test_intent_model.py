@@ -55,3 +55,35 @@ def test_model_never_proposes_a_time_it_cannot_parse() -> None:
     result = detect_intent("אממ", now=NOW, tz=TZ, expecting="slot", moment="slots")
     assert result.intent != "propose_time"
     assert result.time is None
+
+
+@pytest.mark.parametrize(
+    ("heard", "mended"),
+    [
+        ("כמהזה עולה", "כמה זה עולה"),  # two words glued
+        ("לא מעוני ין", "לא מעוניינ"),  # one word cut in two
+        ("אני לא מעונין תודה", "אני לא מעונין תודה"),  # a known spelling is left alone
+        ("איפה אתה גר", "איפה אתה גר"),  # a word seen in the rows is never split
+        ("לה תודה", "לא תודה"),  # an opening "לה" is "לא"
+    ],
+)
+def test_repair_mends_glued_and_cut_words(heard: str, mended: str) -> None:
+    """Spacing errors are undone with the training words; words already seen stay as they are."""
+    assert shipped_model().repair(heard) == mended
+
+
+@pytest.mark.parametrize(
+    ("heard", "moment", "expecting", "intent"),
+    [
+        ("אפשרלקבוע פגישה", "pitch", "none", "book_meeting"),
+        ("אני לאמעוניין בזה", "pitch", "none", "not_interested"),
+        ("מה המחי בערך", "pitch", "none", "price_question"),  # last letter dropped
+        ("רגע מה נסמע", "greeting", "yes_no", "greeting"),  # ס for ש
+    ],
+)
+def test_misheard_words_are_understood(
+    heard: str, moment: str, expecting: str, intent: str
+) -> None:
+    """Glued, cut and clipped words reach the patterns as the caller said them."""
+    result = detect_intent(heard, now=NOW, tz=TZ, expecting=expecting, moment=moment)  # type: ignore[arg-type]
+    assert result.intent == intent

@@ -113,3 +113,35 @@ def test_opt_out_beats_everything_else() -> None:
     """An opt-out inside a longer sentence still wins over busy/goodbye words."""
     result = detect_intent("אני עסוק ואל תתקשרו אליי יותר ביי", now=NOW, tz=TZ)
     assert result.intent == "remove_me"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("ביום חמישי אני לא יכולה", "reject_time"),  # the time named is the one refused
+        ("בערב זה לא טוב לי", "reject_time"),
+        ("בערב לא טוב לי אולי בבוקר", "propose_time"),  # ...unless another is offered
+        ("יום ראשון בתשע", "propose_time"),  # a day name is not a pick by position
+        ("את הראשונה זאת של הבוקר", "accept_time"),  # a pick described by its time
+        ("זה בכלל לא נוח לי", "reject_time"),  # busy words without a callback ask
+        ("תחזרי אליי בשבוע הבא", "busy_call_later"),  # a callback ask stays one
+    ],
+)
+def test_answers_to_offered_slots(text: str, intent: str) -> None:
+    """With slots on the table, refusals, picks and counter-offers keep their meaning."""
+    assert detect_intent(text, now=NOW, tz=TZ, expecting="slot", moment="slots").intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("סליחה", "repeat"),  # a bare "pardon?"
+        ("תגידי לה שאני עוד רגע בא", "unclear"),  # said to someone in the room
+        ("אני בטוח שלא מעוניין", "not_interested"),  # "ש" glued to "לא"
+        ("על מה בעצם מדובר", "interested"),  # LABELLING.md: what it is about is interest
+        ("לא הבנתי מי מדבר", "who_is_this"),  # the part missed is named: label the part
+    ],
+)
+def test_labelling_guide_cases(text: str, intent: str) -> None:
+    """Utterances labelled as LABELLING.md defines them."""
+    assert detect_intent(text, now=NOW, tz=TZ, expecting="none", moment="pitch").intent == intent
