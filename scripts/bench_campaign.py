@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import secrets
@@ -45,6 +46,11 @@ REDIS_URL = os.environ.get("VOICEBOT_TEST_REDIS", "redis://127.0.0.1:6379/15")
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-token"  # noqa: S105 - the simulator's own test credential
 ALL_DAYS = "sun,mon,tue,wed,thu,fri,sat"
+IDLE_SAMPLE_S = 5.0
+"""How long the callbacks bench watches the idle server (sweeper, loop monitor) before the
+load, so its background CPU is taken out of the CPU per callback."""
+BACKEND_POLL_S = 0.5
+"""How often the callbacks bench reads the CPU of its database's Postgres backends."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -385,6 +391,12 @@ async def callbacks(args: argparse.Namespace) -> None:
                     except httpx.HTTPError:
                         pass
                     await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)  # start-up work done
+                idle_cpu = tree_cpu_s(server.pid, include_root=not args.profile)
+                await asyncio.sleep(IDLE_SAMPLE_S)
+                idle_rate = (
+                    tree_cpu_s(server.pid, include_root=not args.profile) - idle_cpu
+                ) / IDLE_SAMPLE_S
                 validator = RequestValidator(AUTH_TOKEN)
                 latencies: list[float] = []
                 statuses: dict[int, int] = {}
@@ -414,8 +426,15 @@ async def callbacks(args: argparse.Namespace) -> None:
                     for status in ("initiated", "ringing", "busy")
                 ]
                 tasks = []
+                database = url.rsplit("/", 1)[1]
+                backends: dict[int, float] = {}
+                stop_polling = asyncio.Event()
+                poller = asyncio.create_task(poll_backends(database, backends, stop_polling))
+                await asyncio.sleep(0)
+                backends_before = dict(backend_cpu_s(database))
                 load_before = os.getloadavg()
                 cpu_before = tree_cpu_s(server.pid, include_root=not args.profile)
+                client_before = time.process_time()
                 began = time.perf_counter()
                 total = int(args.rate * args.seconds)
                 for i, (aid, sid, status) in enumerate(plan[:total]):
@@ -423,8 +442,14 @@ async def callbacks(args: argparse.Namespace) -> None:
                     tasks.append(asyncio.create_task(post(aid, sid, status)))
                 await asyncio.gather(*tasks)
                 elapsed = time.perf_counter() - began
+                client_cpu = time.process_time() - client_before
                 load_after = os.getloadavg()
                 cpu_used = tree_cpu_s(server.pid, include_root=not args.profile) - cpu_before
+                stop_polling.set()
+                await poller
+                backend_cpu = sum(
+                    cpu - backends_before.get(pid, 0.0) for pid, cpu in backends.items()
+                )
         finally:
             if args.profile:
                 os.killpg(server.pid, signal.SIGINT)  # py-spy writes its profile, then stops
@@ -446,7 +471,16 @@ async def callbacks(args: argparse.Namespace) -> None:
     )
     if errors:
         print(f"  client errors: {errors}")
-    print(f"  server CPU {cpu_used:.1f} s: {cpu_used * 1000 / len(latencies):.2f} ms per callback")
+    n = len(latencies)
+    net = max(0.0, cpu_used - idle_rate * elapsed)
+    print(
+        f"  server CPU {cpu_used:.1f} s: {cpu_used * 1000 / n:.2f} ms per callback; "
+        f"less its idle {idle_rate * 1000:.0f} ms/s: {net * 1000 / n:.2f} ms per callback"
+    )
+    print(
+        f"  Postgres backends CPU {backend_cpu * 1000 / n:.2f} ms per callback; "
+        f"this client {client_cpu * 1000 / n:.2f} ms per callback"
+    )
     print(
         f"  load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
@@ -475,6 +509,36 @@ def tree_cpu_s(root_pid: int, *, include_root: bool = True) -> float:
     if not include_root:
         wanted.discard(root_pid)
     return sum(stats[pid][1] for pid in wanted if pid in stats)
+
+
+def backend_cpu_s(database: str) -> dict[int, float]:
+    """CPU seconds so far of each Postgres backend serving ``database`` (found by its
+    process title, ``postgres: … user database host(port) state``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes()
+            if not title.startswith(b"postgres: ") or f" {database} ".encode() not in title:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+async def poll_backends(database: str, seen: dict[int, float], stop: asyncio.Event) -> None:
+    """Keep the last CPU reading of every backend of ``database`` until ``stop`` (a pool's
+    overflow connections come and go during a run)."""
+    while True:
+        seen.update(backend_cpu_s(database))
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BACKEND_POLL_S)
 
 
 def free_port() -> int:
