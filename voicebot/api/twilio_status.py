@@ -23,6 +23,7 @@ from voicebot.api import twilio_gather
 from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import app_state
 from voicebot.api.twilio_common import StatusForm, lead_context, signed_form
+from voicebot.api.twilio_status_sql import ProgressStatement
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.config import Settings
@@ -58,6 +59,8 @@ ANSWERED_BY_MAX_CHARS = 32
 ATTEMPT_ID_MAX_DIGITS = 12
 RETRY_AFTER_S = 1
 """Retry-After of the 503 answered when no database connection frees up in time."""
+PROGRESS = ProgressStatement(STATUS_RANK)
+"""A progress status (rank below final) on Postgres: one statement, see twilio_status_sql."""
 
 
 @operation(
@@ -92,14 +95,33 @@ async def status(request: Request) -> Response:
         return Response("unknown CallStatus", status_code=400)
     state = app_state(request)
     token = request.headers.get("i-twilio-idempotency-token")
+    attempt_param = request.query_params.get("attempt")
     try:
+        if (
+            STATUS_RANK[CallStatus(new_status)] < FINAL_RANK
+            and state.engine.dialect.name == "postgresql"
+        ):
+            duration = params.get("CallDuration")
+            applied = await PROGRESS.apply(
+                state.engine,
+                token=token[:128] if token else None,
+                attempt_id=attempt_id(attempt_param),
+                call_sid=call_sid,
+                status=new_status,
+                duration_s=int(duration) if duration and duration.isdigit() else None,
+                answered_by=(params.get("AnsweredBy") or "")[:ANSWERED_BY_MAX_CHARS] or None,
+                now=utcnow(),
+            )
+            if not applied.duplicate and applied.call_id is None:
+                log.warning("twilio.status_unknown_call", call_sid=call_sid)
+            return Response(status_code=204)
         async with state.sessions() as session:
             if token and not await first_delivery(session, token[:128], kind="status"):
                 return Response(status_code=204)
             call, attempt = await webhook_rows(
                 session,
                 call_sid,
-                request.query_params.get("attempt"),
+                attempt_param,
                 settling=new_status in STATUS_OUTCOMES or new_status == CallStatus.COMPLETED,
             )
             if call is None:
@@ -167,13 +189,9 @@ async def webhook_rows(
     trip locks both rows (attempt first, as the dialer's ``record_sid``); ``settling``
     (a final status) also loads the member, campaign and lead that the outcome moves, so
     settling them issues no further SELECT."""
-    if (
-        attempt_param
-        and attempt_param.isascii()  # isdigit() alone lets "²" through to int()
-        and attempt_param.isdigit()
-        and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS
-    ):
-        by_attempt = CampaignAttempt.id == int(attempt_param)
+    wanted = attempt_id(attempt_param)
+    if wanted is not None:
+        by_attempt = CampaignAttempt.id == wanted
         row: Sequence[Any] | None
         if settling:
             row = (
@@ -209,6 +227,19 @@ async def webhook_rows(
         await session.scalars(select(Call).where(Call.call_sid == call_sid).with_for_update())
     ).first()
     return found, None
+
+
+def attempt_id(attempt_param: str | None) -> int | None:
+    """The attempt id a webhook URL carries (``?attempt=``), None when absent or not a
+    plain decimal of at most ``ATTEMPT_ID_MAX_DIGITS`` digits."""
+    if (
+        attempt_param
+        and attempt_param.isascii()  # isdigit() alone lets "²" through to int()
+        and attempt_param.isdigit()
+        and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS
+    ):
+        return int(attempt_param)
+    return None
 
 
 async def apply_call_status(

@@ -5,6 +5,7 @@ Retry-After, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,14 +73,23 @@ async def _seed(app: Starlette) -> dict[str, int]:
 
 
 async def _callback(
-    client: httpx.AsyncClient, settings: Settings, attempt_id: int, status: str, token: str
+    client: httpx.AsyncClient,
+    settings: Settings,
+    attempt_id: int | None,
+    status: str,
+    token: str | None,
+    *,
+    sid: str = SID,
+    **extra: str,
 ) -> httpx.Response:
-    path = f"/twilio/status?attempt={attempt_id}"
-    form = {"CallSid": SID, "CallStatus": status}
+    path = "/twilio/status" if attempt_id is None else f"/twilio/status?attempt={attempt_id}"
+    form = {"CallSid": sid, "CallStatus": status, **extra}
     signature = RequestValidator(AUTH_TOKEN).compute_signature(
         settings.public_base_url + path, form
     )
-    headers = {"X-Twilio-Signature": signature, "I-Twilio-Idempotency-Token": token}
+    headers = {"X-Twilio-Signature": signature}
+    if token is not None:
+        headers["I-Twilio-Idempotency-Token"] = token
     return await client.post(path, data=form, headers=headers)
 
 
@@ -154,3 +164,62 @@ async def test_every_connection_busy_is_503_with_retry_after(database_url: str) 
             retried = await _callback(client, settings, ids["attempt"], "ringing", "tok-9")
             assert retried.status_code == 204
             assert (await _rows(app, ids))["call"].status == "ringing"
+
+
+async def test_progress_by_sid_without_attempt_and_for_an_unknown_call(
+    app: Starlette, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Without an attempt id the call is found by SID: in-progress stores AnsweredBy and
+    CallDuration; a callback without a token is applied each time it comes; an unknown
+    SID is a 204 that records its token (a redelivery changes nothing either)."""
+    ids = await _seed(app)
+    assert (
+        await _callback(client, settings, ids["attempt"], "initiated", "p-1")
+    ).status_code == 204
+    answered = await _callback(
+        client, settings, None, "in-progress", "p-2", AnsweredBy="human", CallDuration="7"
+    )
+    untokened = [await _callback(client, settings, None, "ringing", None) for _ in range(2)]
+    assert [answered.status_code, *(r.status_code for r in untokened)] == [204, 204, 204]
+    rows = await _rows(app, ids)
+    assert rows["call"].status == "in-progress"
+    assert (rows["call"].answered_by, rows["call"].duration_s) == ("human", 7)
+    assert rows["call"].status_events == ["initiated", "in-progress", "ringing", "ringing"]
+    assert rows["events"] == 2
+
+    other = "CA" + "6" * 32
+    for _ in range(2):
+        unknown = await _callback(client, settings, None, "ringing", "p-3", sid=other)
+        assert unknown.status_code == 204
+    assert (await _rows(app, ids))["events"] == 3
+
+
+async def test_unknown_attempt_falls_back_to_the_sid(
+    app: Starlette, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """An attempt id that names no attempt still finds the call by its stored SID."""
+    ids = await _seed(app)
+    await _callback(client, settings, ids["attempt"], "initiated", "f-1")
+    moved = await _callback(client, settings, ids["attempt"] + 1000, "ringing", "f-2")
+    assert moved.status_code == 204
+    assert (await _rows(app, ids))["call"].status == "ringing"
+
+
+async def test_concurrent_progress_and_final_never_move_back(
+    app: Starlette, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """ringing, in-progress and completed of one call arriving at once, each delivered
+    twice: the call ends completed with each status recorded exactly once."""
+    ids = await _seed(app)
+    sends = [
+        _callback(client, settings, ids["attempt"], status, f"c-{status}")
+        for status in ("ringing", "in-progress", "completed")
+        for _ in range(2)
+    ]
+    answers = await asyncio.gather(*sends)
+    assert [a.status_code for a in answers] == [204] * 6
+    rows = await _rows(app, ids)
+    assert rows["call"].status == "completed"
+    assert sorted(rows["call"].status_events) == ["completed", "in-progress", "ringing"]
+    assert rows["call"].call_sid == SID
+    assert (rows["attempt"].call_sid, rows["events"]) == (SID, 3)
