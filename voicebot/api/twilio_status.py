@@ -267,8 +267,9 @@ async def apply_call_status(
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
     if call.outcome is None and new_status in STATUS_OUTCOMES:
         outcome = STATUS_OUTCOMES[new_status]
-        await record_outcome(session, call, outcome, attempt=attempt, settings=settings)
+        # Summary first: one UPDATE of the call, and the end-of-call report carries it.
         facts = CallFacts(outcome, settings.tz)
         lead = await lead_context(session, call)
         call.summary = call.summary or rule_summary(ConversationState(lead=lead), facts)
+        await record_outcome(session, call, outcome, attempt=attempt, settings=settings)
     return call.outcome is None and new_status == CallStatus.COMPLETED

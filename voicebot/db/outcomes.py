@@ -29,7 +29,7 @@ from voicebot.db.models import (
     MemberState,
 )
 from voicebot.db.types import utcnow
-from voicebot.webhooks.events import EventType, call_report, emit
+from voicebot.webhooks.events import EventType, call_report, emit, webhook_url
 
 log = structlog.get_logger(__name__)
 
@@ -135,7 +135,8 @@ async def record_outcome(
     if call.outcome is not None:
         return False
     call.outcome = outcome
-    if settings is not None:
+    # The report (two SELECTs and a flush) is built only when it goes somewhere.
+    if settings is not None and await webhook_url(session, settings, call.campaign_id):
         await session.flush()
         report = await call_report(session, settings, call)
         await emit(

@@ -61,8 +61,7 @@ async def emit(
 ) -> WebhookDelivery | None:
     """Record one event for delivery in ``session`` (the caller commits); None when no
     webhook is configured for it."""
-    campaign = await session.get(Campaign, campaign_id) if campaign_id is not None else None
-    url = (campaign.webhook_url if campaign is not None else None) or settings.webhook_url
+    url = await webhook_url(session, settings, campaign_id)
     if not url:
         return None
     now = utcnow()
@@ -88,6 +87,15 @@ async def emit(
         "webhook.event", event_id=event_id, event_type=str(event_type), campaign_id=campaign_id
     )
     return delivery
+
+
+async def webhook_url(
+    session: AsyncSession, settings: Settings, campaign_id: int | None
+) -> str | None:
+    """Where an event of ``campaign_id`` (None: no campaign) goes: the campaign's webhook,
+    else the deployment's, else None (no event is recorded)."""
+    campaign = await session.get(Campaign, campaign_id) if campaign_id is not None else None
+    return (campaign.webhook_url if campaign is not None else None) or settings.webhook_url
 
 
 def campaign_data(campaign: Campaign) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from voicebot.db.models import (
     CampaignStatus,
     Lead,
     TwilioEvent,
+    WebhookDelivery,
 )
 
 AUTH_TOKEN = "status-auth-token"
@@ -223,3 +224,30 @@ async def test_concurrent_progress_and_final_never_move_back(
     assert sorted(rows["call"].status_events) == ["completed", "in-progress", "ringing"]
     assert rows["call"].call_sid == SID
     assert (rows["attempt"].call_sid, rows["events"]) == (SID, 3)
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/voicebot", None])
+async def test_a_final_status_reports_with_its_summary_only_where_a_webhook_is_set(
+    database_url: str, url: str | None
+) -> None:
+    """busy with a webhook configured: one call.completed report that carries the call's
+    summary; without a webhook no report is built or recorded."""
+    settings = make_settings(
+        database_url=database_url, twilio_auth_token=AUTH_TOKEN, webhook_url=url
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            ids = await _seed(app)
+            assert (await _callback(c, settings, ids["attempt"], "busy", "w-1")).status_code == 204
+        async with app.state.voicebot.sessions() as session:
+            reports = (await session.scalars(select(WebhookDelivery))).all()
+        summary = (await _rows(app, ids))["call"].summary
+    assert summary
+    if url is None:
+        assert reports == []
+    else:
+        assert [r.event_type for r in reports] == ["call.completed"]
+        assert reports[0].payload["data"]["summary"] == summary
+        assert reports[0].payload["data"]["outcome"] == "no_answer"
