@@ -3,6 +3,7 @@
     python scripts/bench_campaign.py schedule --leads 10000     # one sweep decides 10,000
     python scripts/bench_campaign.py pacing --cps 2 --seconds 60
     python scripts/bench_campaign.py callbacks --rate 200 --seconds 30 [--workers 2]
+    python scripts/bench_campaign.py callback-cpu --calls 300  # app CPU per callback
 
 All three run on a fresh Postgres database (``VOICEBOT_TEST_POSTGRES`` admin DSN) and
 print their figures; ``pacing`` needs Redis (``VOICEBOT_TEST_REDIS``, default db 15) and
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,8 @@ MAX_CLIENT_CONNECTIONS = 200
 """Connections the callbacks client may hold open at once (Twilio opens many)."""
 CLIENT_TIMEOUT_S = 10.0
 """A callback with no answer by then counts as -1."""
+CPU_WARMUP_CALLS = 20
+"""Calls whose callbacks warm the app (statement caches, pool) before callback-cpu counts."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -289,6 +292,57 @@ async def pacing(args: argparse.Namespace) -> None:
     )
 
 
+async def seed_dialing(url: str, calls: int) -> list[int]:
+    """``calls`` campaign members being dialed: each with its attempt (``dialing``, no SID
+    yet) and queued call committed, as the dialer leaves them before ``calls.create``
+    returns; the attempt ids."""
+    settings = bench_settings(url)
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    cid = await seed(sessions, calls)
+    async with sessions() as session:
+        members = (await session.execute(select(CampaignLead.id, CampaignLead.lead_id))).all()
+        now = datetime.now(UTC)
+        call_rows = [
+            {
+                "lead_id": lead,
+                "campaign_id": cid,
+                "direction": "outbound",
+                "status": "queued",
+                "status_events": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for _, lead in members
+        ]
+        await session.execute(insert(Call), call_rows)
+        call_ids = (await session.scalars(select(Call.id).order_by(Call.id))).all()
+        await session.execute(
+            insert(CampaignAttempt),
+            [
+                {
+                    "campaign_id": cid,
+                    "member_id": m,
+                    "lead_id": lead,
+                    "attempt_no": 1,
+                    "idempotency_key": f"b{m}",
+                    "status": "dialing",
+                    "call_id": call_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for (m, lead), call_id in zip(members, call_ids, strict=True)
+            ],
+        )
+        await session.execute(text("UPDATE campaign_leads SET state = 'dialing'"))
+        attempt_ids = (
+            await session.scalars(select(CampaignAttempt.id).order_by(CampaignAttempt.id))
+        ).all()
+        await session.commit()
+    await engine.dispose()
+    return list(attempt_ids)
+
+
 async def callbacks(args: argparse.Namespace) -> None:
     """Signed status callbacks at ``--rate``/s for ``--seconds`` against ``voicebot serve
     --workers N`` (Postgres); latency percentiles from the client (this process, on the same
@@ -299,50 +353,7 @@ async def callbacks(args: argparse.Namespace) -> None:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     async with fresh_database() as url:
-        settings = bench_settings(url)
-        engine = create_engine(settings)
-        sessions = create_sessionmaker(engine)
-        cid = await seed(sessions, calls)
-        async with sessions() as session:
-            members = (await session.execute(select(CampaignLead.id, CampaignLead.lead_id))).all()
-            now = datetime.now(UTC)
-            call_rows = [
-                {
-                    "lead_id": lead,
-                    "campaign_id": cid,
-                    "direction": "outbound",
-                    "status": "queued",
-                    "status_events": [],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for _, lead in members
-            ]
-            await session.execute(insert(Call), call_rows)
-            call_ids = (await session.scalars(select(Call.id).order_by(Call.id))).all()
-            await session.execute(
-                insert(CampaignAttempt),
-                [
-                    {
-                        "campaign_id": cid,
-                        "member_id": m,
-                        "lead_id": lead,
-                        "attempt_no": 1,
-                        "idempotency_key": f"b{m}",
-                        "status": "dialing",
-                        "call_id": call_id,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for (m, lead), call_id in zip(members, call_ids, strict=True)
-                ],
-            )
-            await session.execute(text("UPDATE campaign_leads SET state = 'dialing'"))
-            attempt_ids = (
-                await session.scalars(select(CampaignAttempt.id).order_by(CampaignAttempt.id))
-            ).all()
-            await session.commit()
-        await engine.dispose()
+        attempt_ids = await seed_dialing(url, calls)
         env = dict(os.environ)
         env.update(
             DATABASE_URL=url,
@@ -487,6 +498,89 @@ async def callbacks(args: argparse.Namespace) -> None:
         f"  load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
     )
+
+
+async def callback_cpu(args: argparse.Namespace) -> None:
+    """CPU per status callback by status, through the app's ASGI interface in this process
+    (no HTTP server, no client, one callback at a time): the app's own cost, steadier than
+    the ``callbacks`` run on a shared machine. Same seed and signed requests."""
+    from twilio.request_validator import RequestValidator
+
+    from voicebot.app import create_app
+
+    public = "http://127.0.0.1:9"
+    async with fresh_database() as url:
+        attempt_ids = await seed_dialing(url, args.calls + CPU_WARMUP_CALLS)
+        app = create_app(
+            bench_settings(
+                url,
+                public_base_url=public,
+                secret_key=secrets.token_hex(32),
+                twilio_api_base_url="http://127.0.0.1:9",
+            )
+        )
+        validator = RequestValidator(AUTH_TOKEN)
+
+        async def send_one(attempt_id: int, status: str) -> None:
+            raw = signed_request(validator, public, attempt_id, status)
+            head, body = raw.split(b"\r\n\r\n", 1)
+            request_line, *lines = head.decode().split("\r\n")
+            target = request_line.split(" ")[1]
+            path, _, query = target.partition("?")
+            headers = [
+                (k.strip().lower().encode(), v.strip().encode())
+                for k, _, v in (ln.partition(":") for ln in lines)
+            ]
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": query.encode(),
+                "root_path": "",
+                "headers": headers,
+                "client": ("127.0.0.1", 40000),
+                "server": ("127.0.0.1", 9),
+            }
+            messages = [{"type": "http.request", "body": body, "more_body": False}]
+            answer: dict[str, int] = {}
+
+            async def receive() -> dict[str, Any]:
+                if messages:
+                    return messages.pop()
+                await asyncio.Event().wait()  # the request is whole: wait for cancellation
+                raise AssertionError("unreachable")
+
+            async def send(message: MutableMapping[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    answer["status"] = message["status"]
+
+            await app(scope, receive, send)
+            if answer.get("status") != 204:
+                raise RuntimeError(f"{status} callback answered {answer.get('status')}")
+
+        async with app.router.lifespan_context(app):
+            for attempt_id in attempt_ids[:CPU_WARMUP_CALLS]:
+                for status in ("initiated", "ringing", "busy"):
+                    await send_one(attempt_id, status)
+            measured = attempt_ids[CPU_WARMUP_CALLS:]
+            load_before = os.getloadavg()
+            for status in ("initiated", "ringing", "busy"):
+                cpu, wall = time.process_time(), time.perf_counter()
+                for attempt_id in measured:
+                    await send_one(attempt_id, status)
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                print(
+                    f"callback-cpu {status}: {cpu * 1000 / len(measured):.2f} ms CPU, "
+                    f"{wall * 1000 / len(measured):.2f} ms wall per callback ({len(measured)})"
+                )
+            print(
+                f"  load average (1 min) before {load_before[0]:.1f}, "
+                f"after {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            )
 
 
 def callback_plan(attempt_ids: Sequence[int], rate: int) -> list[tuple[int, str]]:
@@ -647,10 +741,18 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="web processes (voicebot serve)")
     p.add_argument("--server-log", help="write the server's log (stderr) to this file")
     p.add_argument("--profile", help="py-spy profile of the server: .svg flamegraph or .json")
+    p = sub.add_parser("callback-cpu")
+    p.add_argument("--calls", type=int, default=300, help="calls, three callbacks each")
     args = parser.parse_args()
     if getattr(args, "profile", None):
         args.profile = str(Path(args.profile).resolve())  # the server runs in a temp dir
-    asyncio.run({"schedule": schedule, "pacing": pacing, "callbacks": callbacks}[args.bench](args))
+    benches = {
+        "schedule": schedule,
+        "pacing": pacing,
+        "callbacks": callbacks,
+        "callback-cpu": callback_cpu,
+    }
+    asyncio.run(benches[args.bench](args))
 
 
 if __name__ == "__main__":
