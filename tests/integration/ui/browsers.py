@@ -26,6 +26,7 @@ from tests.conftest import service_unavailable
 CHROMIUM_PATH = "/usr/bin/chromium"
 FIREFOX_PATH = "/usr/bin/firefox-esr"
 POLL_S = 0.1
+STALE_RETRIES = 5
 T = TypeVar("T")
 
 
@@ -150,9 +151,16 @@ class _SeleniumPage:
         self.handle = handle
 
     async def _run(self, work: Callable[[Any], T]) -> T:
+        from selenium.common.exceptions import StaleElementReferenceException
+
         def switched(driver: Any) -> T:
             if driver.current_window_handle != self.handle:
                 driver.switch_to.window(self.handle)
+            for _ in range(STALE_RETRIES):
+                try:
+                    return work(driver)
+                except StaleElementReferenceException:
+                    continue  # htmx swapped the element between finding and reading it
             return work(driver)
 
         return await self.owner.run(switched)

@@ -188,8 +188,11 @@ async def test_console_flow_in_browser(
         await page.goto(campaign_url)
 
         # Start: the form posts and comes back to the campaign page; from here no reloads.
+        await page.script("window.__beforeStart = true")
         await page.click("#action-start")
+        await until(lambda: page.script("window.__beforeStart === true"), _not, WAIT_S)
         await wait_url(page, re.escape(campaign_url), WAIT_S)
+        await wait_for(page, ".progress", WAIT_S)
         await page.script("window.__notReloaded = true")
         await until(lambda: overview.text("#live-count"), _nonzero, WAIT_S)
         await overview.screenshot(shots / "03-overview-live.png")
@@ -232,6 +235,10 @@ async def test_console_flow_in_browser(
         await page.screenshot(shots / "06-meetings-week.png")
         await page.click(meeting)
         await wait_url(page, re.escape(call_url), WAIT_S)
+
+
+def _not(value: Any) -> bool:
+    return not value
 
 
 def _nonzero(value: str | None) -> bool:
