@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 from voicebot.brain.intent_model import model_intent, repair_words
 from voicebot.brain.intent_patterns import (
     ASIDE_PATTERNS,
+    CALLBACK_ASK_PATTERNS,
     CALLBACK_PATTERNS,
+    CLOSING_SEND_YES,
     COUNTER_PATTERNS,
     DECLINE_PATTERNS,
     DOMINANT_SCORES,
@@ -74,6 +76,7 @@ ASIDE_MAX_SCORE = 4.0
 _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_time"})
 # Day names are not slot picks: "יום ראשון" is Sunday, not "the first one".
 _DAY_NAME_RE = re.compile(r"(?<!\S)\S{0,2}יומ (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)")
+_CLOSING_SEND_YES = frozenset(soundalike(fold_finals(word)) for word in CLOSING_SEND_YES)
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
 
 Compiled = tuple[tuple[re.Pattern[str], float], ...]
@@ -96,6 +99,9 @@ _OFFER_QUESTION: Compiled = _compile(OFFER_QUESTION_PATTERNS)
 _DECLINE: Compiled = _compile(DECLINE_PATTERNS)
 _COUNTER: Compiled = _compile(COUNTER_PATTERNS)
 _CALLBACK: Compiled = _compile(CALLBACK_PATTERNS)
+_CALLBACK_ASK: Compiled = _compile(CALLBACK_ASK_PATTERNS)
+# Refusals and plain answers an explicit callback ask outranks (LABELLING.md's tie-breaks).
+_CALLBACK_OUTRANKS = frozenset({"not_interested", "no", "yes", "interested"})
 _ASIDE: Compiled = _compile(ASIDE_PATTERNS)
 
 
@@ -258,6 +264,10 @@ def _detect(
     if declined:
         name, score = "reject_time", max(score, TIME_SCORE)
     picked = expecting == "slot" and name == "accept_time" and choice > 0
+    if name in _CALLBACK_OUTRANKS and _any(_CALLBACK_ASK, key):
+        name, score = "busy_call_later", max(score, TIME_SCORE)
+    if moment == "closing" and name == "send_details" and set(key.split()) <= _CLOSING_SEND_YES:
+        name = "yes"
     if (
         when is not None
         and not declined

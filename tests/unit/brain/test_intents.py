@@ -140,8 +140,21 @@ def test_answers_to_offered_slots(text: str, intent: str) -> None:
         ("אני בטוח שלא מעוניין", "not_interested"),  # "ש" glued to "לא"
         ("על מה בעצם מדובר", "interested"),  # LABELLING.md: what it is about is interest
         ("לא הבנתי מי מדבר", "who_is_this"),  # the part missed is named: label the part
+        ("סליחה לא הבנתי כמה", "price_question"),
+        ("לאט לאט בבקשה", "repeat"),
+        ("לא מעוניינת כרגע תחזרי אליי בעוד חודשיים", "busy_call_later"),  # a callback ask wins
+        ("תביאי לי מישהו מהשירות", "ask_human"),
     ],
 )
 def test_labelling_guide_cases(text: str, intent: str) -> None:
     """Utterances labelled as LABELLING.md defines them."""
     assert detect_intent(text, now=NOW, tz=TZ, expecting="none", moment="pitch").intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"), [("כן תשלחי", "yes"), ("תשלחי לי בוואטסאפ", "send_details")]
+)
+def test_send_verb_at_the_close(text: str, intent: str) -> None:
+    """At the close a bare "תשלחי" accepts the agent's offer to send; naming a channel asks."""
+    result = detect_intent(text, now=NOW, tz=TZ, expecting="yes_no", moment="closing")
+    assert result.intent == intent
