@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -60,3 +63,12 @@ def test_attempt_call_id_index_up_and_down(database_url: str) -> None:
     assert "ix_campaign_attempts_call_id" in asyncio.run(
         _indexes(database_url, "campaign_attempts")
     )
+
+
+def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
+    """`voicebot migrate` leaves a SQLite file in WAL mode, so the server's engines never
+    switch its journal mode while they connect together."""
+    path = tmp_path / "fresh.db"
+    migrate(make_settings(database_url=f"sqlite+aiosqlite:///{path}"))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

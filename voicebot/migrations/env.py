@@ -52,6 +52,13 @@ async def run_migrations_online() -> None:
     engine = create_async_engine(_database_url(), poolclass=NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
+    if engine.dialect.name == "sqlite":
+        # WAL is kept in the file: set here, once, so a server's engines (app, dispatcher,
+        # sweeper) find it set instead of switching journal modes together at start-up,
+        # where a switch that needs the file to itself meets a reader that wants to write
+        # and SQLite answers "database is locked" at once, busy timeout or not.
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     await engine.dispose()
 
 
