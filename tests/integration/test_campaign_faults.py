@@ -77,7 +77,10 @@ def test_worker_web_and_redis_killed_mid_campaign(postgres_url: str) -> None:
     assert result["dials"] == 24
 
 
+# The embedded shape runs in the full suite (here and in scripts/full_suite.sh at its
+# standard size); make test keeps the worker shape above.
 @pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.timeout(600)
 def test_embedded_serve_killed_mid_campaign() -> None:
     """SQLite + in-process broker, serve killed -9 and restarted: the same zeros (every

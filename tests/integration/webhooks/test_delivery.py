@@ -67,6 +67,16 @@ async def _log_until(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "database_url",
+    # A minute of real waiting per database: the SQLite twin runs in the full suite only
+    # (make test covers delivery on SQLite in this file's other tests).
+    [
+        pytest.param("postgres", marks=pytest.mark.integration),
+        pytest.param("sqlite", marks=pytest.mark.full),
+    ],
+    indirect=True,
+)
 async def test_receiver_down_for_a_minute_still_gets_every_event_once(database_url: str) -> None:
     """The receiver refuses connections for DOWN_S; with backoff every event arrives
     afterwards, signatures verify, each event is kept exactly once."""
