@@ -62,7 +62,10 @@ GONE_STATUS: Final = 410
 RECORDING_WAIT_S: Final = 60.0
 """How long a ``call.completed`` report waits for its recording to be stored."""
 RECORDING_RECHECK_S: Final = 0.5
-"""How soon a held report is looked at again."""
+"""How soon a held report is looked at again at first (a WAV is stored in about a second)."""
+RECORDING_RECHECK_MAX_S: Final = 5.0
+"""...and at most: the wait grows with the report's age, so a hundred calls ending together
+under a slow store do not rewrite their rows twice a second for a minute."""
 
 
 def retry_delay_s(attempts: int, *, base_s: float, max_s: float) -> float:
@@ -271,9 +274,11 @@ async def _recording_settled(session: AsyncSession, delivery: WebhookDelivery) -
     if call is not None and call.recording_key:
         return True
     now = utcnow()
-    if call is not None and now - delivery.created_at < timedelta(seconds=RECORDING_WAIT_S):
+    age_s = (now - delivery.created_at).total_seconds()
+    if call is not None and age_s < RECORDING_WAIT_S:
+        wait_s = min(RECORDING_RECHECK_MAX_S, max(RECORDING_RECHECK_S, age_s / 4))
         delivery.status = DeliveryStatus.PENDING
-        delivery.next_attempt_at = now + timedelta(seconds=RECORDING_RECHECK_S)
+        delivery.next_attempt_at = now + timedelta(seconds=wait_s)
         delivery.lease_until = None
         await session.commit()
         return False
