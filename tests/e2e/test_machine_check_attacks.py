@@ -2,7 +2,8 @@
 with the Twilio simulator: AMD's verdict and the transcript check landing together act
 once; the database failing during the check does not leave a machine on a silent line;
 an announcement the recogniser cannot read (empty transcript) over the greeting does
-not end the screening, and the recording that follows is still caught."""
+not end the screening, and the recording that follows is still caught; a verdict that
+arrives before the call's row exists does not take the check's token."""
 
 from __future__ import annotations
 
@@ -162,6 +163,28 @@ async def test_unreadable_announcement_over_the_greeting_keeps_screening(
         await asyncio.sleep(2.0)  # recognised as "" by now
         assert [r.detail for r in provider.log if r.stage == "stt"][:1] == [""]
         assert rig.sim.calls[sid].twiml_updates == []
+        call.say(pcm16_to_ulaw(_speech(VOICEMAIL)))
+        await _until(lambda: len(rig.sim.calls[sid].twiml_updates) >= 1, 20)
+    await asyncio.sleep(0.3)
+    detail, _, tokens = await _rows(rig)
+    assert (detail["outcome"], detail["answered_by"]) == ("voicemail", "machine_speech")
+    assert tokens == 1
+
+
+async def test_verdict_before_the_call_row_leaves_the_check_free(
+    attack_rig: tuple[Rig, ProviderSim],
+) -> None:
+    """AMD's machine verdict arrives before the voice webhook created the call's row (an
+    early callback): nothing to act on, and it must not take the call's one machine token,
+    so the transcript check still catches the mailbox greeting (one message) instead of
+    leaving the line silent."""
+    rig, _ = attack_rig
+    sid = await _dial(rig)
+    await rig.sim.send_amd(sid, "machine_end_beep", duration_ms=100)
+    async with place_call(
+        rig.base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid, to_number=TO
+    ) as call:
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
         call.say(pcm16_to_ulaw(_speech(VOICEMAIL)))
         await _until(lambda: len(rig.sim.calls[sid].twiml_updates) >= 1, 20)
     await asyncio.sleep(0.3)

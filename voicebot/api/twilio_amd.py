@@ -176,8 +176,10 @@ async def _record(
             return None
         call = await webhook_call(session, call_sid, attempt_param)
         if call is None:
+            # Nothing to act on, and the call's one token must stay free: a verdict before
+            # the call's row exists would otherwise stop the transcript check from acting.
             log.warning("twilio.amd_unknown_call", call_sid=call_sid)
-            await session.commit()
+            await session.rollback()
             return None
         # A verdict after the call ended (hung up before AMD decided) is only noted: no
         # action, and the lead's one voicemail message is not spent on a finished call.

@@ -79,13 +79,15 @@ async def test_forged_verdicts_change_nothing(
 async def test_unknown_call_sid_is_answered_and_ignored(
     app: Starlette, client: httpx.AsyncClient, settings: Settings, answered_by: str
 ) -> None:
-    """A signed verdict for a CallSid we never placed: 204 (Twilio must not retry),
-    nothing recorded on any call."""
+    """A signed verdict for a CallSid we have no row for: 204 (Twilio must not retry),
+    nothing recorded on any call, and the SID's machine token left free (were the row
+    to appear, its transcript check must still be able to act)."""
     ids = await _seed(app)
     response = await _amd(client, settings, None, answered_by, sid="CA" + "e" * 32)
     assert response.status_code == 204
     rows = await _rows(app, ids)
     assert (rows["call"].answered_by, rows["call"].outcome) == (None, None)
+    assert await _amd_tokens(app) == 0
 
 
 @pytest.mark.parametrize(
