@@ -31,8 +31,9 @@ silence (adaptive endpointing) and the reply starts, held back from the caller
 (:mod:`voicebot.call.speculation`). When the endpointer confirms the turn with no voice
 since the pause, that reply is released and answers it; voice again discards it (and its
 requests are counted as wasted). With streaming recognition the reply starts at the pause
-on the partial transcript and the pause's final keeps it (same words) or has it redone. A held reply is never the current one, so barge-in,
-keys and endings act on it only through the discard.
+on the partial transcript and the pause's final keeps it (same words) or has it redone.
+A held reply is never the current one, so barge-in, keys and endings act on it only
+through the discard.
 
 Machines (issue #13): the caller's first recognised utterance is checked for a mailbox
 greeting, a network announcement or a long monologue
