@@ -203,6 +203,32 @@ async def test_the_stream_closes_at_the_hang_up_not_after_the_calls_bookkeeping(
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
 
 
+async def test_the_stream_closes_after_the_goodbye_without_waiting_for_a_slow_rest_hang_up(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """Twilio's API answers in 3 s: the opt-out's goodbye plays, the stream closes (which
+    ends a <Connect><Stream> call at Twilio), and the REST hang-up lands after it. (The
+    close used to wait for the REST answer: at 100 loaded calls, 6 s after the goodbye,
+    while the load generator's caller was already saying its next line.)"""
+    api, _ = twilio_api
+    sid = "CA" + "f6" * 16
+    _live_at_twilio(api, sid)
+    api.response_delay_s = 3.0
+    async with server() as base:
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await _greeting_heard(call)
+            call.say(pcm16_to_ulaw(_speech_pcm(REMOVE_ME)))
+            await call.wait_until(lambda: call.ended, 30)
+            status_at_close = api.calls[sid].status
+            assert (call.close_code, call.close_reason) == (1000, "brain_end")
+        await _ended_call(base, timeout_s=20)
+    assert status_at_close == "in-progress"  # the hang-up was still on its way
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+    assert api.calls[sid].status == "completed"
+
+
 async def test_max_duration_cuts_in_says_goodbye_and_hangs_up(
     server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
 ) -> None:

@@ -212,6 +212,7 @@ class CallSession:
         self._live: set[Speculation] = set()  # started, neither adopted nor dropped
         self._screening = True  # the first recognised utterance is checked for a machine
         self._machine = False  # the first words were a recording: no more turns
+        self._hang_up_at_close = False  # the call ended here: hang up over REST at the close
         self._inbound_rest = bytearray()  # caller audio short of a whole 20 ms frame
         self._odd_frames_logged = False
 
@@ -340,7 +341,8 @@ class CallSession:
     async def run(self, *, on_ended: Callable[[], Awaitable[None]] | None = None) -> None:
         """The live call, then its bookkeeping (queued turns, outcome, summary).
         ``on_ended`` runs between the two: the media route closes the stream there, so
-        the caller's line is released as soon as the call ends, not after the summary."""
+        the caller's line is released as soon as the call ends, not after the summary
+        nor after the REST hang-up of a call that ended here (made right after it)."""
         self.services.metrics.active_calls.inc()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -372,6 +374,11 @@ class CallSession:
             try:
                 if on_ended is not None:
                     await on_ended()
+                if self._hang_up_at_close:
+                    # After the close: a <Connect><Stream> call whose stream closes is over
+                    # at Twilio already; the REST hang-up makes sure (a slow API, a close
+                    # that never arrived), and never holds the line open while it runs.
+                    await self._hang_up()
             finally:
                 await self.recorder.finish(self.state)
 
@@ -433,7 +440,7 @@ class CallSession:
         except TimeoutError:
             self.log.warning("call.goodbye_not_played", reason=reason)
         finally:
-            await self._hang_up()
+            self._hang_up_at_close = True
             self.ended.set()
 
     async def _watch_peer(self) -> None:
@@ -960,7 +967,7 @@ class CallSession:
         self.log.error("call.voice_unavailable", error=exc.message)
         self.end_reason = "tts_unavailable"
         self.state.outcome = self.state.outcome or "tts_unavailable"
-        await self._hang_up()
+        self._hang_up_at_close = True
         self.ended.set()
 
     async def _persist(self) -> None:
@@ -993,7 +1000,7 @@ class CallSession:
             except TelephonyError as exc:
                 self.log.warning("call.transfer_failed", error=exc.message)
         else:
-            await self._hang_up()
+            self._hang_up_at_close = True
         self.ended.set()
 
     async def _hang_up(self) -> None:

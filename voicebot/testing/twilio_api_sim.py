@@ -203,6 +203,8 @@ class TwilioApiSimulator:
         self.undeliverable: set[str] = set()
         """Numbers whose SMS ends ``undelivered`` (a landline, a blocked handset)."""
         self.sms_callback_delay_s = 0.05
+        self.response_delay_s = 0.0
+        """Every request is answered this much later (a slow or distant Twilio API)."""
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls"
         self.app: Starlette = Starlette(
             routes=[
@@ -249,6 +251,8 @@ class TwilioApiSimulator:
         authorized = self._authorized(request)
         recorded = RecordedRequest(request.method, request.url.path, form, authorized)
         self.requests.append(recorded)
+        if self.response_delay_s:
+            await asyncio.sleep(self.response_delay_s)
         if not authorized:
             return recorded, _error(
                 401,
