@@ -50,13 +50,19 @@ async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, S
         yield base, settings
 
 
-async def _answer_once(base: str) -> list[dict[str, object]]:
-    """Greeting, one caller answer, the agent's reply heard; returns the stored turns."""
+async def _answer_once(base: str, *, played: bool = False) -> list[dict[str, object]]:
+    """Greeting, one caller answer, the agent's reply heard (``played``: heard to its end);
+    returns the stored turns."""
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
         await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
         speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        marks_before = len(call.metrics.marks)
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
         assert speech.response_latency_ms is not None, "the caller heard nothing back"
+        if played:  # a reply cut before it played stores no agent turn
+            await call.wait_until(
+                lambda: len(call.metrics.marks) > marks_before and not call.playback.busy, 30
+            )
     async with httpx.AsyncClient(base_url=base) as http:
         calls = (await http.get("/api/v1/calls")).json()["items"]
         detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
@@ -112,7 +118,7 @@ async def test_a_reply_started_on_the_partial_answers_the_turn_once(
     the final keeps it (same words) or it is redone on the final's words; either way one
     speculation answers the turn and the stored caller turn is the final's words."""
     base, _ = server
-    turns = await _answer_once(base)
+    turns = await _answer_once(base, played=True)
     async with httpx.AsyncClient(base_url=base) as http:
         metrics = (await http.get("/metrics")).text
     assert [t["text"] for t in turns if t["role"] == "user"] == [ANSWER]
