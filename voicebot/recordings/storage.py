@@ -8,14 +8,24 @@ through the ``minio`` client (the ``s3`` extra); otherwise files go under
 bucket, wrong credentials, a malformed endpoint or the ``s3`` extra not installed;
 ``load`` answers None only for a recording that is not there. :func:`check_store` says
 at start-up, in one log line, why a configured store cannot be used.
+
+S3 requests run on the store's own small thread pool with short socket timeouts
+(:data:`S3_CONNECT_TIMEOUT_S`, :data:`S3_READ_TIMEOUT_S`, :data:`S3_RETRIES`) and an
+overall :data:`S3_OPERATION_TIMEOUT_S`: a store that accepts connections and never
+answers fails the recording within a minute and never holds the default executor, which
+the Twilio REST requests and the phrase cache of live calls share (minio's own defaults,
+5 minutes per read and 5 retries, held its threads for half an hour).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 
@@ -29,6 +39,17 @@ MISSING_OBJECT_CODES: Final = frozenset({"NoSuchKey", "NoSuchObject"})
 """S3 error codes that mean "no such recording" (any other code is the store's fault)."""
 CHECK_TIMEOUT_S: Final = 10.0
 """How long the start-up check waits for the store to answer."""
+S3_CONNECT_TIMEOUT_S: Final = 5.0
+S3_READ_TIMEOUT_S: Final = 20.0
+"""Longest silence inside one S3 response (a call's WAV is a few MB)."""
+S3_RETRIES: Final = 2
+"""Retries of one S3 request (connection errors, 500/502/503/504), 0.2 s backoff."""
+S3_OPERATION_TIMEOUT_S: Final = 60.0
+"""An S3 operation, retries included, fails after this long (its thread may linger)."""
+S3_THREADS: Final = 4
+"""Threads S3 requests run on, apart from the default executor."""
+
+T = TypeVar("T")
 
 
 class RecordingStore(Protocol):
@@ -87,6 +108,13 @@ class S3Store:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
+        self._pool = ThreadPoolExecutor(max_workers=S3_THREADS, thread_name_prefix="s3")
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` on the store's pool, within S3_OPERATION_TIMEOUT_S."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(S3_OPERATION_TIMEOUT_S):
+            return await loop.run_in_executor(self._pool, functools.partial(func, *args))
 
     def _name(self, key: str) -> str:
         return self.prefix + _safe_key(key)
@@ -102,7 +130,7 @@ class S3Store:
             )
 
         try:
-            await asyncio.to_thread(put)
+            await self._run(put)
         except Exception as exc:  # the client's errors, as in load
             raise StorageError(f"cannot store recording {key}: {_describe(exc)}") from exc
 
@@ -125,21 +153,21 @@ class S3Store:
 
         name = self._name(key)
         try:
-            return await asyncio.to_thread(get)
+            return await self._run(get)
         except Exception as exc:  # the client's errors: S3Error, urllib3's, ValueError
             raise StorageError(f"cannot read recording {name}: {_describe(exc)}") from exc
 
     async def delete(self, key: str) -> None:
         name = self._name(key)
         try:
-            await asyncio.to_thread(self.client.remove_object, self.bucket, name)
+            await self._run(self.client.remove_object, self.bucket, name)
         except Exception as exc:  # the client's errors, as in load
             raise StorageError(f"cannot delete recording {name}: {_describe(exc)}") from exc
 
     async def check(self) -> None:
         """Raise StorageError unless the bucket exists and these credentials may see it."""
         try:
-            exists = await asyncio.to_thread(self.client.bucket_exists, self.bucket)
+            exists = await self._run(self.client.bucket_exists, self.bucket)
         except Exception as exc:  # the client's errors, as in load
             raise StorageError(f"bucket {self.bucket!r}: {_describe(exc)}") from exc
         if not exists:
@@ -149,6 +177,8 @@ class S3Store:
 def _describe(exc: Exception) -> str:
     """The S3 error code (``NoSuchBucket``, ``InvalidAccessKeyId``…) or the error type;
     never the request's headers or credentials."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {S3_OPERATION_TIMEOUT_S:g} s"
     code = getattr(exc, "code", None)
     return f"{type(exc).__name__} {code}" if isinstance(code, str) else type(exc).__name__
 
@@ -159,6 +189,8 @@ def build_store(settings: Settings) -> RecordingStore:
     the endpoint is malformed)."""
     if settings.recording_s3_bucket:
         try:
+            import certifi  # installed with minio
+            import urllib3
             from minio import Minio  # the optional `s3` extra
         except ImportError as exc:
             raise StorageError(
@@ -167,6 +199,15 @@ def build_store(settings: Settings) -> RecordingStore:
             ) from exc
         secret = settings.recording_s3_secret_key
         endpoint = settings.recording_s3_endpoint or "s3.amazonaws.com"
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=S3_CONNECT_TIMEOUT_S, read=S3_READ_TIMEOUT_S),
+            maxsize=S3_THREADS,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+            retries=urllib3.Retry(
+                total=S3_RETRIES, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
+        )
         try:
             client = Minio(
                 endpoint,
@@ -174,6 +215,7 @@ def build_store(settings: Settings) -> RecordingStore:
                 secret_key=secret.get_secret_value() if secret is not None else None,
                 secure=settings.recording_s3_secure,
                 region=settings.recording_s3_region,
+                http_client=http,
             )
         except ValueError as exc:  # minio refuses a scheme or a path in the endpoint
             raise StorageError(f"RECORDING_S3_ENDPOINT {endpoint!r}: {exc}") from exc

@@ -9,6 +9,7 @@ ends or stream gigabytes: these answer from raw sockets. Each is served on 127.0
 - :func:`endless_body`: a complete status and headers (``200``, any ``Content-Type``),
   then body bytes as fast as the socket takes them, without end.
 - :func:`redirect`: ``302`` to ``location`` (an internal address, say).
+- :func:`stall`: reads the request, then never answers (a blackholed proxy or store).
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def redirect(location: str, status: int = 302) -> Handler:
             "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
         )
         await writer.drain()
+
+    return handle
+
+
+def stall() -> Handler:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()  # until the server closes
 
     return handle
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,9 +21,11 @@ from tests.conftest import make_settings
 from voicebot.app import create_app
 from voicebot.db.models import Call
 from voicebot.errors import StorageError
+from voicebot.recordings import storage
 from voicebot.recordings.calls import recording_key, save_recording
 from voicebot.recordings.storage import S3Store, build_store, check_store
 from voicebot.recordings.track import CallAudio
+from voicebot.testing.hostile_http import serve_raw, stall
 
 moto_server = pytest.importorskip("moto.server")
 minio = pytest.importorskip("minio")
@@ -214,3 +217,38 @@ async def test_endpoint_with_a_scheme_is_a_clear_error(s3_endpoint: str) -> None
         assert not await check_store(settings)
     (event,) = [e for e in logs if e["event"] == "recordings.store_unusable"]
     assert "RECORDING_S3_ENDPOINT" in event["error"]
+
+
+async def test_stalled_store_never_holds_the_default_executor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An S3 endpoint that takes requests and never answers: more saves at once than the
+    default executor has threads leave it free (Twilio REST requests and the phrase cache
+    of live calls run there), and each save fails within S3_OPERATION_TIMEOUT_S."""
+    monkeypatch.setattr(storage, "S3_OPERATION_TIMEOUT_S", 1.5)
+    default_threads = min(32, (os.cpu_count() or 1) + 4)
+    async with serve_raw(stall()) as blackhole:
+        endpoint = blackhole.base_url.removeprefix("http://")
+        settings = make_settings(
+            recording_s3_bucket=BUCKET,
+            recording_s3_endpoint=endpoint,
+            recording_s3_access_key="AKIA" + "B" * 16,
+            recording_s3_secret_key="blackhole-secret",
+            recording_s3_region=REGION,
+            recording_s3_secure=False,
+        )
+        store = build_store(settings)
+        saves = [
+            asyncio.create_task(store.save(f"calls/{n}.wav", b"RIFF" + bytes(1000)))
+            for n in range(default_threads + 2)
+        ]
+        try:
+            await asyncio.sleep(0.5)  # every save is waiting on the blackhole now
+            assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 2.0) == 42
+            async with asyncio.timeout(10):
+                results = await asyncio.gather(*saves, return_exceptions=True)
+        finally:
+            for task in saves:
+                task.cancel()
+    assert all(isinstance(r, StorageError) for r in results), results
+    assert "no answer" in str(results[0])
