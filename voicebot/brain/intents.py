@@ -77,6 +77,10 @@ _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_t
 # Day names are not slot picks: "יום ראשון" is Sunday, not "the first one".
 _DAY_NAME_RE = re.compile(r"(?<!\S)\S{0,2}יומ (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)")
 _CLOSING_SEND_YES = frozenset(soundalike(fold_finals(word)) for word in CLOSING_SEND_YES)
+# Plain answers and social formulas: any content heard at CONTENT_SCORE or more outranks them
+# (LABELLING.md's tie-breaks 10-13).
+_PLAIN = frozenset({"yes", "no", "greeting", "goodbye"})
+CONTENT_SCORE = 3.0
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
 
 Compiled = tuple[tuple[re.Pattern[str], float], ...]
@@ -150,6 +154,11 @@ def _best(scores: dict[str, float]) -> tuple[str, float]:
         if scores.get(name, 0.0) >= threshold:
             return name, scores[name]
     name = max(scores, key=lambda n: (scores[n], -_PRIORITY_RANK.get(n, len(_PRIORITY_RANK))))
+    if name in _PLAIN:
+        # A plain answer said with content ("כן, תסביר לי"): the content is what to act on.
+        content = [n for n in scores if n not in _PLAIN and scores[n] >= CONTENT_SCORE]
+        if content:
+            name = min(content, key=lambda n: _PRIORITY_RANK.get(n, len(_PRIORITY_RANK)))
     return name, scores[name]
 
 

@@ -144,6 +144,8 @@ def test_answers_to_offered_slots(text: str, intent: str) -> None:
         ("לאט לאט בבקשה", "repeat"),
         ("לא מעוניינת כרגע תחזרי אליי בעוד חודשיים", "busy_call_later"),  # a callback ask wins
         ("תביאי לי מישהו מהשירות", "ask_human"),
+        ("כן בטח סבבה רק תסבירי לי", "interested"),  # content outranks a plain yes
+        ("אני מקשיב תמשיכי", "interested"),
     ],
 )
 def test_labelling_guide_cases(text: str, intent: str) -> None:
