@@ -12,7 +12,9 @@ Rows are written in chunks (one query for the chunk's known phones, one flush), 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import phonenumbers
@@ -51,8 +53,44 @@ def _problem(field: str, message: str) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
+# Excel and pandas write a number column as a float: "501234567.0", "9.72541E+11".
+_FLOAT_CELL_RE: Final = re.compile(r"\d+\.0+")
+_SCIENTIFIC_CELL_RE: Final = re.compile(r"\d(?:[.,]\d+)?[eE]\+?\d{1,2}")
+
+
+def _excel_number(raw: str) -> str:
+    """The digits of a phone cell Excel wrote as a number; other cells unchanged.
+
+    "501234567.0" → "501234567"; "9.72541234567E+11" → "972541234567" (every digit is
+    written); "9.72541E+11" raises ValueError: Excel kept six digits and the rest are gone.
+    """
+    text = raw.strip()
+    if _FLOAT_CELL_RE.fullmatch(text):
+        return text.split(".", 1)[0]
+    if not _SCIENTIFIC_CELL_RE.fullmatch(text):
+        return raw
+    try:
+        value = Decimal(text.replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        return raw
+    if value != value.to_integral_value():
+        raise ValueError("Excel scientific notation with a fraction is not a phone number")
+    digits = str(int(value))
+    mantissa_digits = len(re.sub(r"\D", "", text.split("e")[0].split("E")[0]))
+    if mantissa_digits < len(digits):  # a rounded mantissa cannot be told from an exact one
+        raise ValueError(
+            "Excel wrote the number in scientific notation and dropped its last digits; "
+            "format the phone column as text in Excel and export the file again"
+        )
+    return digits
+
+
 def import_phone(raw: str) -> tuple[str, str | None]:
-    """``(E.164, warning or None)``; raises ValueError when it cannot be a phone number."""
+    """``(E.164, warning or None)``; raises ValueError when it cannot be a phone number.
+
+    A cell Excel wrote as a number is read back ("501234567.0", "9.72541234567E+11"); one
+    whose digits Excel rounded away ("9.72541E+11") raises ValueError saying so."""
+    raw = _excel_number(raw)
     try:
         number = phonenumbers.parse(raw, PHONE_REGION)
     except phonenumbers.NumberParseException as exc:
