@@ -258,30 +258,26 @@ class LoadTest:
         unanswered = 0
         for turn in range(config.turns):
             if call.ended:
-                self._ended_by_server(call)
-                return
+                break
             phrase = phrases[(index + turn) % len(phrases)]
             unanswered += not await self._turn(call, phrase)
             if rng.random() < config.barge_in_prob:
                 await asyncio.sleep(rng.uniform(*BARGE_IN_DELAY_RANGE_S))
                 await self._barge_in(call, phrases[(index + turn + 1) % len(phrases)])
             await _agent_quiet(call)
-        if config.duration_s is not None:
+        if config.duration_s is not None and not call.ended:
             remaining_s = connected_s + config.duration_s - time.monotonic()
             if remaining_s > 0:
                 await _poll(lambda: call.ended, remaining_s)
-        if call.ended:
-            self._ended_by_server(call)
-        if unanswered:
-            raise CallFailedError("a caller turn got no reply")
-
-    def _ended_by_server(self, call: SimulatedCall) -> None:
-        """After a reply, a normal close is the agent hanging up; any other close is a failure."""
-        if call.close_code != NORMAL_CLOSURE:
+        if call.ended and call.close_code != NORMAL_CLOSURE:
             raise CallFailedError(
                 f"server closed the stream with code {call.close_code}", dropped=True
             )
-        self.samples.ended_by_agent += 1
+        # An unanswered turn fails the call even when the agent hung up later on.
+        if unanswered:
+            raise CallFailedError("a caller turn got no reply")
+        if call.ended:
+            self.samples.ended_by_agent += 1  # a normal close after a reply
 
     async def _turn(self, call: SimulatedCall, phrase: CallerPhrase) -> bool:
         """Say ``phrase``; True when agent audio answered it. A call the server ends
