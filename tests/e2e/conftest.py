@@ -1,18 +1,34 @@
-"""What every end-to-end call test shares: espeak-ng present, and one server configuration
-(SQLite, Twilio signatures on, the provider simulator as STT)."""
+"""What every end-to-end call test shares: espeak-ng present, one server configuration
+(SQLite, Twilio signatures on, the provider simulator as STT), the caller's cached Hebrew
+speech, the simulator that recognises it, the running call server and a frozen Tuesday
+morning for calls that book "מחר"."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from voicebot.cli import migrate
 from voicebot.config import Settings
-from voicebot.testing.provider_sim import ProviderSim
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.server import free_port, running_server
+
+AUDIO_CACHE = Path(".cache/hebrew_audio")
+"""espeak-ng renderings of the callers' lines, kept across runs."""
+TZ = ZoneInfo("Asia/Jerusalem")
+TUESDAY_9AM = datetime(2026, 3, 10, 9, 0, tzinfo=TZ)
+"""The wall clock of `frozen_clock`: Wednesday 11 March is a working day."""
+SPEECH_RATE_HZ = 8000
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +63,40 @@ def call_server_settings(
     }
     values.update(overrides)
     return make_settings(**values)
+
+
+def hebrew_speech(text: str) -> bytes:
+    """The caller saying ``text``: 8 kHz PCM16 from espeak-ng, cached in AUDIO_CACHE."""
+    return synthesize_hebrew(text, cache_dir=AUDIO_CACHE)
+
+
+@contextlib.asynccontextmanager
+async def recognising_sim(*, seed: int, phrases: Iterable[str]) -> AsyncIterator[ProviderSim]:
+    """A running provider simulator whose STT recognises each of ``phrases`` as spoken by
+    :func:`hebrew_speech`."""
+    async with ProviderSim(SimConfig(seed=seed)) as running:
+        for phrase in phrases:
+            running.register_phrase(phrase, hebrew_speech(phrase), SPEECH_RATE_HZ)
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def call_server(
+    tmp_path: Path, sim: ProviderSim, *, account_sid: str, auth_token: str, **overrides: Any
+) -> AsyncIterator[tuple[str, Settings]]:
+    """The call server of :func:`call_server_settings` under uvicorn on a free port; its
+    base URL and settings."""
+    port = free_port()
+    settings = call_server_settings(
+        tmp_path, port=port, sim=sim, account_sid=account_sid, auth_token=auth_token, **overrides
+    )
+    async with running_server(settings, port=port) as base:
+        yield base, settings
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[None]:
+    """The wall clock at TUESDAY_9AM in Israel, ticking (asyncio's monotonic clock is
+    untouched), so "tomorrow at ten" is a business-hours slot whatever day the suite runs."""
+    with time_machine.travel(TUESDAY_9AM, tick=True):
+        yield

@@ -12,40 +12,33 @@ import pytest
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.config import Settings
-from voicebot.testing.hebrew_audio import synthesize_hebrew
-from voicebot.testing.provider_sim import ProviderSim, SimConfig
-from voicebot.testing.server import free_port, running_server
+from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.twilio_caller import CallNotConnectedError, place_call
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "e2e-auth-token"
-AUDIO_CACHE = Path(".cache/hebrew_audio")
 ANSWER = "כן, אפשר לדבר עכשיו"
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
-    async with ProviderSim(SimConfig(seed=3)) as running:
-        running.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
+    async with recognising_sim(seed=3, phrases=[ANSWER]) as running:
         yield running
 
 
 @pytest.fixture
 async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
-    port = free_port()
-    settings = call_server_settings(
+    async with call_server(
         tmp_path,
-        port=port,
-        sim=sim,
+        sim,
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
         stt_timeout_s=1.0,
-    )
-    async with running_server(settings, port=port) as base:
-        yield base, settings
+    ) as served:
+        yield served
 
 
 async def test_greeting_then_a_turn_then_dtmf(server: tuple[str, Settings]) -> None:
@@ -55,7 +48,7 @@ async def test_greeting_then_a_turn_then_dtmf(server: tuple[str, Settings]) -> N
         await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
         assert call.metrics.first_agent_media_ms is not None
         await call.wait_until(lambda: len(call.metrics.marks) >= 1, 20)
-        speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        speech = call.say(pcm16_to_ulaw(hebrew_speech(ANSWER)))
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
         assert speech.response_latency_ms is not None
         marks_before = len(call.metrics.marks)
@@ -121,7 +114,7 @@ async def test_barge_in_sends_clear_and_stops_audio(server: tuple[str, Settings]
     base, _ = server
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
         await call.wait_until(lambda: call.metrics.agent_audio_ms > 300, 10)
-        speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        speech = call.say(pcm16_to_ulaw(hebrew_speech(ANSWER)))
         await call.wait_until(lambda: speech.clear_latency_ms is not None, 10)
         assert speech.barge_in
         assert speech.clear_latency_ms is not None
@@ -174,7 +167,7 @@ async def test_stt_timeout_plays_the_apology_and_the_call_goes_on(
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
         await call.wait_until(lambda: len(call.metrics.marks) >= 1, 20)
         sim.config.stt.hang = True
-        first = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        first = call.say(pcm16_to_ulaw(hebrew_speech(ANSWER)))
         await call.wait_until(lambda: first.response_latency_ms is not None, 20)
         assert first.response_latency_ms is not None
         assert first.response_latency_ms >= 1000  # the STT timeout (1 s) passed first

@@ -11,43 +11,36 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.config import Settings
-from voicebot.testing.hebrew_audio import synthesize_hebrew
-from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.realtime_sim import RealtimeBehaviour
-from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_caller import place_call
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "streaming-stt-auth-token"
-AUDIO_CACHE = Path(".cache/hebrew_audio")
 ANSWER = "כן, אפשר לדבר עכשיו"
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
-    async with ProviderSim(SimConfig(seed=11)) as running:
-        running.register_phrase(ANSWER, synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE), 8000)
+    async with recognising_sim(seed=11, phrases=[ANSWER]) as running:
         yield running
 
 
 @pytest.fixture
 async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
-    port = free_port()
-    settings = call_server_settings(
+    async with call_server(
         tmp_path,
-        port=port,
-        sim=sim,
+        sim,
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
         stt_mode="streaming",
         # Generous for a loaded test machine: a final this late would go to batch STT.
         stt_streaming_final_timeout_s=5.0,
-    )
-    async with running_server(settings, port=port) as base:
-        yield base, settings
+    ) as served:
+        yield served
 
 
 async def _answer_once(base: str, *, played: bool = False) -> list[dict[str, object]]:
@@ -55,7 +48,7 @@ async def _answer_once(base: str, *, played: bool = False) -> list[dict[str, obj
     returns the stored turns."""
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
         await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
-        speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
+        speech = call.say(pcm16_to_ulaw(hebrew_speech(ANSWER)))
         marks_before = len(call.metrics.marks)
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
         assert speech.response_latency_ms is not None, "the caller heard nothing back"

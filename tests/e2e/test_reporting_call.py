@@ -16,23 +16,19 @@ import asyncio
 import io
 import wave
 from array import array
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import time_machine
 from sqlalchemy import select
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import call_server_settings, hebrew_speech, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, Campaign, Lead, Meeting, SmsMessage
-from voicebot.testing.hebrew_audio import synthesize_hebrew
-from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
 from voicebot.testing.twilio_caller import SimulatedCall, place_call
@@ -41,9 +37,6 @@ from voicebot.testing.webhook_receiver import WebhookReceiver
 ACCOUNT_SID = "AC" + "3" * 32
 AUTH_TOKEN = "report-auth-token"
 SECRET = "whsec_report_0123456789"
-AUDIO_CACHE = Path(".cache/hebrew_audio")
-TZ = ZoneInfo("Asia/Jerusalem")
-NOW = datetime(2026, 3, 10, 9, 0, tzinfo=TZ)  # Tuesday
 LEAD_PHONE = "+972541112244"
 FROM_NUMBER = "+97233760001"
 HELLO = "שלום"
@@ -52,21 +45,9 @@ AUDIBLE_RMS = 300
 
 
 @pytest.fixture
-def frozen_clock() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=True):
-        yield
-
-
-@pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
-    async with ProviderSim(SimConfig(seed=13)) as running:
-        for phrase in (HELLO, BOOK):
-            running.register_phrase(phrase, _speech(phrase), 8000)
+    async with recognising_sim(seed=13, phrases=(HELLO, BOOK)) as running:
         yield running
-
-
-def _speech(text: str) -> bytes:
-    return synthesize_hebrew(text, cache_dir=AUDIO_CACHE)
 
 
 async def _until(predicate: Any, timeout_s: float) -> None:
@@ -144,10 +125,10 @@ async def test_booked_call_reports_texts_and_records(
                 ) as call:
                     await _agent_done(call, 0)
                     marks = len(call.metrics.marks)
-                    call.say(pcm16_to_ulaw(_speech(HELLO)))
+                    call.say(pcm16_to_ulaw(hebrew_speech(HELLO)))
                     await _agent_done(call, marks)
                     marks = len(call.metrics.marks)
-                    call.say(pcm16_to_ulaw(_speech(BOOK)))
+                    call.say(pcm16_to_ulaw(hebrew_speech(BOOK)))
                     await _until(lambda: twilio.messages, 30)
                     await call.wait_until(lambda: call.ended, 30)
                 await _until(lambda: len(receiver.of_type("call.completed")) == 1, 20)

@@ -13,26 +13,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import TZ, call_server_settings, hebrew_speech, recognising_sim
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, CallTurn, Lead, Meeting
 from voicebot.demo_caller import converse
-from voicebot.testing.hebrew_audio import synthesize_hebrew
-from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.server import free_port, running_server
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "turn-aware-auth-token"
-AUDIO_CACHE = Path(".cache/hebrew_audio")
-TZ = ZoneInfo("Asia/Jerusalem")
-NOW = datetime(2026, 3, 10, 9, 0, tzinfo=TZ)  # Tuesday; Wednesday 11 March is a working day
-TOMORROW_10 = datetime(2026, 3, 11, 10, 0, tzinfo=TZ)
+TOMORROW_10 = datetime(2026, 3, 11, 10, 0, tzinfo=TZ)  # the day after TUESDAY_9AM
 LEAD_PHONE = "+972541112233"
 FROM_NUMBER = "+97233760000"
 HELLO = "שלום"
@@ -40,16 +34,8 @@ BOOK = "אפשר לקבוע פגישה מחר בעשר"
 
 
 @pytest.fixture
-def frozen_clock() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=True):
-        yield
-
-
-@pytest.fixture
 async def sim() -> AsyncIterator[ProviderSim]:
-    async with ProviderSim(SimConfig(seed=12)) as running:
-        for phrase in (HELLO, BOOK):
-            running.register_phrase(phrase, _speech(phrase), 8000)
+    async with recognising_sim(seed=12, phrases=(HELLO, BOOK)) as running:
         yield running
 
 
@@ -57,10 +43,6 @@ def _next_line(script: Iterator[str], agent_said: str) -> str:
     line = next(script, None)
     assert line is not None, f"the call did not end; the agent's last turn: {agent_said!r}"
     return line
-
-
-def _speech(text: str) -> bytes:
-    return synthesize_hebrew(text, cache_dir=AUDIO_CACHE)
 
 
 async def test_hello_then_meeting_tomorrow_at_ten_is_stored(
@@ -91,7 +73,7 @@ async def test_hello_then_meeting_tomorrow_at_ten_is_stored(
             call_sid, _, _ = await converse(
                 base,
                 sessions,
-                {HELLO: _speech(HELLO), BOOK: _speech(BOOK)},
+                {HELLO: hebrew_speech(HELLO), BOOK: hebrew_speech(BOOK)},
                 printed.append,
                 account_sid=ACCOUNT_SID,
                 auth_token=AUTH_TOKEN,
