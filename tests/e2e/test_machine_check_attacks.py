@@ -191,3 +191,26 @@ async def test_verdict_before_the_call_row_leaves_the_check_free(
     detail, _, tokens = await _rows(rig)
     assert (detail["outcome"], detail["answered_by"]) == ("voicemail", "machine_speech")
     assert tokens == 1
+
+
+async def test_database_failure_on_amd_machine_verdict_hangs_up(
+    attack_rig: tuple[Rig, ProviderSim],
+) -> None:
+    """AMD's machine_end_beep while its verdict cannot be written (503 to Twilio, which
+    does not retry it by default): the agent stops (clear) and the call is hung up, not
+    left pitching to the mailbox until max duration."""
+    rig, _ = attack_rig
+    sid = await _dial(rig)
+    async with place_call(
+        rig.base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid, to_number=TO
+    ) as call:
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
+        _break_machine_ledger(rig.settings.database_url)
+        await rig.sim.send_amd(sid, "machine_end_beep", duration_ms=3000)
+
+        def hung_up() -> bool:
+            return any(r.value("Status") == "completed" for r in rig.sim.updates_for(sid))
+
+        await _until(hung_up, 15)
+        assert call.metrics.clears >= 1
+        assert rig.sim.calls[sid].twiml_updates == []  # no message

@@ -16,7 +16,9 @@ not acted on: no REST request, the lead's one voicemail message not spent.
 The callback may reach any web instance: the verdict is committed (idempotent on the
 call SID, through the ``twilio_events`` ledger) before any REST request; a redelivery
 does nothing. A failed REST request is logged; Twilio's status callback still ends the
-call and its outcome stays ``voicemail``/``fax``.
+call and its outcome stays ``voicemail``/``fax``. With the database down, a machine or
+fax verdict still stops the agent and hangs up (no message: once per lead cannot be
+checked), and the answer is 503 (a retry, when Twilio is told to retry, records it).
 """
 
 from __future__ import annotations
@@ -117,6 +119,10 @@ async def amd(request: Request) -> Response:
         verdict = await _record(state, params, request.query_params.get("attempt"))
     except SQLAlchemyError as exc:
         log.error("twilio.amd_db_unavailable", call_sid=call_sid, error=type(exc).__name__)
+        if answered_by == FAX_ANSWER or answered_by in MACHINE_ANSWERS:
+            # Twilio does not retry this callback by default: a machine left to the agent
+            # would hear the whole pitch. Hung up unrecorded, as the transcript check does.
+            await _act(state, call_sid, UNRECORDED_HANG_UP)
         response = error_response(503, "unavailable", "database busy; retry")
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
