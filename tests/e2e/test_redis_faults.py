@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import call_server_settings
-from tests.e2e.test_call import ACCOUNT_SID, ANSWER, AUDIO_CACHE, AUTH_TOKEN
+from tests.e2e.conftest import AUDIO_CACHE, call_server_settings
+from tests.e2e.test_call import ACCOUNT_SID, ANSWER, AUTH_TOKEN
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
