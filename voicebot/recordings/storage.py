@@ -102,12 +102,16 @@ class LocalStore:
 
 
 class S3Store:
-    """Objects in one bucket of an S3-compatible service (the ``minio`` client)."""
+    """Objects in one bucket of an S3-compatible service (the ``minio`` client).
+
+    ``prefix`` is a folder in the bucket: ``"tenant-a"``, ``"tenant-a/"`` and
+    ``"/tenant-a/"`` all store ``calls/1.wav`` as ``tenant-a/calls/1.wav``."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client
         self.bucket = bucket
-        self.prefix = prefix
+        folder = prefix.strip("/")
+        self.prefix = f"{folder}/" if folder else ""
         self._pool = ThreadPoolExecutor(max_workers=S3_THREADS, thread_name_prefix="s3")
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
