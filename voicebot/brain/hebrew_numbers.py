@@ -73,7 +73,11 @@ def number_to_words(n: int, gender: Gender = "f") -> str:
     parts: list[str] = []
     millions, rest = divmod(n, 1_000_000)
     if millions:
-        parts.append("מיליון" if millions == 1 else f"{number_to_words(millions, 'm')} מיליון")
+        if millions == 1:
+            parts.append("מיליון")
+        else:  # construct form for two: "שני מיליון"
+            count = "שני" if millions == 2 else number_to_words(millions, "m")
+            parts.append(f"{count} מיליון")
     thousands, rest = divmod(rest, 1000)
     if thousands:
         if thousands <= 10:

@@ -15,7 +15,13 @@ written "½"/"1/2 שעה", prices per period ("₪99/חודש" → "… לחוד
 יומיים"), percentages ("אחוז אחד", "חמישה אחוזים", "עשרים אחוז"), signs ("-5%" → "מינוס
 חמישה אחוזים"), a count joined to a second one before the noun ("3 מתוך 5 לקוחות" →
 "שלושה מתוך חמישה לקוחות") and day-month dates after "ה-" ("עד ה-15.3"; a bare "15.3"
-is a decimal); a digit run too long to be a number is read digit by digit.
+is a decimal; "ב-1.12" with a preposition and a two-digit month is a date); a digit run
+too long to be a number is read digit by digit. Evening and night hours say so ("ב-22:00"
+→ "בעשר בלילה"); hour ranges are the clock's ("10-12 בבוקר", "בשעות 9-17"); abbreviations
+are expanded by the library even in a sentence without digits ("ד\"ר" → "דוקטור");
+e-mail and web addresses (:mod:`voicebot.brain.speech_addresses`) and large amounts, days
+of the month and singular nouns after a count (:mod:`voicebot.brain.speech_counts`) have
+passes of their own.
 Its output holds no digits, so a second pass changes nothing: every path to TTS goes
 through it once and a repeat is harmless.
 """
@@ -31,6 +37,8 @@ from typing import Final
 from heb_tts_normalizer import Config, Gender, normalize
 
 from voicebot.brain.hebrew_numbers import TEENS_M, UNITS_M, number_to_words
+from voicebot.brain.speech_addresses import spoken_addresses
+from voicebot.brain.speech_counts import spoken_counts
 
 MONTH_NAMES = (
     "ינואר", "פברואר", "מרץ", "אפריל", "מאי", "יוני",
@@ -69,7 +77,9 @@ _PRE = r"(?:(?P<pre>[בלמוהכש])[-־]?)?"
 _PHONE_RE = re.compile(
     r"(?<![\d*])(?:(?P<pre>[בלמו])[-־])?(?:\+972[-\s]?|0)(?:[2-9]\d?)[-\s]?\d{3}[-\s]?\d{4}(?!\d)"
 )
-_SERVICE_PHONE_RE = re.compile(r"(?<![\d*])1-?[78]00-?\d{3}-?\d{3}(?!\d)")
+_SERVICE_PHONE_RE = re.compile(
+    r"(?<![\d*])(?:(?P<pre>[בלמו])[-־])?(?P<number>1-?[78]00-?\d{3}-?\d{3})(?!\d)"
+)
 _STAR_RE = re.compile(r"\*(?P<code>\d{2,6})(?P<hash>#)?(?!\d)")
 _TIME = r"(?P<{h}>[01]?\d|2[0-3]):(?P<{m}>[0-5]\d)"
 _TIME_RANGE_RE = re.compile(
@@ -77,6 +87,38 @@ _TIME_RANGE_RE = re.compile(
     rf"{_TIME.format(h='h2', m='m2')}(?![\d:])"
 )
 _TIME_RE = re.compile(rf"(?<![\d:]){_PRE}{_TIME.format(h='h', m='m')}(?![\d:])")
+# A part of the day already written after a time ("ב-20:00 בערב"): no second one is added.
+_PART_OF_DAY_AFTER_RE = re.compile(
+    r"\s*(?:בבוקר|בערב|בלילה|בצהריים|אחה[\"״]צ|אחרי? הצהריים|לפנות בוקר)(?![א-ת])"
+)
+NIGHT_START_HOUR = 22  # "עשר בלילה" from 22:00; before dawn too
+NIGHT_END_HOUR = 5
+# "ב-1.12", "עד 01.12": a preposition before day.month with a two-digit month is a date (a
+# bare "1.12" may be a decimal); not when an amount's unit follows ("ב-1.10 אחוז").
+_PREP_DOT_DATE_RE = re.compile(
+    r"(?<![\w.])(?:(?P<pre>ו?[בלמ])[-־]?|(?P<word>עד|מאז|לפני|אחרי|החל מ-?)\s?)"
+    r"(?P<d>[12]\d|3[01]|0?[1-9])\.(?P<mo>1[0-2]|0[1-9])"
+    r"(?![\d.]|\s?(?:%|₪|\$|€|ש[\"״]ח|אחוז|מיליון|אלף|שקל|דולר|אירו)|\s?[א-ת]*ות(?![א-ת]))"
+)
+# "10-12 בבוקר": hours, counted in the feminine as the clock is.
+_HOUR_RANGE_RE = re.compile(
+    rf"(?<![\d.,:/\w\-–]){_PRE}(?P<a>1[0-2]|0?[1-9])\s?[-–]\s?(?P<b>1[0-2]|0?[1-9])"
+    r"(?=\s+(?:בבוקר|בערב|בלילה|בצהריים|אחה[\"״]צ|אחר הצהריים)(?![א-ת]))"
+)
+# "בין 10-12": said "בין עשר לשתים עשרה", never "בין … עד …".
+_BETWEEN_RANGE_RE = re.compile(r"(?<![א-ת])בין (?P<a>\d+)\s?[-–]\s?(?P<b>\d+)(?![\d.,:/])")
+# The library glues "ב"/"ל"/"כ" to "הראשון": the article goes ("בראשון בדצמבר").
+_ARTICLE_AFTER_PREFIX_RE = re.compile(
+    r"(?<![א-ת])(?P<pre>[בלכ])ה(?=(?:ראשון|שני|שלישי|רביעי|חמישי|שישי|שביעי|שמיני|תשיעי|עשירי)"
+    r"(?![א-ת]))"
+)
+_SHEKEL_ABBREVIATION_RE = re.compile(r"(?<![א-ת])(?P<pre>[בוה]?)ש[\"״]ח(?![א-ת])")  # no number
+# "בשעות 9-17", "בין השעות 9-17": whole hours of the clock, said in its twelve-hour form.
+_HOURS_RANGE_RE = re.compile(
+    r"(?<=שעות )(?P<a>[01]?\d|2[0-3])\s?[-–]\s?(?P<b>[01]?\d|2[0-3])(?![\d:.,])"
+)
+# An abbreviation written with a geresh or gershayim ("ד\"ר", "וכו'"): the library says it.
+_ABBREVIATION_RE = re.compile(r"[א-ת][\"״׳'][א-ת]?")
 _DATE_RE = re.compile(
     rf"(?<![\d/]){_PRE}(?P<d>\d{{1,2}})/(?P<mo>\d{{1,2}})(?:/(?P<y>\d{{4}}))?(?![\d/])"
 )
@@ -208,7 +250,30 @@ def _time_range_sub(m: re.Match[str]) -> str:
 
 
 def _time_sub(m: re.Match[str]) -> str:
-    return _attach(m["pre"], spoken_clock(int(m["h"]), int(m["m"])))
+    """A clock time; an evening or night hour says so ("ב-22:00" → "בעשר בלילה"), unless
+    the text already does."""
+    hour = int(m["h"])
+    words = spoken_clock(hour, int(m["m"]))
+    if not _PART_OF_DAY_AFTER_RE.match(m.string, m.end()):
+        if hour >= NIGHT_START_HOUR or hour < NIGHT_END_HOUR:
+            words += " בלילה"
+        elif hour >= EVENING_START_HOUR:
+            words += " בערב"
+    return _attach(m["pre"], words)
+
+
+def _prep_dot_date_sub(m: re.Match[str]) -> str:
+    lead = m["pre"] or (f"{m['word']} " if not m["word"].endswith(("מ", "-")) else m["word"])
+    return f"{lead.rstrip('-')}{spoken_date(int(m['d']), int(m['mo']))}"
+
+
+def _hours_range_sub(m: re.Match[str]) -> str:
+    join = " ל" if m.string[: m.start()].endswith("בין השעות ") else " עד "
+    return f"{spoken_clock(int(m['a']), 0)}{join}{spoken_clock(int(m['b']), 0)}"
+
+
+def _hour_range_sub(m: re.Match[str]) -> str:
+    return _attach(m["pre"], f"{number_to_words(int(m['a']))} עד {number_to_words(int(m['b']))}")
 
 
 def _date_sub(m: re.Match[str]) -> str:
@@ -354,8 +419,8 @@ def to_spoken(text: str) -> str:
     day names. Applying this twice equals applying it once. Script
     lines repeat on every call, so results are kept in a bounded cache.
     """
-    text = _day_letters(text)
-    if not _NEEDS_WORK_RE.search(text) and "½" not in text:
+    text = spoken_addresses(_day_letters(text))
+    if not _NEEDS_WORK_RE.search(text) and "½" not in text and not _ABBREVIATION_RE.search(text):
         return text
     return _rewrite(text)
 
@@ -365,9 +430,14 @@ def _rewrite(text: str) -> str:
     # Digits of other scripts count like ASCII ones (agreement, phones, times).
     text = _OTHER_SCRIPT_DIGIT_RE.sub(lambda m: str(unicodedata.decimal(m.group(0))), text)
     text = _PHONE_RE.sub(_phone_sub, text)
-    text = _SERVICE_PHONE_RE.sub(lambda m: spoken_phone(m.group(0)), text)
+    text = _SERVICE_PHONE_RE.sub(lambda m: _attach(m["pre"], spoken_phone(m["number"])), text)
     text = _STAR_RE.sub(_star_sub, text)
     text = _SIGN_RE.sub(_sign_sub, text)
+    text = spoken_counts(text)
+    text = _PREP_DOT_DATE_RE.sub(_prep_dot_date_sub, text)
+    text = _HOUR_RANGE_RE.sub(_hour_range_sub, text)
+    text = _HOURS_RANGE_RE.sub(_hours_range_sub, text)
+    text = _BETWEEN_RANGE_RE.sub(lambda m: f"בין {m['a']} ל-{m['b']}", text)
     text = _ROUND_THE_CLOCK_RE.sub("עשרים וארבע שבע", text)
     text = _HALF_FRACTION_RE.sub("חצי", text)
     text = _PER_PERIOD_RE.sub(lambda m: f" ל{m['unit']}", text)
@@ -384,6 +454,8 @@ def _rewrite(text: str) -> str:
     text = _DAY_ORDINAL_RE.sub(_day_ordinal_sub, text)
     text = _JOINED_COUNT_RE.sub(_joined_count_sub, text)
     text = normalize(text, _CONFIG)
+    text = _ARTICLE_AFTER_PREFIX_RE.sub(lambda m: m["pre"], text)
+    text = _SHEKEL_ABBREVIATION_RE.sub(lambda m: f"{m['pre']}שקלים", text)
     # Whatever the library left as digits (a model name such as "5G", a run too long to be a
     # number) is still spoken.
     return _DIGITS_RE.sub(_leftover_digits, text)

@@ -62,7 +62,7 @@ def test_digits_of_other_scripts_agree_like_ascii(text: str, spoken: str) -> Non
         ("ביום ג׳ בשעה 10", "ביום שלישי בשעה עשר"),
         ("ביום ה'", "ביום חמישי"),
         ("פתוח בימים א'-ה' 9:00-18:00", "פתוח בימים ראשון עד חמישי תשע עד שש"),
-        ("סעיף א' בחוזה", "סעיף א' בחוזה"),  # not a day: left alone
+        ("סעיף א' בחוזה", "סעיף אלף בחוזה"),  # not a day: the letter's name, as read aloud
         # "24/7" is a phrase, not the 24th of July.
         ("זמינים 24/7", "זמינים עשרים וארבע שבע"),
         # Halves written as fractions.
