@@ -138,6 +138,7 @@ class UtteranceIn:
     speech_end_at: float
     transcript: asyncio.Future[Transcript] | None = None  # streaming STT's final, if streamed
     speculation: Speculation | None = None
+    speech_starts: int = 0  # the session's count of caller speech starts at its end
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,7 @@ class CallSession:
         self._machine = False  # the first words were a recording: no more turns
         self._hang_up_at_close = False  # the call ended here: hang up over REST at the close
         self._inbound_rest = bytearray()  # caller audio short of a whole 20 ms frame
+        self._speech_starts = 0  # SpeechStarted events so far: has the caller spoken again?
         self._odd_frames_logged = False
 
     def _to_peer(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
@@ -276,6 +278,7 @@ class CallSession:
             self._discard_speculation("resumed")
         elif isinstance(event, SpeechStarted):
             self._barged = False
+            self._speech_starts += 1
             current = self.current
             if self.playout.speaking:
                 await self._barge_in()
@@ -298,7 +301,11 @@ class CallSession:
             if speculation is not None and speculation.end_ms != event.end_ms:
                 self._discard(speculation, "stale")
                 speculation = None
-            self._inbox.put_nowait(UtteranceIn(event.audio, now, speech_end_at, final, speculation))
+            self._inbox.put_nowait(
+                UtteranceIn(
+                    event.audio, now, speech_end_at, final, speculation, self._speech_starts
+                )
+            )
 
     def _now(self) -> datetime:
         """Wall-clock now in the business time zone (the brain speaks local times)."""
@@ -583,7 +590,7 @@ class CallSession:
             known = await self._screen_first_words(item)
             if self.ended.is_set() or self._machine:
                 return
-        if spec is not None and await self._adopt(spec):
+        if spec is not None and await self._adopt(spec, item):
             return
         timings = TurnTimings(started_at=item.decided_at, speech_end_at=item.speech_end_at)
         try:
@@ -607,6 +614,12 @@ class CallSession:
             text = f"{self._carry} {text}".strip()
             self._carry = None
         if not text:
+            return
+        if self._spoke_again(item):
+            # The caller went on before any reply to these words began: they are answered
+            # with the next utterance, as when a reply is dropped unplayed.
+            self._carry = text
+            self.log.info("call.reply_dropped", reason="caller_spoke", turn=self._turn_seq + 1)
             return
         await self._speak(
             lambda: self.brain.respond_stream(self.state, text, now=self._now()),
@@ -796,11 +809,17 @@ class CallSession:
             return settings.endpoint_long_silence_ms
         return settings.endpoint_silence_ms
 
-    async def _adopt(self, spec: Speculation) -> bool:
+    def _spoke_again(self, item: UtteranceIn) -> bool:
+        """The caller started speaking again after ``item`` ended (SpeechStarted came while
+        its reply was being recognised or prepared, before it was the current reply)."""
+        return self._speech_starts != item.speech_starts
+
+    async def _adopt(self, spec: Speculation, item: UtteranceIn) -> bool:
         """The turn the speculation was made on is confirmed: release its reply and follow
         it like any other. False (the caller's words are answered afresh) when there is
-        no reply to release or it was made on other grounds (carried words changed, a
-        reply came between)."""
+        no reply to release, it was made on other grounds (carried words changed, a
+        reply came between), or the caller spoke again while it was still being prepared
+        (it would start over them: the words are carried to the next utterance)."""
         if spec.task is not None:
             await asyncio.wait({spec.task})
         handle = spec.handle
@@ -808,7 +827,12 @@ class CallSession:
             self._live.discard(spec)
             self.services.metrics.speculations.labels("stt_failed").inc()
             return False
-        if handle is None or spec.carry != self._carry or spec.turn_mark != self._turn_seq:
+        if (
+            handle is None
+            or spec.carry != self._carry
+            or spec.turn_mark != self._turn_seq
+            or self._spoke_again(item)
+        ):
             self._discard(spec, "unused")
             if self._discards:
                 await asyncio.wait(set(self._discards))
@@ -1030,3 +1054,4 @@ def caller_words(text: str) -> str:
         return words
     cut = words[: MAX_CALLER_TEXT_CHARS + 1]
     return cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_CALLER_TEXT_CHARS]
+

@@ -1,0 +1,90 @@
+"""Attacks on a live call as a caller would make them: speech that resumes while the reply
+to the last utterance is still being prepared (the reply must never start over the caller,
+and both utterances are answered together)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import call_server_settings
+from voicebot.audio.codec import ULAW_SILENCE_BYTE, pcm16_to_ulaw
+from voicebot.config import Settings
+from voicebot.testing.hebrew_audio import synthesize_hebrew
+from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
+from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_caller import place_call
+
+ACCOUNT_SID = "AC" + "a" * 32
+AUTH_TOKEN = "live-call-attacks-auth-token"
+AUDIO_CACHE = Path(".cache/hebrew_audio")
+FIRST = "כן, אפשר לדבר עכשיו"
+SECOND = "רגע, לפני זה אני רוצה לשאול כמה זה עולה בחודש"
+# Recognition outlasts the pause: the caller is talking again before any reply to FIRST
+# (speculative or not) is ready.
+STT_DELAY_MS = 1500
+PAUSE_MS = 760  # over the 700 ms endpoint: FIRST ends a turn of its own
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSim]:
+    async with ProviderSim(SimConfig(stt=StageBehaviour(delay_ms=STT_DELAY_MS), seed=10)) as s:
+        for phrase in (FIRST, SECOND):
+            s.register_phrase(phrase, synthesize_hebrew(phrase, cache_dir=AUDIO_CACHE), 8000)
+        yield s
+
+
+@pytest.fixture
+async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
+    port = free_port()
+    settings = call_server_settings(
+        tmp_path, port=port, sim=sim, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+    )
+    async with running_server(settings, port=port) as base:
+        yield base, settings
+
+
+async def _stored_turns(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    for _ in range(50):  # turns are written off the speaking path
+        calls = (await http.get("/api/v1/calls")).json()["items"]
+        detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+        if detail["status"] == "completed":
+            break
+        await asyncio.sleep(0.1)
+    turns: list[dict[str, Any]] = detail["turns"]
+    return turns
+
+
+async def test_speech_resumed_while_the_reply_is_prepared_is_answered_together(
+    server: tuple[str, Settings],
+) -> None:
+    """FIRST, a pause just past the endpoint, SECOND while FIRST is still being recognised:
+    no audio of a reply to FIRST alone reaches the caller during SECOND (no `clear` needed),
+    and the call stores one caller turn with both utterances, answered once."""
+    base, _ = server
+    first = pcm16_to_ulaw(synthesize_hebrew(FIRST, cache_dir=AUDIO_CACHE))
+    pause = bytes([ULAW_SILENCE_BYTE]) * (8 * PAUSE_MS)
+    second = pause + pcm16_to_ulaw(synthesize_hebrew(SECOND, cache_dir=AUDIO_CACHE))
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        clears_before = call.metrics.clears
+        audio_before_ms = call.metrics.agent_audio_ms
+        call.say(first)
+        talking_on = call.say(second)
+        await call.wait_until(lambda: talking_on.end_s is not None, 20)
+        assert call.metrics.agent_audio_ms == audio_before_ms, "a reply started over the caller"
+        assert call.metrics.clears == clears_before
+        await call.wait_until(lambda: talking_on.response_latency_ms is not None, 20)
+        assert talking_on.response_latency_ms is not None, "the caller got no answer"
+        await call.wait_until(lambda: not call.playback.busy, 20)
+    async with httpx.AsyncClient(base_url=base) as http:
+        turns = await _stored_turns(http)
+    user = [t["text"] for t in turns if t["role"] == "user"]
+    assert user == [f"{FIRST} {SECOND}"]
+    assert len([t for t in turns if t["role"] == "assistant"]) == 2  # greeting + one answer
+
