@@ -88,3 +88,27 @@ async def test_speech_resumed_while_the_reply_is_prepared_is_answered_together(
     assert user == [f"{FIRST} {SECOND}"]
     assert len([t for t in turns if t["role"] == "assistant"]) == 2  # greeting + one answer
 
+
+async def test_words_carried_over_several_utterances_stay_bounded(
+    server: tuple[str, Settings], sim: ProviderSim
+) -> None:
+    """A caller who never lets the agent in (each utterance recognised as ~1,300
+    characters, the next begun before the reply to the last is ready): the carried words
+    are joined to the next utterance, and the joined turn the brain reads and the call
+    stores is still cut to a phone turn's length (1,000 characters), keeping the newest."""
+    base, _ = server
+    sim.config.default_transcript = "אני רוצה לשמוע עוד פרטים " * 50
+    one = pcm16_to_ulaw(synthesize_hebrew("שלום לך, מה נשמע היום", cache_dir=AUDIO_CACHE))
+    two = pcm16_to_ulaw(synthesize_hebrew("ומה עוד יש לכם להציע", cache_dir=AUDIO_CACHE))
+    pause = bytes([ULAW_SILENCE_BYTE]) * (8 * PAUSE_MS)
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        call.say(one)
+        talking_on = call.say(pause + two)
+        await call.wait_until(lambda: talking_on.response_latency_ms is not None, 30)
+        assert talking_on.response_latency_ms is not None, "the caller got no answer"
+        await call.wait_until(lambda: not call.playback.busy, 20)
+    async with httpx.AsyncClient(base_url=base) as http:
+        turns = await _stored_turns(http)
+    user = [t["text"] for t in turns if t["role"] == "user"]
+    assert len(user) == 1 and len(user[0]) <= 1000, [len(u) for u in user]

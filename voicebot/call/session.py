@@ -611,7 +611,7 @@ class CallSession:
             await self._speak(fixed(_apology()), timings)
             return
         if self._carry:
-            text = f"{self._carry} {text}".strip()
+            text = joined_words(self._carry, text)
             self._carry = None
         if not text:
             return
@@ -765,7 +765,7 @@ class CallSession:
         self, spec: Speculation, words: str, *, stt_done_at: float | None
     ) -> None:
         """Start the held reply to ``words`` (after the carried words, if any)."""
-        text = f"{spec.carry} {words}".strip() if spec.carry else words
+        text = joined_words(spec.carry, words) if spec.carry else words
         if not text or spec.dropped:
             return
         if self._discards:
@@ -1055,3 +1055,13 @@ def caller_words(text: str) -> str:
     cut = words[: MAX_CALLER_TEXT_CHARS + 1]
     return cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_CALLER_TEXT_CHARS]
 
+
+def joined_words(carried: str, text: str) -> str:
+    """Carried caller words (a reply to them was dropped unplayed) joined to the next
+    utterance's, cut like one turn to :data:`MAX_CALLER_TEXT_CHARS` at a word, keeping the
+    newest words: a caller who never lets the agent in is answered on what they said last."""
+    words = f"{carried} {text}".strip()
+    if len(words) <= MAX_CALLER_TEXT_CHARS:
+        return words
+    tail = words[-MAX_CALLER_TEXT_CHARS - 1 :]
+    return tail.split(" ", 1)[1] if " " in tail else tail[-MAX_CALLER_TEXT_CHARS:]
