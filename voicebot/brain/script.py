@@ -46,6 +46,16 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
 """The placeholders each template may use: ``{hello}`` is "היי" or "היי <lead name>"."""
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+# A Hebrew prefix letter glued to a Latin word or a digit ("מYoga", "ל1.12") is written
+# with a hyphen ("מ-Yoga Flow", "ל-1.12"): as Hebrew writes it, and as TTS can read it.
+_PREFIX_BEFORE_FOREIGN = re.compile(r"(?<![\w\u0591-\u05c7\-])(ו?[בלמכשה])(?=[A-Za-z0-9])")
+
+
+def hyphenate_prefixes(text: str) -> str:
+    """ "כאן דני מYoga Flow" → "כאן דני מ-Yoga Flow"; "ל1.12" → "ל-1.12"."""
+    return _PREFIX_BEFORE_FOREIGN.sub(r"\1-", text)
+
+
 _FIELD_NAME = re.compile(r"[a-z_]+")
 
 
@@ -85,7 +95,7 @@ def render_template(template: str, values: dict[str, str]) -> str:
             return token[0]
         return values.get(match.group(1) or "", "")
 
-    return _PLACEHOLDER.sub(fill, template)
+    return hyphenate_prefixes(_PLACEHOLDER.sub(fill, template))
 
 
 def _check_sentence(value: str | None) -> str | None:
@@ -217,7 +227,7 @@ class AgentScript(BaseModel):
     def introduction(self) -> str:
         """ "כאן נועה מליד פלוס." — or only the name when the script has no company."""
         if self.company:
-            return f"כאן {self.agent_name} מ{self.company}."
+            return hyphenate_prefixes(f"כאן {self.agent_name} מ{self.company}.")
         return f"כאן {self.agent_name}."
 
     def render_greeting(self, lead_name: str | None) -> str:

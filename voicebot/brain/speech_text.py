@@ -176,6 +176,8 @@ _PER_PERIOD_RE = re.compile(
 )
 _OTHER_SCRIPT_DIGIT_RE = re.compile(r"(?![0-9])\d")  # "٣", "۵", "２": decimal digits not ASCII
 MAX_DIGITS_AS_NUMBER = 9  # a longer run (an order number, a glued code) is read digit by digit
+# A digit against a Latin letter ("5G", "3D", "B2B"): apart, or the words are glued ("חמשG").
+_DIGIT_LATIN_SEAM_RE = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _NEEDS_WORK_RE = re.compile(r"[\d₪$€%]")
 
 
@@ -453,6 +455,7 @@ def _rewrite(text: str) -> str:
     text = _DUAL_RE.sub(_dual_sub, text)
     text = _DAY_ORDINAL_RE.sub(_day_ordinal_sub, text)
     text = _JOINED_COUNT_RE.sub(_joined_count_sub, text)
+    text = _DIGIT_LATIN_SEAM_RE.sub(" ", text)
     text = normalize(text, _CONFIG)
     text = _ARTICLE_AFTER_PREFIX_RE.sub(lambda m: m["pre"], text)
     text = _SHEKEL_ABBREVIATION_RE.sub(lambda m: f"{m['pre']}שקלים", text)

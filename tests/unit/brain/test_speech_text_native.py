@@ -81,3 +81,12 @@ def test_native_reading_is_final(text: str, spoken: str) -> None:
 def test_two_million_is_construct() -> None:
     """Two million is "שני מיליון" (was "שניים מיליון")."""
     assert number_to_words(2_750_000, "m") == "שני מיליון ושבע מאות וחמישים אלף"
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [("רשת 5G", "רשת חמש G"), ("B2B", "B שתיים B"), ("מ-3D הדפסות", "משלוש D הדפסות")],
+)
+def test_digit_against_latin_letter(text: str, spoken: str) -> None:
+    """A digit written against a Latin letter is a word apart (was "חמשG", "BשתייםB")."""
+    assert to_spoken(text) == spoken
