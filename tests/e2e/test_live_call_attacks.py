@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import call_server, call_server_settings, hebrew_speech, recognising_sim
 from voicebot.audio.codec import ULAW_SILENCE_BYTE, pcm16_to_ulaw
 from voicebot.config import Settings
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
+from voicebot.testing.realtime_sim import RealtimeBehaviour
 from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_caller import place_call
 
@@ -112,3 +113,54 @@ async def test_words_carried_over_several_utterances_stay_bounded(
         turns = await _stored_turns(http)
     user = [t["text"] for t in turns if t["role"] == "user"]
     assert len(user) == 1 and len(user[0]) <= 1000, [len(u) for u in user]
+
+
+# (what the caller says = the final, the recogniser's partial while hearing it, what the
+# final does to the reply started on that partial, the intent the caller is answered on)
+PARTIAL_CASES = [
+    ("אני לא רוצה", "אני כן רוצה", "redone", "not_interested"),  # a negation: redone
+    ("כן אני רוצה.", "כֵּן, אני רוצה", "kept", None),  # niqqud and punctuation: kept
+]
+
+
+@pytest.mark.parametrize(("said", "partial", "outcome", "intent"), PARTIAL_CASES)
+async def test_a_reply_started_on_a_partial_answers_the_final_words(
+    tmp_path: Path, said: str, partial: str, outcome: str, intent: str | None
+) -> None:
+    """Streaming recognition whose partial differs from the final: in a negation ('אני כן
+    רוצה' heard as the caller says 'אני לא רוצה') the reply started on the partial is
+    redone and the caller is answered on the refusal; in niqqud and punctuation only it is
+    kept. Either way the stored caller turn is the final's words."""
+    async with recognising_sim(seed=12, phrases=[said]) as sim:
+        sim.config.realtime = RealtimeBehaviour(misheard_partials={said: partial})
+        async with call_server(
+            tmp_path,
+            sim,
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            stt_mode="streaming",
+            stt_streaming_final_timeout_s=5.0,
+        ) as (base, _):
+            async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+                await call.wait_until(
+                    lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20
+                )
+                marks_before = len(call.metrics.marks)
+                speech = call.say(pcm16_to_ulaw(hebrew_speech(said)))
+                await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
+                assert speech.response_latency_ms is not None, "the caller heard nothing back"
+                await call.wait_until(
+                    lambda: (
+                        call.ended
+                        or (len(call.metrics.marks) > marks_before and not call.playback.busy)
+                    ),
+                    30,
+                )
+            async with httpx.AsyncClient(base_url=base) as http:
+                turns = await _stored_turns(http)
+                metrics = (await http.get("/metrics")).text
+    counted = f'voicebot_speculative_partial_replies_total{{outcome="{outcome}"}} 1.0'
+    assert counted in metrics, [m for m in metrics.splitlines() if "partial_replies_total" in m]
+    assert [t["text"] for t in turns if t["role"] == "user"] == [said]
+    if intent is not None:
+        assert [t for t in turns if t["role"] == "assistant"][1]["intent"] == intent

@@ -756,6 +756,8 @@ class CallSession:
         if spec.handle is not None:
             if same_words(early, spec.text):
                 partial_replies.labels("kept").inc()
+                final = joined_words(spec.carry, spec.text) if spec.carry else spec.text
+                spec.handle.confirm_user_text(final)
                 return
             partial_replies.labels("redone").inc()
             await self._retract(spec)

@@ -220,6 +220,15 @@ class SpeechHandle:
         self._generated.set()
         self._commit()
 
+    def confirm_user_text(self, text: str) -> None:
+        """The caller's words this reply answers, as finally recognised (the reply was
+        started on an interim transcript that says the same words in another form:
+        niqqud, punctuation, fillers): the stored turn and the history say ``text``."""
+        earlier, self.user_text = self.user_text, text
+        for turn in self._state.history[self._history_mark :]:
+            if turn.role == "user" and turn.content == earlier:
+                turn.content = text
+
     async def discard(self) -> None:
         """Drop a reply that was never released to the caller (its turn was not over):
         cancel its generation and take back what the brain wrote to history; nothing is

@@ -32,7 +32,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -68,6 +68,9 @@ class RealtimeBehaviour:
     """Share of commits whose transcription ends in ``…failed`` after the delay."""
     close_after_appends: int | None = None
     """Close the socket (code 1011) after this many appends on one connection."""
+    misheard_partials: dict[str, str] = field(default_factory=dict)
+    """Interim hypotheses a recogniser later revises: while a phrase (key) is being heard,
+    its partials say these words instead; the commit's final is still the phrase."""
 
 
 class PhraseMatcher(Protocol):
@@ -280,6 +283,7 @@ class RealtimeTranscriptionSocket:
             self._next_partial_ms = audio_ms + interval
             text, fraction = self._phrases.recognise_prefix(self._rms.values())
             if text is not None:
+                text = self._behaviour_now().misheard_partials.get(text, text)
                 words = text.split()
                 await self._extend(words[: max(1, round(fraction * len(words)))])
         return True
