@@ -12,7 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from voicebot.brain.base import ConversationState, LeadContext
-from voicebot.brain.script import HUMAN_FOLLOWUP_OFFER, HUMAN_FOLLOWUP_PRICE, AgentScript
+from voicebot.brain.script import (
+    HUMAN_FOLLOWUP_OFFER,
+    HUMAN_FOLLOWUP_PRICE,
+    AgentScript,
+    speakable_name,
+)
 from voicebot.brain.slots import BusinessCalendar
 from voicebot.brain.speech_text import WEEKDAY_NAMES, format_slot_hebrew
 
@@ -89,9 +94,10 @@ def _identity(script: AgentScript) -> str:
 
 
 def _lead(lead: LeadContext | None) -> str:
-    if lead is None or not (lead.name or lead.company):
+    name = speakable_name(lead.name) if lead else None  # a formula from a CSV is no name
+    if lead is None or not (name or lead.company):
         return "הפרטים של מי שמדבר איתנו לא ידועים."
-    who = f"מדברים עם {lead.name}" if lead.name else "מדברים עם מישהו"
+    who = f"מדברים עם {name}" if name else "מדברים עם מישהו"
     return f"{who} מהעסק {lead.company}." if lead.company else f"{who}."
 
 

@@ -51,6 +51,35 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PREFIX_BEFORE_FOREIGN = re.compile(r"(?<![\w\u0591-\u05c7\-])(ו?[בלמכשה])(?=[A-Za-z0-9])")
 
 
+# A lead "name" no one would say: a spreadsheet formula ("=HYPERLINK(…)"), a URL, digits.
+_UNSPEAKABLE_NAME_RE = re.compile(r"[=@|!(){}<>\[\]/\\:;#$%^*_~0-9]")
+MAX_SPOKEN_NAME_CHARS = 40
+_TITLES = frozenset({'ד"ר', "ד״ר", 'עו"ד', "עו״ד", "מר", "מר.", "גב'", "גב׳", "הרב", "פרופ'"})
+
+
+def speakable_name(name: str | None) -> str | None:
+    """The lead's name as the agent may say it, or None when it is no name at all (a
+    formula or URL a CSV carried in, digits, a paragraph): the agent then greets without."""
+    if not name:
+        return None
+    name = " ".join(name.split())
+    if not name or len(name) > MAX_SPOKEN_NAME_CHARS or _UNSPEAKABLE_NAME_RE.search(name):
+        return None
+    return name
+
+
+def greeting_name(name: str | None) -> str | None:
+    """What "היי …" says: the first name of a full name ("דנה כהן" → "דנה"), a title with
+    the family name ("ד\"ר משה כהן" → "ד\"ר כהן"); Israelis greet by first name."""
+    name = speakable_name(name)
+    if name is None:
+        return None
+    words = name.split(" ")
+    if len(words) >= 2 and words[0] in _TITLES:
+        return f"{words[0]} {words[-1]}"
+    return words[0]
+
+
 def hyphenate_prefixes(text: str) -> str:
     """ "כאן דני מYoga Flow" → "כאן דני מ-Yoga Flow"; "ל1.12" → "ל-1.12"."""
     return _PREFIX_BEFORE_FOREIGN.sub(r"\1-", text)
@@ -217,11 +246,12 @@ class AgentScript(BaseModel):
     # What the agent says, for the brains and the preview.
 
     def _values(self, lead_name: str | None) -> dict[str, str]:
+        first = greeting_name(lead_name)
         return {
-            "hello": f"היי {lead_name}" if lead_name else "היי",
+            "hello": f"היי {first}" if first else "היי",
             "agent": self.agent_name,
             "company": self.company or "",
-            "lead_name": lead_name or "",
+            "lead_name": speakable_name(lead_name) or "",
         }
 
     def introduction(self) -> str:
@@ -250,7 +280,8 @@ class AgentScript(BaseModel):
         """The voicemail message; without one, who called and that we will try again."""
         if self.voicemail:
             return render_template(self.voicemail, self._values(lead_name))
-        hello = f"היי {lead_name}, " if lead_name else "היי, "
+        first = greeting_name(lead_name)
+        hello = f"היי {first}, " if first else "היי, "
         return f"{hello}{self.introduction()} ננסה לתפוס אתכם שוב בהמשך. יום טוב!"
 
     def render_sms_confirmation(self, *, name: str | None, date: str, time: str) -> str:

@@ -35,3 +35,23 @@ def test_hebrew_words_are_left_alone() -> None:
     for text in ("כאן נועה מליד פלוס.", "ב-Zoom", "שלום John", "ממש CRM", "וב-10:00"):
         assert hyphenate_prefixes(text) == text
     assert hyphenate_prefixes("ובZoom") == "וב-Zoom"
+
+
+def test_greeting_says_the_first_name() -> None:
+    """Israelis greet by first name: "היי דנה" for "דנה כהן" (was "היי דנה כהן"), a title
+    keeps the family name ("היי ד\"ר כהן")."""
+    script = AgentScript.default()
+    assert script.render_greeting("דנה כהן").startswith("היי דנה, כאן נועה")
+    assert script.render_greeting('ד"ר משה כהן').startswith('היי ד"ר כהן, כאן נועה')
+
+
+def test_formula_name_from_a_csv_is_not_spoken_nor_prompted() -> None:
+    """A name cell a spreadsheet would run ("=HYPERLINK(…)", stored as written by the CSV
+    import) is not said in the greeting nor put in the LLM's prompt."""
+    from voicebot.brain.base import LeadContext
+    from voicebot.brain.prompt import _lead
+
+    formula = '=HYPERLINK("http://evil.example","דנה")'
+    script = AgentScript.default()
+    assert script.render_greeting(formula) == "היי, כאן נועה מליד פלוס. זה זמן טוב לדבר דקה?"
+    assert "HYPERLINK" not in _lead(LeadContext(lead_id=1, name=formula, company="מספרה"))
