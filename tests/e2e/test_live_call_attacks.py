@@ -5,16 +5,22 @@ and both utterances are answered together)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from tests.e2e.conftest import call_server, call_server_settings, hebrew_speech, recognising_sim
 from voicebot.audio.codec import ULAW_SILENCE_BYTE, pcm16_to_ulaw
 from voicebot.config import Settings
+from voicebot.store.redis import KEY_PREFIX as TURN_KEY_PREFIX
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
 from voicebot.testing.realtime_sim import RealtimeBehaviour
@@ -164,3 +170,69 @@ async def test_a_reply_started_on_a_partial_answers_the_final_words(
     assert [t["text"] for t in turns if t["role"] == "user"] == [said]
     if intent is not None:
         assert [t for t in turns if t["role"] == "assistant"][1]["intent"] == intent
+
+
+def _restart_redis(redis_url: str) -> subprocess.Popen[bytes]:
+    """A fresh, empty redis-server on the port of ``redis_url`` (a restart without data)."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc
+
+
+async def _saved_history(redis_url: str, call_sid: str) -> list[str]:
+    """The caller's words in the call's turn state as Redis holds it ([] when absent)."""
+    client = Redis.from_url(redis_url)
+    try:
+        raw = await client.get(TURN_KEY_PREFIX + call_sid)
+    except (RedisError, OSError):
+        return []
+    finally:
+        await client.aclose()
+    if raw is None:
+        return []
+    return [t["content"] for t in json.loads(raw)["history"] if t["role"] == "user"]
+
+
+async def test_redis_killed_and_restarted_mid_call_gets_the_turn_state_back(
+    tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """Redis is killed after the greeting and comes back empty: the turn answered during
+    the outage is in the new Redis (written back from memory), and so is the next one;
+    the call goes on throughout."""
+    redis_url, proc = own_redis
+    async with (
+        recognising_sim(seed=13, phrases=[FIRST, SECOND]) as sim,
+        call_server(
+            tmp_path, sim, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, redis_url=redis_url
+        ) as (base, _),
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call,
+    ):
+        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        proc.kill()
+        proc.wait()
+        first = call.say(pcm16_to_ulaw(hebrew_speech(FIRST)))
+        await call.wait_until(lambda: first.response_latency_ms is not None, 20)
+        assert first.response_latency_ms is not None, "no answer with Redis down"
+        await call.wait_until(lambda: not call.playback.busy, 20)
+        restarted = _restart_redis(redis_url)
+        try:
+            for _ in range(50):
+                if await _saved_history(redis_url, call.call_sid) == [FIRST]:
+                    break
+                await asyncio.sleep(0.1)
+            assert await _saved_history(redis_url, call.call_sid) == [FIRST]
+            second = call.say(pcm16_to_ulaw(hebrew_speech(SECOND)))
+            await call.wait_until(lambda: second.response_latency_ms is not None, 20)
+            assert second.response_latency_ms is not None, "no answer after the restart"
+            await call.wait_until(lambda: not call.playback.busy, 20)
+            assert await _saved_history(redis_url, call.call_sid) == [FIRST, SECOND]
+            assert not call.ended
+        finally:
+            restarted.kill()
+            restarted.wait()
