@@ -31,6 +31,9 @@ MAX_MESSAGE_CHARS = 64 * 1024
 so anything longer is junk and is dropped before ``json.loads`` sees it."""
 
 
+DTMF_DIGITS = frozenset("0123456789*#")
+"""The keys Twilio reports in ``dtmf`` (one per message)."""
+
 _MEDIA_TEMPLATE = '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}'
 
 
@@ -208,7 +211,11 @@ def _parse_start(message: dict[str, Any]) -> Start:
 
 
 def _parse_dtmf(message: dict[str, Any]) -> Dtmf:
-    return Dtmf(stream_sid=_str(message["streamSid"]), digit=_str(message["dtmf"]["digit"]))
+    digit = _str(message["dtmf"]["digit"])
+    if digit not in DTMF_DIGITS:
+        # Each key interrupts the agent: a peer sending anything else must not cut it.
+        raise ValueError(f"not a DTMF key: {digit[:10]!r}")
+    return Dtmf(stream_sid=_str(message["streamSid"]), digit=digit)
 
 
 def _parse_mark(message: dict[str, Any]) -> Mark:

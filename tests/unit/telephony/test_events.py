@@ -241,3 +241,12 @@ def test_media_parse_is_fast() -> None:
         parse_event(MEDIA)
     per_message_us = (time.perf_counter() - began) / rounds * 1e6
     assert per_message_us < 50, f"{per_message_us:.1f} µs per media message"
+
+
+@pytest.mark.parametrize("digit", ["", "12", "a", "٣", "9" * 1000, "\u200f1"])
+def test_dtmf_other_than_one_key_is_malformed(digit: str) -> None:
+    """A `dtmf` whose digit is not one of Twilio's keys (0-9, *, #) is malformed: every key
+    interrupts the agent, so a peer sending junk digits must not cut its replies."""
+    text = json.dumps({"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": digit}})
+    with pytest.raises(MalformedEventError):
+        parse_event(text)
