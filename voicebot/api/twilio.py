@@ -51,6 +51,7 @@ from voicebot.call.registry import CallRegistry
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession
 from voicebot.call.speaker import prepare_greeting
+from voicebot.db.locks import is_lock_conflict
 from voicebot.db.models import (
     Call,
     CallOutcome,
@@ -160,16 +161,23 @@ def _sqlite_locked(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
+def _rerun(exc: BaseException) -> bool:
+    """A transaction worth running again: SQLite's locked database, or Postgres's
+    deadlock / serialization failure (:func:`voicebot.db.locks.is_lock_conflict`)."""
+    return _sqlite_locked(exc) or is_lock_conflict(exc)
+
+
 async def _record_answer(
     state: AppState, params: dict[str, str], attempt_param: str | None, *, fax: bool
 ) -> tuple[int, LeadContext | None, AgentScript | None, bool]:
     """The voice webhook's one transaction: the call row (and a machine's outcome); returns
     (call id, lead, script, leave a voicemail message). On SQLite a locked database is
-    retried in a fresh transaction, ``VOICE_DB_ATTEMPTS`` times within
+    (and on Postgres a deadlock or serialization failure) retried in a fresh transaction,
+    ``VOICE_DB_ATTEMPTS`` times within
     ``VOICE_DB_BUDGET_S``; raises SQLAlchemyError when the database stays unavailable."""
     machine = fax or is_machine(params.get("AnsweredBy"))
     retrying = AsyncRetrying(
-        retry=retry_if_exception(_sqlite_locked),
+        retry=retry_if_exception(_rerun),
         stop=stop_after_attempt(VOICE_DB_ATTEMPTS) | stop_after_delay(VOICE_DB_BUDGET_S),
         wait=wait_random(0, VOICE_DB_RETRY_JITTER_S),
         reraise=True,

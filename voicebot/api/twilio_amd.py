@@ -51,6 +51,7 @@ from voicebot.brain.script import AgentScript
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.call.registry import CallRegistry
 from voicebot.call.services import CallServices
+from voicebot.db.locks import lock_conflict_retrying
 from voicebot.db.models import CallOutcome
 from voicebot.db.outcomes import record_outcome
 from voicebot.errors import TelephonyError
@@ -170,7 +171,26 @@ async def _record(
 ) -> MachineVerdict | None:
     """Store ``AnsweredBy`` and a machine's outcome in one transaction; the verdict to act
     on, or None (a person, unknown, a redelivery, an unknown call). ``outcome`` overrides
-    the one ``AnsweredBy`` implies; ``leave_message=False`` never leaves the message."""
+    the one ``AnsweredBy`` implies; ``leave_message=False`` never leaves the message.
+    A transaction aborted by a deadlock or serialization failure is run again
+    (:func:`voicebot.db.locks.lock_conflict_retrying`); other database errors go up."""
+    async for run in lock_conflict_retrying():
+        with run:
+            return await _record_once(
+                state, params, attempt_param, outcome=outcome, leave_message=leave_message
+            )
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+async def _record_once(
+    state: AppState,
+    params: dict[str, str],
+    attempt_param: str | None,
+    *,
+    outcome: CallOutcome | None,
+    leave_message: bool,
+) -> MachineVerdict | None:
+    """One run of :func:`_record`'s transaction."""
     call_sid, answered_by = params["CallSid"], params["AnsweredBy"]
     fax = answered_by == FAX_ANSWER
     machine = fax or answered_by in MACHINE_ANSWERS or outcome is not None

@@ -21,12 +21,13 @@ from starlette.responses import Response
 
 from voicebot.api import twilio_gather
 from voicebot.api.spec import FORM, Returns, operation
-from voicebot.api.state import app_state
+from voicebot.api.state import AppState, app_state
 from voicebot.api.twilio_common import StatusForm, lead_context, signed_form
 from voicebot.api.twilio_status_sql import ProgressStatement
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.config import Settings
+from voicebot.db.locks import lock_call_rows, lock_conflict_retrying, note_locked
 from voicebot.db.models import (
     Call,
     CallStatus,
@@ -102,43 +103,31 @@ async def status(request: Request) -> Response:
             and state.engine.dialect.name == "postgresql"
         ):
             duration = params.get("CallDuration")
-            applied = await PROGRESS.apply(
-                state.engine,
-                token=token[:128] if token else None,
-                attempt_id=attempt_id(attempt_param),
-                call_sid=call_sid,
-                status=new_status,
-                duration_s=int(duration) if duration and duration.isdigit() else None,
-                answered_by=(params.get("AnsweredBy") or "")[:ANSWERED_BY_MAX_CHARS] or None,
-                now=utcnow(),
-            )
+            async for run in lock_conflict_retrying():
+                with run:
+                    applied = await PROGRESS.apply(
+                        state.engine,
+                        token=token[:128] if token else None,
+                        attempt_id=attempt_id(attempt_param),
+                        call_sid=call_sid,
+                        status=new_status,
+                        duration_s=int(duration) if duration and duration.isdigit() else None,
+                        answered_by=(params.get("AnsweredBy") or "")[:ANSWERED_BY_MAX_CHARS]
+                        or None,
+                        now=utcnow(),
+                    )
             if not applied.duplicate and applied.call_id is None:
                 log.warning("twilio.status_unknown_call", call_sid=call_sid)
             return Response(status_code=204)
-        async with state.sessions() as session:
-            if token and not await first_delivery(session, token[:128], kind="status"):
-                return Response(status_code=204)
-            call, attempt = await webhook_rows(
-                session,
-                call_sid,
-                attempt_param,
-                settling=new_status in STATUS_OUTCOMES or new_status == CallStatus.COMPLETED,
-            )
-            if call is None:
-                log.warning("twilio.status_unknown_call", call_sid=call_sid)
-                await session.commit()
-                return Response(status_code=204)
-            hung_up = await apply_call_status(
-                session,
-                state.settings,
-                call,
-                new_status,
-                duration=params.get("CallDuration"),
-                answered_by=params.get("AnsweredBy"),
-                attempt=attempt,
-            )
-            call_id = call.id
-            await session.commit()
+        # A deadlock or serialization failure aborts the whole transaction (the ledger
+        # row with it): rerun it, a few times, rather than answer Twilio a 500.
+        settled: tuple[int, bool] | None = None
+        async for run in lock_conflict_retrying():
+            with run:
+                settled = await _settle(state, params, token, attempt_param)
+        if settled is None:
+            return Response(status_code=204)
+        call_id, hung_up = settled
     except PoolTimeoutError:
         # Every connection busy for the pool's bounded wait: say so (Twilio's record is
         # settled by the reconciler if it does not retry), never a 500 nor an endless queue.
@@ -155,6 +144,42 @@ async def status(request: Request) -> Response:
         )
         return Response(status_code=204, background=finish)
     return Response(status_code=204)
+
+
+async def _settle(
+    state: AppState, params: dict[str, str], token: str | None, attempt_param: str | None
+) -> tuple[int, bool] | None:
+    """One transaction of a final status (or any status on SQLite): the ledger row, the
+    rows locked in the lock order, the status and the outcome. Returns the call id and
+    whether it was hung up mid-conversation; None when there is nothing more to do (a
+    redelivered token, an unknown call)."""
+    call_sid = params.get("CallSid", "")
+    new_status = params.get("CallStatus", "")
+    async with state.sessions() as session:
+        if token and not await first_delivery(session, token[:128], kind="status"):
+            return None
+        call, attempt = await webhook_rows(
+            session,
+            call_sid,
+            attempt_param,
+            settling=new_status in STATUS_OUTCOMES or new_status == CallStatus.COMPLETED,
+        )
+        if call is None:
+            log.warning("twilio.status_unknown_call", call_sid=call_sid)
+            await session.commit()
+            return None
+        hung_up = await apply_call_status(
+            session,
+            state.settings,
+            call,
+            new_status,
+            duration=params.get("CallDuration"),
+            answered_by=params.get("AnsweredBy"),
+            attempt=attempt,
+        )
+        call_id = call.id
+        await session.commit()
+    return call_id, hung_up
 
 
 async def first_delivery(session: AsyncSession, token: str, *, kind: str) -> bool:
@@ -198,11 +223,13 @@ async def webhook_rows(
                 await session.execute(
                     select(CampaignAttempt, Call, CampaignLead, Campaign, Lead)
                     .join(Call, Call.id == CampaignAttempt.call_id)
-                    .outerjoin(CampaignLead, CampaignLead.id == CampaignAttempt.member_id)
-                    .outerjoin(Campaign, Campaign.id == CampaignAttempt.campaign_id)
-                    .outerjoin(Lead, Lead.id == CampaignAttempt.lead_id)
+                    .join(CampaignLead, CampaignLead.id == CampaignAttempt.member_id)
+                    .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                    .join(Lead, Lead.id == CampaignAttempt.lead_id)
                     .where(by_attempt)
-                    .with_for_update(of=[CampaignAttempt, Call])
+                    # The lock order (voicebot.db.locks): Postgres locks a joined row's
+                    # tables in the order of this OF list.
+                    .with_for_update(of=[CampaignAttempt, Call, CampaignLead, Lead], key_share=True)
                 )
             ).first()
         else:
@@ -211,22 +238,25 @@ async def webhook_rows(
                     select(CampaignAttempt, Call)
                     .join(Call, Call.id == CampaignAttempt.call_id)
                     .where(by_attempt)
-                    .with_for_update()
+                    .with_for_update(of=[CampaignAttempt, Call], key_share=True)
                 )
             ).first()
         if row is not None:
             attempt, call = row[0], row[1]
             # The identity map holds rows weakly: keep the preloaded ones for this session.
             session.info["webhook_rows"] = tuple(row)
+            if settling and call.lead_id == attempt.lead_id:
+                note_locked(session, call.id)  # member and lead too: record_outcome's rows
             if call_sid:
                 note_sid(attempt, call, call_sid)
             return call, attempt
     if not call_sid:
         return None, None
-    found: Call | None = (
-        await session.scalars(select(Call).where(Call.call_sid == call_sid).with_for_update())
-    ).first()
-    return found, None
+    found_id = await session.scalar(select(Call.id).where(Call.call_sid == call_sid))
+    if found_id is None:
+        return None, None
+    # A campaign call found by SID has an attempt to lock before it (the lock order).
+    return await lock_call_rows(session, found_id, refresh=True), None
 
 
 def attempt_id(attempt_param: str | None) -> int | None:

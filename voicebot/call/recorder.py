@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.summary import CallFacts, summarize
+from voicebot.db.locks import lock_call_rows
 from voicebot.db.models import Call, CallStatus, CallTurn, Meeting
 from voicebot.db.outcomes import call_outcome, record_outcome
 from voicebot.db.types import utcnow
@@ -244,7 +245,8 @@ class CallRecorder:
                 facts = CallFacts(final, self._services.settings.tz, meeting_at)
                 summary = await summarize(state, facts, llm=self._services.llm)
             async with self._services.sessions() as session:
-                call = await session.get(Call, self._call_id)
+                # Lock order attempt → call → member → lead, as status callbacks take it.
+                call = await lock_call_rows(session, self._call_id, refresh=True)
                 if call is None:
                     return
                 now = utcnow()

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.config import Settings
+from voicebot.db.locks import lock_call_rows
 from voicebot.db.models import (
     AttemptStatus,
     Call,
@@ -130,10 +131,15 @@ async def record_outcome(
     A call keeps the first outcome it gets: returns False (and changes nothing) when
     ``call`` already has one. ``attempt``: the call's attempt when the caller has it loaded
     (saves looking it up by ``call_id``). With ``settings`` the ``call.completed`` webhook
-    event (the end-of-call report) is recorded in the same transaction.
+    event (the end-of-call report) is recorded in the same transaction. On Postgres the
+    call's attempt, call, member and lead are locked first, in that order (see
+    :mod:`voicebot.db.locks`), unless the transaction already holds them; the caller's
+    pending changes are not flushed before those locks.
     """
     if call.outcome is not None:
         return False
+    # Before the first write: the rows this settles, in the one lock order (db.locks).
+    await lock_call_rows(session, call.id)
     call.outcome = outcome
     # The report (two SELECTs and a flush) is built only when it goes somewhere.
     if settings is not None and await webhook_url(session, settings, call.campaign_id):
