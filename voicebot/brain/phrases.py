@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from voicebot.brain.script import AgentScript
-from voicebot.brain.speech_text import format_slot_hebrew
+from voicebot.brain.speech_text import format_slot_hebrew, slot_day_and_clock
 
 ASK_PERMISSION = "זה זמן טוב לדבר דקה?"
 ASK_CALLBACK_TIME = "אין בעיה. מתי נוח שנחזור?"
@@ -85,14 +85,24 @@ def slot(when: datetime, now: datetime) -> str:
     return format_slot_hebrew(when, now)
 
 
+def two_slots(first: datetime, second: datetime, now: datetime) -> str:
+    """ "מחר בתשע בבוקר, או באחת עשרה בבוקר": a day shared by both slots is said once
+    (not "ביום ראשון, שישה בדצמבר, בתשע…, או ביום ראשון, שישה בדצמבר, באחת עשרה…")."""
+    day1, clock1 = slot_day_and_clock(first, now)
+    day2, clock2 = slot_day_and_clock(second, now)
+    if day1 == day2:
+        return f"{day1} {clock1}, או {clock2}"
+    return f"{day1} {clock1}, או {day2} {clock2}"
+
+
 def offer_slots(slots: list[datetime], now: datetime) -> str:
     if len(slots) == 1:
         return f"יש מקום {slot(slots[0], now)}. מתאים?"
-    return f"יש מקום {slot(slots[0], now)}, או {slot(slots[1], now)}. מה מתאים יותר?"
+    return f"יש מקום {two_slots(slots[0], slots[1], now)}. מה מתאים יותר?"
 
 
 def which_slot(slots: list[datetime], now: datetime) -> str:
-    return f"מעולה. {slot(slots[0], now)}, או {slot(slots[1], now)}?"
+    return f"מעולה. {two_slots(slots[0], slots[1], now)}?"
 
 
 def confirm_slot(when: datetime, now: datetime) -> str:

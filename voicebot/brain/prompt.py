@@ -16,6 +16,7 @@ from voicebot.brain.script import (
     HUMAN_FOLLOWUP_OFFER,
     HUMAN_FOLLOWUP_PRICE,
     AgentScript,
+    hyphenate_prefixes,
     speakable_name,
 )
 from voicebot.brain.slots import BusinessCalendar
@@ -73,7 +74,11 @@ def build_system_prompt(
 
 
 def _identity(script: AgentScript) -> str:
-    who = f"{script.agent_name} מ{script.company}" if script.company else script.agent_name
+    who = (
+        hyphenate_prefixes(f"{script.agent_name} מ{script.company}")
+        if script.company
+        else script.agent_name
+    )
     company = (
         ""
         if script.company

@@ -466,6 +466,13 @@ def _rewrite(text: str) -> str:
 
 def format_slot_hebrew(slot: datetime, now: datetime) -> str:
     """Name a meeting slot relative to now: "מחר בעשר בבוקר", "ביום שלישי בשתיים וחצי"."""
+    day_text, clock = slot_day_and_clock(slot, now)
+    return f"{day_text} {clock}"
+
+
+def slot_day_and_clock(slot: datetime, now: datetime) -> tuple[str, str]:
+    """The two halves of :func:`format_slot_hebrew`: ("מחר", "בעשר בבוקר"), so two slots on
+    one day can name the day once."""
     local = slot.astimezone(now.tzinfo)
     today: date = now.date()
     clock = f"ב{spoken_clock(local.hour, local.minute)}{part_of_day_suffix(local.hour)}"
@@ -478,4 +485,4 @@ def format_slot_hebrew(slot: datetime, now: datetime) -> str:
         day_text = f"ביום {WEEKDAY_NAMES[local.weekday()]}"
     else:
         day_text = f"ביום {WEEKDAY_NAMES[local.weekday()]}, {spoken_date(local.day, local.month)},"
-    return f"{day_text} {clock}"
+    return day_text, clock
