@@ -25,13 +25,14 @@ _SINGULAR_NOUN_GENDER: Final[dict[str, Gender]] = {
 }  # fmt: skip
 _NUMBER = r"\d{1,3}(?:,\d{3})+|\d+"
 _SINGULAR_COUNT_RE = re.compile(
-    rf"(?<![\d.,:/\-–\w])(?:(?P<pre>[בלמוכשה])[-־]?)?(?P<n>{_NUMBER})\s+"
+    rf"(?<![\d.,:/\-–\w])(?:(?P<pre>[בלמוכשה])[-־]?)?(?:(?P<a>{_NUMBER})\s?[-–]\s?)?"
+    rf"(?P<n>{_NUMBER})\s+"
     rf"(?P<noun>{'|'.join(_SINGULAR_NOUN_GENDER)})(?![א-ת])"
 )
 # A day of the month after a preposition: "ב-15 לחודש", "עד 10 לחודש" ("ה-15" is the
 # library's). Masculine, as a day of the month and as shekels ("ב-15 לחודש" may be a price).
 _DAY_OF_MONTH_RE = re.compile(
-    r"(?<![\w\-–])(?P<pre>[בלמ][-־]?|עד )(?P<d>[12]\d|3[01]|[1-9])(?=\s+לחודש(?![א-ת]))"
+    r"(?<![\w\-–])(?P<pre>[בלמ][-־]?|עד |ב?יום )(?P<d>[12]\d|3[01]|[1-9])(?=\s+לחודש(?![א-ת]))"
 )
 _CURRENCY_WORDS: Final = {"₪": "שקלים", 'ש"ח': "שקלים", "ש״ח": "שקלים", "$": "דולר", "€": "אירו"}
 _CUR = r"₪|ש\"ח|ש״ח|\$|€"
@@ -55,7 +56,15 @@ def _singular_count_sub(m: re.Match[str]) -> str:
     if n < SINGULAR_COUNT_FROM or n > MAX_SPOKEN_NUMBER:
         return m.group(0)
     noun = m["noun"]
-    return _attach(m["pre"], f"{number_to_words(n, _SINGULAR_NOUN_GENDER[noun])} {noun}")
+    gender = _SINGULAR_NOUN_GENDER[noun]
+    words = f"{number_to_words(n, gender)} {noun}"
+    if m["a"]:  # "20-30 שנה": "עשרים עד שלושים שנה", "בין עשרים לשלושים שנה"
+        low = int(m["a"].replace(",", ""))
+        if low > MAX_SPOKEN_NUMBER:
+            return m.group(0)
+        join = "ל" if m.string[: m.start()].endswith("בין ") else "עד "
+        words = f"{number_to_words(low, gender)} {join}{words}"
+    return _attach(m["pre"], words)
 
 
 def _day_of_month_sub(m: re.Match[str]) -> str:

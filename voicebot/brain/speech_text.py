@@ -176,6 +176,11 @@ _PER_PERIOD_RE = re.compile(
 )
 _OTHER_SCRIPT_DIGIT_RE = re.compile(r"(?![0-9])\d")  # "٣", "۵", "２": decimal digits not ASCII
 MAX_DIGITS_AS_NUMBER = 9  # a longer run (an order number, a glued code) is read digit by digit
+# The word after a number, with niqqud ("5 אֲנָשִׁים"): its points hide the noun's gender.
+_POINTED_WORD_AFTER_DIGIT_RE = re.compile(
+    r"(?<=\d)(?P<gap>\s+)(?P<word>[א-ת\u0591-\u05bd\u05bf-\u05c7]+)"
+)
+_POINTS_RE = re.compile(r"[\u0591-\u05bd\u05bf-\u05c7]")
 # A digit against a Latin letter ("5G", "3D", "B2B"): apart, or the words are glued ("חמשG").
 _DIGIT_LATIN_SEAM_RE = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _NEEDS_WORK_RE = re.compile(r"[\d₪$€%]")
@@ -431,6 +436,9 @@ def to_spoken(text: str) -> str:
 def _rewrite(text: str) -> str:
     # Digits of other scripts count like ASCII ones (agreement, phones, times).
     text = _OTHER_SCRIPT_DIGIT_RE.sub(lambda m: str(unicodedata.decimal(m.group(0))), text)
+    text = _POINTED_WORD_AFTER_DIGIT_RE.sub(
+        lambda m: m["gap"] + _POINTS_RE.sub("", m["word"]), text
+    )
     text = _PHONE_RE.sub(_phone_sub, text)
     text = _SERVICE_PHONE_RE.sub(lambda m: _attach(m["pre"], spoken_phone(m["number"])), text)
     text = _STAR_RE.sub(_star_sub, text)
