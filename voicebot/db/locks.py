@@ -38,11 +38,13 @@ from __future__ import annotations
 
 from typing import Final
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
@@ -59,6 +61,8 @@ LOCK_CONFLICT_WAIT_MAX_S: Final = 0.2
 LOCK_CONFLICT_WAIT_BASE_S: Final = 0.02
 """Scale of the first wait between runs."""
 _LOCKED_KEY: Final = "voicebot.locked_call_ids"
+
+log = structlog.get_logger(__name__)
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -80,7 +84,20 @@ def lock_conflict_retrying() -> AsyncRetrying:
         wait=wait_random_exponential(
             multiplier=LOCK_CONFLICT_WAIT_BASE_S, max=LOCK_CONFLICT_WAIT_MAX_S
         ),
+        before_sleep=_log_rerun,
         reraise=True,
+    )
+
+
+def _log_rerun(state: RetryCallState) -> None:
+    """One warning per rerun: a lock cycle means some transaction left the lock order."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    orig = getattr(error, "orig", None)
+    log.warning(
+        "db.lock_conflict_rerun",
+        run=state.attempt_number,
+        sqlstate=getattr(orig, "sqlstate", None),
+        error=type(getattr(orig, "__cause__", None) or orig).__name__,
     )
 
 

@@ -15,7 +15,15 @@ from starlette.applications import Starlette
 
 from tests.integration.api.test_twilio_status import SID, _callback, _rows, _seed
 from tests.integration.api.test_twilio_status import settings as settings
-from voicebot.db.models import Call, CallStatus
+from voicebot.db.models import (
+    Call,
+    CallStatus,
+    Campaign,
+    CampaignAttempt,
+    CampaignLead,
+    CampaignStatus,
+    Lead,
+)
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 
@@ -144,3 +152,79 @@ async def test_a_final_callback_aborted_by_a_deadlock_is_rerun_and_answers_204(
     assert rows["call"].outcome == "no_answer"
     assert rows["member"].state == "retry"
     assert rows["events"] == 1
+
+
+RACE_ROUNDS = 20
+"""Calls raced in the many-rounds test (each: one final callback against one session end)."""
+
+
+async def _seed_call(app: Starlette, n: int, *, webhook: bool) -> dict[str, int]:
+    """A running campaign with one member in a call: attempt placed, call in progress."""
+    now = utcnow()
+    async with app.state.voicebot.sessions() as session:
+        lead = Lead(phone=f"+9725447{n:05d}", status="new", consent_source="test", tags=[])
+        campaign = Campaign(
+            name=f"race-{n}",
+            status=CampaignStatus.RUNNING,
+            calendar="none",
+            window_days="sun,mon,tue,wed,thu,fri,sat",
+            window_start="00:00",
+            window_end="23:59",
+            started_at=now,
+            webhook_url="https://hooks.example.com/voicebot" if webhook else None,
+        )
+        session.add_all([lead, campaign])
+        await session.flush()
+        member = CampaignLead(campaign_id=campaign.id, lead_id=lead.id, state="in_call", attempts=1)
+        call = Call(
+            lead_id=lead.id,
+            campaign_id=campaign.id,
+            call_sid=f"CA{n:032d}",
+            status="in-progress",
+            status_events=["in-progress"],
+            started_at=now,
+            answered_at=now,
+        )
+        session.add_all([member, call])
+        await session.flush()
+        attempt = CampaignAttempt(
+            campaign_id=campaign.id,
+            member_id=member.id,
+            lead_id=lead.id,
+            attempt_no=1,
+            idempotency_key=f"race-{n}",
+            status="placed",
+            call_id=call.id,
+            call_sid=call.call_sid,
+        )
+        session.add(attempt)
+        await session.commit()
+        return {"attempt": attempt.id, "call": call.id, "member": member.id, "lead": lead.id}
+
+
+async def test_final_callbacks_raced_with_session_ends_never_deadlock(
+    database_url: str, app: Starlette, client: httpx.AsyncClient, settings: Any
+) -> None:
+    """Many calls, each ended at once by the session's outcome write and Twilio's final
+    'completed' callback (half with an end-of-call webhook, whose report flushes the call
+    mid-transaction): every callback answers 204 and every session write commits."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks and deadlocks are Postgres behaviour")
+    failures: list[str] = []
+    for n in range(RACE_ROUNDS):
+        ids = await _seed_call(app, n, webhook=n % 2 == 1)
+        finished, answer = await asyncio.gather(
+            _session_finish(app, ids["call"]),
+            _callback(
+                client, settings, ids["attempt"], "completed", f"race-{n}", sid=f"CA{n:032d}"
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(finished, BaseException):
+            failures.append(f"round {n}: session write {finished!r}")
+        if isinstance(answer, BaseException) or answer.status_code != 204:
+            failures.append(f"round {n}: callback {answer!r}")
+        rows = await _rows(app, ids)
+        assert (rows["call"].status, rows["call"].outcome) == ("completed", "not_interested")
+        assert (rows["attempt"].status, rows["member"].state) == ("ended", "done")
+    assert failures == []
