@@ -7,10 +7,10 @@ use first-person past or plural forms, which are the same for a male or female a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from voicebot.brain.script import AgentScript
-from voicebot.brain.speech_text import format_slot_hebrew, slot_day_and_clock
+from voicebot.brain.speech_text import WEEKDAY_NAMES, format_slot_hebrew, slot_day_and_clock
 
 ASK_PERMISSION = "זה זמן טוב לדבר דקה?"
 ASK_CALLBACK_TIME = "אין בעיה. מתי נוח שנחזור?"
@@ -53,23 +53,25 @@ ON_CLOSED_DAY = {
 after "on": "ביום כיפור". A name not listed is "ביום הזה"."""
 
 
-def on_closed_day(reason: str | None) -> str:
-    """ "On <that day>" in Hebrew for a calendar's closing reason ("ביום הזה" if unnamed)."""
+def on_closed_day(reason: str | None, day: date | None = None) -> str:
+    """ "On <that day>" in Hebrew for a calendar's closing reason; a day closed for no named
+    reason is said by its weekday ("ביום שישי") when ``day`` is given, else "ביום הזה"."""
+    fallback = f"ביום {WEEKDAY_NAMES[day.weekday()]}" if day is not None else "ביום הזה"
     if reason is None:
-        return "ביום הזה"
+        return fallback
     return ON_CLOSED_DAY.get(reason) or next(
-        (said for name, said in ON_CLOSED_DAY.items() if reason.startswith(name)), "ביום הזה"
+        (said for name, said in ON_CLOSED_DAY.items() if reason.startswith(name)), fallback
     )
 
 
-def closed_day(reason: str | None) -> str:
-    """No meetings that day, saying which day when the calendar names it."""
-    return f"{on_closed_day(reason)} לא קובעים פגישות."
+def closed_day(reason: str | None, day: date | None = None) -> str:
+    """No meetings that day, saying which day ("ביום שישי לא קובעים פגישות.")."""
+    return f"{on_closed_day(reason, day)} לא קובעים פגישות."
 
 
-def no_calls_on(reason: str | None) -> str:
+def no_calls_on(reason: str | None, day: date | None = None) -> str:
     """No calls that day ("בשבת אנחנו לא מתקשרים"), to lead in a moved callback."""
-    return f"{on_closed_day(reason)} אנחנו לא מתקשרים"
+    return f"{on_closed_day(reason, day)} אנחנו לא מתקשרים"
 
 
 def ask_meeting(script: AgentScript) -> str:

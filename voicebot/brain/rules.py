@@ -315,7 +315,7 @@ class RuleBrain:
             asked_day = asked.astimezone(self._cal.tz).date()
             closed = day_hours(self._cal.calendar, asked_day) is None
             why = (
-                say.no_calls_on(closed_reason(self._cal.calendar, asked_day))
+                say.no_calls_on(closed_reason(self._cal.calendar, asked_day), asked_day)
                 if closed
                 else say.NO_CALLS_THEN
             )
@@ -354,7 +354,7 @@ class RuleBrain:
         day: date = within.start.astimezone(tz).date()
         if within.end.astimezone(tz).date() != day or self._cal.day_window(day) is not None:
             return None
-        return say.closed_day(closed_reason(self._cal.calendar, day))
+        return say.closed_day(closed_reason(self._cal.calendar, day), day)
 
     async def _not_interested(self, state: ConversationState, intent: str) -> Reply:
         if state.objection_count == 0 and state.stage in st.PERSUADABLE:
