@@ -87,6 +87,7 @@ class _Found:
     explicit_24h: bool = False
     instant: datetime | None = None
     month_start: date | None = None
+    rough: bool = False  # "בעוד שבועיים": a day counted in weeks, not one the caller named
 
 
 def at(day: date, clock: time, tz: ZoneInfo) -> datetime:
@@ -186,6 +187,7 @@ def _parse_relative(text: str, found: _Found, now: datetime) -> str:
     minutes = round(per_unit * count)
     if per_unit >= MINUTES_PER_DAY:
         found.day = now.date() + timedelta(minutes=minutes)
+        found.rough = per_unit >= DAYS_PER_WEEK * MINUTES_PER_DAY
     else:
         found.instant = (now.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(now.tzinfo)
     return _take(text, match)
@@ -304,6 +306,9 @@ def parse_hebrew_time(
     if found.instant is not None:
         return TimeParse(found.instant, found.instant, "instant", past=found.instant < now)
     rest = _parse_day(rest, found, today)
+    if found.rough and found.day is not None and business_days:
+        # "in two weeks" said on a Saturday means about then: the nearest open day after.
+        found.day = _next_open_day(found.day - timedelta(days=1), business_days)
     rest = _parse_part(rest, found, today)
     _parse_clock(rest, found)
     open_start, open_end = business_hours

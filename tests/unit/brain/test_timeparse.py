@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -156,3 +156,20 @@ def test_range_has_an_end() -> None:
     result = parse_hebrew_time("יום ראשון אחרי הצהריים", now=TUE, tz=TZ)
     assert result is not None
     assert result.end == _t(2025, 3, 16, 18)
+
+
+def test_weeks_from_a_weekend_land_on_the_next_open_day() -> None:
+    """A caller saying "בעוד שבועיים" on a Saturday night got on a Saturday night meant a Saturday, and the agent answered
+    "בשבת לא קובעים פגישות": a day counted in weeks is "about then", so it moves to the
+    next open business day; a day counted in days stays as said."""
+    tz = ZoneInfo("Asia/Jerusalem")
+    saturday_night = datetime(2026, 12, 5, 21, 0, tzinfo=tz)
+    sun_to_thu = frozenset({6, 0, 1, 2, 3})
+    weeks = parse_hebrew_time("בעוד שבועיים", now=saturday_night, tz=tz, business_days=sun_to_thu)
+    assert weeks is not None and weeks.start.date() == date(2026, 12, 20)  # a Sunday
+    week = parse_hebrew_time("בעוד שבוע", now=saturday_night, tz=tz, business_days=sun_to_thu)
+    assert week is not None and week.start.date() == date(2026, 12, 13)
+    days = parse_hebrew_time("בעוד יומיים", now=saturday_night, tz=tz, business_days=sun_to_thu)
+    assert days is not None and days.start.date() == date(2026, 12, 7)
+    unbounded = parse_hebrew_time("בעוד שבועיים", now=saturday_night, tz=tz)
+    assert unbounded is not None and unbounded.start.date() == date(2026, 12, 19)
