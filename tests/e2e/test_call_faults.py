@@ -414,6 +414,35 @@ async def test_inbound_media_stopping_ends_the_call_and_hangs_up(
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
 
 
+async def test_inbound_media_stopping_closes_the_stream_before_a_slow_rest_hang_up(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str]
+) -> None:
+    """A partition without a close while Twilio's API answers in 3 s: the stream closes
+    (reason inbound_media_stopped) when the 3 s without media are up, and the REST
+    hang-up lands after it; the close used to wait for the REST answer (6+ s), the call
+    meanwhile still running its turn loop."""
+    api, _ = twilio_api
+    sid = "CA" + "f7" * 16
+    _live_at_twilio(api, sid)
+    api.response_delay_s = 3.0
+    async with (
+        server() as base,
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid) as call,
+    ):
+        await call.wait_until(lambda: call.metrics.agent_audio_ms > 200, 10)
+        paused_at = time.monotonic()
+        call.media_paused = True
+        await call.wait_until(lambda: call.ended, 10)
+        closed_s = time.monotonic() - paused_at
+        status_at_close = api.calls[sid].status
+        assert call.close_reason == "inbound_media_stopped"
+        await _rest_update(api, sid, timeout_s=8)
+    print(f"media stopped -> stream closed {closed_s:.2f} s")
+    assert 3.0 <= closed_s < 4.5
+    assert status_at_close == "in-progress"  # the hang-up was still on its way
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+
+
 async def test_recorded_latency_matches_what_the_caller_heard(
     server: StartServer, sim: ProviderSim
 ) -> None:

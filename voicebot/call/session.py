@@ -470,7 +470,8 @@ class CallSession:
                 self.log.warning("call.inbound_media_stopped", silent_ms=round(silent_s * 1000))
                 self.end_reason = "inbound_media_stopped"
                 await self._interrupt_current("inbound_media_stopped")
-                await self._hang_up()
+                # Hung up over REST after the stream closes, never holding the close.
+                self._hang_up_at_close = True
                 self.ended.set()
                 return
 
