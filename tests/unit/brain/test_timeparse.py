@@ -160,8 +160,8 @@ def test_range_has_an_end() -> None:
 
 def test_weeks_from_a_weekend_land_on_the_next_open_day() -> None:
     """A caller saying "בעוד שבועיים" on a Saturday night got a Saturday, and the
-    agent answered "בשבת לא קובעים פגישות": a day counted in weeks is "about then", so it moves to the
-    next open business day; a day counted in days stays as said."""
+    agent answered "בשבת לא קובעים פגישות": a day counted in weeks is "about then", so
+    it moves to the next open business day; a day counted in days stays as said."""
     tz = ZoneInfo("Asia/Jerusalem")
     saturday_night = datetime(2026, 12, 5, 21, 0, tzinfo=tz)
     sun_to_thu = frozenset({6, 0, 1, 2, 3})
