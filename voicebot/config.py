@@ -7,6 +7,7 @@ naming the environment variable.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import sys
 import time as clock
@@ -243,6 +244,33 @@ class Settings(BaseSettings):
     max_calls_per_process: int | None = Field(default=None, ge=1)
     # Bytes the TTS disk cache (TTS_CACHE_DIR) may hold; least recently used out first.
     tts_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_forwarded_allow_ips(cls, value: str | None) -> str | None:
+        """Every entry an address or a network, or the whole setting ``*``: uvicorn's
+        middleware keeps anything else as a literal no peer address equals, which would
+        leave the proxy silently untrusted (one throttle bucket for all behind it)."""
+        if value is None or not value.strip():
+            return None
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        if entries == ["*"]:
+            return "*"
+        bad = []
+        for entry in entries:
+            try:
+                if "/" in entry:
+                    ipaddress.ip_network(entry)
+                else:
+                    ipaddress.ip_address(entry)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))} is not an IP address or "
+                "network (comma-separated, e.g. 10.0.0.2,172.16.0.0/12), nor '*' alone"
+            )
+        return ",".join(entries)
 
     @field_validator("timezone")
     @classmethod

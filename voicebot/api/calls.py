@@ -92,7 +92,8 @@ async def read_call(request: Request) -> Response:
     tags=("calls",),
     description="The stereo WAV (8 kHz, 16-bit; left: the caller, right: the agent) of a "
     "call whose campaign records; 404 when there is none (not recorded, or past the "
-    "retention period).",
+    "retention period). A single `Range: bytes=` span (an audio element seeking) "
+    "answers 206 with that span; one starting past the end, 416.",
     path=CallPath,
     replies=(Returns(200, media_type=WAV_CONTENT_TYPE, description="audio/wav"),),
     errors=(404, 422, 503),
@@ -106,11 +107,54 @@ async def read_recording(request: Request) -> Response:
     data = await store_of(state).load(key) if key else None
     if data is None:
         raise NotFoundError(f"call {call_id} has no recording")
-    return Response(
-        data,
-        media_type=WAV_CONTENT_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="call-{call_id}.wav"'},
-    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="call-{call_id}.wav"',
+        "Accept-Ranges": "bytes",
+    }
+    wanted = byte_range(request.headers.get("range"), len(data))
+    if wanted is UNSATISFIABLE:
+        headers["Content-Range"] = f"bytes */{len(data)}"
+        return Response(status_code=416, headers=headers)
+    if isinstance(wanted, tuple):
+        first, last = wanted
+        headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+        return Response(
+            data[first : last + 1], status_code=206, media_type=WAV_CONTENT_TYPE, headers=headers
+        )
+    return Response(data, media_type=WAV_CONTENT_TYPE, headers=headers)
+
+
+UNSATISFIABLE = object()
+"""What :func:`byte_range` answers for a range that starts past the end (416)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | object | None:
+    """The one ``Range: bytes=`` span an audio element asks for, as inclusive
+    ``(first, last)`` byte offsets into ``size`` bytes (RFC 9110 section 14).
+
+    None when there is no header or it is not one readable byte range (several ranges,
+    another unit, garbage): the whole body is sent, which the RFC allows.
+    :data:`UNSATISFIABLE` when the range starts at or past ``size``.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    start, dash, end = spec.strip().partition("-")
+    if not dash or not (start + end).isdigit() or not (start.isdigit() or end.isdigit()):
+        return None
+    if not start:  # a suffix: the last `end` bytes
+        if int(end) == 0:
+            return UNSATISFIABLE
+        return max(size - int(end), 0), size - 1
+    first = int(start)
+    last = min(int(end), size - 1) if end else size - 1
+    if first >= size:
+        return UNSATISFIABLE
+    if last < first:
+        return None
+    return first, last
 
 
 routes = [

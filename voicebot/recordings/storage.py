@@ -96,6 +96,8 @@ class LocalStore:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a directory that is a file, no permission: the store's fault
+            raise StorageError(f"cannot read recording {key}: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, True)

@@ -128,6 +128,7 @@ HE: Final[dict[str, str]] = {
     "campaign.resume": "המשך",
     "campaign.cancel": "ביטול",
     "campaign.errors": "יש לתקן",
+    "campaign.pause_first": "אי אפשר לשנות בזמן שהקמפיין פעיל: יש להשהות אותו קודם",
     "status.draft": "טיוטה",
     "status.running": "פעיל",
     "status.paused": "מושהה",

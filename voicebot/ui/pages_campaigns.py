@@ -36,9 +36,16 @@ from voicebot.api.state import app_state
 from voicebot.db.models import Campaign, CampaignStatus, Lead
 from voicebot.db.scripts import script_or_neutral
 from voicebot.db.types import utcnow
-from voicebot.errors import ConflictError, InvalidInputError, ProviderError, VoicebotError
+from voicebot.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidStateError,
+    ProviderError,
+    VoicebotError,
+)
 from voicebot.jobs.campaign_status import campaign_snapshot, campaign_snapshots
 from voicebot.say import say
+from voicebot.ui.messages import DEFAULT_LANGUAGE, translate
 from voicebot.ui.render import page
 
 SCRIPT_FIELDS = ("agent_name", "company", "offer", "greeting", "voicemail", "meeting_purpose")
@@ -193,8 +200,28 @@ async def save(request: Request) -> Response:
             await edit_campaign(session, stored["id"], given)
     except VoicebotError as exc:
         status = 409 if isinstance(exc, ConflictError) else 422
-        return await detail(request, {"errors": _problems(exc), "status_code": status})
+        errors = _problems(exc)
+        if isinstance(exc, InvalidStateError) and stored["status"] == "running":
+            errors = _pause_first(errors)
+        return await detail(request, {"errors": errors, "status_code": status})
     return RedirectResponse(f"/ui/campaigns/{stored['id']}", 303)
+
+
+def _pause_first(problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The API's "cannot change while running" problems as the console says them: each
+    field by its form label, and that the campaign must be paused first."""
+    language = DEFAULT_LANGUAGE
+    message = translate(language, "campaign.pause_first")
+    said = []
+    for problem in problems:
+        label_id = (
+            "campaign.script"
+            if problem["field"] == "agent_script"
+            else (f"campaign.{problem['field']}")
+        )
+        label = translate(language, label_id)
+        said.append({"field": problem["field"] if label == label_id else label, "message": message})
+    return said
 
 
 async def act(request: Request) -> Response:
