@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import shutil
 from collections.abc import AsyncIterator
 from functools import partial
@@ -78,7 +79,28 @@ def trusted_proxy(settings: Settings) -> list[Middleware]:
     proxy listed in ``FORWARDED_ALLOW_IPS`` (uvicorn's middleware); nothing when unset."""
     if not settings.forwarded_allow_ips:
         return []
-    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)]
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=with_mapped_ipv4(settings))]
+
+
+def with_mapped_ipv4(settings: Settings) -> list[str] | str:
+    """``FORWARDED_ALLOW_IPS`` as uvicorn's list, each IPv4 address or network joined by its
+    IPv4-mapped IPv6 form (``::ffff:10.0.0.2``): a dual-stack listener (``--host ::``) sees
+    an IPv4 proxy that way, and uvicorn compares the two forms as different addresses."""
+    value = settings.forwarded_allow_ips or ""
+    if value == "*":
+        return "*"
+    entries = value.split(",")
+    mapped = []
+    for entry in entries:
+        network = ipaddress.ip_network(entry, strict=False)
+        if isinstance(network, ipaddress.IPv4Network):
+            address = f"::ffff:{network.network_address}"
+            mapped.append(
+                address
+                if network.prefixlen == 32 and "/" not in entry
+                else f"{address}/{96 + network.prefixlen}"
+            )
+    return entries + mapped
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -188,3 +188,44 @@ async def test_invented_forwarded_for_hops_do_not_dodge_the_throttle(
                 )
                 codes.append(response.status_code)
     assert codes == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "peer", "chain"),
+    [
+        # `voicebot serve --host ::` (dual stack): an IPv4 proxy connects as ::ffff:a.b.c.d.
+        ("10.0.0.2", "::ffff:10.0.0.2", "{client}"),
+        ("10.0.0.0/24", "::ffff:10.0.0.2", "{client}"),
+        # A second proxy that wrote its hop in the mapped form.
+        ("10.0.0.2,10.0.0.3", "10.0.0.2", "{client}, ::ffff:10.0.0.3"),
+    ],
+)
+async def test_ipv4_mapped_proxy_addresses_are_trusted(
+    database_url: str, allowed: str, peer: str, chain: str
+) -> None:
+    """A listed IPv4 proxy seen in its IPv4-mapped IPv6 form is still that proxy: each
+    operator behind it keeps an own sign-in throttle (was: untrusted, so the proxy's address
+    was the client and the third failure of one operator locked out all)."""
+    settings = make_settings(
+        database_url=database_url, api_key=API_KEY, secret_key=SECRET,
+        auth_failures_per_minute=3, forwarded_allow_ips=allowed,
+    )  # fmt: skip
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+
+            async def wrong_key(client: str) -> int:
+                headers = {"X-Forwarded-For": chain.format(client=client)}
+                form = await http.get("/ui/sign-in", headers=headers)
+                response = await http.post(
+                    "/ui/sign-in",
+                    data={"api_key": "wrong", "csrf_token": csrf_of(form.text), "next": ""},
+                    headers=headers,
+                )
+                return response.status_code
+
+            codes = [await wrong_key("203.0.113.10") for _ in range(4)]
+            other = await wrong_key("198.51.100.20")
+    assert codes == [401, 401, 401, 429]
+    assert other == 401
