@@ -79,7 +79,30 @@ def trusted_proxy(settings: Settings) -> list[Middleware]:
     proxy listed in ``FORWARDED_ALLOW_IPS`` (uvicorn's middleware); nothing when unset."""
     if not settings.forwarded_allow_ips:
         return []
+    if settings.forwarded_allow_ips == "*":
+        return [Middleware(NearestHopProxyHeaders)]
     return [Middleware(ProxyHeadersMiddleware, trusted_hosts=with_mapped_ipv4(settings))]
+
+
+class NearestHopProxyHeaders(ProxyHeadersMiddleware):
+    """``FORWARDED_ALLOW_IPS=*``: any peer is a proxy and the client is the last
+    ``X-Forwarded-For`` entry, the one that proxy appended. (uvicorn's ``*`` takes the
+    first entry, which the client writes itself, and would let it pick its own sign-in
+    throttle bucket on every try.) A chain of proxies is named entry by entry instead."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app, trusted_hosts="*")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            hops = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for")
+            if hops:
+                nearest = hops.rsplit(b",", 1)[-1].strip()
+                scope = dict(scope)
+                scope["headers"] = [
+                    (k, v) for k, v in scope["headers"] if k != b"x-forwarded-for"
+                ] + [(b"x-forwarded-for", nearest)]
+        await super().__call__(scope, receive, send)
 
 
 def with_mapped_ipv4(settings: Settings) -> list[str] | str:

@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     # Failed authentications per client address per minute before 429 (shared through Redis).
     auth_failures_per_minute: int = Field(default=20, ge=1)
     # Reverse proxies believed about the client (X-Forwarded-For, X-Forwarded-Proto): IPs or
-    # networks, comma-separated, or "*" (uvicorn's FORWARDED_ALLOW_IPS syntax). Unset: none,
-    # and each client is the connecting address (what the sign-in throttles key on).
+    # networks, comma-separated, or "*" (uvicorn's syntax; with "*" the client is the last
+    # hop). Unset: none, and each client is the connecting address (what throttles key on).
     forwarded_allow_ips: str | None = None
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

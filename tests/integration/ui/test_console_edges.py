@@ -229,3 +229,35 @@ async def test_ipv4_mapped_proxy_addresses_are_trusted(
             other = await wrong_key("198.51.100.20")
     assert codes == [401, 401, 401, 429]
     assert other == 401
+
+
+async def test_trust_all_counts_the_hop_the_proxy_wrote_not_the_clients_claim(
+    database_url: str,
+) -> None:
+    """``FORWARDED_ALLOW_IPS=*`` behind one proxy that appends (nginx's
+    ``$proxy_add_x_forwarded_for``): a client writing a new X-Forwarded-For on every try is
+    throttled by the address the proxy appended (was: uvicorn's ``*`` takes the left-most
+    entry, the client's own claim, so the sign-in throttle never fired)."""
+    settings = make_settings(
+        database_url=database_url, api_key=API_KEY, secret_key=SECRET,
+        auth_failures_per_minute=3, forwarded_allow_ips="*",
+    )  # fmt: skip
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.2", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            codes = []
+            for attempt in range(4):
+                headers = {"X-Forwarded-For": f"192.0.2.{attempt}, 203.0.113.10"}
+                form = await http.get("/ui/sign-in", headers=headers)
+                response = await http.post(
+                    "/ui/sign-in",
+                    data={"api_key": "wrong", "csrf_token": csrf_of(form.text), "next": ""},
+                    headers=headers,
+                )
+                codes.append(response.status_code)
+            api = await http.get(
+                "/api/v1/calls", headers={"X-Forwarded-For": "192.0.2.99, 203.0.113.10"}
+            )
+    assert codes == [401, 401, 401, 429]
+    assert api.status_code == 429  # the API's auth limit shares the bucket
