@@ -201,10 +201,14 @@ async def save(request: Request) -> Response:
     except VoicebotError as exc:
         status = 409 if isinstance(exc, ConflictError) else 422
         errors = _problems(exc)
-        if isinstance(exc, InvalidStateError) and stored["status"] == "running":
+        if isinstance(exc, InvalidStateError):
             errors = _pause_first(errors)
         return await detail(request, {"errors": errors, "status_code": status})
     return RedirectResponse(f"/ui/campaigns/{stored['id']}", 303)
+
+
+RUNNING_REFUSAL = "cannot change while running"
+"""The API's per-field message for a field a running campaign does not take."""
 
 
 def _pause_first(problems: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -214,6 +218,9 @@ def _pause_first(problems: list[dict[str, str]]) -> list[dict[str, str]]:
     message = translate(language, "campaign.pause_first")
     said = []
     for problem in problems:
+        if problem["message"] != RUNNING_REFUSAL:  # another refusal (an ended campaign)
+            said.append(problem)
+            continue
         label_id = (
             "campaign.script"
             if problem["field"] == "agent_script"
