@@ -36,9 +36,9 @@ from voicebot.api.twilio_audio import prepare_speech
 from voicebot.api.twilio_common import GatherForm, lead_context, load_agent_script, signed_form
 from voicebot.brain.base import Brain, ConversationState, LeadContext, Reply
 from voicebot.brain.script import AgentScript
+from voicebot.call.recognition import caller_words
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
-from voicebot.call.session import caller_words
 from voicebot.call.speaker import APOLOGY_TEXT
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
