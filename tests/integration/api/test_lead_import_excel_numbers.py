@@ -62,4 +62,3 @@ async def test_excel_number_cells_same_report_api_and_cli(
     assert code == 1
     assert "Traceback" not in captured.err
     assert json.loads(captured.out) == report
-
