@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -40,6 +41,7 @@ from voicebot.api.middleware import (
 from voicebot.api.rate_limits import RateLimits
 from voicebot.api.state import AppState
 from voicebot.api.twilio_amd import transcript_machine
+from voicebot.brain.intent_model import shipped_model
 from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
@@ -53,6 +55,7 @@ from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.providers.health import ProviderHealth
 from voicebot.recordings.storage import check_store
+from voicebot.scheduling.calendars import warm_holiday_tables
 from voicebot.startup import check_deployment
 from voicebot.store.phrases import RedisPhrases
 from voicebot.store.redis import RedisStore
@@ -208,6 +211,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lag_watch = asyncio.create_task(watch_loop_lag(metrics.loop_lag, metrics.loop_lag_worst))
         store_watch = asyncio.create_task(state.store.watch())
         provider_watch = asyncio.create_task(provider_health.watch())
+        # What the first call would otherwise build on the event loop, mid-call: the
+        # holiday calendar (~170 ms) and the intent model's tables; then frozen with the rest.
+        warm_holiday_tables(datetime.now(UTC).date())
+        shipped_model()
         freeze_startup_heap()
         unwatch_gc = watch_gc_pauses(metrics.gc_pause)
         try:

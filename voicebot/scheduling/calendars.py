@@ -61,6 +61,17 @@ def il_closed_dates(year: int) -> dict[date, str]:
     return closed
 
 
+def warm_holiday_tables(today: date) -> None:
+    """Compute the IL holiday sets of ``today``'s year and the next, at start-up.
+
+    The first :func:`il_closed_dates` of a process imports the ``holidays`` Israel
+    calendar and its translations and computes the Hebrew calendar: ~170 ms of CPU. Left
+    to the first slot proposal it ran on the event loop mid-call and stalled every live
+    call (the server's worst loop lag at 200 rule calls, with underruns)."""
+    il_closed_dates(today.year)
+    il_closed_dates(today.year + 1)
+
+
 def il_holiday(day: date) -> str | None:
     """Name of the IL holiday or national day on ``day`` (None on an ordinary date)."""
     return il_closed_dates(day.year).get(day)

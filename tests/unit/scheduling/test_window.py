@@ -158,3 +158,17 @@ def test_naive_datetimes_are_refused() -> None:
     """A naive instant raises instead of being read in some implicit zone."""
     with pytest.raises(ValueError, match="aware"):
         WIDE.is_open(datetime(2027, 11, 2, 10), IL)
+
+
+def test_warm_holiday_tables_computes_this_year_and_the_next_ahead_of_calls() -> None:
+    """After the start-up warm-up, the holiday lookups a call makes (this year's and the
+    next year's dates) are answered from the cache: nothing is computed on the event loop."""
+    from voicebot.scheduling.calendars import il_closed_dates, warm_holiday_tables
+
+    il_closed_dates.cache_clear()
+    warm_holiday_tables(date(2027, 12, 30))
+    assert il_closed_dates.cache_info().currsize == 2
+    misses = il_closed_dates.cache_info().misses
+    assert il_holiday(date(2027, 10, 11)) == "Yom Kippur"
+    assert il_holiday(date(2028, 1, 3)) is None
+    assert il_closed_dates.cache_info().misses == misses
