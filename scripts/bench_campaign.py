@@ -420,13 +420,13 @@ async def callbacks(args: argparse.Namespace) -> None:
                 total = int(args.rate * args.seconds)
                 # Signed and encoded before the clock starts: the client's own CPU shares
                 # the machine with the server under test.
-                requests = [
-                    signed_request(validator, public, aid, status)
-                    for aid, status in callback_plan(attempt_ids, args.rate)[:total]
-                ]
+                plan = callback_plan(attempt_ids, args.rate)[:total]
+                requests = [signed_request(validator, public, aid, status) for aid, status in plan]
+                by_kind: dict[str, list[float]] = {"progress": [], "final": []}
+                by_second: dict[int, list[float]] = {}
                 client = RawHttpClient("127.0.0.1", port, max_connections=MAX_CLIENT_CONNECTIONS)
 
-                async def post(raw: bytes, due: float) -> None:
+                async def post(raw: bytes, due: float, kind: str) -> None:
                     try:
                         async with asyncio.timeout(CLIENT_TIMEOUT_S):
                             code = await client.post(raw)
@@ -435,6 +435,8 @@ async def callbacks(args: argparse.Namespace) -> None:
                         errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     # From the moment it was due: a late client is counted, not hidden.
                     latencies.append((time.perf_counter() - due) * 1000)
+                    by_kind[kind].append(latencies[-1])
+                    by_second.setdefault(int(due - began), []).append(latencies[-1])
                     statuses[code] = statuses.get(code, 0) + 1
 
                 tasks = []
@@ -444,6 +446,7 @@ async def callbacks(args: argparse.Namespace) -> None:
                 poller = asyncio.create_task(poll_backends(database, backends, stop_polling))
                 await asyncio.sleep(0)
                 backends_before = dict(backend_cpu_s(database))
+                sessions_before = await database_sessions(database)
                 load_before = os.getloadavg()
                 cpu_before = tree_cpu_s(server.pid, include_root=not args.profile)
                 client_before = time.process_time()
@@ -451,7 +454,8 @@ async def callbacks(args: argparse.Namespace) -> None:
                 for i, raw in enumerate(requests):
                     due = began + i / args.rate
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                    tasks.append(asyncio.create_task(post(raw, due)))
+                    kind = "final" if plan[i][1] == "busy" else "progress"
+                    tasks.append(asyncio.create_task(post(raw, due, kind)))
                 await asyncio.gather(*tasks)
                 await client.aclose()
                 elapsed = time.perf_counter() - began
@@ -463,6 +467,9 @@ async def callbacks(args: argparse.Namespace) -> None:
                 backend_cpu = sum(
                     cpu - backends_before.get(pid, 0.0) for pid, cpu in backends.items()
                 )
+                connects = await database_sessions(database) - sessions_before
+                # The server's own view of its stalls (one process's, with --workers N).
+                exposition = (await c.get(f"{public}/metrics")).text
         finally:
             if args.profile:
                 os.killpg(server.pid, signal.SIGINT)  # py-spy writes its profile, then stops
@@ -482,6 +489,23 @@ async def callbacks(args: argparse.Namespace) -> None:
         f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
         f"max {max(latencies):.1f} ms; statuses {statuses} (-1: no answer in 10 s)"
     )
+    for kind, values in by_kind.items():
+        if values:
+            print(
+                f"  {kind} ({len(values)}): p50 {percentile(values, 50):.1f} ms, "
+                f"p90 {percentile(values, 90):.1f}, p99 {percentile(values, 99):.1f}, "
+                f"max {max(values):.1f}"
+            )
+    print(
+        f"  server (one process): {stall_summary(exposition)}; "
+        f"{connects} Postgres connections opened during the run (all processes)"
+    )
+    first = sorted(by_second.get(0, []))[-5:]
+    print(f"  the first second's slowest: {' '.join(f'{v:.0f}' for v in first)} ms")
+    print(
+        "  p99 by second of the run: "
+        + " ".join(f"{percentile(by_second[k], 99):.0f}" for k in sorted(by_second))
+    )
     if errors:
         print(f"  client errors: {errors}")
     n = len(latencies)
@@ -496,7 +520,7 @@ async def callbacks(args: argparse.Namespace) -> None:
     )
     print(
         f"  load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f} "
-        f"on {os.cpu_count()} CPUs"
+        f"on {os.cpu_count()} CPUs; {cpu_pressure()}"
     )
 
 
@@ -563,9 +587,15 @@ async def callback_cpu(args: argparse.Namespace) -> None:
                 raise RuntimeError(f"{status} callback answered {answer.get('status')}")
 
         async with app.router.lifespan_context(app):
-            for attempt_id in attempt_ids[:CPU_WARMUP_CALLS]:
+            cold: list[str] = []
+            for n, attempt_id in enumerate(attempt_ids[:CPU_WARMUP_CALLS]):
                 for status in ("initiated", "ringing", "busy"):
+                    cpu = time.process_time()
                     await send_one(attempt_id, status)
+                    if n < 2:
+                        cold.append(f"{status} {(time.process_time() - cpu) * 1000:.1f}")
+            # What the first callbacks after start-up cost (compiling, preparing, connecting).
+            print(f"callback-cpu first two calls (ms CPU): {', '.join(cold)}")
             measured = attempt_ids[CPU_WARMUP_CALLS:]
             load_before = os.getloadavg()
             for status in ("initiated", "ringing", "busy"):
@@ -581,6 +611,68 @@ async def callback_cpu(args: argparse.Namespace) -> None:
                 f"  load average (1 min) before {load_before[0]:.1f}, "
                 f"after {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
             )
+
+
+async def database_sessions(database: str) -> int:
+    """Sessions ever opened on ``database`` (``pg_stat_database.sessions``, Postgres 14+;
+    counted when they end, and this query's own session included)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute("SELECT pg_stat_clear_snapshot()")
+        return int(
+            await admin.fetchval(
+                "SELECT sessions FROM pg_stat_database WHERE datname = $1", database
+            )
+            or 0
+        )
+    finally:
+        await admin.close()
+
+
+def cpu_pressure() -> str:
+    """The kernel's CPU pressure (share of time some runnable task waited for a core, last
+    10 s and 60 s): what the other sessions take from this run, where Linux reports it."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return "CPU pressure unknown"
+    fields = dict(item.split("=", 1) for item in some[1:])
+    return (
+        f"CPU pressure (some) {fields.get('avg10', '?')} % / {fields.get('avg60', '?')} % "
+        "(10 s / 60 s)"
+    )
+
+
+def stall_summary(exposition: str) -> str:
+    """GC pauses by generation (count, total, the bucket every pause fits in) and the
+    worst event-loop lag, from the server's Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    worst_lag = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            gen = sample.labels.get("generation", "?")
+            if sample.name == "voicebot_event_loop_lag_worst_seconds":
+                worst_lag = sample.value
+            elif sample.name == "voicebot_gc_pause_seconds_count":
+                counts[gen] = sample.value
+            elif sample.name == "voicebot_gc_pause_seconds_sum":
+                sums[gen] = sample.value
+            elif sample.name == "voicebot_gc_pause_seconds_bucket":
+                buckets.setdefault(gen, []).append((float(sample.labels["le"]), sample.value))
+    parts = []
+    for gen in sorted(counts):
+        top = next((le for le, n in sorted(buckets.get(gen, [])) if n >= counts[gen]), 0.0)
+        parts.append(
+            f"gc gen{gen} {counts[gen]:.0f}× {sums.get(gen, 0.0) * 1000:.0f} ms "
+            f"(all ≤ {top * 1000:g} ms)"
+        )
+    return f"{', '.join(parts) or 'no gc'}; worst loop lag {worst_lag * 1000:.1f} ms"
 
 
 def callback_plan(attempt_ids: Sequence[int], rate: int) -> list[tuple[int, str]]:

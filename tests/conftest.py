@@ -54,6 +54,8 @@ def make_settings(**overrides: Any) -> Settings:
         "openai_api_key": None,
         "twilio_account_sid": None,
         "twilio_auth_token": None,
+        # Tests open connections on demand: eight suites share one Postgres.
+        "db_pool_warm": 0,
     }
     base.update(overrides)
     return load_settings(_env_file=None, **base)

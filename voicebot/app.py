@@ -46,7 +46,7 @@ from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import create_engine, create_sessionmaker, warm_pool
 from voicebot.jobs.actors import build_jobs, dialing_enabled, run_sweeper
 from voicebot.jobs.webhooks import run_dispatcher
 from voicebot.logging import configure_logging
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        await warm_pool(engine, settings.db_pool_warm)
         state = AppState(
             settings=settings,
             metrics=metrics,
