@@ -102,8 +102,9 @@ async def warm_pool(engine: AsyncEngine, connections: int) -> int:
     """Open ``connections`` pooled Postgres connections (capped at the pool's size) and
     check them back in, so the first requests after start-up do not pay for connecting
     (TCP, authentication, session settings, the dialect's first-connect queries): at 200
-    status callbacks/s a cold pool put the run's first second at p99 ~190 ms, the others
-    at 11-34 ms. Returns how many are pooled now; SQLite or ``connections`` 0: 0.
+    status callbacks/s a cold pool opened 16 connections mid-run (10 + overflow) and
+    the first second's p99 was 135-435 ms against 11-50 ms after it (BENCHMARKS.md).
+    Returns how many are pooled now; SQLite or ``connections`` 0: 0.
 
     Best effort, bounded by ``DB_PING_TIMEOUT_S`` × 2: a Postgres that is down or slow is
     logged once (``db.pool_warm_failed``) and the app starts anyway, connecting on demand.
@@ -119,7 +120,16 @@ async def warm_pool(engine: AsyncEngine, connections: int) -> int:
     try:
         async with asyncio.timeout(DB_PING_TIMEOUT_S * 2):
             await open_one()  # the first connect initialises the dialect, once
-            await asyncio.gather(*(open_one() for _ in range(wanted - 1)))
+            # Every connect ends (opened or failed) before the finally closes them.
+            failed = [
+                exc
+                for exc in await asyncio.gather(
+                    *(open_one() for _ in range(wanted - 1)), return_exceptions=True
+                )
+                if exc is not None
+            ]
+        if failed:
+            raise failed[0]
     except (OSError, TimeoutError, SQLAlchemyError) as exc:
         log.warning("db.pool_warm_failed", error=repr(exc), opened=len(opened), wanted=wanted)
     finally:
