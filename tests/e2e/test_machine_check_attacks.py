@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import call_server_settings
 from tests.e2e.test_machine_speech_call import (
     ACCOUNT_SID,
     AUTH_TOKEN,
-    DISCONNECTED,
-    FROM,
-    HUMAN,
     TO,
     VOICEMAIL,
     Rig,
@@ -28,14 +24,10 @@ from tests.e2e.test_machine_speech_call import (
     _rows,
     _speech,
     _until,
+    machine_rig,
 )
 from voicebot.audio.codec import pcm16_to_ulaw
-from voicebot.db.engine import create_engine, create_sessionmaker
-from voicebot.db.models import Lead
-from voicebot.telephony.rest import TwilioDialer
-from voicebot.testing.provider_sim import ProviderSim, SimConfig
-from voicebot.testing.server import free_port, running_server
-from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
+from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.twilio_caller import place_call
 
 UNREADABLE = "המנוי אליו חייגת אינו זמין כרגע, נא נסו שנית מאוחר יותר"
@@ -47,37 +39,8 @@ network message the recogniser cannot read)."""
 async def attack_rig(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Rig, ProviderSim]]:
-    sim = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
-    async with (
-        ProviderSim(SimConfig(seed=13)) as provider,
-        serve_on_loopback(sim.app) as sim_url,
-    ):
-        for phrase in (VOICEMAIL, HUMAN, DISCONNECTED):
-            provider.register_phrase(phrase, _speech(phrase), 8000)
-        port = free_port()
-        settings = call_server_settings(
-            tmp_path,
-            port=port,
-            sim=provider,
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            twilio_api_base_url=sim_url,
-            twilio_from_number=FROM,
-        ).model_copy(update={"speculate_silence_ms": request.param})
-        dialer = TwilioDialer(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=sim_url)
-        try:
-            async with running_server(settings, port=port) as base:
-                engine = create_engine(settings)
-                try:
-                    async with create_sessionmaker(engine)() as session:
-                        session.add(Lead(phone=TO, name="דנה"))
-                        await session.commit()
-                finally:
-                    await engine.dispose()
-                yield Rig(base, settings, sim, dialer), provider
-        finally:
-            dialer.close()
-            await sim.aclose()
+    async with machine_rig(tmp_path, request.param) as pair:
+        yield pair
 
 
 def _recognised(provider: ProviderSim, text: str) -> bool:

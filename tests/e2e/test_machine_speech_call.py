@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,12 @@ class Rig:
     dialer: TwilioDialer
 
 
-@pytest.fixture(params=[200, 0], ids=["speculative", "plain"])
-async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+@asynccontextmanager
+async def machine_rig(
+    tmp_path: Path, speculate_silence_ms: int
+) -> AsyncIterator[tuple[Rig, ProviderSim]]:
+    """A call server dialing through the Twilio simulator, a provider simulator that
+    recognises the three phrases, and the lead דנה stored: (rig, provider)."""
     sim = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
     async with (
         ProviderSim(SimConfig(seed=13)) as provider,
@@ -69,7 +74,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
             auth_token=AUTH_TOKEN,
             twilio_api_base_url=sim_url,
             twilio_from_number=FROM,
-        ).model_copy(update={"speculate_silence_ms": request.param})
+        ).model_copy(update={"speculate_silence_ms": speculate_silence_ms})
         dialer = TwilioDialer(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=sim_url)
         try:
             async with running_server(settings, port=port) as base:
@@ -80,10 +85,16 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
                         await session.commit()
                 finally:
                     await engine.dispose()
-                yield Rig(base, settings, sim, dialer)
+                yield Rig(base, settings, sim, dialer), provider
         finally:
             dialer.close()
             await sim.aclose()
+
+
+@pytest.fixture(params=[200, 0], ids=["speculative", "plain"])
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with machine_rig(tmp_path, request.param) as (built, _):
+        yield built
 
 
 async def _dial(rig: Rig) -> str:
