@@ -5,6 +5,7 @@ morning for calls that book "מחר"."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import time_machine
 
@@ -92,6 +94,20 @@ async def call_server(
     )
     async with running_server(settings, port=port) as base:
         yield base, settings
+
+
+async def stored_turns(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The turns stored for the newest call, once it is completed (turns are written off
+    the speaking path; waits up to ~5 s, then returns what is stored)."""
+    detail: dict[str, Any] = {}
+    for _ in range(50):
+        calls = (await http.get("/api/v1/calls")).json()["items"]
+        detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
+        if detail["status"] == "completed":
+            break
+        await asyncio.sleep(0.1)
+    turns: list[dict[str, Any]] = detail["turns"]
+    return turns
 
 
 @pytest.fixture

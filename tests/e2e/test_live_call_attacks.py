@@ -10,21 +10,24 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tests.e2e.conftest import call_server, call_server_settings, hebrew_speech, recognising_sim
+from tests.e2e.conftest import (
+    call_server,
+    hebrew_speech,
+    recognising_sim,
+    stored_turns,
+)
 from voicebot.audio.codec import ULAW_SILENCE_BYTE, pcm16_to_ulaw
 from voicebot.config import Settings
 from voicebot.store.redis import KEY_PREFIX as TURN_KEY_PREFIX
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig, StageBehaviour
 from voicebot.testing.realtime_sim import RealtimeBehaviour
-from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_caller import place_call
 
 ACCOUNT_SID = "AC" + "a" * 32
@@ -48,23 +51,10 @@ async def sim() -> AsyncIterator[ProviderSim]:
 
 @pytest.fixture
 async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
-    port = free_port()
-    settings = call_server_settings(
-        tmp_path, port=port, sim=sim, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
-    )
-    async with running_server(settings, port=port) as base:
-        yield base, settings
-
-
-async def _stored_turns(http: httpx.AsyncClient) -> list[dict[str, Any]]:
-    for _ in range(50):  # turns are written off the speaking path
-        calls = (await http.get("/api/v1/calls")).json()["items"]
-        detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
-        if detail["status"] == "completed":
-            break
-        await asyncio.sleep(0.1)
-    turns: list[dict[str, Any]] = detail["turns"]
-    return turns
+    async with call_server(
+        tmp_path, sim, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+    ) as running:
+        yield running
 
 
 async def test_speech_resumed_while_the_reply_is_prepared_is_answered_together(
@@ -90,7 +80,7 @@ async def test_speech_resumed_while_the_reply_is_prepared_is_answered_together(
         assert talking_on.response_latency_ms is not None, "the caller got no answer"
         await call.wait_until(lambda: not call.playback.busy, 20)
     async with httpx.AsyncClient(base_url=base) as http:
-        turns = await _stored_turns(http)
+        turns = await stored_turns(http)
     user = [t["text"] for t in turns if t["role"] == "user"]
     assert user == [f"{FIRST} {SECOND}"]
     assert len([t for t in turns if t["role"] == "assistant"]) == 2  # greeting + one answer
@@ -116,7 +106,7 @@ async def test_words_carried_over_several_utterances_stay_bounded(
         assert talking_on.response_latency_ms is not None, "the caller got no answer"
         await call.wait_until(lambda: not call.playback.busy, 20)
     async with httpx.AsyncClient(base_url=base) as http:
-        turns = await _stored_turns(http)
+        turns = await stored_turns(http)
     user = [t["text"] for t in turns if t["role"] == "user"]
     assert len(user) == 1 and len(user[0]) <= 1000, [len(u) for u in user]
 
@@ -163,7 +153,7 @@ async def test_a_reply_started_on_a_partial_answers_the_final_words(
                     30,
                 )
             async with httpx.AsyncClient(base_url=base) as http:
-                turns = await _stored_turns(http)
+                turns = await stored_turns(http)
                 metrics = (await http.get("/metrics")).text
     counted = f'voicebot_speculative_partial_replies_total{{outcome="{outcome}"}} 1.0'
     assert counted in metrics, [m for m in metrics.splitlines() if "partial_replies_total" in m]

@@ -3,20 +3,17 @@ caller goes on, and the turn is answered once, for the whole utterance."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import call_server, stored_turns
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.config import Settings
 from voicebot.testing.hebrew_audio import silence, synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
-from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_caller import place_call
 
 ACCOUNT_SID = "AC" + "7" * 32
@@ -43,23 +40,10 @@ async def sim() -> AsyncIterator[ProviderSim]:
 
 @pytest.fixture
 async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
-    port = free_port()
-    settings = call_server_settings(
-        tmp_path, port=port, sim=sim, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
-    )
-    async with running_server(settings, port=port) as base:
-        yield base, settings
-
-
-async def _stored_turns(http: httpx.AsyncClient) -> list[dict[str, Any]]:
-    for _ in range(50):  # turns are written off the speaking path
-        calls = (await http.get("/api/v1/calls")).json()["items"]
-        detail = (await http.get(f"/api/v1/calls/{calls[0]['id']}")).json()
-        if detail["status"] == "completed":
-            break
-        await asyncio.sleep(0.1)
-    turns: list[dict[str, Any]] = detail["turns"]
-    return turns
+    async with call_server(
+        tmp_path, sim, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+    ) as running:
+        yield running
 
 
 async def test_a_reply_prepared_at_a_pause_is_dropped_when_the_caller_goes_on(
@@ -82,7 +66,7 @@ async def test_a_reply_prepared_at_a_pause_is_dropped_when_the_caller_goes_on(
         await call.wait_until(lambda: not call.playback.busy, 20)
         assert call.metrics.clears == clears_before
     async with httpx.AsyncClient(base_url=base) as http:
-        turns = await _stored_turns(http)
+        turns = await stored_turns(http)
         metrics = (await http.get("/metrics")).text
     user = [t["text"] for t in turns if t["role"] == "user"]
     agent = [t for t in turns if t["role"] == "assistant"]
