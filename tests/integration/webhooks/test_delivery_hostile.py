@@ -6,15 +6,19 @@ slot; a 410 Gone is not retried for a day."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
 
 from tests.conftest import make_settings
 from voicebot.app import create_app
+from voicebot.config import Settings
 from voicebot.db.models import Call, CallOutcome, Campaign, DeliveryStatus, Lead, WebhookDelivery
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
@@ -76,6 +80,23 @@ async def _store_recording(app: Any, call_id: int) -> None:
         await session.commit()
 
 
+@contextlib.asynccontextmanager
+async def _running_app(
+    database_url: str, hooks_url: str, **overrides: Any
+) -> AsyncIterator[tuple[Starlette, Settings]]:
+    """The app started (lifespan) with its webhooks signed by SECRET and sent to
+    ``hooks_url``/hooks; ``overrides`` are further settings."""
+    settings = make_settings(
+        database_url=database_url,
+        webhook_url=f"{hooks_url}/hooks",
+        webhook_secret=SECRET,
+        **overrides,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app, settings
+
+
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_call_completed_waits_until_its_recording_downloads(
     database_url: str, tmp_path: Any
@@ -84,34 +105,33 @@ async def test_call_completed_waits_until_its_recording_downloads(
     stored: the receiver gets it only after the WAV is stored, and its recording_url
     answers 200 (not 404) the moment the event arrives."""
     receiver = WebhookReceiver(secret=SECRET)
-    async with serve_on_loopback(receiver.app) as hooks:
-        settings = make_settings(
-            database_url=database_url,
-            webhook_url=f"{hooks}/hooks",
-            webhook_secret=SECRET,
+    async with (
+        serve_on_loopback(receiver.app) as hooks,
+        _running_app(
+            database_url,
+            hooks,
             webhook_poll_interval_s=0.1,
             recording_dir=str(tmp_path / "rec"),
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            call_id = await _ended_recorded_call(app)
-            await asyncio.sleep(1.5)  # several dispatcher polls while the WAV is mixed
-            assert receiver.of_type("call.completed") == []
-            stored_at = time.monotonic()
-            await _store_recording(app, call_id)
-            await _wait(lambda: receiver.of_type("call.completed"), 10)
-            (report,) = receiver.of_type("call.completed")
-            assert receiver.received_at[report["id"]] > stored_at
-            url = report["data"]["recording_url"]
-            assert url.endswith(f"/api/v1/calls/{call_id}/recording")
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                response = await client.get(f"/api/v1/calls/{call_id}/recording")
-            assert (response.status_code, response.content) == (200, WAV)
-            async with app.state.voicebot.sessions() as session:
-                row = (await session.scalars(select(WebhookDelivery))).all()
-                completed = [d for d in row if d.event_type == "call.completed"]
-                assert [d.attempts for d in completed] == [1]  # waiting is not an attempt
+        ) as (app, _settings),
+    ):
+        call_id = await _ended_recorded_call(app)
+        await asyncio.sleep(1.5)  # several dispatcher polls while the WAV is mixed
+        assert receiver.of_type("call.completed") == []
+        stored_at = time.monotonic()
+        await _store_recording(app, call_id)
+        await _wait(lambda: receiver.of_type("call.completed"), 10)
+        (report,) = receiver.of_type("call.completed")
+        assert receiver.received_at[report["id"]] > stored_at
+        url = report["data"]["recording_url"]
+        assert url.endswith(f"/api/v1/calls/{call_id}/recording")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get(f"/api/v1/calls/{call_id}/recording")
+        assert (response.status_code, response.content) == (200, WAV)
+        async with app.state.voicebot.sessions() as session:
+            row = (await session.scalars(select(WebhookDelivery))).all()
+            completed = [d for d in row if d.event_type == "call.completed"]
+            assert [d.attempts for d in completed] == [1]  # waiting is not an attempt
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -122,18 +142,17 @@ async def test_recording_never_stored_is_dropped_from_the_report(
     wait the report goes without it (recording_url null), not with a dead link."""
     monkeypatch.setattr(delivery_module, "RECORDING_WAIT_S", 1.0)
     receiver = WebhookReceiver(secret=SECRET)
-    async with serve_on_loopback(receiver.app) as hooks:
-        settings = make_settings(
-            database_url=database_url,
-            webhook_url=f"{hooks}/hooks",
-            webhook_secret=SECRET,
+    async with (
+        serve_on_loopback(receiver.app) as hooks,
+        _running_app(
+            database_url,
+            hooks,
             webhook_poll_interval_s=0.1,
             recording_dir=str(tmp_path / "rec"),
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            await _ended_recorded_call(app)
-            await _wait(lambda: receiver.of_type("call.completed"), 10)
+        ) as (app, _settings),
+    ):
+        await _ended_recorded_call(app)
+        await _wait(lambda: receiver.of_type("call.completed"), 10)
     (report,) = receiver.of_type("call.completed")
     assert report["data"]["recording_url"] is None
     assert receiver.bad_signatures == 0
@@ -146,32 +165,31 @@ async def test_hostile_receiver_does_not_hold_the_delivery(database_url: str, ki
     is cut off at WEBHOOK_TIMEOUT_S and retried later; one answering 200 with an endless
     body is delivered at once, its body never read."""
     handler = trickle(0.3) if kind == "trickle" else endless_body()
-    async with serve_raw(handler) as receiver:
-        settings = make_settings(
-            database_url=database_url,
-            webhook_url=f"{receiver.base_url}/hooks",
-            webhook_secret=SECRET,
+    async with (
+        serve_raw(handler) as receiver,
+        _running_app(
+            database_url,
+            receiver.base_url,
             webhook_timeout_s=1.0,
-            webhook_poll_interval_s=60,  # the test claims and delivers by hand
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            state = app.state.voicebot
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                await client.post("/api/v1/do-not-call", json={"phone": "+972525550192"})
-            dispatcher = Dispatcher(settings=settings, sessions=state.sessions)
-            try:
-                (delivery_id,) = await _claim_until_one(state, settings)
-                started = time.monotonic()
-                async with asyncio.timeout(20):  # a hang fails here, not the suite
-                    delivered = await dispatcher.deliver(delivery_id)
-                took_s = time.monotonic() - started
-            finally:
-                await dispatcher.aclose()
-            async with state.sessions() as session:
-                row = await session.get(WebhookDelivery, delivery_id)
-                assert row is not None
+            webhook_poll_interval_s=60,  # the test claims and delivers by hand,
+        ) as (app, settings),
+    ):
+        state = app.state.voicebot
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.post("/api/v1/do-not-call", json={"phone": "+972525550192"})
+        dispatcher = Dispatcher(settings=settings, sessions=state.sessions)
+        try:
+            (delivery_id,) = await _claim_until_one(state, settings)
+            started = time.monotonic()
+            async with asyncio.timeout(20):  # a hang fails here, not the suite
+                delivered = await dispatcher.deliver(delivery_id)
+            took_s = time.monotonic() - started
+        finally:
+            await dispatcher.aclose()
+        async with state.sessions() as session:
+            row = await session.get(WebhookDelivery, delivery_id)
+            assert row is not None
     assert receiver.requests == 1
     if kind == "trickle":
         assert not delivered and took_s < 1.0 + 1.5
@@ -188,18 +206,17 @@ async def test_unanswered_call_of_a_recording_campaign_is_reported_at_once(
     """A recording campaign's call that was never answered has no recording to wait for:
     its report arrives within a few polls, recording_url null (not held for a minute)."""
     receiver = WebhookReceiver(secret=SECRET)
-    async with serve_on_loopback(receiver.app) as hooks:
-        settings = make_settings(
-            database_url=database_url,
-            webhook_url=f"{hooks}/hooks",
-            webhook_secret=SECRET,
+    async with (
+        serve_on_loopback(receiver.app) as hooks,
+        _running_app(
+            database_url,
+            hooks,
             webhook_poll_interval_s=0.1,
             recording_dir=str(tmp_path / "rec"),
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            await _ended_recorded_call(app, streamed=False)
-            await _wait(lambda: receiver.of_type("call.completed"), 5)
+        ) as (app, _settings),
+    ):
+        await _ended_recorded_call(app, streamed=False)
+        await _wait(lambda: receiver.of_type("call.completed"), 5)
     (report,) = receiver.of_type("call.completed")
     assert report["data"]["recording_url"] is None
     assert report["data"]["outcome"] == "no_answer"
@@ -221,27 +238,26 @@ async def test_gone_receiver_is_not_retried(database_url: str) -> None:
     """410 Gone: the delivery is failed after one attempt (listed, replayable), not
     retried for 24 h; a 500 is retried."""
     receiver = WebhookReceiver(secret=SECRET, failing=True, fail_status=410)
-    async with serve_on_loopback(receiver.app) as hooks:
-        settings = make_settings(
-            database_url=database_url,
-            webhook_url=f"{hooks}/hooks",
-            webhook_secret=SECRET,
+    async with (
+        serve_on_loopback(receiver.app) as hooks,
+        _running_app(
+            database_url,
+            hooks,
             webhook_retry_base_s=0.2,
             webhook_poll_interval_s=0.1,
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                await client.post("/api/v1/do-not-call", json={"phone": "+972525550193"})
-                await asyncio.sleep(1.5)  # several retry periods
-                (gone,) = (await client.get("/api/v1/webhooks/deliveries")).json()["items"]
-                assert (gone["status"], gone["attempts"]) == ("failed", 1)
-                assert gone["last_status_code"] == 410
-                receiver.fail_status = 500
-                await client.post("/api/v1/do-not-call", json={"phone": "+972525550194"})
-                await asyncio.sleep(1.5)
-                items = (await client.get("/api/v1/webhooks/deliveries")).json()["items"]
-                broken = [d for d in items if d["id"] != gone["id"]]
-                assert broken[0]["status"] in ("pending", "sending")
-                assert broken[0]["attempts"] >= 2
+        ) as (app, _settings),
+    ):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.post("/api/v1/do-not-call", json={"phone": "+972525550193"})
+            await asyncio.sleep(1.5)  # several retry periods
+            (gone,) = (await client.get("/api/v1/webhooks/deliveries")).json()["items"]
+            assert (gone["status"], gone["attempts"]) == ("failed", 1)
+            assert gone["last_status_code"] == 410
+            receiver.fail_status = 500
+            await client.post("/api/v1/do-not-call", json={"phone": "+972525550194"})
+            await asyncio.sleep(1.5)
+            items = (await client.get("/api/v1/webhooks/deliveries")).json()["items"]
+            broken = [d for d in items if d["id"] != gone["id"]]
+            assert broken[0]["status"] in ("pending", "sending")
+            assert broken[0]["attempts"] >= 2
