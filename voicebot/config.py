@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     endpoint_long_silence_ms: int = Field(default=1200, ge=100, le=5000)
     barge_in_min_speech_ms: int = Field(default=180, ge=40, le=2000)
     silence_checkin_s: float = Field(default=8.0, gt=0)
+    # Prompts (the last reply, then each check-in) the caller may leave unanswered: at this
+    # many silences in a row the agent says goodbye and hangs up (end reason "silence").
+    silence_max_prompts: int = Field(default=2, ge=1, le=10)
     max_call_duration_s: int = Field(default=900, ge=1)
     ws_send_timeout_s: float = Field(default=2.0, gt=0)
     # No inbound media this long (a partition without a close): the call ends, REST hang-up.

@@ -272,3 +272,32 @@ async def test_silence_checks_in_only_when_both_sides_are_quiet_then_ends(
     assert turns[-2:] == [("assistant", "silence"), ("assistant", "silence")]
     assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
     assert detail["outcome"] == "no_answer"
+
+
+@pytest.mark.parametrize("max_prompts", [2, 3])
+async def test_a_caller_who_never_speaks_is_prompted_then_told_goodbye_and_hung_up(
+    server: StartServer, twilio_api: tuple[TwilioApiSimulator, str], max_prompts: int
+) -> None:
+    """The caller sends only silence frames: after SILENCE_MAX_PROMPTS unanswered prompts
+    (the greeting, then check-ins) the agent says a short goodbye, hangs up over REST and
+    closes the stream with the end reason ``silence``."""
+    api, _ = twilio_api
+    sid = "CA" + f"{max_prompts:02d}" * 16
+    _live_at_twilio(api, sid)
+    async with server(silence_checkin_s=1.0, silence_max_prompts=max_prompts) as base:
+        async with place_call(
+            base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+        ) as call:
+            await _first_update_while_watching(api, call, sid, 40)
+            await call.wait_until(lambda: call.ended, 10)
+            assert (call.close_code, call.close_reason) == (1000, "silence")
+            assert call.metrics.clears == 0  # every prompt and the goodbye played whole
+        detail = await _ended_call(base)
+    said = [(t["role"], t["intent"], t["text"]) for t in detail["turns"]]
+    assert [role for role, _, _ in said] == ["assistant"] * (max_prompts + 1)
+    assert [intent for _, intent, _ in said] == ["greeting"] + ["silence"] * max_prompts
+    check_ins, goodbye = [text for _, _, text in said[1:-1]], said[-1][2]
+    assert all("שומעים" in text for text in check_ins)
+    assert "יום טוב" in goodbye
+    assert [u.value("Status") for u in api.updates_for(sid)] == ["completed"]
+    assert detail["outcome"] == "no_answer"

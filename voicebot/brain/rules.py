@@ -36,6 +36,8 @@ SIMPLE_QUESTION_AT = 2  # unclear answers before the yes/no question
 GIVE_UP_AT = 3  # unclear answers before ending the call
 DEFAULT_CALLBACK_CLOCK = time(10, 0)
 CALLBACK_SEARCH_DAYS = 14  # how far ahead a callback on a closed day moves to an open one
+SILENCE_MAX_PROMPTS = 2  # unanswered prompts (last reply, check-ins) before the goodbye
+SILENCE_INTENT = "silence"  # the intent of a check-in and of the silence goodbye
 DTMF_INTENTS = {"1": "yes", "2": "no", "0": "ask_human", "9": "remove_me"}
 FAREWELL_SCORE = 3.0  # a goodbye this clear ends the call even mid-questions ("ביי", "להתראות")
 _OPENING = frozenset({st.GREETING, st.PERMISSION})
@@ -46,11 +48,17 @@ class RuleBrain:
     """A :class:`~voicebot.brain.base.Brain` for one call, bound to one lead's tools."""
 
     def __init__(
-        self, *, tools: BookingTools, calendar: BusinessCalendar, script: AgentScript | None = None
+        self,
+        *,
+        tools: BookingTools,
+        calendar: BusinessCalendar,
+        script: AgentScript | None = None,
+        silence_max_prompts: int = SILENCE_MAX_PROMPTS,
     ) -> None:
         self._tools = tools
         self._cal = calendar
         self._script = script or AgentScript.default()
+        self._silence_max_prompts = silence_max_prompts
 
     # Brain protocol.
 
@@ -85,9 +93,11 @@ class RuleBrain:
         return await self._handle(state, IntentResult(intent, 1.0, None, digit), now)
 
     async def on_silence(self, state: ConversationState, *, count: int, now: datetime) -> Reply:
-        if count <= 1:
-            return self._reply(state, say.CHECK_IN, "silence")
-        return self._end(state, say.SILENCE_BYE, "silence", outcome="no_answer")
+        """``count`` silences in a row: a check-in, until ``silence_max_prompts`` prompts
+        went unanswered; then the goodbye that ends the call (outcome ``no_answer``)."""
+        if count < self._silence_max_prompts:
+            return self._reply(state, say.CHECK_IN, SILENCE_INTENT)
+        return self._end(state, say.SILENCE_BYE, SILENCE_INTENT, outcome="no_answer")
 
     # Dispatch.
 

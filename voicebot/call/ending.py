@@ -8,7 +8,9 @@ its state. The ways out:
   that cannot be interrupted is said (within ``DRAIN_TIMEOUT_S``), then the call ends and
   is hung up over REST after the stream closes;
 * the brain's own end (:meth:`Endings.finish`): the reply drains, then a transfer
-  redirects the call over REST, or the call ends and is hung up at the close;
+  redirects the call over REST, or the call ends and is hung up at the close (end reason
+  ``silence`` when the caller left ``silence_max_prompts`` prompts unanswered, else
+  ``brain_end``);
 * no voice at all (:meth:`Endings.end_voiceless`): ``tts_unavailable``, hung up at once;
 * a machine (:meth:`Endings.stop_for_machine`): stop talking, take no more turns; the AMD
   route replaces the TwiML and Twilio's ``stop`` ends the session;
@@ -29,6 +31,7 @@ import time
 from typing import TYPE_CHECKING
 
 from voicebot.brain.base import Reply
+from voicebot.brain.rules import SILENCE_INTENT
 from voicebot.call.recorder import TurnTimings
 from voicebot.call.speaker import MAX_DURATION_GOODBYE_TEXT
 from voicebot.call.speech_handle import fixed
@@ -165,7 +168,13 @@ class Endings:
         """The brain ended the call with ``reply``: let it drain, then transfer or end."""
         call = self._call
         await call.playout.wait_drained(DRAIN_TIMEOUT_S)
-        call.end_reason = call.end_reason or ("transfer" if reply.transfer else "brain_end")
+        if reply.transfer:
+            reason = "transfer"
+        elif reply.intent == SILENCE_INTENT:
+            reason = "silence"  # the caller never answered the check-ins
+        else:
+            reason = "brain_end"
+        call.end_reason = call.end_reason or reason
         dialer = call.services.dialer
         if reply.transfer and dialer is not None and call.services.settings.transfer_number:
             try:

@@ -77,7 +77,6 @@ log = structlog.get_logger(__name__)
 P = ParamSpec("P")
 
 INBOUND_GAP_S = 0.1
-SILENCE_MAX_PROMPTS = 2
 WS_CLOSE_NORMAL = 1000
 WS_CLOSE_INTERNAL_ERROR = 1011
 

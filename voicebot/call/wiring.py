@@ -37,7 +37,12 @@ def build_call_services(
     first_sentence_timeout_s = min(settings.llm_timeout_s, DEFAULT_FIRST_SENTENCE_TIMEOUT_S)
 
     def brain_factory(tools: BookingTools, *, script: AgentScript | None = None) -> Brain:
-        rules = RuleBrain(tools=tools, calendar=calendar, script=script)
+        rules = RuleBrain(
+            tools=tools,
+            calendar=calendar,
+            script=script,
+            silence_max_prompts=settings.silence_max_prompts,
+        )
         if llm is None:
             return rules
         return LLMBrain(

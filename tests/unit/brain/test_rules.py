@@ -194,6 +194,23 @@ async def test_silence_checks_in_then_ends(brain: RuleBrain) -> None:
     assert second.end_call
 
 
+async def test_silence_max_prompts_sets_how_many_check_ins_come_before_the_goodbye(
+    tools: InMemoryBookingTools,
+) -> None:
+    """With three prompts allowed, two check-ins come before the goodbye; with one, the
+    first silence ends the call."""
+    patient = RuleBrain(tools=tools, calendar=CAL, silence_max_prompts=3)
+    state = _state()
+    await patient.greet(state)
+    replies = [await patient.on_silence(state, count=n, now=NOW) for n in (1, 2, 3)]
+    assert [r.end_call for r in replies] == [False, False, True]
+    assert state.outcome == "no_answer"
+    brief = RuleBrain(tools=tools, calendar=CAL, silence_max_prompts=1)
+    state = _state()
+    await brief.greet(state)
+    assert (await brief.on_silence(state, count=1, now=NOW)).end_call
+
+
 async def test_dtmf_nine_opts_out(brain: RuleBrain, tools: InMemoryBookingTools) -> None:
     """Key 9 is the opt-out key."""
     state = _state()
