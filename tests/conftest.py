@@ -99,12 +99,12 @@ def postgres_url() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every DB test runs on SQLite and on the real Postgres."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        migrate(make_settings(database_url=url))
-        return url
-    url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(_truncate_postgres(url))
-    return url
+        sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        migrate(make_settings(database_url=sqlite_url))
+        return sqlite_url
+    postgres: str = request.getfixturevalue("postgres_url")
+    asyncio.run(_truncate_postgres(postgres))
+    return postgres
 
 
 async def _truncate_postgres(url: str) -> None:
