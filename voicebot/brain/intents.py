@@ -31,6 +31,8 @@ from voicebot.brain.intent_patterns import (
     INTENT_PATTERNS,
     INTENT_PRIORITY,
     OFFER_QUESTION_PATTERNS,
+    OFFER_REFERENCE_PATTERNS,
+    QUESTION_WORDS,
     SLOT_CHOICE_PATTERNS,
 )
 from voicebot.brain.normalize import fold_finals, normalize, soundalike
@@ -82,6 +84,20 @@ _CLOSING_SEND_YES = frozenset(soundalike(fold_finals(word)) for word in CLOSING_
 _PLAIN = frozenset({"yes", "no", "greeting", "goodbye"})
 CONTENT_SCORE = 3.0
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(INTENT_PRIORITY)}
+# "Didn't hear" said with the part missed ("לא שמעתי מי זה", "לא הבנתי כמה"): the part named
+# at this weight or more is what to answer (LABELLING.md: when the missed part is named,
+# label the part).
+NAMED_PART_SCORE = 3.0
+_NAMED_PARTS = frozenset({"who_is_this", "number_source", "price_question", "interested"})
+# A question about the offer no pattern knows weighs this much towards interest, under
+# MODEL_WEAK_SCORE: the n-gram model still reads it ("מה המכיר של זה" asks the price)...
+OFFER_QUESTION_SCORE = 2.5
+QUESTION_WORD_SPAN = 3  # ...when its question word is among the first words said
+# ...and no other content was heard at this weight ("מה שמך" stays who_is_this).
+OTHER_CONTENT_SCORE = 2.0
+# Outside the slots a time said with a yes or with interest ("כן, מחר בעשר"), or any time
+# named at the close, asks to meet then (LABELLING.md: propose_time belongs to the slots).
+_AGREES = frozenset({"yes", "interested"})
 
 Compiled = tuple[tuple[re.Pattern[str], float], ...]
 
@@ -107,6 +123,11 @@ _CALLBACK_ASK: Compiled = _compile(CALLBACK_ASK_PATTERNS)
 # Refusals and plain answers an explicit callback ask outranks (LABELLING.md's tie-breaks).
 _CALLBACK_OUTRANKS = frozenset({"not_interested", "no", "yes", "interested"})
 _ASIDE: Compiled = _compile(ASIDE_PATTERNS)
+# A question word among the first QUESTION_WORD_SPAN words of the key.
+_QUESTION_OPENING = re.compile(
+    rf"^(?:\S+ ){{0,{QUESTION_WORD_SPAN - 1}}}ו?(?:{soundalike(fold_finals(QUESTION_WORDS))})(?!\S)"
+)
+_OFFER_REFERENCE: Compiled = _compile(OFFER_REFERENCE_PATTERNS)
 
 
 def _any(patterns: Compiled, key: str) -> bool:
@@ -159,7 +180,21 @@ def _best(scores: dict[str, float]) -> tuple[str, float]:
         content = [n for n in scores if n not in _PLAIN and scores[n] >= CONTENT_SCORE]
         if content:
             name = min(content, key=lambda n: _PRIORITY_RANK.get(n, len(_PRIORITY_RANK)))
+    elif name == "repeat":
+        # "Didn't hear who you are": the part named is what to answer.
+        named = [n for n in scores if n in _NAMED_PARTS and scores[n] >= NAMED_PART_SCORE]
+        if named:
+            name = min(named, key=lambda n: _PRIORITY_RANK.get(n, len(_PRIORITY_RANK)))
     return name, scores[name]
+
+
+def _asks_about_offer(key: str, scores: dict[str, float]) -> bool:
+    """Whether ``key`` is a question put to the agent that no other content pattern knows."""
+    if "interested" in scores or any(
+        weight >= OTHER_CONTENT_SCORE for n, weight in scores.items() if n not in _PLAIN
+    ):
+        return False
+    return bool(_QUESTION_OPENING.search(key)) and _any(_OFFER_REFERENCE, key)
 
 
 def _second_opinion(
@@ -257,6 +292,8 @@ def _detect(
         for specific, plain in (("accept_time", "yes"), ("reject_time", "no")):
             if specific in scores:
                 scores[plain] = scores.get(plain, 0.0) + scores.pop(specific)
+    if expecting != "slot" and _asks_about_offer(key, scores):
+        scores["interested"] = OFFER_QUESTION_SCORE
     name, score = _best(scores)
     if expecting == "slot" and name == "book_meeting":
         name = "accept_time" if when is None else "propose_time"
@@ -293,6 +330,12 @@ def _detect(
         name, score = _second_opinion(key, moment, expecting, when, name, score)
     if score < MIN_SCORE or (score < ASIDE_MAX_SCORE and _any(_ASIDE, key)):
         return IntentResult("unclear", score, when, canonical)
+    if (
+        name == "propose_time"
+        and expecting in ("none", "yes_no")
+        and (moment == "closing" or (moment == "pitch" and _AGREES & scores.keys()))
+    ):
+        name = "book_meeting"
     if expecting == "slot":
         if name in ("yes", "interested"):
             name = "accept_time"

@@ -1,0 +1,90 @@
+"""Intent rules that hold for a kind of utterance, not for listed phrasings (LABELLING.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from voicebot.brain.intents import Expecting, Moment, detect_intent
+
+TZ = ZoneInfo("Asia/Jerusalem")
+NOW = datetime(2025, 3, 11, 9, 30, tzinfo=TZ)  # a Tuesday morning
+EXPECTING: dict[str, Expecting] = {
+    "greeting": "yes_no",
+    "pitch": "none",
+    "slots": "slot",
+    "closing": "yes_no",
+}
+
+
+def _intent(text: str, moment: Moment) -> str:
+    return detect_intent(text, now=NOW, tz=TZ, expecting=EXPECTING[moment], moment=moment).intent
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("ומה זה אמור לתת לי בעצם", "pitch"),
+        ("רגע ואיך אתם משלבים את זה אצלי", "pitch"),
+        ("כן אבל למה שאני אצטרך את זה", "pitch"),
+        ("אוקיי ובמה זה שונה ממה שיש לי", "closing"),
+        ("איזה סוג של עסקים עובדים איתכם", "greeting"),
+    ],
+)
+def test_a_question_about_the_offer_is_interest(text: str, moment: Moment) -> None:
+    """A question put to the agent about the offer, in words no pattern lists, is interest."""
+    assert _intent(text, moment) == "interested"
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("מה השעה עכשיו", "pitch", "unclear"),  # a question not put to the agent
+        ("מה שמך", "greeting", "who_is_this"),  # a question some other label owns
+        ("מה אמרת", "pitch", "repeat"),
+    ],
+)
+def test_other_questions_keep_their_label(text: str, moment: Moment, expected: str) -> None:
+    """Questions that are not about the offer are not taken for interest."""
+    assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("סליחה לא שמעתי מי את", "who_is_this"),
+        ("לא הבנתי כמה זה יעלה לי", "price_question"),
+        ("לא קלטתי מאיפה יש לכם את המספר שלי", "number_source"),
+        ("לא שמעתי תחזרי על זה", "repeat"),
+    ],
+)
+def test_didnt_hear_with_the_part_named_answers_the_part(text: str, expected: str) -> None:
+    """A didn't-hear naming what was missed is labelled by the part missed."""
+    assert _intent(text, "pitch") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("כן מחר בעשר זה טוב", "pitch", "book_meeting"),
+        ("אולי ביום חמישי בבוקר", "closing", "book_meeting"),
+        ("אולי ביום חמישי בבוקר", "slots", "propose_time"),
+        ("אנחנו חוזרים ללקוחות בערב", "pitch", "propose_time"),  # an answer, not a request
+        ("תתקשרי אליי ביום חמישי", "closing", "busy_call_later"),
+    ],
+)
+def test_a_time_outside_the_slots_asks_to_meet(text: str, moment: Moment, expected: str) -> None:
+    """Outside the slots a time with a yes, or any time at the close, asks for a meeting;
+    propose_time belongs to the slots."""
+    assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["תודה לא", "אני אוותר הפעם", "לא בקטע של זה", "אין לנו עניין", "אנחנו מרוצים ממה שיש"],
+)
+def test_declining_the_offer_is_not_a_plain_no(text: str) -> None:
+    """Declining the offer in other words is not_interested, not a bare no."""
+    assert _intent(text, "pitch") == "not_interested"
