@@ -19,6 +19,10 @@ its state. The ways out:
   ``inbound_media_timeout_s`` (:meth:`Endings.watch_inbound`, hung up over REST after
   the close).
 
+The first way out names the call's end reason (:meth:`Endings.record`): a later one (a
+drain after a machine stop, the inbound stream dying during the max-duration goodbye)
+ends the call the same but never renames why it ended.
+
 Failure: a REST hang-up or transfer that fails is logged and the call ends regardless; a
 goodbye that does not play in time is logged (``call.goodbye_not_played``) and cut.
 """
@@ -53,12 +57,20 @@ class Endings:
     def __init__(self, call: CallSession) -> None:
         self._call = call
 
+    def record(self, reason: str) -> str:
+        """Name why the call ends, unless it already has a reason (the first one stands);
+        returns the reason that stands. Every way out records through here."""
+        call = self._call
+        if call.end_reason is None:
+            call.end_reason = reason
+        return call.end_reason
+
     def peer_gone(self, exc: PeerGoneError) -> None:
         call = self._call
         if call.ended.is_set():
             return
         call.log.info("call.peer_gone", error=exc.message)
-        call.end_reason = call.end_reason or "peer_gone"
+        self.record("peer_gone")
         call.ended.set()
 
     def request(self, reason: str, goodbye_text: str | None = None) -> None:
@@ -76,7 +88,7 @@ class Endings:
         call = self._call
         if call.ended.is_set():
             return
-        call.end_reason = call.end_reason or "machine"
+        self.record("machine")
         call.log.info("call.machine_stop")
         turns = call._turns
         if turns is not None and turns is not asyncio.current_task():
@@ -90,13 +102,13 @@ class Endings:
     async def end_politely(self, reason: str, goodbye_text: str | None = None) -> None:
         """End the call from within it (max duration, an end_call request, a fault):
         interrupt the reply, say ``goodbye_text`` (not interruptible), hang up over REST,
-        end the session. Idempotent."""
+        end the session. Idempotent; ``reason`` becomes the end reason only if the call has
+        none yet (a machine stop before it stands)."""
         call = self._call
         if call._ending or call.ended.is_set():
             return
         call._ending = True
-        call.end_reason = reason
-        call.log.info("call.ending", reason=reason)
+        call.log.info("call.ending", reason=reason, end_reason=self.record(reason))
         turns = call._turns
         if turns is not None and turns is not asyncio.current_task():
             turns.cancel()
@@ -122,7 +134,7 @@ class Endings:
             await call.send_guard.watch()
         except PeerStalledError as exc:
             call.log.warning("call.peer_stalled", error=exc.message)
-            call.end_reason = "peer_stalled"
+            self.record("peer_stalled")
             call.ended.set()
 
     async def watch_inbound(self) -> None:
@@ -136,7 +148,7 @@ class Endings:
             silent_s = time.monotonic() - (call._last_media_at or call.started_at)
             if silent_s > timeout_s:
                 call.log.warning("call.inbound_media_stopped", silent_ms=round(silent_s * 1000))
-                call.end_reason = "inbound_media_stopped"
+                self.record("inbound_media_stopped")
                 await call._interrupt_current("inbound_media_stopped")
                 # Hung up over REST after the stream closes, never holding the close.
                 call._hang_up_at_close = True
@@ -159,7 +171,7 @@ class Endings:
         reached one (a booking made before the voice failed stands)."""
         call = self._call
         call.log.error("call.voice_unavailable", error=exc.message)
-        call.end_reason = "tts_unavailable"
+        self.record("tts_unavailable")
         call.state.outcome = call.state.outcome or "tts_unavailable"
         call._hang_up_at_close = True
         call.ended.set()
@@ -174,7 +186,7 @@ class Endings:
             reason = "silence"  # the caller never answered the check-ins
         else:
             reason = "brain_end"
-        call.end_reason = call.end_reason or reason
+        self.record(reason)
         dialer = call.services.dialer
         if reply.transfer and dialer is not None and call.services.settings.transfer_number:
             try:

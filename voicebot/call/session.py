@@ -107,7 +107,7 @@ class CallSession:
     _caller_quiet_since: float = 0.0
     _barged: bool = False
     script: AgentScript | None = None
-    end_reason: str | None = None
+    end_reason: str | None = None  # the first way out's; set through Endings.record
 
     def __post_init__(self) -> None:
         s = self.services.settings
@@ -263,7 +263,7 @@ class CallSession:
         self._inbox.put_nowait(DtmfIn(digit))
 
     def on_stop(self) -> None:
-        self.end_reason = self.end_reason or "stop"
+        self.endings.record("stop")
         self.ended.set()
 
     async def _barge_in(self) -> None:
@@ -348,5 +348,6 @@ class CallSession:
 
     async def end_politely(self, reason: str, goodbye_text: str | None = None) -> None:
         """End the call from within it: interrupt the reply, say ``goodbye_text``, hang
-        up over REST (:meth:`Endings.end_politely`). Idempotent."""
+        up over REST (:meth:`Endings.end_politely`). Idempotent: the first end reason
+        stands."""
         await self.endings.end_politely(reason, goodbye_text)

@@ -1,0 +1,115 @@
+"""A call keeps the first reason it ended for: a later way out (a drain after a machine
+stop, a dead inbound stream during the max-duration goodbye) never overwrites it, so the
+close reason and the ``call.ended`` log say why the call really ended."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from tests.conftest import make_settings
+from voicebot.brain.base import ConversationState
+from voicebot.call.services import CallServices
+from voicebot.call.session import CallSession
+from voicebot.call.wiring import build_call_services
+from voicebot.cli import migrate
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.models import Call, CallStatus
+from voicebot.metrics import Metrics
+from voicebot.providers.factory import build_providers
+from voicebot.store.resilient import ResilientStore
+
+GOODBYE = "אנחנו צריכים לסיים כאן, יום טוב!"
+
+
+class Peer:
+    """Twilio's side, reduced: takes frames and, when ``echo_marks``, echoes marks at once
+    (played at once); it never sends caller media."""
+
+    def __init__(self, *, echo_marks: bool) -> None:
+        self.echo_marks = echo_marks
+        self.session: CallSession | None = None
+
+    async def media(self, payload: bytes) -> None:
+        return None
+
+    async def mark(self, name: str) -> None:
+        if self.echo_marks and self.session is not None:
+            await self.session.on_mark(name)
+
+    async def clear(self) -> None:
+        return None
+
+
+@asynccontextmanager
+async def _services(tmp_path: Path, **overrides: object) -> AsyncIterator[CallServices]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'endings.db'}"
+    migrate(make_settings(database_url=url))
+    settings = make_settings(database_url=url, tts_cache_dir=str(tmp_path / "tts"), **overrides)
+    engine = create_engine(settings)
+    providers = build_providers(settings)
+    try:
+        yield build_call_services(
+            settings,
+            metrics=Metrics(),
+            sessions=create_sessionmaker(engine),
+            store=ResilientStore(None),
+            providers=providers,
+        )
+    finally:
+        await providers.aclose()
+        await engine.dispose()
+
+
+async def _session(services: CallServices, peer: Peer, call_sid: str) -> CallSession:
+    async with services.sessions() as db:
+        call = Call(call_sid=call_sid, direction="inbound", status=CallStatus.IN_PROGRESS)
+        db.add(call)
+        await db.commit()
+        call_id = call.id
+    session = CallSession(
+        services=services,
+        call_id=call_id,
+        call_sid=call_sid,
+        state=ConversationState(),
+        send_media=peer.media,
+        send_mark=peer.mark,
+        send_clear=peer.clear,
+    )
+    peer.session = session
+    return session
+
+
+async def test_a_drain_after_a_machine_stop_keeps_the_reason_machine(tmp_path: Path) -> None:
+    """Answering-machine detection stops the agent; a deploy's drain then ends the call:
+    the call ended because a machine answered, and its end reason stays ``machine``."""
+    peer = Peer(echo_marks=True)
+    async with _services(tmp_path, inbound_media_timeout_s=60.0) as services:
+        session = await _session(services, peer, "CAmachine")
+        async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
+            runner = tg.create_task(session.run())
+            for _ in range(250):
+                if session.current is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert session.current is not None  # the greeting started
+            await session.stop_for_machine()
+            session.end_call("draining", GOODBYE)
+            await runner
+    assert session.end_reason == "machine"
+
+
+async def test_inbound_media_stopping_during_the_goodbye_keeps_the_reason_max_duration(
+    tmp_path: Path,
+) -> None:
+    """The max-duration goodbye is playing (its marks never come back) when the inbound
+    stream stops: the call ended at its duration limit, and the reason stays
+    ``max_duration`` (not ``inbound_media_stopped``)."""
+    peer = Peer(echo_marks=False)
+    async with _services(tmp_path, max_call_duration_s=1, inbound_media_timeout_s=2.0) as services:
+        session = await _session(services, peer, "CAlimit")
+        async with asyncio.timeout(20):
+            await session.run()
+    assert session.end_reason == "max_duration"
