@@ -15,7 +15,8 @@ written "½"/"1/2 שעה", prices per period ("₪99/חודש" → "… לחוד
 יומיים"), percentages ("אחוז אחד", "חמישה אחוזים", "עשרים אחוז"), signs ("-5%" → "מינוס
 חמישה אחוזים"), a count joined to a second one before the noun ("3 מתוך 5 לקוחות" →
 "שלושה מתוך חמישה לקוחות") and day-month dates after "ה-" ("עד ה-15.3"; a bare "15.3"
-is a decimal; "ב-1.12" with a preposition and a two-digit month is a date); a digit run
+is a decimal; other dotted dates and their ranges, "ב-1.12", "1.12-5.12", are
+:mod:`voicebot.brain.speech_dates`'); a digit run
 too long to be a number is read digit by digit. Evening and night hours say so ("ב-22:00"
 → "בעשר בלילה"); hour ranges are the clock's ("10-12 בבוקר", "בשעות 9-17"); abbreviations
 are expanded by the library even in a sentence without digits ("ד\"ר" → "דוקטור");
@@ -39,11 +40,8 @@ from heb_tts_normalizer import Config, Gender, normalize
 from voicebot.brain.hebrew_numbers import TEENS_M, UNITS_M, number_to_words
 from voicebot.brain.speech_addresses import spoken_addresses
 from voicebot.brain.speech_counts import spoken_counts
+from voicebot.brain.speech_dates import spoken_date, spoken_dotted_dates
 
-MONTH_NAMES = (
-    "ינואר", "פברואר", "מרץ", "אפריל", "מאי", "יוני",
-    "יולי", "אוגוסט", "ספטמבר", "אוקטובר", "נובמבר", "דצמבר",
-)  # fmt: skip
 WEEKDAY_NAMES = ("שני", "שלישי", "רביעי", "חמישי", "שישי", "שבת", "ראשון")  # Monday=0
 DIGIT_NAMES = ("אפס", "אחת", "שתיים", "שלוש", "ארבע", "חמש", "שש", "שבע", "שמונה", "תשע")
 DAY_ORDINALS = ("ראשון", "שני", "שלישי", "רביעי", "חמישי", "שישי", "שביעי")  # "יום 1".."יום 7"
@@ -93,13 +91,6 @@ _PART_OF_DAY_AFTER_RE = re.compile(
 )
 NIGHT_START_HOUR = 22  # "עשר בלילה" from 22:00; before dawn too
 NIGHT_END_HOUR = 5
-# "ב-1.12", "עד 01.12": a preposition before day.month with a two-digit month is a date (a
-# bare "1.12" may be a decimal); not when an amount's unit follows ("ב-1.10 אחוז").
-_PREP_DOT_DATE_RE = re.compile(
-    r"(?<![\w.])(?:(?P<pre>ו?[בלמ])[-־]?|(?P<word>עד|מאז|לפני|אחרי|החל מ-?)\s?)"
-    r"(?P<d>[12]\d|3[01]|0?[1-9])\.(?P<mo>1[0-2]|0[1-9])"
-    r"(?![\d.]|\s?(?:%|₪|\$|€|ש[\"״]ח|אחוז|מיליון|אלף|שקל|דולר|אירו)|\s?[א-ת]*ות(?![א-ת]))"
-)
 # "10-12 בבוקר": hours, counted in the feminine as the clock is.
 _HOUR_RANGE_RE = re.compile(
     rf"(?<![\d.,:/\w\-–]){_PRE}(?P<a>1[0-2]|0?[1-9])\s?[-–]\s?(?P<b>1[0-2]|0?[1-9])"
@@ -221,12 +212,6 @@ def part_of_day_suffix(hour: int) -> str:
     return ""
 
 
-def spoken_date(day: int, month: int, year: int | None = None) -> str:
-    """3/12 → "שלושה בדצמבר" (day of month in the masculine, as spoken)."""
-    text = f"{number_to_words(day, 'm')} ב{MONTH_NAMES[month - 1]}"
-    return text if year is None else f"{text} {number_to_words(year)}"
-
-
 def spoken_phone(number: str) -> str:
     """Digit by digit, a pause (comma) between the groups as written."""
     groups = re.split(r"[-\s]", number.replace("+", ""))
@@ -267,11 +252,6 @@ def _time_sub(m: re.Match[str]) -> str:
         elif hour >= EVENING_START_HOUR:
             words += " בערב"
     return _attach(m["pre"], words)
-
-
-def _prep_dot_date_sub(m: re.Match[str]) -> str:
-    lead = m["pre"] or (f"{m['word']} " if not m["word"].endswith(("מ", "-")) else m["word"])
-    return f"{lead.rstrip('-')}{spoken_date(int(m['d']), int(m['mo']))}"
 
 
 def _hours_range_sub(m: re.Match[str]) -> str:
@@ -444,7 +424,7 @@ def _rewrite(text: str) -> str:
     text = _STAR_RE.sub(_star_sub, text)
     text = _SIGN_RE.sub(_sign_sub, text)
     text = spoken_counts(text)
-    text = _PREP_DOT_DATE_RE.sub(_prep_dot_date_sub, text)
+    text = spoken_dotted_dates(text)
     text = _HOUR_RANGE_RE.sub(_hour_range_sub, text)
     text = _HOURS_RANGE_RE.sub(_hours_range_sub, text)
     text = _BETWEEN_RANGE_RE.sub(lambda m: f"בין {m['a']} ל-{m['b']}", text)
