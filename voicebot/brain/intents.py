@@ -25,15 +25,20 @@ from voicebot.brain.intent_patterns import (
     CALLBACK_ASK_PATTERNS,
     CALLBACK_PATTERNS,
     CLOSING_SEND_YES,
+    CLOSING_YES_SCORE,
     COUNTER_PATTERNS,
     DECLINE_PATTERNS,
     DOMINANT_SCORES,
     INTENT_PATTERNS,
     INTENT_PRIORITY,
+    LISTENING_PATTERNS,
     OFFER_QUESTION_PATTERNS,
     OFFER_REFERENCE_PATTERNS,
+    QUESTION_LEADS,
+    QUESTION_TAG,
     QUESTION_WORDS,
     SLOT_CHOICE_PATTERNS,
+    TIME_WORD_PATTERNS,
 )
 from voicebot.brain.normalize import fold_finals, normalize, soundalike
 from voicebot.brain.time_grammar import DEFAULT_BUSINESS_HOURS
@@ -98,6 +103,8 @@ OTHER_CONTENT_SCORE = 2.0
 # Outside the slots a time said with a yes or with interest ("כן, מחר בעשר"), or any time
 # named at the close, asks to meet then (LABELLING.md: propose_time belongs to the slots).
 _AGREES = frozenset({"yes", "interested"})
+_REFUSALS = frozenset({"no", "not_interested"})
+_NEGATION_RE = re.compile(r"(?<!\S)[ושה]?(לא|אינ|אל|בלי|אפ|די|מספיק)(?!\S)|(?<!\S)עזוב|מסודר")
 
 Compiled = tuple[tuple[re.Pattern[str], float], ...]
 
@@ -123,10 +130,23 @@ _CALLBACK_ASK: Compiled = _compile(CALLBACK_ASK_PATTERNS)
 # Refusals and plain answers an explicit callback ask outranks (LABELLING.md's tie-breaks).
 _CALLBACK_OUTRANKS = frozenset({"not_interested", "no", "yes", "interested"})
 _ASIDE: Compiled = _compile(ASIDE_PATTERNS)
-# A question word among the first QUESTION_WORD_SPAN words of the key.
+# A question word among the first QUESTION_WORD_SPAN words of the key or after a clause
+# opener, or a question tag at its end.
 _QUESTION_OPENING = re.compile(
-    rf"^(?:\S+ ){{0,{QUESTION_WORD_SPAN - 1}}}ו?(?:{soundalike(fold_finals(QUESTION_WORDS))})(?!\S)"
+    rf"(?:^(?:\S+ ){{0,{QUESTION_WORD_SPAN - 1}}}"
+    rf"|(?<!\S)(?:{soundalike(fold_finals(QUESTION_LEADS))}) )"
+    rf"ו?(?:{soundalike(fold_finals(QUESTION_WORDS))})(?!\S)"
+    rf"|(?<!\S){soundalike(fold_finals(QUESTION_TAG))}$"
 )
+_LISTENING: Compiled = _compile(LISTENING_PATTERNS)
+_TIME_WORD: Compiled = _compile(TIME_WORD_PATTERNS)
+# With slots on the table a time word the parser cannot read proposes a time when it comes
+# with nothing else, a plain answer, or a refusal that counters ("לא מתאים לי, אולי רביעי").
+_TIME_WORD_YIELDS = frozenset({"unclear", "yes", "no", "accept_time", "reject_time"})
+# A turn cut off after a prefix letter ("טוב אז ה") is a fragment unless content this strong
+# was heard before the cut.
+FRAGMENT_MAX_SCORE = 4.0
+_HEBREW_LETTER_RE = re.compile(r"[\u05d0-\u05ea]")
 _OFFER_REFERENCE: Compiled = _compile(OFFER_REFERENCE_PATTERNS)
 
 
@@ -227,6 +247,10 @@ def _second_opinion(
         or (guess.intent in ("accept_time", "reject_time") and expecting != "slot")
     ):
         return name, score
+    if guess.intent in _REFUSALS and not _NEGATION_RE.search(key):
+        # Never a refusal where nothing was negated ("מתאים לי" shares n-grams with "לא מתאים
+        # לי"): the model reads letters, not the missing "לא".
+        return name, score
     if guess.intent == "unclear":
         return "unclear", 0.0
     return guess.intent, max(score, MIN_SCORE)
@@ -294,6 +318,8 @@ def _detect(
                 scores[plain] = scores.get(plain, 0.0) + scores.pop(specific)
     if expecting != "slot" and _asks_about_offer(key, scores):
         scores["interested"] = OFFER_QUESTION_SCORE
+    if moment in ("pitch", "closing") and _any(_LISTENING, key):
+        scores["interested"] = scores.get("interested", 0.0) + CONTENT_SCORE
     name, score = _best(scores)
     if expecting == "slot" and name == "book_meeting":
         name = "accept_time" if when is None else "propose_time"
@@ -310,9 +336,22 @@ def _detect(
     if declined:
         name, score = "reject_time", max(score, TIME_SCORE)
     picked = expecting == "slot" and name == "accept_time" and choice > 0
+    if (
+        expecting == "slot"
+        and when is None
+        and not picked
+        and name in _TIME_WORD_YIELDS
+        and _any(_TIME_WORD, key)
+        and (name not in ("no", "reject_time") or _any(_COUNTER, key))
+    ):
+        name, score = "propose_time", max(score, TIME_SCORE)
     if name in _CALLBACK_OUTRANKS and _any(_CALLBACK_ASK, key):
         name, score = "busy_call_later", max(score, TIME_SCORE)
-    if moment == "closing" and name == "send_details" and set(key.split()) <= _CLOSING_SEND_YES:
+    if (
+        moment == "closing"
+        and name == "send_details"
+        and (set(key.split()) <= _CLOSING_SEND_YES or scores.get("yes", 0.0) >= CLOSING_YES_SCORE)
+    ):
         name = "yes"
     if (
         when is not None
@@ -328,7 +367,23 @@ def _detect(
     # ("אנחנו חמישה"), which the model reinterprets only when it is very sure.
     if score < MODEL_WEAK_SCORE:
         name, score = _second_opinion(key, moment, expecting, when, name, score)
-    if score < MIN_SCORE or (score < ASIDE_MAX_SCORE and _any(_ASIDE, key)):
+    if (
+        score < MIN_SCORE
+        or (score < ASIDE_MAX_SCORE and _any(_ASIDE, key))
+        or (score < FRAGMENT_MAX_SCORE and tokens and _HEBREW_LETTER_RE.fullmatch(tokens[-1]))
+        or (name in ("yes", "no") and {"yes", "no"} <= scores.keys() and "אולי" in tokens)
+    ):
+        # Nothing understood, words said to someone else, a turn cut after a prefix letter,
+        # or a yes and a no with a maybe ("כן… לא… אולי", LABELLING.md): ask again.
+        return IntentResult("unclear", score, when, canonical)
+    if (
+        name == "propose_time"
+        and moment == "pitch"
+        and expecting == "none"
+        and not _AGREES & scores.keys()
+    ):
+        # A time in an answer to an open question ("we call back in the evening") asks for
+        # nothing (LABELLING.md: propose_time belongs to the slots).
         return IntentResult("unclear", score, when, canonical)
     if (
         name == "propose_time"

@@ -25,6 +25,8 @@ _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"₪", " שקלים "),
         (r"בע[\"״'׳]מ", " "),
         (r"ז[\"״'׳]א", " זאת אומרת "),
+        # Any other gershayim abbreviation is one word ("חו\"ל", "מע\"מ", "עו\"ד").
+        (r"(?<=[\u05d0-\u05ea])[\"״](?=[\u05d0-\u05ea])", ""),
     )
 )
 # Keep ":" "/" "." between digits (clock times and dates); everything else is a separator.

@@ -71,13 +71,13 @@ def test_didnt_hear_with_the_part_named_answers_the_part(text: str, expected: st
         ("כן מחר בעשר זה טוב", "pitch", "book_meeting"),
         ("אולי ביום חמישי בבוקר", "closing", "book_meeting"),
         ("אולי ביום חמישי בבוקר", "slots", "propose_time"),
-        ("אנחנו חוזרים ללקוחות בערב", "pitch", "propose_time"),  # an answer, not a request
+        ("אנחנו חוזרים ללקוחות בערב", "pitch", "unclear"),  # an answer, not a request
         ("תתקשרי אליי ביום חמישי", "closing", "busy_call_later"),
     ],
 )
 def test_a_time_outside_the_slots_asks_to_meet(text: str, moment: Moment, expected: str) -> None:
-    """Outside the slots a time with a yes, or any time at the close, asks for a meeting;
-    propose_time belongs to the slots."""
+    """Outside the slots a time with a yes, or any time at the close, asks for a meeting; a
+    time inside an answer at the pitch is an answer (propose_time belongs to the slots)."""
     assert _intent(text, moment) == expected
 
 
@@ -88,3 +88,36 @@ def test_a_time_outside_the_slots_asks_to_meet(text: str, moment: Moment, expect
 def test_declining_the_offer_is_not_a_plain_no(text: str) -> None:
     """Declining the offer in other words is not_interested, not a bare no."""
     assert _intent(text, "pitch") == "not_interested"
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("כן תשלחי לי למייל", "closing", "yes"),  # accepting the agent's offer to send
+        ("תשלחו לי הצעת מחיר במייל", "pitch", "send_details"),
+        ("יאללה תמשיך אני איתך", "pitch", "interested"),
+        ("כן אני שומעת", "greeting", "greeting"),
+        ("אוקיי אז אני ב", "pitch", "unclear"),  # cut off after a prefix letter
+        ("כן לא אולי", "pitch", "unclear"),  # a yes and a no with a maybe
+    ],
+)
+def test_kinds_read_by_moment(text: str, moment: Moment, expected: str) -> None:
+    """A send verb with a yes at the close accepts the agent's offer; "I'm listening" after the
+    greeting asks to go on; a turn cut after a prefix letter, or yes-no-maybe, is unclear."""
+    assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("אולי חמישי", "propose_time"),
+        ("רק בערבים", "propose_time"),
+        ("לא טוב לי אולי בסוף השבוע", "propose_time"),
+        ("השני מתאים", "accept_time"),
+        ("חמישי לא מתאים לי", "reject_time"),
+    ],
+)
+def test_time_words_the_parser_misses_still_propose(text: str, expected: str) -> None:
+    """With slots on the table, a weekday or part of the week the time parser does not read
+    proposes a time, unless it is refused without a counter-offer."""
+    assert _intent(text, "slots") == expected
