@@ -511,11 +511,13 @@ async def _run_session(
         bound.info("call.ended", reason=session.end_reason)
 
     try:
-        async with asyncio.TaskGroup() as tg:
-            receiver = tg.create_task(receive())
-            with registry.track(session):
-                await session.run(on_ended=close)
-            receiver.cancel()
+        # The receive path starts work too (a reply speculated at a pause): it logs as the call.
+        with session.log_context():
+            async with asyncio.TaskGroup() as tg:
+                receiver = tg.create_task(receive())
+                with registry.track(session):
+                    await session.run(on_ended=close)
+                receiver.cancel()
     except* (TimeoutError, OSError, RuntimeError) as group:
         bound.warning("call.transport_failed", errors=[type(e).__name__ for e in group.exceptions])
     if skipped.counts:

@@ -38,6 +38,7 @@ caller hears an apology and a goodbye before the hang-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -289,7 +290,24 @@ class CallSession:
         """The live call, then its bookkeeping (queued turns, outcome, summary).
         ``on_ended`` runs between the two: the media route closes the stream there, so
         the caller's line is released as soon as the call ends, not after the summary
-        nor after the REST hang-up of a call that ended here (made right after it)."""
+        nor after the REST hang-up of a call that ended here (made right after it).
+
+        Every line logged by the call's own tasks names it (:meth:`log_context`)."""
+        with self.log_context():
+            await self._run(on_ended)
+
+    def log_context(self) -> contextlib.AbstractContextManager[None]:
+        """Binds the call (SID, call id, lead id) to every line logged in this context and
+        in the tasks created from it: the brain's, its tools' and the providers', which
+        have no call logger of their own. The media route enters it around the receive
+        path too, since a reply speculated at a pause starts from there."""
+        return structlog.contextvars.bound_contextvars(
+            call_sid=self.call_sid,
+            call_id=self.call_id,
+            lead_id=self.state.lead.lead_id if self.state.lead else None,
+        )
+
+    async def _run(self, on_ended: Callable[[], Awaitable[None]] | None) -> None:
         self.services.metrics.active_calls.inc()
         try:
             async with asyncio.TaskGroup() as tg:
