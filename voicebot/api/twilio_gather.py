@@ -8,6 +8,10 @@ in the turn-state store under the call SID, stores the turns, and answers with t
 ``<Gather>``, or with the last words and ``<Hangup/>`` or ``<Dial>``. A call that ends
 here, or whose caller simply hangs up, is finished like a stream call: outcome, lead
 status and summary.
+
+Failure: the brain failing to answer a turn (its model, its database query, the turn's
+time bound) is logged once (``call.gather_turn_failed``, with the call) and answered with
+the technical-problem apology inside the next ``<Gather>``; the call goes on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -39,7 +44,8 @@ from voicebot.brain.script import AgentScript
 from voicebot.call.recognition import caller_words
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
-from voicebot.call.speaker import APOLOGY_TEXT
+from voicebot.call.speaker import SYSTEM_APOLOGY_TEXT
+from voicebot.call.turns import BRAIN_IO_ERRORS
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
 from voicebot.errors import ProviderError
@@ -197,9 +203,13 @@ async def gather(request: Request) -> Response:
             else:
                 silences += 1
                 reply = await brain.on_silence(conversation, count=silences, now=now)
-    except (ProviderError, TimeoutError) as exc:
+    except (ProviderError, *BRAIN_IO_ERRORS) as exc:
+        # Twilio recognised the words; our side failed to act on them (a model, the
+        # database, a stalled query): the caller is told so and the call goes on, rather
+        # than a 5xx that Twilio reads out in English before hanging up.
         bound.warning("call.gather_turn_failed", error=type(exc).__name__)
-        reply = Reply(APOLOGY_TEXT, "provider_error", (), end_call=False, transfer=False)
+        intent = "database_error" if isinstance(exc, SQLAlchemyError) else "provider_error"
+        reply = Reply(SYSTEM_APOLOGY_TEXT, intent, (), end_call=False, transfer=False)
     timings.brain_done_at = time.monotonic()
     recorder.agent_turn(reply, timings, interrupted=False)
     await recorder.flush(wait=True)

@@ -39,7 +39,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+# The caller's words were not recognised (speech recognition failed): say it again.
 APOLOGY_TEXT = "סליחה, לא שמעתי טוב. אפשר לחזור על זה?"
+# Our side failed to act on words that were heard (the database, a stalled query): the
+# caller is told so, not asked whether they were heard, and the call goes on.
+SYSTEM_APOLOGY_TEXT = "סליחה, יש לנו כרגע תקלה טכנית קטנה במערכת. אפשר לנסות שוב?"
 MAX_DURATION_GOODBYE_TEXT = "אנחנו צריכים לסיים כאן. תודה רבה על הזמן, ויום טוב!"
 # Stands in for a sentence neither voice could synthesize.
 TTS_APOLOGY_TEXT = "סליחה, יש לי תקלה קטנה בקו."
@@ -49,6 +53,7 @@ ERROR_GOODBYE_TEXT = "סליחה, נתקלתי בתקלה. נחזור אליך �
 OPT_OUT_KEY_TEXT = "הוסרת מהרשימה, יום טוב."
 FIXED_PHRASES = (
     APOLOGY_TEXT,
+    SYSTEM_APOLOGY_TEXT,
     MAX_DURATION_GOODBYE_TEXT,
     TTS_APOLOGY_TEXT,
     ERROR_GOODBYE_TEXT,

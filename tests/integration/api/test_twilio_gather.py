@@ -17,14 +17,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from structlog.testing import capture_logs
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from voicebot.app import create_app
 from voicebot.brain.script import AgentScript
+from voicebot.call.speaker import SYSTEM_APOLOGY_TEXT
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, CallTurn, Campaign, DoNotCall, Lead, Meeting
@@ -582,3 +584,37 @@ async def test_gather_speech_with_control_characters_is_cleaned(
     assert answer.status_code == 200, answer.text
     _, _, turns = await _load(settings, call_sid)
     assert [t.text for t in turns if t.role == "user"] == ["כן, אפשר לדבר"]
+
+
+async def test_a_database_failure_in_the_brain_is_apologised_for_and_the_call_goes_on(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """The caller asks for a meeting while the database fails the slot query: Twilio gets
+    a Hebrew apology naming a technical problem inside the next <Gather> (not a 503 that
+    Twilio reads out in English), the failure is logged once with the call, and once the
+    database is back the caller is answered as usual."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    engine, _ = await _db(settings)
+    try:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE meetings RENAME TO meetings_away"))
+        with capture_logs() as logs:
+            sorry = await twilio.turn(first.text, call_sid, SpeechResult="אני רוצה לקבוע פגישה")
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE meetings_away RENAME TO meetings"))
+        await engine.dispose()
+    assert sorry.status_code == 200, sorry.text
+    assert _xml(sorry.text).find("Gather") is not None
+    failures = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert [e["event"] for e in failures] == ["call.gather_turn_failed"], failures
+    assert failures[0]["call_sid"] == call_sid
+    assert failures[0]["error"] in {"OperationalError", "ProgrammingError"}
+    _, _, turns = await _load(settings, call_sid)
+    assert turns[-1].role == "assistant" and turns[-1].text == SYSTEM_APOLOGY_TEXT
+    again = await twilio.turn(sorry.text, call_sid, SpeechResult="אני רוצה לקבוע פגישה")
+    assert again.status_code == 200 and _xml(again.text).find("Gather") is not None
+    _, _, turns = await _load(settings, call_sid)
+    assert turns[-1].text != SYSTEM_APOLOGY_TEXT
