@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python scripts/intent_cv.py [--folds 5] [--repeats 2] [--misses]``
 (needs scikit-learn). The development rows are dealt into folds (stratified by intent,
 rows sharing a text kept together); for each fold the n-gram model is refitted on the
-other folds plus the extra training utterances (``intents_train.tsv``) and the whole
+other folds plus the extra training utterances (``TRAIN_FILES``) and the whole
 detector (patterns + that model) is scored on the fold it never saw. Prints the
 cross-validated accuracy of the detector, of the model alone, and of the patterns alone
 (model switched off). The held-out half is never read.
@@ -27,7 +27,7 @@ from train_intent_model import fit, key_of
 
 from voicebot.brain import intent_model
 from voicebot.brain.intent_model import IntentModel, ModelGuess, load_model
-from voicebot.testing.intent_eval import DATA_DIR, TRAIN_EXTRA, Labelled, _read, classify, load
+from voicebot.testing.intent_eval import Labelled, classify, load, load_extra
 
 SEED = 20261129
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="print the development misses")
     args = parser.parse_args()
     dev = load("dev")
-    extra = _read(DATA_DIR / TRAIN_EXTRA)
+    extra = load_extra()
     labels = [row.intent for row in dev]
     groups = [row.text for row in dev]
     detector = model_only = patterns_only = total = 0

@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python scripts/intent_eval.py [--dev-only] [--quiet]``.
 
-Development sets (``dev``, ``dev_v1``, ``dev_v2``; see :mod:`voicebot.testing.intent_eval`)
+Development sets (``dev``, ``dev_v1``, ``dev_v2``, ``dev_v3``; see
+:mod:`voicebot.testing.intent_eval`)
 print their accuracy and their misses (``--quiet`` hides the misses). ``dev_v2`` was the
 blind held-out set until it was measured (91.0%); a set measured and then read is spent,
 so it is development data now and its misses are printed like the others.

@@ -45,7 +45,7 @@ _CONFUSED: dict[str, str] = {
 }  # fmt: skip
 _LETTERS = "אבגדהוזחטיכלמנסעפצקרשת"
 # "לא" heard as "לה" / "לו" ("לה מעוניין"): taken as "לא" when it opens the answer.
-_MISHEARD_NO = frozenset({"לה", "לו"})
+_MISHEARD_NO = frozenset({"לה", "לו", "לוא"})
 MIN_CORRECTED_CHARS = 3  # shorter unknown tokens are left alone: too many words lie one letter away
 _HEBREW_WORD_RE = re.compile(r"[\u05d0-\u05ea]+")
 
@@ -89,14 +89,15 @@ class IntentModel:
     def repair(self, text: str) -> str:
         """``text`` with glued words split and cut words joined, where the training words say so.
 
-        Only Hebrew-letter tokens never seen (in the rows or the patterns) are touched, and
+        Only Hebrew-letter tokens that are not known words are touched (a training row may
+        itself carry a glued word, seen once), and
         two neighbours when one of them is not a known word: an unseen token that is two
         words seen, one of them known, becomes those two ("כמהזה" -> "כמה זה"; the most frequent
         pair wins), and two neighbours of which one is unknown become one word when they
         make a known one ("מעוני ין" -> "מעוניין"). An unseen token that is a known word with a
         letter doubled, a letter confused (three letters or more) or its last letter dropped
         (four or more) becomes that word ("שלוםם" -> "שלום", "נסמע" -> "נשמע", "מעוניי" ->
-        "מעוניין"). An opening "לה" / "לו" is "לא". Anything else is returned as is.
+        "מעוניין"). An opening "לה" / "לו" / "לוא" is "לא". Anything else is returned as is.
         """
         tokens = text.split()
         opening = next((i for i, t in enumerate(tokens) if word_key(t) not in FILLERS), None)
@@ -118,7 +119,7 @@ class IntentModel:
                     out.append(joined)
                     i += 2
                     continue
-            if _HEBREW_WORD_RE.fullmatch(key) and key not in self.word_counts:
+            if _HEBREW_WORD_RE.fullmatch(key) and not self.known(key):
                 out.extend(self._split(key) or self._correct(key) or (token,))
             else:
                 out.append(token)

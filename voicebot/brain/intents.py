@@ -34,6 +34,7 @@ from voicebot.brain.intent_patterns import (
     LISTENING_PATTERNS,
     OFFER_QUESTION_PATTERNS,
     OFFER_REFERENCE_PATTERNS,
+    QUESTION_HAS,
     QUESTION_LEADS,
     QUESTION_TAG,
     QUESTION_WORDS,
@@ -104,6 +105,7 @@ OTHER_CONTENT_SCORE = 2.0
 # named at the close, asks to meet then (LABELLING.md: propose_time belongs to the slots).
 _AGREES = frozenset({"yes", "interested"})
 _REFUSALS = frozenset({"no", "not_interested"})
+_ANSWERING_RE = re.compile(r"(כן[,.]? ?)*כן\s*[?？]")
 _NEGATION_RE = re.compile(r"(?<!\S)[ושה]?(לא|אינ|אל|בלי|אפ|די|מספיק)(?!\S)|(?<!\S)עזוב|מסודר")
 
 Compiled = tuple[tuple[re.Pattern[str], float], ...]
@@ -137,6 +139,7 @@ _QUESTION_OPENING = re.compile(
     rf"|(?<!\S)(?:{soundalike(fold_finals(QUESTION_LEADS))}) )"
     rf"ו?(?:{soundalike(fold_finals(QUESTION_WORDS))})(?!\S)"
     rf"|(?<!\S){soundalike(fold_finals(QUESTION_TAG))}$"
+    rf"|^{soundalike(fold_finals(QUESTION_HAS))} "
 )
 _LISTENING: Compiled = _compile(LISTENING_PATTERNS)
 _TIME_WORD: Compiled = _compile(TIME_WORD_PATTERNS)
@@ -277,6 +280,9 @@ def detect_intent(
     when = parse_hebrew_time(
         text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
     )
+    if moment == "greeting" and _ANSWERING_RE.fullmatch(text.strip()):
+        # "כן?" as the phone is answered greets (LABELLING.md); a bare "כן" answers.
+        return IntentResult("greeting", LINE_CHECK_SCORE, when, normalize(text))
     heard = _detect(text, when, expecting=expecting, moment=moment)
     mended = repair_words(text)
     if mended == text:
@@ -329,7 +335,7 @@ def _detect(
     declined = (
         expecting == "slot"
         and name in ("no", "reject_time", "busy_call_later")
-        and _any(_DECLINE, key)
+        and (_any(_DECLINE, key) or name == "busy_call_later")
         and not _any(_COUNTER, key)
         and not (name == "busy_call_later" and _any(_CALLBACK, key))
     )

@@ -5,7 +5,9 @@ threshold and none of them is fitted on.
 they are development sets now (reported as dev_v1 and dev_v2), scored with their misses
 printed. v2's rows must still never be training rows: the model learns each kind of miss
 from rows written anew, so v2 keeps measuring phrasings it never saw (v1 already shares
-105 short everyday answers such as "כן" or "מה אמרת" with the training-only rows). The held-out
+105 short everyday answers such as "כן" or "מה אמרת" with the training-only rows). ``dev_v3``
+was written from LABELLING.md beside a sister batch that became training rows; the two
+writers worked apart, so they share everyday texts ("הלו", "כן") but no row was copied. The held-out
 set is ``heldout_v3``, written blind by another session and measured once by the lead with
 ``scripts/intent_eval.py``; no test here reads it, so nobody sees its rows while tuning.
 Thresholds sit just under today's figures (scripts/intent_eval.py --dev-only), so a
@@ -30,9 +32,15 @@ from voicebot.testing.intent_eval import (
     load_training,
 )
 
-MIN_ACCURACY: dict[Half, float] = {"dev": 0.985, "heldout": 0.975, "heldout_v2": 0.98}
+MIN_ACCURACY: dict[Half, float] = {
+    "dev": 0.985,
+    "heldout": 0.975,
+    "heldout_v2": 0.98,
+    "dev_v3": 0.985,
+}
 MIN_ROWS = 400
 MIN_V2_ROWS = 300
+MIN_V3_ROWS = 500
 
 
 def test_data_set_is_large_labelled_and_split() -> None:
@@ -51,6 +59,15 @@ def test_v2_set_is_labelled_with_every_intent_and_moment() -> None:
     assert len(v2) >= MIN_V2_ROWS
     assert {c.intent for c in v2} == set(INTENTS)
     assert {c.moment for c in v2} == set(MOMENT_STAGE)
+
+
+def test_v3_set_is_labelled_with_every_intent_and_moment() -> None:
+    """The third development set (written from LABELLING.md): 500+ rows, every intent and
+    moment."""
+    v3 = load("dev_v3")
+    assert len(v3) >= MIN_V3_ROWS
+    assert {c.intent for c in v3} == set(INTENTS)
+    assert {c.moment for c in v3} == set(MOMENT_STAGE)
 
 
 def test_v2_shares_no_text_with_training_rows() -> None:
