@@ -11,7 +11,9 @@ status and summary.
 
 Failure: the brain failing to answer a turn (its model, its database query, the turn's
 time bound) is logged once (``call.gather_turn_failed``, with the call) and answered with
-the technical-problem apology inside the next ``<Gather>``; the call goes on.
+the technical-problem apology inside the next ``<Gather>``; the call goes on. A turn
+that cannot read its call from the database is answered with the error goodbye ("נחזור
+אליך בהקדם") and ``<Hangup/>`` (``call.gather_db_unavailable``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from voicebot.brain.script import AgentScript
 from voicebot.call.recognition import caller_words
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
-from voicebot.call.speaker import SYSTEM_APOLOGY_TEXT
+from voicebot.call.speaker import ERROR_GOODBYE_TEXT, SYSTEM_APOLOGY_TEXT
 from voicebot.call.turns import BRAIN_IO_ERRORS
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
@@ -173,13 +175,25 @@ async def gather(request: Request) -> Response:
     turn = GatherInput.from_form(params)
     state = app_state(request)
     services: CallServices = state.extras["call_services"]
-    async with state.sessions() as session:
-        call = await session.get(Call, call_id)
-        if call is None or call.call_sid != turn.call_sid:
-            return error_response(404, "not_found", "unknown call")
-        script = await load_agent_script(session, call.campaign_id)
-        lead = await lead_context(session, call)
-        last_seq = await _last_seq(session, call_id)
+    try:
+        async with state.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None or call.call_sid != turn.call_sid:
+                return error_response(404, "not_found", "unknown call")
+            script = await load_agent_script(session, call.campaign_id)
+            lead = await lead_context(session, call)
+            last_seq = await _last_seq(session, call_id)
+    except SQLAlchemyError as exc:
+        # No call, lead or script to converse with: the caller hears why before the line
+        # ends, in Hebrew (a 5xx here is read out by Twilio in English).
+        log.warning(
+            "call.gather_db_unavailable",
+            call_sid=turn.call_sid,
+            call_id=call_id,
+            error=type(exc).__name__,
+        )
+        speech = await prepare_speech(services, ERROR_GOODBYE_TEXT)
+        return Response(speak_then_hangup(speech), media_type=TWIML_CONTENT_TYPE)
     bound = log.bind(call_sid=turn.call_sid, call_id=call_id, lead_id=lead and lead.lead_id)
     stored = await services.store.load(turn.call_sid)
     if stored is None:

@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from voicebot.app import create_app
 from voicebot.brain.script import AgentScript
-from voicebot.call.speaker import SYSTEM_APOLOGY_TEXT
+from voicebot.call.speaker import ERROR_GOODBYE_TEXT, SYSTEM_APOLOGY_TEXT
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, CallTurn, Campaign, DoNotCall, Lead, Meeting
@@ -618,3 +618,31 @@ async def test_a_database_failure_in_the_brain_is_apologised_for_and_the_call_go
     assert again.status_code == 200 and _xml(again.text).find("Gather") is not None
     _, _, turns = await _load(settings, call_sid)
     assert turns[-1].text != SYSTEM_APOLOGY_TEXT
+
+
+async def test_a_database_down_at_a_turn_ends_the_call_with_a_hebrew_goodbye(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """The database cannot be read when a turn arrives (the call row is out of reach):
+    Twilio gets the Hebrew technical-problem goodbye and <Hangup/> (not a 5xx read out in
+    English), logged once with the call SID."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    engine, _ = await _db(settings)
+    try:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE calls RENAME TO calls_away"))
+        with capture_logs() as logs:
+            bye = await twilio.turn(first.text, call_sid, SpeechResult="כן, אפשר לדבר")
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE calls_away RENAME TO calls"))
+        await engine.dispose()
+    assert bye.status_code == 200, bye.text
+    root = _xml(bye.text)
+    assert root.find("Hangup") is not None and root.find("Gather") is None
+    assert _plays(bye.text) or ERROR_GOODBYE_TEXT in bye.text
+    failures = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert [e["event"] for e in failures] == ["call.gather_db_unavailable"], failures
+    assert failures[0]["call_sid"] == call_sid
