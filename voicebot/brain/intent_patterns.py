@@ -387,6 +387,15 @@ ASIDE_PATTERNS: Patterns = (
     (r"^(מאמי|מותכ|חמודה?|ילדימ|אמא|אבא|מאמא)", 1),
 )  # fmt: skip
 
+# "Hold on": an utterance of only these words asks the agent to wait ("רגע", "שנייה אחת", "רגע
+# רק דקה"); at least one of HOLD_ASKS must be said ("רק דקה" alone may mean "I have only a
+# minute"). Handled before classification (LABELLING.md).
+HOLD_WORDS = frozenset(
+    {"רגע", "שנייה", "שניה", "דקה", "רק", "אחד", "אחת", "בבקשה", "סליחה", "חכה", "חכי", "תחכה",
+     "תחכי", "תמתין", "תמתיני", "רגעים", "שניות", "כן", "אוקיי", "טוב"}
+)  # fmt: skip
+HOLD_ASKS = frozenset({"רגע", "שנייה", "שניה", "חכה", "חכי", "תחכה", "תחכי", "תמתין", "תמתיני"})
+
 # An opt-out heard with at least this score wins whatever else was said.
 DOMINANT_SCORES: dict[str, float] = {"remove_me": 4.0}
 

@@ -29,6 +29,8 @@ from voicebot.brain.intent_patterns import (
     COUNTER_PATTERNS,
     DECLINE_PATTERNS,
     DOMINANT_SCORES,
+    HOLD_ASKS,
+    HOLD_WORDS,
     INTENT_PATTERNS,
     INTENT_PRIORITY,
     LISTENING_PATTERNS,
@@ -155,6 +157,24 @@ _OFFER_REFERENCE: Compiled = _compile(OFFER_REFERENCE_PATTERNS)
 
 def _any(patterns: Compiled, key: str) -> bool:
     return any(pattern.search(key) for pattern, _ in patterns)
+
+
+_HOLD_WORDS = frozenset(fold_finals(word) for word in HOLD_WORDS)
+_HOLD_ASKS = frozenset(fold_finals(word) for word in HOLD_ASKS)
+_SECOND_WORDS = frozenset({"שנייה", "שניה"})
+
+
+def holds_on(text: str, *, slots: bool = False) -> bool:
+    """Whether the caller only asks the agent to wait ("רגע", "שנייה אחת", "אממ רגע רגע").
+
+    With ``slots`` on the table "שנייה" picks the second slot, so only the other words ask
+    to wait. Not an intent: LABELLING.md leaves "hold on" out of the labels and RuleBrain
+    answers it before classifying, so ``detect_intent`` still reads a bare "רגע" as
+    ``unclear``.
+    """
+    tokens = set(normalize(text).split())
+    asks = _HOLD_ASKS - _SECOND_WORDS if slots else _HOLD_ASKS
+    return bool(tokens & asks) and tokens <= _HOLD_WORDS
 
 
 def asks_about_offer(canonical: str) -> bool:

@@ -18,6 +18,7 @@ ASK_CALLBACK_AGAIN = "מתי נוח שנחזור? למשל מחר בבוקר, א
 ASK_OPEN_TIME = "אז מתי כן נוח? יום ושעה, ונבדוק."
 DIDNT_HEAR = "סליחה, לא שמעתי טוב."
 REPEAT = "בטח, אחזור על זה."
+HOLD_ON = "בטח, אני מחכה."
 HELLO_BACK = "שלום!"
 PITCH_WITHOUT_OFFER = "את כל הפרטים ייתן נציג שלנו בשיחה קצרה."
 GLAD_TO_BOOK = "בשמחה."

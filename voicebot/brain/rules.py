@@ -22,7 +22,7 @@ from voicebot.brain.base import (
     ReplyEvent,
     stream_of,
 )
-from voicebot.brain.intents import IntentResult, asks_about_offer, detect_intent
+from voicebot.brain.intents import IntentResult, asks_about_offer, detect_intent, holds_on
 from voicebot.brain.script import AgentScript
 from voicebot.brain.slots import BusinessCalendar, is_bookable, spread
 from voicebot.brain.speech_text import to_spoken
@@ -69,6 +69,10 @@ class RuleBrain:
 
     async def respond(self, state: ConversationState, user_text: str, *, now: datetime) -> Reply:
         state.history.append(ChatTurn(role="user", content=user_text))
+        slots = state.stage in (st.PROPOSE, st.CONFIRM)
+        if state.stage != st.ENDED and holds_on(user_text, slots=slots):
+            # "רגע", "שנייה": a short yes and wait; nothing is asked again or counted unclear.
+            return self._reply(state, say.HOLD_ON, "hold")
         result = detect_intent(
             user_text,
             now=now,

@@ -264,3 +264,32 @@ async def test_hello_later_in_the_call_asks_to_repeat(brain: RuleBrain) -> None:
 def test_tomorrow_ten_is_a_business_slot() -> None:
     """Guard for this module: tomorrow 10:00 is inside the calendar these tests use."""
     assert (NOW + timedelta(days=1)).weekday() in CAL.business_days
+
+
+@pytest.mark.parametrize("hold", ["רגע", "שנייה אחת", "אממ רגע רגע", "רק שנייה בבקשה"])
+async def test_hold_on_waits_without_asking_again(brain: RuleBrain, hold: str) -> None:
+    """A bare "רגע"/"שנייה" while the agent asks its questions is answered with a short wait;
+    the question is not counted as answered nor the turn as unclear, so the next answer is
+    recorded for the same question."""
+    state = _state()
+    await _talk(brain, state, "כן")
+    index = state.qualify_index
+    reply = await brain.respond(state, hold, now=NOW)
+    assert reply.intent == "hold" and not reply.end_call
+    assert SCRIPT.qualifying_questions[index] not in reply.text
+    assert state.stage == st.QUALIFY and state.qualify_index == index
+    assert state.unclear_count == 0 and state.answers == []
+    await brain.respond(state, "אנחנו חמישה עובדים", now=NOW)
+    assert state.answers == ["אנחנו חמישה עובדים"] and state.qualify_index == index + 1
+
+
+async def test_second_with_slots_on_the_table_is_not_a_hold(brain: RuleBrain) -> None:
+    """With slots offered a bare "שנייה" may be the second one (recognisers drop the "ה"), so
+    it is classified, not taken for a hold; "רגע" still waits."""
+    state = _state()
+    await _talk(brain, state, "כן")
+    state.qualify_index = len(SCRIPT.qualifying_questions)
+    await brain.respond(state, "אנחנו חמישה", now=NOW)
+    assert state.stage == st.PROPOSE
+    assert (await brain.respond(state, "רגע", now=NOW)).intent == "hold"
+    assert (await brain.respond(state, "שנייה", now=NOW)).intent != "hold"
