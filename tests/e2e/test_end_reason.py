@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy import select
+
 from tests.conftest import make_settings
 from voicebot.brain.base import ConversationState
 from voicebot.call.services import CallServices
@@ -16,12 +18,15 @@ from voicebot.call.session import CallSession
 from voicebot.call.wiring import build_call_services
 from voicebot.cli import migrate
 from voicebot.db.engine import create_engine, create_sessionmaker
-from voicebot.db.models import Call, CallStatus
+from voicebot.db.models import Call, CallStatus, CallTurn
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
 from voicebot.store.resilient import ResilientStore
+from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
 
 GOODBYE = "אנחנו צריכים לסיים כאן, יום טוב!"
+ACCOUNT_SID = "AC" + "3" * 32
+AUTH_TOKEN = "end-reason-auth-token"
 
 
 class Peer:
@@ -31,9 +36,10 @@ class Peer:
     def __init__(self, *, echo_marks: bool) -> None:
         self.echo_marks = echo_marks
         self.session: CallSession | None = None
+        self.frames = 0
 
     async def media(self, payload: bytes) -> None:
-        return None
+        self.frames += 1
 
     async def mark(self, name: str) -> None:
         if self.echo_marks and self.session is not None:
@@ -84,9 +90,21 @@ async def _session(services: CallServices, peer: Peer, call_sid: str) -> CallSes
 
 async def test_a_drain_after_a_machine_stop_keeps_the_reason_machine(tmp_path: Path) -> None:
     """Answering-machine detection stops the agent; a deploy's drain then ends the call:
-    the call ended because a machine answered, and its end reason stays ``machine``."""
+    the call ended because a machine answered, its end reason stays ``machine``, and the
+    drain neither says its goodbye to the recording nor hangs up over REST (that would cut
+    the voicemail message the AMD route put on the call)."""
     peer = Peer(echo_marks=True)
-    async with _services(tmp_path, inbound_media_timeout_s=60.0) as services:
+    api = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    async with (
+        serve_on_loopback(api.app) as api_url,
+        _services(
+            tmp_path,
+            inbound_media_timeout_s=60.0,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_api_base_url=api_url,
+        ) as services,
+    ):
         session = await _session(services, peer, "CAmachine")
         async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
             runner = tg.create_task(session.run())
@@ -96,9 +114,17 @@ async def test_a_drain_after_a_machine_stop_keeps_the_reason_machine(tmp_path: P
                 await asyncio.sleep(0.02)
             assert session.current is not None  # the greeting started
             await session.stop_for_machine()
+            frames_at_stop = peer.frames
             session.end_call("draining", GOODBYE)
             await runner
+        async with services.sessions() as db:
+            said = (
+                await db.scalars(select(CallTurn.text).where(CallTurn.role == "assistant"))
+            ).all()
     assert session.end_reason == "machine"
+    assert peer.frames == frames_at_stop
+    assert GOODBYE not in said
+    assert api.updates_for("CAmachine") == []
 
 
 async def test_inbound_media_stopping_during_the_goodbye_keeps_the_reason_max_duration(

@@ -103,12 +103,18 @@ class Endings:
         """End the call from within it (max duration, an end_call request, a fault):
         interrupt the reply, say ``goodbye_text`` (not interruptible), hang up over REST,
         end the session. Idempotent; ``reason`` becomes the end reason only if the call has
-        none yet (a machine stop before it stands)."""
+        none yet (a machine stop before it stands). After a machine stop the session just
+        ends: no goodbye to a recording, and no REST hang-up, which would cut the voicemail
+        message the AMD route put on the call."""
         call = self._call
         if call._ending or call.ended.is_set():
             return
         call._ending = True
-        call.log.info("call.ending", reason=reason, end_reason=self.record(reason))
+        end_reason = self.record(reason)
+        call.log.info("call.ending", reason=reason, end_reason=end_reason)
+        if end_reason == "machine":
+            call.ended.set()
+            return
         turns = call._turns
         if turns is not None and turns is not asyncio.current_task():
             turns.cancel()
