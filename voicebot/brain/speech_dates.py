@@ -8,6 +8,8 @@ is also how a decimal is written, so a dotted pair is a date only where the text
 * a date word before it, whatever the month ("בתאריך 3.4", "ביום ראשון 1.12");
 * a range of two dates with two-digit months or a year ("1.12-5.12", "בין 1.12 ל-5.12",
   "1.12.26–5.12.26"), said "אחד עד חמישה בדצמבר" when the month is shared;
+* a date with a two-digit month listed after one ("ב-1.12, 2.12 ו-3.12", "ב-1.12 או
+  2.12");
 * never before an amount's unit or sign ("ב-1.10 שקלים", "1.12-5.12 ₪", "1.12%").
 
 A bare "1.12" stays a decimal; "ה-15.3" (the day, with the article) is a date of
@@ -70,6 +72,12 @@ _AFTER_PREPOSITION_RE: Final = re.compile(
     rf"(?<![\w.])(?:(?P<pre>ו?[בלמ])[-־]?|(?P<word>ו?(?:עד|מאז|לפני|אחרי)|החל מ-?)\s?)"
     rf"{_date()}{_END}"
 )
+# "ב-1.12, 2.12 ו-3.12": a date listed right after a date said, with a two-digit month.
+_LISTED_RE: Final = re.compile(
+    rf"(?P<month>(?<![א-ת])ב(?:{'|'.join(MONTH_NAMES)}))"
+    rf"(?P<sep>,\s?|,?\s(?:ו[-־]?|או\s))(?P<pre>[בל][-־]?)?{_date()}{_END}"
+)
+LIST_MAX_DATES = 12  # dates said one after another in one list
 
 
 def spoken_date(day: int, month: int, year: int | None = None) -> str:
@@ -85,7 +93,13 @@ def spoken_dotted_dates(text: str) -> str:
     text = _RANGE_RE.sub(_range_sub, text)
     text = _FIRST_OF_TWO_RE.sub(_first_of_two_sub, text)
     text = _IN_CONTEXT_RE.sub(_in_context_sub, text)
-    return _AFTER_PREPOSITION_RE.sub(_after_preposition_sub, text)
+    text = _AFTER_PREPOSITION_RE.sub(_after_preposition_sub, text)
+    for _ in range(LIST_MAX_DATES):
+        listed = _LISTED_RE.sub(_listed_sub, text)
+        if listed == text:
+            break
+        text = listed
+    return text
 
 
 def _year(written: str | None) -> int | None:
@@ -126,6 +140,14 @@ def _first_of_two_sub(m: re.Match[str]) -> str:
 
 def _in_context_sub(m: re.Match[str]) -> str:
     return f"{m['ctx']} {m['pre'] or ''}{spoken_date(int(m['d']), int(m['m']))}"
+
+
+def _listed_sub(m: re.Match[str]) -> str:
+    if not _two_digit_month(m["m"]):
+        return m.group(0)
+    sep = m["sep"].rstrip("-־")
+    pre = (m["pre"] or "").rstrip("-־")
+    return f"{m['month']}{sep}{pre}{spoken_date(int(m['d']), int(m['m']))}"
 
 
 def _after_preposition_sub(m: re.Match[str]) -> str:
