@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 
 from voicebot.loadtest.profile import hot_spots_table
+from voicebot.loadtest.server_stats import stall_summary
 from voicebot.loadtest.speech import AUDIO_CACHE_DIR, DEFAULT_PHRASES
 from voicebot.loadtest.tables import clean, fmt, listening_table, summary, talking_table
 from voicebot.testing.hebrew_audio import synthesize_hebrew
@@ -312,6 +313,8 @@ async def run_point(
         )
         report["llm_requests"] = sim.requests["llm"] - llm_before
         counters_after = await scrape_counters(port)
+        # GC pauses and the worst loop lag since start-up (the warm-up call included).
+        report["stalls"] = stall_summary(await metrics_text(port))
         report["counters"] = {k: v - counters_before.get(k, 0.0) for k, v in counters_after.items()}
         # Requests per stage the simulator saw, and those whose client left before the
         # body arrived (an upload that stalled in the server, or a cancelled request).
@@ -333,10 +336,14 @@ async def run_point(
     return report
 
 
+async def metrics_text(port: int) -> str:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
 async def scrape_counters(port: int) -> dict[str, float]:
     """The speculation counters of the server's /metrics, one value per label set."""
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    text = await metrics_text(port)
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(SPECULATION_COUNTERS):
@@ -455,7 +462,7 @@ async def main() -> int:
                     f"{_per_turn_ms(report)} ms per caller turn, "
                     f"{fmt(report['server_cpu_s_per_call_minute'], 2)} s per call-minute, "
                     f"load {report['load']}, simulator saw "
-                    f"{report['sim_requests']}",
+                    f"{report['sim_requests']}; server {report['stalls']}",
                     file=sys.stderr,
                     flush=True,
                 )

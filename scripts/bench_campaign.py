@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, Campaign, CampaignAttempt, CampaignLead, CampaignStatus, Lead
+from voicebot.loadtest.server_stats import stall_summary
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -643,36 +644,6 @@ def cpu_pressure() -> str:
         f"CPU pressure (some) {fields.get('avg10', '?')} % / {fields.get('avg60', '?')} % "
         "(10 s / 60 s)"
     )
-
-
-def stall_summary(exposition: str) -> str:
-    """GC pauses by generation (count, total, the bucket every pause fits in) and the
-    worst event-loop lag, from the server's Prometheus text."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    counts: dict[str, float] = {}
-    sums: dict[str, float] = {}
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    worst_lag = 0.0
-    for family in text_string_to_metric_families(exposition):
-        for sample in family.samples:
-            gen = sample.labels.get("generation", "?")
-            if sample.name == "voicebot_event_loop_lag_worst_seconds":
-                worst_lag = sample.value
-            elif sample.name == "voicebot_gc_pause_seconds_count":
-                counts[gen] = sample.value
-            elif sample.name == "voicebot_gc_pause_seconds_sum":
-                sums[gen] = sample.value
-            elif sample.name == "voicebot_gc_pause_seconds_bucket":
-                buckets.setdefault(gen, []).append((float(sample.labels["le"]), sample.value))
-    parts = []
-    for gen in sorted(counts):
-        top = next((le for le, n in sorted(buckets.get(gen, [])) if n >= counts[gen]), 0.0)
-        parts.append(
-            f"gc gen{gen} {counts[gen]:.0f}× {sums.get(gen, 0.0) * 1000:.0f} ms "
-            f"(all ≤ {top * 1000:g} ms)"
-        )
-    return f"{', '.join(parts) or 'no gc'}; worst loop lag {worst_lag * 1000:.1f} ms"
 
 
 def callback_plan(attempt_ids: Sequence[int], rate: int) -> list[tuple[int, str]]:

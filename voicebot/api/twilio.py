@@ -337,7 +337,9 @@ async def media(websocket: WebSocket) -> None:
         )
         if claims.call_sid != start.call_sid:
             raise SignatureError("stream token is for another call")
-        await _claim_call(state, claims.call_id, start.stream_sid)
+        context = await _claimed_call_context(
+            state, claims.call_id, claims.call_sid, start.stream_sid
+        )
     except WebSocketDisconnect:
         log.info("twilio.stream_closed_before_start")
         return
@@ -347,7 +349,28 @@ async def media(websocket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1008)
         return
-    await _run_session(websocket, state, start, claims.call_id, claims.call_sid, skipped)
+    await _run_session(websocket, state, start, claims.call_id, claims.call_sid, context, skipped)
+
+
+CallContext = tuple[LeadContext | None, AgentScript | None, CallAudio | None]
+"""The call's lead, campaign script and recording tracks, read at the stream's start."""
+
+
+async def _claimed_call_context(
+    state: AppState, call_id: int, call_sid: str, stream_sid: str
+) -> CallContext:
+    """Claim the call for this stream and read its context at the same time: the
+    greeting waits for both, not for one after the other. A refused claim
+    (SignatureError) cancels the read."""
+    context = asyncio.create_task(_call_context(state, call_id, call_sid))
+    try:
+        await _claim_call(state, call_id, stream_sid)
+    except BaseException:
+        context.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await context
+        raise
+    return await context
 
 
 async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
@@ -369,9 +392,7 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
         raise SignatureError("stream token already used (the call has a stream)")
 
 
-async def _call_context(
-    state: AppState, call_id: int, call_sid: str
-) -> tuple[LeadContext | None, AgentScript | None, CallAudio | None]:
+async def _call_context(state: AppState, call_id: int, call_sid: str) -> CallContext:
     """The call's lead, campaign script and recording tracks (its campaign records);
     (None, None, None) when the database fails at the stream's start: like the claim,
     the call goes on (the default script, no lead, not recorded)."""
@@ -422,6 +443,7 @@ async def _run_session(
     start: ev.Start,
     call_id: int,
     call_sid: str,
+    context: CallContext,
     skipped: _SkippedFrames,
 ) -> None:
     services = state.extras["call_services"]
@@ -438,7 +460,7 @@ async def _run_session(
         except (WebSocketDisconnect, RuntimeError) as exc:
             raise PeerGoneError(f"the websocket is closed ({type(exc).__name__})") from exc
 
-    lead, script, audio = await _call_context(state, call_id, call_sid)
+    lead, script, audio = context
 
     async def send_media(payload: bytes) -> None:
         if audio is not None:

@@ -25,6 +25,11 @@ log = structlog.get_logger(__name__)
 DB_PING_TIMEOUT_S = 2.0
 # The client's own bound on a Postgres statement exceeds the server's by this much.
 CLIENT_TIMEOUT_MARGIN_S = 1.0
+# SQLite in WAL mode: a commit is durable across a crash of the process, not of the
+# machine (power loss may roll back the last commits), and costs no fsync (~1.4 ms p50,
+# ~6 ms p99 on the bench machine, paid while holding the one write lock every call's
+# stream claim and turn writes wait on). FULL would fsync every commit.
+SQLITE_SYNCHRONOUS = "NORMAL"
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
@@ -67,6 +72,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 

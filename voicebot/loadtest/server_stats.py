@@ -105,3 +105,31 @@ class ServerStats:
             inbound_frame_gaps=from_metrics.inbound_frame_gaps,
             loop_lag_worst_ms=from_metrics.loop_lag_worst_ms,
         )
+
+
+def stall_summary(exposition: str) -> str:
+    """GC pauses by generation (count, total, the bucket every pause fits in) and the
+    worst event-loop lag, from the server's Prometheus text."""
+    counts: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    worst_lag = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            gen = sample.labels.get("generation", "?")
+            if sample.name == "voicebot_event_loop_lag_worst_seconds":
+                worst_lag = sample.value
+            elif sample.name == "voicebot_gc_pause_seconds_count":
+                counts[gen] = sample.value
+            elif sample.name == "voicebot_gc_pause_seconds_sum":
+                sums[gen] = sample.value
+            elif sample.name == "voicebot_gc_pause_seconds_bucket":
+                buckets.setdefault(gen, []).append((float(sample.labels["le"]), sample.value))
+    parts = []
+    for gen in sorted(counts):
+        top = next((le for le, n in sorted(buckets.get(gen, [])) if n >= counts[gen]), 0.0)
+        parts.append(
+            f"gc gen{gen} {counts[gen]:.0f}× {sums.get(gen, 0.0) * 1000:.0f} ms "
+            f"(all ≤ {top * 1000:g} ms)"
+        )
+    return f"{', '.join(parts) or 'no gc'}; worst loop lag {worst_lag * 1000:.1f} ms"

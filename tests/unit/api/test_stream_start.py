@@ -1,0 +1,65 @@
+"""The Media Stream's start: the call is claimed and its context read at the same time
+(the greeting waits for the slower of the two, not their sum); a refused claim cancels
+the read and is raised."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from voicebot.api import twilio
+from voicebot.errors import SignatureError
+
+STEP_S = 0.2
+"""How long each of the claim and the context read takes here."""
+OVERLAP_LIMIT_S = 1.5 * STEP_S
+"""Done within this: the two overlapped (one after the other takes 2 x STEP_S)."""
+
+
+async def test_claim_and_context_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim and a context read of STEP_S each are done in well under 2 x STEP_S, and
+    the context read is what comes back."""
+    context = (None, None, None)
+
+    async def claim(_state: Any, _call_id: int, _stream_sid: str) -> None:
+        await asyncio.sleep(STEP_S)
+
+    async def read(_state: Any, _call_id: int, _call_sid: str) -> Any:
+        await asyncio.sleep(STEP_S)
+        return context
+
+    monkeypatch.setattr(twilio, "_claim_call", claim)
+    monkeypatch.setattr(twilio, "_call_context", read)
+    started = time.monotonic()
+    got = await twilio._claimed_call_context(object(), 1, "CA1", "MZ1")  # type: ignore[arg-type]
+    assert time.monotonic() - started < OVERLAP_LIMIT_S
+    assert got is context
+
+
+async def test_refused_claim_cancels_the_context_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token already used: the SignatureError reaches the caller and the context read
+    in flight is cancelled, not left running."""
+    read_state: dict[str, bool] = {"started": False, "cancelled": False, "finished": False}
+
+    async def claim(_state: Any, _call_id: int, _stream_sid: str) -> None:
+        await asyncio.sleep(0)
+        raise SignatureError("stream token already used (the call has a stream)")
+
+    async def read(_state: Any, _call_id: int, _call_sid: str) -> Any:
+        read_state["started"] = True
+        try:
+            await asyncio.sleep(STEP_S)
+        except asyncio.CancelledError:
+            read_state["cancelled"] = True
+            raise
+        read_state["finished"] = True
+        return None, None, None
+
+    monkeypatch.setattr(twilio, "_claim_call", claim)
+    monkeypatch.setattr(twilio, "_call_context", read)
+    with pytest.raises(SignatureError):
+        await twilio._claimed_call_context(object(), 1, "CA1", "MZ1")  # type: ignore[arg-type]
+    assert read_state == {"started": True, "cancelled": True, "finished": False}
