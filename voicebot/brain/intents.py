@@ -40,6 +40,7 @@ from voicebot.brain.intent_patterns import (
     QUESTION_LEADS,
     QUESTION_TAG,
     QUESTION_WORDS,
+    SEND_ITEM_PATTERNS,
     SLOT_CHOICE_PATTERNS,
     TIME_WORD_PATTERNS,
 )
@@ -85,7 +86,10 @@ ASIDE_MAX_SCORE = 4.0
 # Intents that a time mention turns into propose_time ("כן, מחר בעשר").
 _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_time"})
 # Day names are not slot picks: "יום ראשון" is Sunday, not "the first one".
-_DAY_NAME_RE = re.compile(r"(?<!\S)\S{0,2}יומ (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)")
+_DAY_NAME_RE = re.compile(
+    r"(?<!\S)\S{0,2}(יומ|ימי) (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)"
+    r"|(?<!\S)(ראשונ|שני)(?= (ב|ו?ב)(בוכר|ארב|צהריימ|\d|\S*שאה))"
+)
 _CLOSING_SEND_YES = frozenset(soundalike(fold_finals(word)) for word in CLOSING_SEND_YES)
 # Plain answers and social formulas: any content heard at CONTENT_SCORE or more outranks them
 # (LABELLING.md's tie-breaks 10-13).
@@ -106,7 +110,24 @@ OTHER_CONTENT_SCORE = 2.0
 # Outside the slots a time said with a yes or with interest ("כן, מחר בעשר"), or any time
 # named at the close, asks to meet then (LABELLING.md: propose_time belongs to the slots).
 _AGREES = frozenset({"yes", "interested"})
+BOOKING_MAX_TOKENS = 6  # a yes with a time at the pitch is a booking when this short
 _REFUSALS = frozenset({"no", "not_interested"})
+# Words the time parser reads as a time that name none here: "כל היום" (all day long), "עכשיו"
+# / "כרגע" (now: "אפשר לדבר עכשיו" answers, it proposes nothing).
+_NOT_A_TIME_RE = re.compile(r"(?<!\S)(כל היום|עכשיו|עכשו|כרגע)(?!\S)")
+# A reason given after "כי" does not change what was asked ("אולי חמישי בבוקר כי ביום שני יש
+# לי ספק"): the clause before it is read first.
+_BECAUSE = " כי "
+# At the close, an utterance ending on a farewell formula, heard at this weight, is a goodbye.
+GOODBYE_END_SCORE = 3.0
+_GOODBYE_END_RE = re.compile(
+    soundalike(
+        fold_finals(
+            r"(?<!\S)ו?(ביי|להתראות|להשתמע|יום (טוב|נעים)|ערב (טוב|נעים)|לילה טוב|שבוע טוב"
+            r"|שבת שלום|כל טוב|נדבר|נתראה)( ביי| לך| לכם| תודה| רבה)*$"
+        )
+    )
+)
 _ANSWERING_RE = re.compile(r"(כן[,.]? ?)*כן\s*[?？]")
 _NEGATION_RE = re.compile(r"(?<!\S)[ושה]?(לא|אינ|אל|בלי|אפ|די|מספיק)(?!\S)|(?<!\S)עזוב|מסודר")
 
@@ -144,6 +165,7 @@ _QUESTION_OPENING = re.compile(
     rf"|^{soundalike(fold_finals(QUESTION_HAS))} "
 )
 _LISTENING: Compiled = _compile(LISTENING_PATTERNS)
+_SEND_ITEM: Compiled = _compile(SEND_ITEM_PATTERNS)
 _TIME_WORD: Compiled = _compile(TIME_WORD_PATTERNS)
 # With slots on the table a time word the parser cannot read proposes a time when it comes
 # with nothing else, a plain answer, or a refusal that counters ("לא מתאים לי, אולי רביעי").
@@ -298,7 +320,11 @@ def detect_intent(
     one.
     """
     when = parse_hebrew_time(
-        text, now=now, tz=tz, business_hours=business_hours, business_days=business_days
+        _NOT_A_TIME_RE.sub(" ", text),
+        now=now,
+        tz=tz,
+        business_hours=business_hours,
+        business_days=business_days,
     )
     if moment == "greeting" and _ANSWERING_RE.fullmatch(text.strip()):
         # "כן?" as the phone is answered greets (LABELLING.md); a bare "כן" answers.
@@ -309,7 +335,11 @@ def detect_intent(
         return heard
     if when is None:
         when = parse_hebrew_time(
-            mended, now=now, tz=tz, business_hours=business_hours, business_days=business_days
+            _NOT_A_TIME_RE.sub(" ", mended),
+            now=now,
+            tz=tz,
+            business_hours=business_hours,
+            business_days=business_days,
         )
     reread = _detect(mended, when, expecting=expecting, moment=moment)
     return reread if reread.score > heard.score else heard
@@ -326,6 +356,11 @@ def _detect(
     canonical = normalize(text)
     key = soundalike(canonical)
     scores = _scores(key)
+    main = key.split(_BECAUSE, 1)[0] if _BECAUSE in key else ""
+    if main:
+        main_scores = _scores(main)
+        if main_scores and max(main_scores.values()) >= MIN_SCORE:
+            scores = main_scores
     tokens = canonical.split()
     if _asks_what(tokens):
         scores["repeat"] = scores.get("repeat", 0.0) + LINE_CHECK_SCORE
@@ -355,13 +390,27 @@ def _detect(
     declined = (
         expecting == "slot"
         and name in ("no", "reject_time", "busy_call_later")
-        and (_any(_DECLINE, key) or name == "busy_call_later")
+        and (_any(_DECLINE, key) or (name == "busy_call_later" and when is None))
         and not _any(_COUNTER, key)
         and not (name == "busy_call_later" and _any(_CALLBACK, key))
     )
     if declined:
         name, score = "reject_time", max(score, TIME_SCORE)
-    picked = expecting == "slot" and name == "accept_time" and choice > 0
+    elif (
+        expecting == "slot"
+        and name == "busy_call_later"
+        and when is not None
+        and not _any(_CALLBACK_ASK, key)
+    ):
+        # Busy now, free then ("עדיף לי שבוע הבא, השבוע אני עמוס"; "אפשר מחר בעשר"): a time.
+        name, score = "propose_time", max(score, TIME_SCORE)
+    # A pick with a counter-offer and a time ("הראשון לא מתאים, אולי שישי בעשר") proposes it.
+    picked = (
+        expecting == "slot"
+        and name == "accept_time"
+        and choice > 0
+        and not (when is not None and _any(_COUNTER, key))
+    )
     if (
         expecting == "slot"
         and when is None
@@ -377,8 +426,18 @@ def _detect(
         moment == "closing"
         and name == "send_details"
         and (set(key.split()) <= _CLOSING_SEND_YES or scores.get("yes", 0.0) >= CLOSING_YES_SCORE)
+        and not _any(_SEND_ITEM, key)
     ):
-        name = "yes"
+        # Accepting the agent's offer to send; a time said with it is when they will read.
+        name, when = "yes", None
+    if (
+        moment == "closing"
+        and name in ("yes", "no")
+        and scores.get("goodbye", 0.0) >= GOODBYE_END_SCORE
+        and _GOODBYE_END_RE.search(key)
+    ):
+        # "טוב אז סגרנו, תודה רבה, ביי": at the close an answer ending on a farewell ends.
+        name = "goodbye"
     if (
         when is not None
         and not declined
@@ -387,6 +446,17 @@ def _detect(
         and (score <= TIME_SCORE or name in _YIELDS_TO_TIME)
         # A day behind us ("דיברנו אתמול") is an answer only when a time was asked for.
         and (not when.past or expecting in ("slot", "time"))
+        # While the agent asks its questions a time is an answer ("בערב אין מי שיענה"), unless
+        # a short yes names it ("כן, מחר בעשר זה טוב"): then it asks to meet (see below).
+        and (
+            moment != "pitch"
+            or expecting != "none"
+            or (
+                _AGREES & scores.keys()
+                and len(tokens) <= BOOKING_MAX_TOKENS
+                and not _NEGATION_RE.search(key)
+            )
+        )
     ):
         name, score = "propose_time", max(score, TIME_SCORE)
     # While the agent asks its open questions a sentence no pattern knows is an answer
