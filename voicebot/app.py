@@ -41,6 +41,7 @@ from voicebot.api.middleware import (
 from voicebot.api.rate_limits import RateLimits
 from voicebot.api.state import AppState
 from voicebot.api.twilio_amd import transcript_machine
+from voicebot.api.twilio_status_warm import warm_status_statements
 from voicebot.brain.intent_model import shipped_model
 from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
         await warm_pool(engine, settings.db_pool_warm)
+        # The status callbacks' statements, compiled and prepared on each pooled connection.
+        await warm_status_statements(engine, settings, settings.db_pool_warm)
         state = AppState(
             settings=settings,
             metrics=metrics,

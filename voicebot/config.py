@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
     # Postgres connections each process opens at start-up (capped at db_pool_size), so the
-    # first burst of Twilio callbacks does not wait for connects; 0 = connect on demand.
+    # first burst of Twilio callbacks does not wait for connects, each with the status
+    # callbacks' statements prepared (api/twilio_status_warm); 0 = connect on demand.
     db_pool_warm: int = Field(default=10, ge=0)
 
     # Logging.

@@ -6,7 +6,9 @@ import logging
 import re
 import sys
 import unicodedata
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
@@ -201,6 +203,30 @@ class CurrentStderr:
         return stream is not None and stream.isatty()
 
 
+_QUIET: ContextVar[bool] = ContextVar("voicebot_log_quiet", default=False)
+_QUIET_LEVELS = frozenset({"debug", "info"})
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Drop this task's debug and info events while inside (warnings and errors still go
+    out): for start-up work on rows that are rolled back, whose events describe nothing."""
+    reset = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(reset)
+
+
+def quiet_processor(
+    _logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Drop the event inside :func:`quiet` when it is below a warning."""
+    if _QUIET.get() and method_name in _QUIET_LEVELS:
+        raise structlog.DropEvent
+    return event_dict
+
+
 def configure_logging(settings: Settings) -> None:
     """Route structlog and stdlib logging through one masked renderer, to the current
     ``sys.stderr`` at each write (:class:`CurrentStderr`)."""
@@ -211,6 +237,7 @@ def configure_logging(settings: Settings) -> None:
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     shared: list[Any] = [
+        quiet_processor,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -153,32 +153,44 @@ async def _settle(
     rows locked in the lock order, the status and the outcome. Returns the call id and
     whether it was hung up mid-conversation; None when there is nothing more to do (a
     redelivered token, an unknown call)."""
+    async with state.sessions() as session:
+        return await settle_in(session, state.settings, params, token, attempt_param)
+
+
+async def settle_in(
+    session: AsyncSession,
+    settings: Settings,
+    params: dict[str, str],
+    token: str | None,
+    attempt_param: str | None,
+) -> tuple[int, bool] | None:
+    """:func:`_settle`'s work in ``session``, committed: the same statements whoever runs
+    it (the route, and the start-up warm-up in :mod:`voicebot.api.twilio_status_warm`)."""
     call_sid = params.get("CallSid", "")
     new_status = params.get("CallStatus", "")
-    async with state.sessions() as session:
-        if token and not await first_delivery(session, token[:128], kind="status"):
-            return None
-        call, attempt = await webhook_rows(
-            session,
-            call_sid,
-            attempt_param,
-            settling=new_status in STATUS_OUTCOMES or new_status == CallStatus.COMPLETED,
-        )
-        if call is None:
-            log.warning("twilio.status_unknown_call", call_sid=call_sid)
-            await session.commit()
-            return None
-        hung_up = await apply_call_status(
-            session,
-            state.settings,
-            call,
-            new_status,
-            duration=params.get("CallDuration"),
-            answered_by=params.get("AnsweredBy"),
-            attempt=attempt,
-        )
-        call_id = call.id
+    if token and not await first_delivery(session, token[:128], kind="status"):
+        return None
+    call, attempt = await webhook_rows(
+        session,
+        call_sid,
+        attempt_param,
+        settling=new_status in STATUS_OUTCOMES or new_status == CallStatus.COMPLETED,
+    )
+    if call is None:
+        log.warning("twilio.status_unknown_call", call_sid=call_sid)
         await session.commit()
+        return None
+    hung_up = await apply_call_status(
+        session,
+        settings,
+        call,
+        new_status,
+        duration=params.get("CallDuration"),
+        answered_by=params.get("AnsweredBy"),
+        attempt=attempt,
+    )
+    call_id = call.id
+    await session.commit()
     return call_id, hung_up
 
 

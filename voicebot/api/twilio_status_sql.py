@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.exc import DBAPIError
@@ -121,19 +122,15 @@ class ProgressStatement:
         once on a new connection: the ledger makes the retry a no-op if the first one was
         committed. Raises SQLAlchemy's pool ``TimeoutError`` when no connection frees up
         and ``DBAPIError`` for anything else."""
-        params = {
-            "token": token,
-            "attempt_id": attempt_id,
-            "sid": call_sid,
-            "status": status,
-            "duration": duration_s,
-            "answered_by": answered_by,
-            "now": now,
-            "queued": CallStatus.QUEUED.value,
-            "initiated": CallStatus.INITIATED.value,
-            "dialing": AttemptStatus.DIALING.value,
-            "placed": AttemptStatus.PLACED.value,
-        }
+        params = self.params(
+            token=token,
+            attempt_id=attempt_id,
+            call_sid=call_sid,
+            status=status,
+            duration_s=duration_s,
+            answered_by=answered_by,
+            now=now,
+        )
         for attempt in range(2):
             try:
                 async with engine.connect() as conn:
@@ -147,3 +144,29 @@ class ProgressStatement:
         if token is not None and not fresh:
             return Applied(duplicate=True, call_id=None)
         return Applied(duplicate=False, call_id=call_id)
+
+    @staticmethod
+    def params(
+        *,
+        token: str | None,
+        attempt_id: int | None,
+        call_sid: str,
+        status: str,
+        duration_s: int | None,
+        answered_by: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The statement's bound parameters for one callback."""
+        return {
+            "token": token,
+            "attempt_id": attempt_id,
+            "sid": call_sid,
+            "status": status,
+            "duration": duration_s,
+            "answered_by": answered_by,
+            "now": now,
+            "queued": CallStatus.QUEUED.value,
+            "initiated": CallStatus.INITIATED.value,
+            "dialing": AttemptStatus.DIALING.value,
+            "placed": AttemptStatus.PLACED.value,
+        }

@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from tests.conftest import make_settings
-from voicebot.logging import configure_logging, mask_phone, mask_processor, mask_text
+from voicebot.logging import configure_logging, mask_phone, mask_processor, mask_text, quiet
 
 
 def test_mask_phone_keeps_country_code_and_last_four() -> None:
@@ -137,3 +137,21 @@ def test_logging_outlives_a_swapped_and_closed_stderr(capsys: pytest.CaptureFixt
     assert "during.structlog" in during and "during.stdlib" in during
     assert "after.structlog" in err and "after.stdlib" in err and "+972***4567" in err
     assert "Logging error" not in err
+
+
+def test_quiet_drops_info_events_but_not_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    """Inside quiet() an info event is dropped and a warning still goes out; after it, info
+    events go out again."""
+    configure_logging(make_settings(log_level="INFO"))
+    try:
+        log = structlog.get_logger("test")
+        with quiet():
+            log.info("inside.info")
+            log.warning("inside.warning")
+        log.info("after.info")
+        err = capsys.readouterr().err
+    finally:
+        configure_logging(make_settings())
+    assert "inside.info" not in err
+    assert "inside.warning" in err
+    assert "after.info" in err
