@@ -37,6 +37,8 @@ MODEL_PATH = Path(__file__).parent / "data" / "intent_model.npz"
 MOMENTS: tuple[str, ...] = ("greeting", "pitch", "slots", "closing")
 MIN_WORD_COUNT = 2  # a word seen at least this often in the training rows counts as known
 MIN_PART_CHARS = 2  # neither half of a split glued word is shorter than this
+# A known token is still split when both halves are this many times as frequent as it.
+SPLIT_OVER_KNOWN_RATIO = 10
 _FINALS = str.maketrans("ךםןףץ", "כמנפצ")
 # Letters recognisers write for one another in Israeli speech (LABELLING.md lists them).
 _CONFUSED: dict[str, str] = {
@@ -121,6 +123,8 @@ class IntentModel:
                     continue
             if _HEBREW_WORD_RE.fullmatch(key) and not self.known(key):
                 out.extend(self._split(key) or self._correct(key) or (token,))
+            elif _HEBREW_WORD_RE.fullmatch(key) and (parts := self._split(key, over=key)):
+                out.extend(parts)
             else:
                 out.append(token)
             i += 1
@@ -142,7 +146,10 @@ class IntentModel:
         best = max(candidates, key=lambda word: self.word_counts.get(word, 0), default=key)
         return (best,) if self.known(best) else None
 
-    def _split(self, key: str) -> tuple[str, str] | None:
+    def _split(self, key: str, *, over: str | None = None) -> tuple[str, str] | None:
+        """The likeliest two known words ``key`` is glued from; with ``over``, only when both
+        are SPLIT_OVER_KNOWN_RATIO times as frequent as ``over`` itself ("כמהזה" is in the
+        training rows because recognisers write it; "כמה" and "זה" are far more frequent)."""
         best: tuple[int, str, str] | None = None
         for cut in range(MIN_PART_CHARS, len(key) - MIN_PART_CHARS + 1):
             head, tail = key[:cut], key[cut:]
@@ -154,7 +161,11 @@ class IntentModel:
                 weight = min(self.word_counts[head], self.word_counts[tail])
                 if best is None or weight > best[0]:
                     best = (weight, head, tail)
-        return None if best is None else (best[1], best[2])
+        if best is None or (
+            over is not None and best[0] < SPLIT_OVER_KNOWN_RATIO * self.word_counts.get(over, 0)
+        ):
+            return None
+        return best[1], best[2]
 
     def guess(self, key: str, moment: str) -> ModelGuess:
         """The most probable intent of sound-alike ``key`` said at ``moment``."""

@@ -57,6 +57,7 @@ TRAIN_FILES: tuple[str, ...] = (
     TRAIN_EXTRA,
     "intents_train_a.tsv",
     "intents_train_c.tsv",
+    "intents_train_d.tsv",
     "intents_train_e.tsv",
 )
 TZ = ZoneInfo("Asia/Jerusalem")

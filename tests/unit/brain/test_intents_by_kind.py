@@ -121,3 +121,21 @@ def test_time_words_the_parser_misses_still_propose(text: str, expected: str) ->
     """With slots on the table, a weekday or part of the week the time parser does not read
     proposes a time, unless it is refused without a counter-offer."""
     assert _intent(text, "slots") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("אחרי ארבע", "greeting", "busy_call_later"),  # when to call back, not a slot
+        ("די תורידו", "pitch", "remove_me"),  # no pattern: the model hears the opt-out
+        ("אולי ביום חמישי בבוקר כי ביום שני יש לי ספק", "slots", "propose_time"),
+        ("טוב אז סגרנו תודה רבה ביי", "closing", "goodbye"),
+        ("לא הולך ביום הזה אני בחתונה כל היום", "slots", "reject_time"),
+        ("בוקר טוב כן אפשר לדבר עכשיו", "greeting", "yes"),
+    ],
+)
+def test_reasons_farewells_and_non_times(text: str, moment: Moment, expected: str) -> None:
+    """A reason after "כי" does not relabel the ask, an answer ending on a farewell at the close
+    is a goodbye, "כל היום"/"עכשיו" name no time, a time at the greeting asks for a callback,
+    and an opt-out the model is sure of is heard while the agent asks its questions."""
+    assert _intent(text, moment) == expected
