@@ -378,12 +378,14 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
     call or after it) finds the call claimed and raises SignatureError."""
     try:
         async with state.sessions() as db:
-            result = await db.execute(
+            # One autocommit statement: on SQLite the write lock is not held while the
+            # loop gets round to a COMMIT (turn writes and other claims wait on it).
+            conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            result = await conn.execute(
                 update(Call)
                 .where(Call.id == call_id, Call.stream_sid.is_(None))
                 .values(stream_sid=stream_sid, stream_started_at=utcnow())
             )
-            await db.commit()
     except SQLAlchemyError as exc:
         # The database is down: the token still proves the call; the call goes on unclaimed.
         log.error("twilio.stream_claim_failed", call_id=call_id, error=type(exc).__name__)

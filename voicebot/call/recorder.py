@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.brain.base import ConversationState, Reply
 from voicebot.brain.summary import CallFacts, summarize
@@ -184,8 +185,7 @@ class CallRecorder:
                 # answers), since cancelling a commit under way leaves its outcome unknown.
                 async with asyncio.timeout(self._write_timeout_s()):
                     async with self._services.sessions() as session:
-                        session.add_all([_copy(turn) for turn in batch])
-                        await session.commit()
+                        await insert_at_once(session, [_row(turn) for turn in batch])
             except IntegrityError as exc:
                 seqs = [t.seq for t in batch]
                 if retried:  # an earlier attempt was committed after all
@@ -264,14 +264,28 @@ class CallRecorder:
             log.error("call.finish_not_saved", call_sid=self._call_sid, error=type(exc).__name__)
 
 
-def _copy(turn: CallTurn) -> CallTurn:
-    """A fresh row with the turn's values: a failed commit leaves its objects unusable."""
-    values = {
-        attr.key: getattr(turn, attr.key)
-        for attr in sa_inspect(CallTurn).column_attrs
-        if attr.key != "id"
+async def insert_at_once(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Store ``rows`` of call_turns in one autocommit statement (one multi-row INSERT:
+    all or none). No transaction spans a trip back to the event loop, so on SQLite the
+    one write lock is held for the statement alone, not while a busy loop gets round to
+    the COMMIT (every call's stream claim and turn writes wait on that lock)."""
+    conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await conn.execute(insert(CallTurn).values(rows))
+
+
+def _row(turn: CallTurn) -> dict[str, Any]:
+    """The turn's column values (the row's defaults applied: every row of one multi-row
+    INSERT names the same columns)."""
+    return {
+        "call_id": turn.call_id,
+        "seq": turn.seq,
+        "role": turn.role,
+        "text": turn.text,
+        "interrupted": bool(turn.interrupted),
+        "intent": turn.intent,
+        "latency": turn.latency or {},
+        "created_at": turn.created_at or utcnow(),
     }
-    return CallTurn(**values)
 
 
 _FINAL = {
