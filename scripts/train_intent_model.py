@@ -1,8 +1,10 @@
 """Fit the character n-gram intent model on the training rows and write it to the package.
 
 Run: ``.venv/bin/python scripts/train_intent_model.py`` (needs scikit-learn, a dev
-dependency). Reads only the training rows (``intents_dev.tsv`` plus the extra training
-utterances of ``intents_train.tsv``; the held-out half is never read here), fits TF-IDF
+dependency). Reads only the training rows (``intents_dev.tsv`` plus the training-only files
+of ``intent_eval.TRAIN_FILES``: ``intents_train.tsv`` and the guide-written batches
+``intents_train_a/c/d/e.tsv``; dev_v1, dev_v2, dev_v3 and the held-out set are never read
+here), fits TF-IDF
 over ``char_wb`` 2-5-grams of the sound-alike key plus a one-hot moment and a
 multinomial logistic regression, writes ``voicebot/brain/data/intent_model.npz``, then
 checks that the package's numpy inference gives scikit-learn's probabilities on every

@@ -9,8 +9,8 @@ merged or reworded speech still shares most n-grams with the development rows it
 fitted on, where a regular expression needs the exact word.
 
 The fitted weights ship in ``data/intent_model.npz`` (written by
-``scripts/train_intent_model.py`` from the development half of the labelled set only,
-never the held-out half); inference is numpy only, about 0.1 ms per utterance, and
+``scripts/train_intent_model.py`` from the first development set and the training-only
+rows, never a set that is scored); inference is numpy only, about 0.1 ms per utterance, and
 scikit-learn is needed only to refit. The file records the SHA-256 of the development
 rows it was fitted on, so a test fails when the rows change and the model does not.
 
