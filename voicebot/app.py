@@ -48,6 +48,7 @@ from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker, warm_pool
+from voicebot.db.optouts import run_outbox_drain
 from voicebot.jobs.actors import build_jobs, dialing_enabled, run_sweeper
 from voicebot.jobs.webhooks import run_dispatcher
 from voicebot.logging import configure_logging
@@ -58,6 +59,7 @@ from voicebot.providers.health import ProviderHealth
 from voicebot.recordings.storage import check_store
 from voicebot.scheduling.calendars import warm_holiday_tables
 from voicebot.startup import check_deployment
+from voicebot.store.optout_outbox import OptOutOutbox
 from voicebot.store.phrases import RedisPhrases
 from voicebot.store.redis import RedisStore
 from voicebot.store.resilient import ResilientStore
@@ -184,6 +186,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 retry_interval_s=settings.redis_retry_interval_s,
             ),
         )
+        # Opt-outs the database refused wait here; shared through Redis when configured.
+        optouts = OptOutOutbox(redis=redis_client)
+        state.extras["call_services"].optouts = optouts
         # The live call's first-words check acts through the AMD route's one code path.
         state.extras["call_services"].on_machine_speech = partial(transcript_machine, state)
         provider_health = ProviderHealth(providers)
@@ -194,8 +199,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Embedded default: no worker process, so this process sweeps campaigns itself.
         sweeper_stop = asyncio.Event()
         sweeper_task = (
-            asyncio.create_task(run_sweeper(settings, jobs, sweeper_stop))
+            asyncio.create_task(run_sweeper(settings, jobs, sweeper_stop, optouts=optouts))
             if jobs.embedded and dialing_enabled(settings)
+            else None
+        )
+        # No sweeper here: this process still writes the opt-outs its calls deferred.
+        drain_task = (
+            asyncio.create_task(run_outbox_drain(optouts, state.sessions, settings, sweeper_stop))
+            if sweeper_task is None
             else None
         )
         # ...and delivers webhook events itself (a worker does on a real broker).
@@ -231,6 +242,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sweeper_stop.set()
             if sweeper_task is not None:
                 await sweeper_task
+            if drain_task is not None:
+                await drain_task
             if webhook_task is not None:
                 await webhook_task
             jobs.stop()

@@ -162,3 +162,11 @@ class StorageError(VoicebotError):
     retryable = True
     http_status = 503
     code = "storage_unavailable"
+
+
+class OutboxUnavailableError(VoicebotError):
+    """The opt-out outbox (Redis, or the full in-process queue) could not be used."""
+
+    retryable = True
+    http_status = 503
+    code = "optout_outbox_unavailable"

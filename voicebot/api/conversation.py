@@ -121,7 +121,9 @@ async def converse(request: Request) -> Response:
             lead = await session.get(Lead, data.lead_id)
             if lead is None:
                 raise NotFoundError(f"lead {data.lead_id} not found")
-            lead_ctx = LeadContext(lead_id=lead.id, name=lead.name, company=lead.company)
+            lead_ctx = LeadContext(
+                lead_id=lead.id, name=lead.name, company=lead.company, phone=lead.phone
+            )
         if data.campaign_id is not None:
             script = await load_agent_script(session, data.campaign_id)
             if script is None:

@@ -159,7 +159,7 @@ async def lead_context(session: AsyncSession, call: Call) -> LeadContext | None:
     lead = await session.get(Lead, call.lead_id)
     if lead is None:
         return None
-    return LeadContext(lead_id=lead.id, name=lead.name, company=lead.company)
+    return LeadContext(lead_id=lead.id, name=lead.name, company=lead.company, phone=lead.phone)
 
 
 async def load_agent_script(session: AsyncSession, campaign_id: int | None) -> AgentScript | None:

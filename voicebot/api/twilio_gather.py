@@ -102,13 +102,20 @@ def action_url(services: CallServices, call_id: int) -> str:
 
 
 def _brain(
-    services: CallServices, call_id: int, lead: LeadContext | None, script: AgentScript | None
+    services: CallServices,
+    call_id: int,
+    call_sid: str,
+    lead: LeadContext | None,
+    script: AgentScript | None,
 ) -> Brain:
     tools = DbBookingTools(
         settings=services.settings,
         sessions=services.sessions,
         lead_id=None if lead is None else lead.lead_id,
         call_id=call_id,
+        call_sid=call_sid,
+        phone=None if lead is None else lead.phone,
+        optouts=services.optouts,
     )
     return services.brain_factory(tools, script=script)
 
@@ -137,7 +144,7 @@ async def start_gather_call(
     state = ConversationState(lead=lead)
     timings = TurnTimings(started_at=time.monotonic())
     async with asyncio.timeout(TURN_TIMEOUT_S):
-        reply = await _brain(services, call_id, lead, script).greet(state)
+        reply = await _brain(services, call_id, call_sid, lead, script).greet(state)
     timings.brain_done_at = time.monotonic()
     async with services.sessions() as session:
         last_seq = await _last_seq(session, call_id)
@@ -203,7 +210,7 @@ async def gather(request: Request) -> Response:
     silences = int((stored or {}).get(SILENCES_KEY, 0))
     recorder = CallRecorder(services, call_id=call_id, call_sid=turn.call_sid, last_seq=last_seq)
     timings = TurnTimings(started_at=time.monotonic())
-    brain = _brain(services, call_id, conversation.lead, script)
+    brain = _brain(services, call_id, turn.call_sid, conversation.lead, script)
     now = datetime.now(services.settings.tz)
     try:
         async with asyncio.timeout(TURN_TIMEOUT_S):

@@ -41,6 +41,7 @@ class LeadContext:
     lead_id: int | None
     name: str | None
     company: str | None
+    phone: str | None = None  # E.164: an opt-out is kept even when the database fails
 
 
 @dataclass(slots=True)
@@ -76,6 +77,7 @@ class ConversationState:
                 "lead_id": self.lead.lead_id,
                 "name": self.lead.name,
                 "company": self.lead.company,
+                "phone": self.lead.phone,
             },
             "unclear_count": self.unclear_count,
             "proposed_slots": [s.isoformat() for s in self.proposed_slots],
@@ -101,7 +103,7 @@ class ConversationState:
             ],
             lead=None
             if lead is None
-            else LeadContext(lead["lead_id"], lead["name"], lead["company"]),
+            else LeadContext(lead["lead_id"], lead["name"], lead["company"], lead.get("phone")),
             unclear_count=int(data.get("unclear_count", 0)),
             proposed_slots=[datetime.fromisoformat(s) for s in data.get("proposed_slots", [])],
             qualify_index=int(data.get("qualify_index", 0)),

@@ -21,6 +21,7 @@ from voicebot.providers.base import (
     TextToSpeech,
 )
 from voicebot.providers.phrase_cache import PhraseCache
+from voicebot.store.optout_outbox import OptOutOutbox
 from voicebot.store.resilient import ResilientStore
 
 
@@ -51,3 +52,5 @@ class CallServices:
     # STT_MODE=streaming: one session per call, fed as the caller speaks; ``recognizer``
     # (batch) transcribes any utterance it fails.
     streaming_stt: StreamingTranscriber | None = None
+    # Opt-outs the database refused wait here for the sweeper (None: the tool raises).
+    optouts: OptOutOutbox | None = None

@@ -129,6 +129,9 @@ class CallSession:
             sessions=self.services.sessions,
             lead_id=self.state.lead.lead_id if self.state.lead else None,
             call_id=self.call_id,
+            call_sid=self.call_sid,
+            phone=self.state.lead.phone if self.state.lead else None,
+            optouts=self.services.optouts,
         )
         # Writes wait while a speculative reply is held (it may be discarded).
         self._tool_gate = ToolGate(tools)

@@ -9,8 +9,9 @@ reply is a :class:`~voicebot.call.speech_handle.SpeechHandle`; :meth:`TurnLoop.f
 waits until it was heard or interrupted, checkpoints the conversation, stores the turn and
 ends the call when the brain said so (a reply the caller cut never ends it).
 
-Failure: a failed recognition or a brain's I/O error (a tool's query, its timeout) is
-answered with the cached apology and the call goes on; no voice at all ends the call
+Failure: a failed recognition is answered with the cached "say it again" apology, a
+brain's I/O error (a tool's query, its timeout) with the cached technical-problem
+apology, and the call goes on; no voice at all ends the call
 (``tts_unavailable``); any other exception is logged once (``call.unexpected_error``)
 and the caller hears a goodbye before the hang-up.
 """
@@ -32,7 +33,7 @@ from voicebot.call.keys import DtmfIn, coalesce_keys, key_reply
 from voicebot.call.recognition import joined_words
 from voicebot.call.recorder import TurnTimings
 from voicebot.call.screening import screen_first_words
-from voicebot.call.speaker import APOLOGY_TEXT, ERROR_GOODBYE_TEXT
+from voicebot.call.speaker import APOLOGY_TEXT, ERROR_GOODBYE_TEXT, SYSTEM_APOLOGY_TEXT
 from voicebot.call.speech_handle import ReplySource, SpeechHandle, fixed, from_reply
 from voicebot.errors import ProviderError, VoiceUnavailableError
 
@@ -245,9 +246,15 @@ class TurnLoop:
             await call.endings.end_voiceless(handle.error)
             return
         if isinstance(handle.error, BRAIN_IO_ERRORS):
-            # A tool's query failed or stalled past its timeout: apologise, go on.
-            call.log.warning("call.brain_io_failed", error=type(handle.error).__name__)
-            await self.speak(fixed(_apology()), TurnTimings(started_at=time.monotonic()))
+            # A tool's query failed or stalled past its timeout: the words were heard, our
+            # side failed; say so, go on.
+            call.log.warning(
+                "call.brain_io_failed", error=type(handle.error).__name__, turn=handle.turn_id
+            )
+            await self.speak(
+                fixed(_apology(SYSTEM_APOLOGY_TEXT, "system_error")),
+                TurnTimings(started_at=time.monotonic()),
+            )
             return
         if handle.error is not None:
             raise handle.error
@@ -280,7 +287,5 @@ class TurnLoop:
         )
 
 
-def _apology() -> Reply:
-    return Reply(
-        text=APOLOGY_TEXT, intent="provider_error", actions=(), end_call=False, transfer=False
-    )
+def _apology(text: str = APOLOGY_TEXT, intent: str = "provider_error") -> Reply:
+    return Reply(text=text, intent=intent, actions=(), end_call=False, transfer=False)

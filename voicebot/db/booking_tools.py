@@ -1,20 +1,26 @@
-"""BookingTools on the real database, bound to one lead (and optionally one call)."""
+"""BookingTools on the real database, bound to one lead (and optionally one call).
+
+Each operation is its own short transaction and raises on a database failure, except
+the opt-out: it is retried briefly and, failing that, kept in the opt-out outbox (see
+:mod:`voicebot.db.optouts`), so a caller's removal is never lost to a passing fault.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.brain.base import BookingResult
 from voicebot.brain.slots import BusinessCalendar, free_slots
 from voicebot.config import Settings
 from voicebot.db import meetings as booking
-from voicebot.db.models import DoNotCall, Lead, LeadStatus
+from voicebot.db.models import Lead, LeadStatus
+from voicebot.db.optouts import durable_opt_out
+from voicebot.db.types import utcnow
 from voicebot.errors import ConflictError, InvalidInputError, NotFoundError
-from voicebot.webhooks.events import emit_opted_out
+from voicebot.store.optout_outbox import OptOut, OptOutOutbox
 
 SLOT_SEARCH_HORIZON_DAYS = 14
 
@@ -29,11 +35,19 @@ class DbBookingTools:
         sessions: async_sessionmaker[AsyncSession],
         lead_id: int | None,
         call_id: int | None = None,
+        call_sid: str | None = None,
+        phone: str | None = None,
+        optouts: OptOutOutbox | None = None,
     ) -> None:
+        """``phone`` is the lead's number (E.164), kept so an opt-out can be stored without
+        the database; ``optouts`` holds opt-outs the database refused (None: raise)."""
         self._settings = settings
         self._sessions = sessions
         self._lead_id = lead_id
         self._call_id = call_id
+        self._call_sid = call_sid
+        self._phone = phone
+        self._optouts = optouts
         self._calendar = BusinessCalendar.from_settings(settings)
         self.clock: datetime | None = None
 
@@ -80,21 +94,18 @@ class DbBookingTools:
                 await session.commit()
 
     async def add_to_do_not_call(self) -> None:
-        async with self._sessions() as session:
-            lead = await self._lead(session)
-            if lead is None:
-                return
-            lead.status = LeadStatus.DO_NOT_CALL
-            exists = (
-                await session.scalars(select(DoNotCall).where(DoNotCall.phone == lead.phone))
-            ).first()
-            if exists is None:
-                session.add(DoNotCall(phone=lead.phone, reason="asked on call", source="call"))
-                await emit_opted_out(session, self._settings, lead.phone, lead, source="call")
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
+        """The lead's number on do-not-call: written now, or kept in the outbox when the
+        database fails (see :func:`~voicebot.db.optouts.durable_opt_out`)."""
+        if self._lead_id is None and self._phone is None:
+            return
+        entry = OptOut(
+            phone=self._phone,
+            lead_id=self._lead_id,
+            source="call",
+            requested_at=utcnow(),
+            call_sid=self._call_sid,
+        )
+        await durable_opt_out(self._sessions, self._settings, entry, outbox=self._optouts)
 
     async def _lead(self, session: AsyncSession) -> Lead | None:
         if self._lead_id is None:

@@ -27,6 +27,7 @@ from voicebot.jobs.nudger import Nudger
 from voicebot.jobs.pacing import LocalPacer, Pacer, RedisPacer
 from voicebot.jobs.sweeper import Sweeper
 from voicebot.jobs.webhooks import WebhookRunner, deliver_actor, run_dispatcher
+from voicebot.store.optout_outbox import OptOutOutbox
 from voicebot.telephony.rest import TwilioDialer
 
 log = structlog.get_logger(__name__)
@@ -115,8 +116,16 @@ def build_pacer(settings: Settings, redis: Any | None) -> Pacer:
     return LocalPacer(account_cps=settings.twilio_cps)
 
 
-async def run_sweeper(settings: Settings, jobs: Jobs, stop: asyncio.Event) -> None:
-    """Run this process's sweeper until ``stop``: own engine, REST client and pacer."""
+async def run_sweeper(
+    settings: Settings,
+    jobs: Jobs,
+    stop: asyncio.Event,
+    *,
+    optouts: OptOutOutbox | None = None,
+) -> None:
+    """Run this process's sweeper until ``stop``: own engine, REST client and pacer. It
+    drains ``optouts`` (the web process's outbox), else the Redis outbox when Redis is
+    configured, else this process's own (a worker's, which no call writes to)."""
     engine = create_engine(settings)
     redis: Any = None
     if settings.redis_url is not None:
@@ -132,6 +141,7 @@ async def run_sweeper(settings: Settings, jobs: Jobs, stop: asyncio.Event) -> No
         sessions=create_sessionmaker(engine),
         twilio=twilio,
         pacer=pacer,
+        optouts=optouts if optouts is not None else OptOutOutbox(redis=redis),
     )
     jobs.sweepers.append(sweeper)
     log.info("sweeper.started", owner=sweeper.owner)

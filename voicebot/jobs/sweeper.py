@@ -1,7 +1,10 @@
 """The sweeper: the periodic pass that makes campaigns dial, in every dialing process.
 
 Every ``voicebot worker`` runs one (and ``voicebot serve`` on the embedded default). Each
-pass, for each campaign that is running (or paused/cancelled with attempts still live):
+pass first drains the opt-out outbox into do-not-call (:func:`voicebot.db.optouts.drain_outbox`):
+a pass whose drain fails (the database or the outbox down) claims no one, so nobody who
+asked to be removed is dialed. Then, for each campaign that is running (or
+paused/cancelled with attempts still live):
 
 1. take the campaign's lease (a compare-and-set on ``campaigns.lease_owner/lease_until``),
    so one sweeper handles a campaign at a time; a dead sweeper's lease runs out after
@@ -44,6 +47,7 @@ from voicebot.db.models import (
     CampaignLead,
     CampaignStatus,
 )
+from voicebot.db.optouts import drain_outbox
 from voicebot.db.types import utcnow
 from voicebot.errors import TelephonyError, VoicebotError
 from voicebot.jobs.claims import (
@@ -56,6 +60,7 @@ from voicebot.jobs.claims import (
 from voicebot.jobs.dial import DialOutcome, dial_attempt
 from voicebot.jobs.pacing import Pacer
 from voicebot.jobs.reconcile import reconcile_campaign
+from voicebot.store.optout_outbox import OptOutOutbox
 from voicebot.telephony.rest import TwilioDialer
 from voicebot.webhooks.events import EventType, emit_campaign
 
@@ -72,6 +77,7 @@ class SweepReport:
     campaigns: int = 0
     claimed: int = 0
     reconciled: int = 0
+    optouts_drained: int = 0
     completed: list[int] = field(default_factory=list)
 
 
@@ -92,8 +98,10 @@ class Sweeper:
         pacer: Pacer,
         owner: str | None = None,
         on_dial: Callable[[int, DialOutcome], None] | None = None,
+        optouts: OptOutOutbox | None = None,
     ) -> None:
         self.settings = settings
+        self.optouts = optouts
         self.sessions = sessions
         self.twilio = twilio
         self.pacer = pacer
@@ -148,6 +156,9 @@ class Sweeper:
     async def sweep_once(self) -> SweepReport:
         """One pass over every campaign with work (see the module docstring)."""
         report = SweepReport()
+        if self.optouts is not None:
+            # Raises on failure: no claim may run past an opt-out not yet written.
+            report.optouts_drained = await drain_outbox(self.optouts, self.sessions, self.settings)
         async with self.sessions() as session:
             live = exists().where(
                 and_(

@@ -1,0 +1,241 @@
+"""Opt-outs the database refused: kept in the Redis outbox (real Redis), written to
+do-not-call by the next sweeper pass before it claims anyone (real database), and logged
+as lost only when the outbox fails too."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
+
+from tests.conftest import make_settings
+from tests.integration.jobs.conftest import new_campaign
+from voicebot.config import Settings
+from voicebot.db.booking_tools import DbBookingTools
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.models import (
+    Campaign,
+    CampaignAttempt,
+    CampaignLead,
+    CampaignStatus,
+    DoNotCall,
+    Lead,
+    WebhookDelivery,
+)
+from voicebot.db.optouts import OPTOUT_WRITE_BUDGET_S
+from voicebot.errors import OutboxUnavailableError
+from voicebot.jobs.pacing import LocalPacer
+from voicebot.jobs.sweeper import Sweeper
+from voicebot.store.optout_outbox import OUTBOX_KEY, OptOutOutbox
+from voicebot.telephony.rest import TwilioDialer
+from voicebot.testing.server import free_port
+
+PHONE = "+972525550123"
+CALL_SID = "CA" + "0f" * 16
+
+
+def _settings(database_url: str) -> Settings:
+    return make_settings(
+        database_url=database_url,
+        twilio_account_sid="AC" + "7" * 32,
+        twilio_auth_token="optout-token",
+        twilio_api_base_url=f"http://127.0.0.1:{free_port()}",  # never reached: no dial runs
+        webhook_url="https://hooks.example.com/voicebot",
+    )
+
+
+def _closed_database() -> str:
+    """A Postgres URL on a loopback port nobody listens on: every connect is refused."""
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/voicebot"
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(make_settings(database_url=database_url))
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def down_sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(make_settings(database_url=_closed_database()))
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def outbox(redis_url: str) -> AsyncIterator[OptOutOutbox]:
+    client = aioredis.from_url(redis_url)
+    yield OptOutOutbox(redis=client)
+    await client.aclose()
+
+
+async def _lead_in_running_campaign(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[int, int]:
+    """A running campaign over one lead; set running in the database, since this app has
+    no Twilio account to start it with (and so no sweeper of its own)."""
+    cid = await new_campaign(client, [PHONE])
+    async with sessions() as session:
+        await session.execute(
+            update(Campaign).where(Campaign.id == cid).values(status=CampaignStatus.RUNNING)
+        )
+        await session.commit()
+    leads = (await client.get("/api/v1/leads")).json()["items"]
+    return cid, int(leads[0]["id"])
+
+
+def _sweeper(settings: Settings, sessions: Any, outbox: OptOutOutbox) -> Sweeper:
+    return Sweeper(
+        settings=settings,
+        sessions=sessions,
+        twilio=TwilioDialer.from_settings(settings),
+        pacer=LocalPacer(account_cps=settings.twilio_cps),
+        optouts=outbox,
+    )
+
+
+async def test_a_refused_opt_out_waits_in_redis_and_the_next_pass_writes_it_before_claiming(
+    database_url: str,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    down_sessions: async_sessionmaker[AsyncSession],
+    outbox: OptOutOutbox,
+    redis_url: str,
+) -> None:
+    """The database refuses the opt-out: the tool returns within its budget, the entry is
+    in the Redis list and `optout.deferred` is logged once with the call; one sweeper pass
+    writes the do-not-call row and its `lead.opted_out` event, empties the outbox, and the
+    lead's campaign member is skipped, never attempted."""
+    settings = _settings(database_url)
+    cid, lead_id = await _lead_in_running_campaign(client, sessions)
+    tools = DbBookingTools(
+        settings=settings,
+        sessions=down_sessions,
+        lead_id=lead_id,
+        call_sid=CALL_SID,
+        phone=PHONE,
+        optouts=outbox,
+    )
+    with capture_logs() as logs:
+        started = time.monotonic()
+        await tools.add_to_do_not_call()
+        took_s = time.monotonic() - started
+    assert took_s < OPTOUT_WRITE_BUDGET_S + 0.5
+    deferred = [e for e in logs if e["event"] == "optout.deferred"]
+    assert len(deferred) == 1, logs
+    assert (deferred[0]["lead_id"], deferred[0]["call_sid"]) == (lead_id, CALL_SID)
+    assert not [e for e in logs if e["log_level"] == "error"], logs
+    check = aioredis.from_url(redis_url)
+    try:
+        assert await check.llen(OUTBOX_KEY) == 1
+
+        report = await _sweeper(settings, sessions, outbox).sweep_once()
+
+        assert report.optouts_drained == 1
+        assert await check.llen(OUTBOX_KEY) == 0
+    finally:
+        await check.aclose()
+    async with sessions() as session:
+        rows = (await session.scalars(select(DoNotCall))).all()
+        assert [(r.phone, r.source) for r in rows] == [(PHONE, "call")]
+        lead = await session.get(Lead, lead_id)
+        assert lead is not None and lead.status == "do_not_call"
+        events = (await session.scalars(select(WebhookDelivery.event_type))).all()
+        assert events.count("lead.opted_out") == 1, events
+        member = (
+            await session.scalars(select(CampaignLead).where(CampaignLead.campaign_id == cid))
+        ).one()
+        assert (member.state, member.last_outcome) == ("skipped", "do_not_call")
+        assert (await session.scalars(select(CampaignAttempt))).all() == []
+
+
+async def test_a_drain_while_the_database_is_still_down_keeps_the_entry_and_claims_no_one(
+    database_url: str,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    down_sessions: async_sessionmaker[AsyncSession],
+    outbox: OptOutOutbox,
+    redis_url: str,
+) -> None:
+    """A pass that cannot write the outbox's entry fails before any claim and leaves the
+    entry; the pass after the database is back writes it once (a second drain of the same
+    entry creates no second row or event)."""
+    settings = _settings(database_url)
+    _, lead_id = await _lead_in_running_campaign(client, sessions)
+    tools = DbBookingTools(
+        settings=settings, sessions=down_sessions, lead_id=lead_id, phone=PHONE, optouts=outbox
+    )
+    await tools.add_to_do_not_call()
+    with pytest.raises((SQLAlchemyError, OSError)):
+        await _sweeper(settings, down_sessions, outbox).sweep_once()
+    check = aioredis.from_url(redis_url)
+    try:
+        assert await check.llen(OUTBOX_KEY) == 1
+        raw = (await check.lrange(OUTBOX_KEY, 0, 0))[0]
+        await check.rpush(OUTBOX_KEY, raw)  # the same entry twice (a retried put)
+        report = await _sweeper(settings, sessions, outbox).sweep_once()
+        assert report.optouts_drained == 2
+        assert await check.llen(OUTBOX_KEY) == 0
+    finally:
+        await check.aclose()
+    async with sessions() as session:
+        assert len((await session.scalars(select(DoNotCall))).all()) == 1
+        events = (await session.scalars(select(WebhookDelivery.event_type))).all()
+        assert events.count("lead.opted_out") == 1, events
+        assert (await session.scalars(select(CampaignAttempt))).all() == []
+
+
+async def test_an_unreadable_outbox_claims_no_one(
+    database_url: str,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Redis down at the pass: the outbox may hold an opt-out, so the pass claims no one."""
+    settings = _settings(database_url)
+    await _lead_in_running_campaign(client, sessions)
+    dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.3)
+    try:
+        with pytest.raises(OutboxUnavailableError):
+            await _sweeper(settings, sessions, OptOutOutbox(redis=dead)).sweep_once()
+    finally:
+        await dead.aclose()
+    async with sessions() as session:
+        assert (await session.scalars(select(CampaignAttempt))).all() == []
+
+
+async def test_database_and_redis_both_down_is_logged_as_lost_with_the_lead(
+    database_url: str,
+    down_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The one case left: neither the database nor Redis takes the opt-out; it is logged at
+    ERROR as `optout.lost` with the lead id and the call, and the tool does not raise (the
+    caller still hears the removal goodbye)."""
+    settings = _settings(database_url)
+    dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.3)
+    tools = DbBookingTools(
+        settings=settings,
+        sessions=down_sessions,
+        lead_id=41,
+        call_sid=CALL_SID,
+        phone=PHONE,
+        optouts=OptOutOutbox(redis=dead),
+    )
+    try:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            await tools.add_to_do_not_call()
+    finally:
+        await dead.aclose()
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["optout.lost"], logs
+    assert (errors[0]["lead_id"], errors[0]["call_sid"]) == (41, CALL_SID)
+    assert not [e for e in logs if e["event"] == "optout.deferred"]
