@@ -92,9 +92,31 @@ DAY_WORD_OFFSETS: dict[str, int] = {
 }
 # Words that put a weekday, week or month behind us: "ביום שני שעבר", "בשבוע הקודם".
 _PAST = r"(?:ש?עבר|ה?קודמ|ה?קודמת|ה?אחרונ|ה?אחרונה)"
+_NEXT = r"\s+ה?באה?|\s+(?:ב|ל|של\s+)?שבוע\s+הבא"  # "רביעי הבא", "שבת הבאה", "רביעי בשבוע הבא"
+_THIS = r"\s+(?:הזה|הזאת|הקרוב|הקרובה)"  # "רביעי הזה": the coming one, as if bare
+# Said bare ("מה עם שלישי בארבע", "אולי רביעי"), these names are the weekday: in a call
+# that books meetings they are nothing else.
+PLAIN_WEEKDAYS = tuple(fold_finals(name) for name in ("שלישי", "רביעי", "חמישי", "שישי"))
+# Bare "ראשון"/"שני" are also "first"/"second", the slot picked by position, and "שבת" is a
+# greeting ("שבת שלום"): they name the day only with a clock time, a part of the day or
+# "הבא"/"הזה"/"הקרוב" right after them ("שני בעשר", "ראשון בבוקר", "שני הבא"). With the
+# article ("הראשון", "השני", "השלישי") every one of them is an ordinal, never a day.
+CUED_WEEKDAYS = tuple(fold_finals(name) for name in ("ראשון", "שני", "שבת"))
+# What must follow a cued name: a clock time, a part of the day, "הבא"/"הזה"/"הקרוב".
+_DAY_CUE = (
+    r"(?=\s+(?:(?:ו?[בל]|עד|אחרי|לקראת|סביבות|בסביבות)\s+)?(?:רבע\s+ל\s+)?\d"
+    r"|\s+(?:ב?שעה|לשעה)\s+\d"
+    r"|\s+(?:ו?[בל])?(?:(?:אחרי|אחר|לפני)\s+ה?)?(?:בוקר|צהריים|ערב|לילה)(?!\S)"
+    r"|(?:" + _NEXT + "|" + _THIS + r")(?!\S))"
+)
+_NAMED_DAY = r"(?:(?:ו?[בל]?|עד\s+)?יום\s+|ו?[בל])(?P<wd>" + "|".join(WEEKDAYS) + ")"
+_BARE_DAY = (
+    r"(?:עד\s+)?ו?(?P<bare>"
+    + "|".join(PLAIN_WEEKDAYS)
+    + f"|(?:{'|'.join(CUED_WEEKDAYS)}){_DAY_CUE})"
+)
 WEEKDAY_RE = _rx(
-    _B + r"(?:(?:ו?[בל]?|עד\s+)?יום\s+|ו?[בל])(?P<wd>" + "|".join(WEEKDAYS) + r")"
-    r"(?P<next>\s+ה?בא|\s+שבוע\s+הבא)?(?P<past>\s+" + _PAST + r")?" + _E
+    rf"{_B}(?:{_NAMED_DAY}|{_BARE_DAY})(?P<next>{_NEXT})?(?:{_THIS})?(?P<past>\s+{_PAST})?{_E}"
 )
 NEXT_WEEK_RE = _rx(_B + r"(?:ב|ל)?שבוע\s+הבא" + _E)
 PAST_WEEK_RE = _rx(_B + r"(?:ו?[בל]|מ)?(?:שבוע\s+" + _PAST + r"|שבוע\s+שעבר)" + _E)

@@ -11,6 +11,13 @@ Owns the grammar of spoken times and dates and the rules that make them concrete
   Thursday is Sunday 10:00).
 * "ביום חמישי" is the next Thursday after today; "יום חמישי הבא" is the Thursday of the
   next calendar week (weeks start on Sunday). "שבוע הבא" is next week from Sunday.
+  A weekday said bare is the same day ("מה עם שלישי בארבע", "אולי רביעי"), except
+  "ראשון", "שני" (also first/second, a slot picked by position) and "שבת" (also a
+  greeting), which name a day only with a clock time, a part of the day or
+  "הבא"/"הזה"/"הקרוב" right after them; with the article ("הראשון", "השני", "השלישי")
+  they are ordinals. Saturday is parsed as named: whether it is open is the
+  calendar's business, not the parser's. "רביעי בעוד שבועיים" is the Wednesday of the
+  week the count lands in.
 * "בעוד שעתיים" / "בעוד חצי שעה" are exact instants (elapsed time, so DST-correct);
   "עוד שבוע" / "בעוד יומיים" name a day.
 * A date with no year ("15/12") is the next such date from today; "ב-3 לחודש" is the
@@ -101,6 +108,10 @@ def _sunday_index(day: date) -> int:
     return (day.weekday() + 1) % DAYS_PER_WEEK
 
 
+def _week_sunday(day: date) -> date:
+    return day - timedelta(days=_sunday_index(day))
+
+
 def _last_weekday(today: date, weekday: int) -> date:
     behind = (today.weekday() - weekday) % DAYS_PER_WEEK
     return today - timedelta(days=behind or DAYS_PER_WEEK)
@@ -108,7 +119,7 @@ def _last_weekday(today: date, weekday: int) -> date:
 
 def _next_weekday(today: date, weekday: int, *, next_week: bool) -> date:
     if next_week:
-        next_sunday = today + timedelta(days=DAYS_PER_WEEK - _sunday_index(today))
+        next_sunday = _week_sunday(today) + timedelta(days=DAYS_PER_WEEK)
         return next_sunday + timedelta(days=(weekday + 1) % DAYS_PER_WEEK)
     ahead = (weekday - today.weekday()) % DAYS_PER_WEEK
     return today + timedelta(days=ahead or DAYS_PER_WEEK)
@@ -207,11 +218,19 @@ def _parse_day(text: str, found: _Found, today: date) -> str:
             found.day = _month_day(today, day, skip=1 if m["next"] else 0)
         return _take(text, m)
     if (m := WEEKDAY_RE.search(text)) is not None:
-        if m["past"]:
-            found.day = _last_weekday(today, WEEKDAYS[m["wd"]])
-        else:
-            found.day = _next_weekday(today, WEEKDAYS[m["wd"]], next_week=bool(m["next"]))
+        weekday = WEEKDAYS[m["wd"] or m["bare"]]
         text = _take(text, m)
+        next_week = bool(m["next"])
+        if not next_week and (w := NEXT_WEEK_RE.search(text)) is not None:
+            next_week, text = True, _take(text, w)  # "בשבוע הבא ביום רביעי"
+        if m["past"]:
+            found.day = _last_weekday(today, weekday)
+        elif found.rough and found.day is not None:
+            # "רביעי בעוד שבועיים": that weekday in the week the count lands in, as named.
+            found.day = _week_sunday(found.day) + timedelta(days=(weekday + 1) % DAYS_PER_WEEK)
+            found.rough = False
+        else:
+            found.day = _next_weekday(today, weekday, next_week=next_week)
     elif (m := DAY_WORD_RE.search(text)) is not None:
         found.day = today + timedelta(days=DAY_WORD_OFFSETS[m["word"]])
         text = _take(text, m)

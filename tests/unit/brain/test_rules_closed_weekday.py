@@ -40,3 +40,19 @@ def test_named_reasons_and_unknown_day_unchanged() -> None:
     assert say.closed_day("Shabbat", date(2026, 12, 5)) == "בשבת לא קובעים פגישות."
     assert say.closed_day(None) == "ביום הזה לא קובעים פגישות."
     assert say.no_calls_on(None, date(2026, 12, 4)) == "ביום שישי אנחנו לא מתקשרים"
+
+
+async def test_bare_shabbat_at_the_slots_is_refused_and_sunday_offered() -> None:
+    """ "מה עם שבת בעשר" at the slots on Sunday noon names Saturday, which the calendar
+    refuses ("בשבת לא קובעים פגישות."), then next Sunday's slots; nothing is booked."""
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=TZ)
+    tools = InMemoryBookingTools(calendar=CAL, clock=now)
+    brain = RuleBrain(tools=tools, calendar=CAL)
+    state = ConversationState(lead=LeadContext(lead_id=1, name="דנה", company=None))
+    await brain.greet(state)
+    for line in ("כן בטח", "אנחנו חמישה", "בעיקר אני עונה בעצמי"):
+        await brain.respond(state, line, now=now)
+    reply = await brain.respond(state, "מה עם שבת בעשר", now=now)
+    assert reply.text.startswith("בשבת לא קובעים פגישות. יש מקום ביום ראשון")
+    assert {slot.date() for slot in state.proposed_slots} == {date(2026, 12, 6)}
+    assert tools.meetings == []

@@ -22,6 +22,7 @@ NIGHT = _t(2025, 3, 12, 23, 50)  # Wednesday, ten to midnight
 FRI = _t(2025, 3, 14, 14, 0)  # Friday afternoon
 MONTH_END = _t(2025, 4, 30, 16, 0)  # last day of April (Wednesday)
 YEAR_END = _t(2025, 12, 31, 11, 0)  # New Year's Eve (Wednesday)
+SUN = _t(2026, 11, 29, 12, 0)  # Sunday noon
 
 CASES: list[tuple[datetime, str, datetime, str]] = [
     (TUE, "מחר בעשר", _t(2025, 3, 12, 10), "instant"),
@@ -100,6 +101,42 @@ CASES: list[tuple[datetime, str, datetime, str]] = [
     (YEAR_END, "יום ראשון הבא", _t(2026, 1, 4, 9), "day"),
     (YEAR_END, "בעוד שבוע", _t(2026, 1, 7, 9), "day"),
     (YEAR_END, "ב-5 בינואר", _t(2026, 1, 5, 9), "day"),
+    # A weekday said bare is the weekday; "ראשון"/"שני"/"שבת" only with a time, a part of the
+    # day or "הבא"/"הזה" after them; with the article they are ordinals, never a day.
+    (SUN, "ביום רביעי בעשר", _t(2026, 12, 2, 10), "instant"),
+    (SUN, "רביעי בעשר", _t(2026, 12, 2, 10), "instant"),
+    (SUN, "אולי רביעי בעשר", _t(2026, 12, 2, 10), "instant"),
+    (SUN, "מה עם רביעי בעשר", _t(2026, 12, 2, 10), "instant"),
+    (SUN, "שלישי בארבע", _t(2026, 12, 1, 16), "instant"),
+    (SUN, "מה עם שלישי בארבע", _t(2026, 12, 1, 16), "instant"),
+    (SUN, "רביעי", _t(2026, 12, 2, 9), "day"),
+    (SUN, "ברביעי", _t(2026, 12, 2, 9), "day"),
+    (SUN, "חמישי", _t(2026, 12, 3, 9), "day"),
+    (SUN, "שישי בבוקר", _t(2026, 12, 4, 8), "part_of_day"),
+    (SUN, "עד רביעי", _t(2026, 12, 2, 9), "day"),
+    (SUN, "רביעי הקרוב", _t(2026, 12, 2, 9), "day"),
+    (SUN, "רביעי הבא", _t(2026, 12, 9, 9), "day"),
+    (SUN, "רביעי בשבוע הבא", _t(2026, 12, 9, 9), "day"),
+    (SUN, "בשבוע הבא ביום רביעי", _t(2026, 12, 9, 9), "day"),
+    (SUN, "רביעי בעוד שבועיים", _t(2026, 12, 16, 9), "day"),
+    (SUN, "בעוד שבוע ביום שלישי", _t(2026, 12, 8, 9), "day"),
+    (SUN, "ברביעי או בחמישי", _t(2026, 12, 2, 9), "day"),
+    (SUN, "רביעי או חמישי", _t(2026, 12, 2, 9), "day"),
+    (SUN, "שני בעשר", _t(2026, 11, 30, 10), "instant"),
+    (SUN, "שני בשעה 3", _t(2026, 11, 30, 15), "instant"),
+    (SUN, "שני בערב", _t(2026, 11, 30, 18), "part_of_day"),
+    (SUN, "שני הבא", _t(2026, 12, 7, 9), "day"),
+    (SUN, "ראשון בבוקר", _t(2026, 12, 6, 8), "part_of_day"),
+    (SUN, 'ראשון אחה"צ', _t(2026, 12, 6, 14), "part_of_day"),
+    (SUN, "ראשון הזה", _t(2026, 12, 6, 9), "day"),
+    (SUN, "ראשון ב-14:30", _t(2026, 12, 6, 14, 30), "instant"),
+    (SUN, "הראשון בחמש", _t(2026, 11, 29, 17), "instant"),
+    (SUN, "השלישי בארבע", _t(2026, 11, 29, 16), "instant"),
+    (SUN, "השני בעשר", _t(2026, 11, 30, 10), "instant"),  # tomorrow, the next open day
+    (SUN, "יום שני השני בדצמבר", _t(2026, 11, 30, 9), "day"),
+    (SUN, "שבת בעשר", _t(2026, 12, 5, 10), "instant"),  # the calendar refuses it, not the parser
+    (SUN, "בשבת", _t(2026, 12, 5, 9), "day"),
+    (SUN, "שבת הבאה", _t(2026, 12, 12, 9), "day"),
 ]
 
 
@@ -123,6 +160,15 @@ def test_case_count() -> None:
 def test_no_time_is_none(text: str) -> None:
     """Utterances that name no time return None, even when they contain a number."""
     assert parse_hebrew_time(text, now=TUE, tz=TZ) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["הראשון", "השני", "השלישי", "ראשון", "שני", "שבת", "שבת שלום", "דבר ראשון", "שני דברים"],
+)
+def test_ordinals_and_bare_ambiguous_day_names_are_none(text: str) -> None:
+    """Ordinals with the article, and "ראשון"/"שני"/"שבת" with no time after them, name no day."""
+    assert parse_hebrew_time(text, now=SUN, tz=TZ, business_days=SUN_THU) is None
 
 
 def test_elapsed_time_across_spring_forward() -> None:
