@@ -120,10 +120,14 @@ async def drain_outbox(
     many were drained. Raises (leaving the rest in place) when the database or the outbox
     fails: the caller must not dial until a drain succeeds."""
     drained = 0
+    done: set[str] = set()
     while True:
         raws = await outbox.peek(DRAIN_BATCH_ENTRIES)
         if not raws:
             return drained
+        if done.issuperset(raws):  # written, yet still there: never loop on them
+            raise OutboxUnavailableError("opt-out outbox entries were not removed")
+        done.update(raws)
         for raw in raws:
             try:
                 entry = OptOut.from_json(raw)
@@ -149,12 +153,20 @@ async def run_outbox_drain(
     stop: asyncio.Event,
 ) -> None:
     """Drain ``outbox`` every ``CAMPAIGN_SWEEP_INTERVAL_S`` until ``stop``: for a process
-    that takes calls but runs no sweeper (a failed pass is logged and tried again)."""
+    that takes calls but runs no sweeper. A failing drain is tried again each period and
+    logged once per outage (``optout.drain_failed``, then ``optout.drain_recovered``)."""
+    failing = False
     while not stop.is_set():
         try:
             await drain_outbox(outbox, sessions, settings)
         except (*DB_ERRORS, OutboxUnavailableError) as exc:
-            log.warning("optout.drain_failed", error=f"{type(exc).__name__}: {exc}")
+            if not failing:
+                log.warning("optout.drain_failed", error=f"{type(exc).__name__}: {exc}")
+            failing = True
+        else:
+            if failing:
+                log.info("optout.drain_recovered")
+            failing = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.campaign_sweep_interval_s):
                 await stop.wait()
