@@ -48,6 +48,16 @@ _CONFUSED: dict[str, str] = {
 _LETTERS = "אבגדהוזחטיכלמנסעפצקרשת"
 # "לא" heard as "לה" / "לו" ("לה מעוניין"): taken as "לא" when it opens the answer.
 _MISHEARD_NO = frozenset({"לה", "לו", "לוא"})
+# Discourse words LABELLING.md counts as fillers: the answer opens after them ("בקיצור לו
+# מעוניין").
+_OPENING_FILLERS = frozenset({"בקיצור", "רגע", "תשמע", "תשמעי", "תקשיב", "תקשיבי", "האמת"})
+# Inside the answer "לו" is "לא" after these words ("ממש לו", "עוד לו", "זה לו העסק") and
+# "בלו" is "בלא" before "להתקשר" ("רשום בלו להתקשר").
+_NO_AFTER = frozenset({"ממש", "עוד", "זה", "בכלל", "פשוט", "כבר", "ממס"})
+# A letter that never ends a word's prefix: alone after a word it is that word's cut-off end
+# ("בי י" -> "ביי", "ארב ע" -> "ארבע"); written as a final form it always is ("שלו ם").
+_PREFIX_LETTERS = frozenset("ובלכמשה")
+_FINAL_FORMS = frozenset("ךםןףץ")
 MIN_CORRECTED_CHARS = 3  # shorter unknown tokens are left alone: too many words lie one letter away
 _HEBREW_WORD_RE = re.compile(r"[\u05d0-\u05ea]+")
 
@@ -101,10 +111,22 @@ class IntentModel:
         (four or more) becomes that word ("שלוםם" -> "שלום", "נסמע" -> "נשמע", "מעוניי" ->
         "מעוניין"). An opening "לה" / "לו" / "לוא" is "לא". Anything else is returned as is.
         """
-        tokens = text.split()
-        opening = next((i for i, t in enumerate(tokens) if word_key(t) not in FILLERS), None)
+        tokens = self._join_cut_letters(text.split())
+        opening = next(
+            (
+                i
+                for i, t in enumerate(tokens)
+                if word_key(t) not in FILLERS and t not in _OPENING_FILLERS
+            ),
+            None,
+        )
         if opening is not None and word_key(tokens[opening]) in _MISHEARD_NO:
             tokens[opening] = "לא"
+        for i in range(1, len(tokens)):
+            if tokens[i] == "לו" and tokens[i - 1] in _NO_AFTER:
+                tokens[i] = "לא"
+            elif tokens[i] == "בלו" and tokens[i + 1 : i + 2] == ["להתקשר"]:
+                tokens[i] = "בלא"
         out: list[str] = []
         i = 0
         while i < len(tokens):
@@ -115,8 +137,14 @@ class IntentModel:
                 joined = key + nxt
                 if (
                     _HEBREW_WORD_RE.fullmatch(joined)
-                    and not (self.known(key) and self.known(nxt))
                     and self.known(joined)
+                    and (
+                        not (self.known(key) and self.known(nxt))
+                        # Halves the training rows carry as noise ("מעוני ין" is a row).
+                        or self.word_counts[joined]
+                        >= SPLIT_OVER_KNOWN_RATIO
+                        * max(self.word_counts.get(key, 0), self.word_counts.get(nxt, 0))
+                    )
                 ):
                     out.append(joined)
                     i += 2
@@ -129,6 +157,29 @@ class IntentModel:
                 out.append(token)
             i += 1
         return " ".join(out)
+
+    def _join_cut_letters(self, tokens: list[str]) -> list[str]:
+        """Tokens with a lone letter cut off the word before it joined back, when the joined
+        word is known ("מתאים ל י" -> "מתאים לי", "בוק ר" -> "בוקר"): a letter in a final
+        form, a letter that is no prefix, or any letter ending the utterance."""
+        out: list[str] = []
+        for index, token in enumerate(tokens):
+            if (
+                out
+                and len(token) == 1
+                and _HEBREW_WORD_RE.fullmatch(token)
+                and (
+                    token in _FINAL_FORMS
+                    or token not in _PREFIX_LETTERS
+                    or index == len(tokens) - 1
+                )
+                and _HEBREW_WORD_RE.fullmatch(out[-1])
+                and self.known(word_key(out[-1] + token))
+            ):
+                out[-1] += token
+            else:
+                out.append(token)
+        return out
 
     def _correct(self, key: str) -> tuple[str] | None:
         """The known word with doubled letters single, else the most frequent known word one

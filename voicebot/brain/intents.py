@@ -86,7 +86,10 @@ _OPEN_ANSWER_INTENTS = frozenset(
 )  # fmt: skip
 LINE_CHECK_SCORE = 3.0  # "הלו?" after the greeting: are you there, say it again
 # A whole utterance of only these words is "what?": say it again.
-_WHAT_ONLY = frozenset({"מה", "מהה", "מההה", "הא", "סליחה", "רגע", "שוב"})
+# ...with the discourse words LABELLING.md lists as fillers ("תשמעי מה?").
+_WHAT_ONLY = frozenset(
+    {"מה", "מהה", "מההה", "הא", "סליחה", "רגע", "שוב", "תשמע", "תשמעי", "תקשיב", "תקשיבי", "בקיצור"}
+)
 _WHAT = frozenset({"מה", "מהה", "מההה", "הא"})  # at least one of these: "רגע" alone waits
 _PARDON = "סליחה"  # alone ("סליחה?") it is "pardon?"; before other words, an apology
 # Below this summed weight the words said to someone else ("תגיד לו לחכות") make it unclear.
@@ -96,7 +99,8 @@ _YIELDS_TO_TIME = frozenset({"yes", "no", "interested", "accept_time", "reject_t
 # Day names are not slot picks: "יום ראשון" is Sunday, not "the first one".
 _DAY_NAME_RE = re.compile(
     r"(?<!\S)\S{0,2}(יומ|ימי) (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)"
-    r"|(?<!\S)(ראשונ|שני)(?= ו?ב ?(בוכר|ארב|צהריימ|\d|\S*שאה))"
+    r"|(?<!\S)(ראשונ|שני)(?= ו?ב ?(בוכר|ארב|צהריימ|\d|\S*שאה"
+    r"|אחת|שתיימ|שלוש|חמש|שש|שבא|שמונה|תשא|אשר))"
 )
 _CLOSING_SEND_YES = frozenset(soundalike(fold_finals(word)) for word in CLOSING_SEND_YES)
 # Plain answers and social formulas: any content heard at CONTENT_SCORE or more outranks them
@@ -123,7 +127,8 @@ _REFUSALS = frozenset({"no", "not_interested"})
 # Words the time parser reads as a time that name none here: "כל היום" (all day long), "עכשיו"
 # / "כרגע" (now: "אפשר לדבר עכשיו" answers, it proposes nothing), "בוקר טוב" (a greeting).
 _NOT_A_TIME_RE = re.compile(
-    r"(?<!\S)(כל היום|עכשיו|עכשו|כרגע|(בוקר|ערב|לילה|צהריים) (טוב|טובים|טב|אור))(?!\S)"
+    r"(?<!\S)(כל היום|עכשיו|עכשו|כרגע|(בוקר|ערב|לילה|צהריים) (טוב|טובים|טב|טו|אור)"
+    r"|ב?הפסקת (צהריים|צהרים|אוכל)|(עושים|עובדים|מנהלים|משתמשים)( \S+)? היום)(?!\S)"
 )
 # A reason given after "כי" does not change what was asked ("אולי חמישי בבוקר כי ביום שני יש
 # לי ספק"): the clause before it is read first.
@@ -319,6 +324,10 @@ def _second_opinion(
         # Never a refusal where nothing was negated ("מתאים לי" shares n-grams with "לא מתאים
         # לי"): the model reads letters, not the missing "לא".
         return name, score
+    if name == "interested" and guess.intent in _PLAIN:
+        # A question put to the agent ("כן אבל למה שאני אצטרך את זה") is not a plain answer:
+        # the model may read it as another question, never as a bare yes or no.
+        return name, score
     if guess.intent == "unclear":
         return "unclear", 0.0
     return guess.intent, max(score, MIN_SCORE)
@@ -365,6 +374,9 @@ def detect_intent(
             business_days=business_days,
         )
     reread = _detect(mended, when, expecting=expecting, moment=moment)
+    if heard.intent == "unclear" and reread.intent != "unclear":
+        # A cut-off letter joined back ("בי י" -> "ביי") makes sense of what was heard.
+        return reread if reread.score >= heard.score else heard
     return reread if reread.score > heard.score else heard
 
 
@@ -441,7 +453,11 @@ def _detect(
         and (name not in ("no", "reject_time") or _any(_COUNTER, key))
     ):
         name, score = "propose_time", max(score, TIME_SCORE)
-    if name in _CALLBACK_OUTRANKS and _any(_CALLBACK_ASK, key):
+    if (
+        name in _CALLBACK_OUTRANKS
+        # "תחזרי אליי בערב ונקבע": a call back asked for first, the booking after it.
+        or (name == "propose_time" and "book_meeting" in scores and "busy_call_later" in scores)
+    ) and _any(_CALLBACK_ASK, key):
         name, score = "busy_call_later", max(score, TIME_SCORE)
     if (
         moment == "closing"

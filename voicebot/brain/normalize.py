@@ -63,11 +63,13 @@ _VARIANTS_RAW: dict[str, str] = {
     "interested": "מעוניין", "not": "לא", "explain": "תסביר", "pardon": "מה",
     "much": "כמה", "human": "נציג", "agent": "נציג",
     "נוט": "לא", "אינטרסטד": "מעוניין", "אינטרסטיד": "מעוניין",
-    "אללו": "הלו", "ציאו": "ביי", "צאו": "ביי", "ciao": "ביי",
+    "אללו": "הלו", "היוש": "היי", "ציאו": "ביי", "צאו": "ביי", "ciao": "ביי",
 }  # fmt: skip
 # Not "אמ": folded it is "אם" (if), a word ("אם זה קצר אז בסדר").
 FILLERS_RAW = frozenset({"אממ", "אמממ", "אהה", "אההה", "אה", "אהמ", "הממ", "המממ", "כאילו",
-                         "נו", "יעני", "אמממממ", "אההם", "אממם", "מממ"})  # fmt: skip
+                         "נו", "יעני", "אמממממ", "אההם", "אממם", "מממ",
+                         # LABELLING.md: discourse words never decide the label.
+                         "תשמע", "תשמעי", "תקשיב", "תקשיבי"})  # fmt: skip
 
 # Recognisers glue short words to the next one ("לאשמעתי", "מיזה", "כמזה"): a token that
 # is a head below followed by a known tail is split back into two words.

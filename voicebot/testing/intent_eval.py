@@ -59,6 +59,10 @@ TRAIN_FILES: tuple[str, ...] = (
     "intents_train_c.tsv",
     "intents_train_d.tsv",
     "intents_train_e.tsv",
+    "intents_train_g.tsv",
+    "intents_train_h.tsv",
+    "intents_train_i.tsv",
+    "intents_train_j.tsv",
 )
 TZ = ZoneInfo("Asia/Jerusalem")
 # A Tuesday morning: "מחר" is a business day, so times parse as they would on most calls.

@@ -139,3 +139,55 @@ def test_reasons_farewells_and_non_times(text: str, moment: Moment, expected: st
     is a goodbye, "כל היום"/"עכשיו" name no time, a time at the greeting asks for a callback,
     and an opt-out the model is sure of is heard while the agent asks its questions."""
     assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("כאילו יאללה סבבה בי י", "closing", "goodbye"),  # a last letter cut off the word
+        ("אה השני מתאים ל י", "slots", "accept_time"),
+        ("אולי ביום חמישי בבוק ר", "slots", "propose_time"),
+        ("עוד לו", "pitch", "no"),  # "לו" heard for "לא" inside the answer
+        ("בקיצור לו מעוניין תודה", "pitch", "not_interested"),
+        ("אני רשום בלו להתקשר", "greeting", "remove_me"),
+        ("תשמעי מה", "pitch", "repeat"),  # a discourse word around "מה?"
+        ("ראשון בעשר וחצי", "slots", "propose_time"),  # a weekday with an hour, not a pick
+        ("תחזרי אליי בערב ונקבע", "slots", "busy_call_later"),
+    ],
+)
+def test_recogniser_noise_and_weekdays(text: str, moment: Moment, expected: str) -> None:
+    """A letter split off a word's end is joined back, "לו" after "עוד"/"ממש"/"זה" or after
+    a discourse word is "לא", "ראשון"/"שני" before an hour name a day, and a call back asked
+    for before "ונקבע" schedules the callback."""
+    assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("כמה זה לכל סניף של מכון הכושר", "pitch", "price_question"),  # "מכון" is no machine
+        ("כן אנחנו מנהלים את הלקוחות באקסל", "pitch", "yes"),  # manages, not a manager
+        ("יוסי תעביר את הצלחות לשולחן שש", "pitch", "unclear"),  # passing plates, not a call
+        ("אין לי כוח לבוטים תעבירי לבן אדם", "pitch", "ask_human"),
+        ("קיבלתם את המספר מאינסטגרם של הסטודיו", "pitch", "number_source"),
+        ("זה דרך דפי זהב או מה", "pitch", "number_source"),
+        ("מי הפנה אתכם למסעדה שלנו", "pitch", "number_source"),
+        ("קיבלתי את המספר הזה חדש הוא היה של מישהו אחר", "greeting", "wrong_number"),
+        ("אני סתם שכן שלהם זה לא הטלפון של הגן", "pitch", "wrong_number"),
+        ("אם תתקשרו עוד פעם אני מתלונן", "pitch", "remove_me"),
+        ("סליחה הגריל פה רועש תחזרי", "slots", "repeat"),
+        ("זה בדיוק בשעות הקבלה בקליניקה", "slots", "reject_time"),
+        ("אם תבואו למסעדה אחרי ארבע נשב על זה", "pitch", "book_meeting"),
+        ("בסדר דברי אני בהפסקת צהריים", "greeting", "yes"),
+        ("זה לפי עסקה או קבוע", "pitch", "price_question"),
+        ("אוקיי תשלחי לי גם את המחירים במייל תודה", "closing", "send_details"),
+        ("מה הכתובת של האתר", "pitch", "send_details"),
+        ("לא מכיר", "pitch", "no"),
+        ("אין בעיה", "pitch", "yes"),
+    ],
+)
+def test_trade_owner_phrasings(text: str, moment: Moment, expected: str) -> None:
+    """Business words that look like intent words ("מכון", "מנהלים", "תעביר את הצלחות"), a
+    directory or a referral as the number's source, a complaint threat, noise where the caller
+    is, a slot in working hours, a pricing model, items to send at the close."""
+    assert _intent(text, moment) == expected
