@@ -153,9 +153,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        await warm_pool(engine, settings.db_pool_warm)
-        # The status callbacks' statements, compiled and prepared on each pooled connection.
-        await warm_status_statements(engine, settings, settings.db_pool_warm)
+        pooled = await warm_pool(engine, settings.db_pool_warm)
+        # The status callbacks' statements, compiled and prepared on each pooled connection
+        # (none when Postgres did not answer the pool's warm-up: start-up waits no longer).
+        await warm_status_statements(engine, settings, pooled)
         state = AppState(
             settings=settings,
             metrics=metrics,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import make_settings
-from voicebot.api.twilio_status_warm import warm_status_statements
+from voicebot.api.twilio_status_warm import STATUS_WARM_TIMEOUT_S, warm_status_statements
 from voicebot.app import create_app
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import (
@@ -212,3 +214,20 @@ async def test_callbacks_after_the_warm_up_prepare_nothing_new(postgres_url: str
     assert after.keys() == warmed.keys()
     new = {pid: after[pid] - warmed[pid] for pid in after if after[pid] - warmed[pid]}
     assert new == {}
+
+
+async def test_warm_up_with_postgres_unreachable_returns_zero_within_its_bound() -> None:
+    """Nothing listens on the port: no exception (the app starts and prepares on first
+    use), nothing warmed, and it gives up within its bound."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/voicebot"
+    settings = make_settings(database_url=url, db_pool_size=2)
+    engine = create_engine(settings)
+    try:
+        started = time.monotonic()
+        assert await warm_status_statements(engine, settings, 2) == 0
+        assert time.monotonic() - started < STATUS_WARM_TIMEOUT_S
+    finally:
+        await engine.dispose()
