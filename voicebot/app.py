@@ -48,7 +48,7 @@ from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
 from voicebot.db.engine import create_engine, create_sessionmaker, warm_pool
-from voicebot.db.optouts import run_outbox_drain
+from voicebot.db.optouts import close_outbox, run_outbox_drain
 from voicebot.jobs.actors import build_jobs, dialing_enabled, run_sweeper
 from voicebot.jobs.webhooks import run_dispatcher
 from voicebot.logging import configure_logging
@@ -245,6 +245,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await sweeper_task
             if drain_task is not None:
                 await drain_task
+            # An in-process outbox dies here: a last drain, then anything left is said.
+            await close_outbox(optouts, state.sessions, settings)
             if webhook_task is not None:
                 await webhook_task
             jobs.stop()

@@ -13,7 +13,9 @@ Failure: the brain failing to answer a turn (its model, its database query, the 
 time bound) is logged once (``call.gather_turn_failed``, with the call) and answered with
 the technical-problem apology inside the next ``<Gather>``; the call goes on. A turn
 that cannot read its call from the database is answered with the error goodbye ("נחזור
-אליך בהקדם") and ``<Hangup/>`` (``call.gather_db_unavailable``).
+אליך בהקדם") and ``<Hangup/>`` (``call.gather_db_unavailable``), unless the turn is an
+opt-out (key 9 or the words): that is kept by the caller's number from Twilio's form
+(written, else in the opt-out outbox) and answered with the removal goodbye.
 """
 
 from __future__ import annotations
@@ -37,11 +39,15 @@ from starlette.routing import Route
 from voicebot.api.body import parse_query
 from voicebot.api.errors import error_response
 from voicebot.api.fields import Id
+from voicebot.api.phones import normalize_phone
 from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import app_state
 from voicebot.api.twilio_audio import prepare_speech
 from voicebot.api.twilio_common import GatherForm, lead_context, load_agent_script, signed_form
 from voicebot.brain.base import Brain, ConversationState, LeadContext, Reply
+from voicebot.brain.intents import detect_intent
+from voicebot.brain.phrases import DNC_BYE
+from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.script import AgentScript
 from voicebot.call.recognition import caller_words
 from voicebot.call.recorder import CallRecorder, TurnTimings
@@ -50,7 +56,10 @@ from voicebot.call.speaker import ERROR_GOODBYE_TEXT, SYSTEM_APOLOGY_TEXT
 from voicebot.call.turns import BRAIN_IO_ERRORS
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
+from voicebot.db.optouts import durable_opt_out
+from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError
+from voicebot.store.optout_outbox import OptOut
 from voicebot.telephony.twiml import (
     TWIML_CONTENT_TYPE,
     gather_turn,
@@ -63,6 +72,9 @@ log = structlog.get_logger(__name__)
 GATHER_PATH = "/twilio/gather"
 TURN_TIMEOUT_S = 8.0
 """Bound on the brain's answer to one turn (Twilio gives a webhook 15 s in all)."""
+TURN_SAVE_WAIT_S = 3.0
+"""How long a turn's answer waits for its turns to be stored; past it the writer goes on
+retrying in the background and Twilio gets its answer inside the 15 s."""
 MODE_KEY = "mode"
 GATHER_MODE = "gather"
 SILENCES_KEY = "gather_silences"
@@ -77,6 +89,9 @@ class GatherInput:
     speech: str
     digits: str
     confidence: float | None
+    caller_phone: str | None = None
+    """The other party's number in E.164 (``To`` on an outbound call, ``From`` on an
+    inbound one); None when Twilio posted no phone number."""
 
     @classmethod
     def from_form(cls, params: dict[str, str]) -> GatherInput:
@@ -84,11 +99,17 @@ class GatherInput:
             confidence: float | None = float(params.get("Confidence", ""))
         except ValueError:
             confidence = None
+        inbound = params.get("Direction", "inbound") == "inbound"
+        try:  # a sip:/client: address or junk is no number to put on do-not-call
+            phone: str | None = normalize_phone(params.get("From" if inbound else "To", ""))
+        except ValueError:
+            phone = None
         return cls(
             call_sid=params.get("CallSid", ""),
             speech=caller_words(params.get("SpeechResult", "")),
             digits=params.get("Digits", "").strip(),
             confidence=confidence,
+            caller_phone=phone,
         )
 
 
@@ -156,6 +177,37 @@ async def start_gather_call(
     return gather_turn(action_url(services, call_id), speech)
 
 
+def asks_removal(services: CallServices, turn: GatherInput) -> bool:
+    """Whether this turn is the caller's opt-out: key 9, or words the brain reads as one."""
+    if turn.digits:
+        return DTMF_INTENTS.get(turn.digits[0]) == "remove_me"
+    if not turn.speech:
+        return False
+    settings = services.settings
+    now = datetime.now(settings.tz)
+    return detect_intent(turn.speech, now=now, tz=settings.tz).intent == "remove_me"
+
+
+async def _opt_out_without_call(services: CallServices, turn: GatherInput) -> bool:
+    """Keep an opt-out heard while the call's row is out of reach, by the caller's number
+    (Twilio's form); True when it was written or kept in the outbox."""
+    if turn.caller_phone is None or not asks_removal(services, turn):
+        return False
+    entry = OptOut(
+        phone=turn.caller_phone,
+        lead_id=None,
+        source="call",
+        requested_at=utcnow(),
+        call_sid=turn.call_sid,
+    )
+    try:
+        await durable_opt_out(services.sessions, services.settings, entry, outbox=services.optouts)
+    except BRAIN_IO_ERRORS as exc:  # no outbox in this process: nowhere left to keep it
+        log.error("optout.lost", call_sid=turn.call_sid, db_error=type(exc).__name__)
+        return False
+    return True
+
+
 class GatherQuery(BaseModel):
     call_id: Id
 
@@ -190,16 +242,19 @@ async def gather(request: Request) -> Response:
             script = await load_agent_script(session, call.campaign_id)
             lead = await lead_context(session, call)
             last_seq = await _last_seq(session, call_id)
-    except SQLAlchemyError as exc:
+    except BRAIN_IO_ERRORS as exc:
         # No call, lead or script to converse with: the caller hears why before the line
-        # ends, in Hebrew (a 5xx here is read out by Twilio in English).
+        # ends, in Hebrew (a 5xx here is read out by Twilio in English). An opt-out heard
+        # in this turn is still kept (written, else in the outbox) and answered as one.
+        opted_out = await _opt_out_without_call(services, turn)
         log.warning(
             "call.gather_db_unavailable",
             call_sid=turn.call_sid,
             call_id=call_id,
             error=type(exc).__name__,
+            opted_out=opted_out,
         )
-        speech = await prepare_speech(services, ERROR_GOODBYE_TEXT)
+        speech = await prepare_speech(services, DNC_BYE if opted_out else ERROR_GOODBYE_TEXT)
         return Response(speak_then_hangup(speech), media_type=TWIML_CONTENT_TYPE)
     bound = log.bind(call_sid=turn.call_sid, call_id=call_id, lead_id=lead and lead.lead_id)
     stored = await services.store.load(turn.call_sid)
@@ -233,7 +288,8 @@ async def gather(request: Request) -> Response:
         reply = Reply(SYSTEM_APOLOGY_TEXT, intent, (), end_call=False, transfer=False)
     timings.brain_done_at = time.monotonic()
     recorder.agent_turn(reply, timings, interrupted=False)
-    await recorder.flush(wait=True)
+    await recorder.flush()
+    await recorder.drain(TURN_SAVE_WAIT_S)
     await _save(services, turn.call_sid, conversation, silences)
     services.metrics.turns.inc()
     speech = await prepare_speech(services, reply.text)

@@ -11,10 +11,11 @@ sweeper pass calls :func:`drain_outbox` before it claims anyone: each entry is w
 with the row that was created) and only then removed; an entry the database still
 refuses stays for the next pass, and nobody is dialed while the outbox cannot be read.
 
-The one case left: the database and the outbox both fail (Postgres and Redis down
-together, or the in-process outbox full). The opt-out is then logged at ERROR
-(``optout.lost``, with the lead id and the call SID) for an operator to enter by hand;
-the caller still hears the removal goodbye.
+The cases left: the database and the outbox both fail (Postgres and Redis down
+together, or the in-process outbox full), or a process-local outbox (no Redis) still
+holds entries when its process stops (:func:`close_outbox` tries one last drain). The
+opt-out is then logged at ERROR (``optout.lost``, with the lead id and the call SID) for
+an operator to enter by hand; the caller still hears the removal goodbye.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from voicebot.db.models import DoNotCall, Lead, LeadStatus
 from voicebot.errors import OutboxUnavailableError
-from voicebot.store.optout_outbox import OptOut, OptOutOutbox
+from voicebot.store.optout_outbox import LOCAL_OUTBOX_MAX_ENTRIES, OptOut, OptOutOutbox
 from voicebot.webhooks.events import emit_opted_out
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ DRAIN_BATCH_ENTRIES = 100
 DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 """A database that failed or stalled (a constraint violation is handled inside)."""
 OPTOUT_REASON = "asked on call"
+LAST_DRAIN_BUDGET_S = 5.0
+"""A process-local outbox's last drain as the process stops (shutdown must not hang)."""
 
 
 async def record_opt_out(
@@ -170,3 +173,38 @@ async def run_outbox_drain(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.campaign_sweep_interval_s):
                 await stop.wait()
+
+
+async def close_outbox(
+    outbox: OptOutOutbox, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> int:
+    """As the process stops: a process-local outbox dies with it, so it is drained one last
+    time (within ``LAST_DRAIN_BUDGET_S``) and every entry still in it is logged at ERROR
+    (``optout.lost``, reason ``process_exit``, with the lead id, call SID and masked number)
+    for an operator to enter by hand; how many were lost. A shared outbox (Redis) is left
+    for the next process."""
+    if outbox.shared:
+        return 0
+    error = None
+    try:
+        async with asyncio.timeout(LAST_DRAIN_BUDGET_S):
+            await drain_outbox(outbox, sessions, settings)
+    except (*DB_ERRORS, OutboxUnavailableError) as exc:
+        error = type(exc).__name__
+    left = await outbox.peek(LOCAL_OUTBOX_MAX_ENTRIES)
+    for raw in left:
+        try:
+            entry = OptOut.from_json(raw)
+        except (ValueError, KeyError, TypeError):
+            log.error("optout.lost", reason="process_exit", entry=raw[:200], db_error=error)
+            continue
+        log.error(
+            "optout.lost",
+            reason="process_exit",
+            lead_id=entry.lead_id,
+            call_sid=entry.call_sid,
+            phone=entry.phone,
+            requested_at=entry.requested_at.isoformat(),
+            db_error=error,
+        )
+    return len(left)

@@ -4,10 +4,12 @@ final statuses set outcomes without weakening a lead's status."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import shutil
 import struct
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -30,6 +32,7 @@ from voicebot.call.speaker import ERROR_GOODBYE_TEXT, SYSTEM_APOLOGY_TEXT
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call, CallTurn, Campaign, DoNotCall, Lead, Meeting
+from voicebot.db.optouts import drain_outbox
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "gather-auth-token"
@@ -646,3 +649,84 @@ async def test_a_database_down_at_a_turn_ends_the_call_with_a_hebrew_goodbye(
     failures = [e for e in logs if e["log_level"] in ("warning", "error")]
     assert [e["event"] for e in failures] == ["call.gather_db_unavailable"], failures
     assert failures[0]["call_sid"] == call_sid
+
+
+@pytest.mark.parametrize(
+    "said", [{"Digits": "9"}, {"SpeechResult": "תורידו אותי מהרשימה"}], ids=["key9", "words"]
+)
+async def test_an_opt_out_while_the_database_is_down_is_kept_and_answered_as_one(
+    app: Starlette, twilio: TwilioSide, settings: Settings, said: dict[str, str]
+) -> None:
+    """The caller asks to be removed (key 9 or the words) while neither the call row nor
+    the do-not-call list can be reached: the opt-out is kept in the outbox by the number
+    Twilio posts, the caller hears the removal goodbye (not the error goodbye), and the
+    drain puts the number on do-not-call once the database is back."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    outbox = app.state.voicebot.extras["call_services"].optouts
+    engine, sessions = await _db(settings)
+    twilio_fields = {"From": AGENT_NUMBER, "To": LEAD_PHONE, "Direction": "outbound-api"}
+    try:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE calls RENAME TO calls_away"))
+            await db.execute(text("ALTER TABLE do_not_call RENAME TO do_not_call_away"))
+        with capture_logs() as logs:
+            bye = await twilio.turn(first.text, call_sid, **twilio_fields, **said)
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE calls_away RENAME TO calls"))
+            await db.execute(text("ALTER TABLE do_not_call_away RENAME TO do_not_call"))
+    assert bye.status_code == 200, bye.text
+    root = _xml(bye.text)
+    assert root.find("Hangup") is not None and root.find("Gather") is None
+    unavailable = [e for e in logs if e["event"] == "call.gather_db_unavailable"]
+    assert len(unavailable) == 1 and unavailable[0]["opted_out"] is True, logs
+    assert [e["event"] for e in logs if e["event"].startswith("optout.")] == ["optout.deferred"]
+    kept = await outbox.peek(10)
+    assert len(kept) == 1 and LEAD_PHONE in kept[0]
+    assert await drain_outbox(outbox, sessions, settings) == 1
+    async with sessions() as session:
+        rows = (await session.scalars(select(DoNotCall).where(DoNotCall.phone == LEAD_PHONE))).all()
+    await engine.dispose()
+    assert len(rows) == 1
+
+
+async def test_a_turn_whose_words_cannot_be_stored_is_still_answered_in_time(
+    twilio: TwilioSide, settings: Settings, database_url: str
+) -> None:
+    """The call is read but every insert of its turns fails (a trigger raising on
+    call_turns, Postgres): Twilio still gets the next <Gather> well inside its 15 s, not
+    a webhook that waits on the writer until Twilio gives up and speaks English."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("the failing insert is a Postgres trigger")
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    engine, _ = await _db(settings)
+    async with engine.begin() as db:
+        await db.execute(
+            text(
+                "CREATE FUNCTION brk_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+            )
+        )
+        await db.execute(
+            text(
+                "CREATE TRIGGER brk_refuse BEFORE INSERT ON call_turns "
+                "FOR EACH ROW EXECUTE FUNCTION brk_refuse()"
+            )
+        )
+    try:
+        started = time.monotonic()
+        async with asyncio.timeout(12):
+            reply = await twilio.turn(first.text, call_sid, SpeechResult="כן, אפשר לדבר")
+        took_s = time.monotonic() - started
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("DROP TRIGGER brk_refuse ON call_turns"))
+            await db.execute(text("DROP FUNCTION brk_refuse()"))
+        await engine.dispose()
+    assert reply.status_code == 200, reply.text
+    assert _xml(reply.text).find("Gather") is not None
+    assert took_s < 8.0

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from tests.integration.jobs.conftest import new_campaign
+from voicebot.app import create_app
 from voicebot.config import Settings
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.engine import create_engine, create_sessionmaker
@@ -31,7 +32,7 @@ from voicebot.db.models import (
     Lead,
     WebhookDelivery,
 )
-from voicebot.db.optouts import OPTOUT_WRITE_BUDGET_S
+from voicebot.db.optouts import OPTOUT_WRITE_BUDGET_S, close_outbox
 from voicebot.errors import OutboxUnavailableError
 from voicebot.jobs.pacing import LocalPacer
 from voicebot.jobs.sweeper import Sweeper
@@ -239,3 +240,51 @@ async def test_database_and_redis_both_down_is_logged_as_lost_with_the_lead(
     assert [e["event"] for e in errors] == ["optout.lost"], logs
     assert (errors[0]["lead_id"], errors[0]["call_sid"]) == (41, CALL_SID)
     assert not [e for e in logs if e["event"] == "optout.deferred"]
+
+
+async def test_an_in_process_opt_out_left_at_shutdown_is_written_by_a_last_drain(
+    database_url: str,
+    down_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Embedded default (no Redis): an opt-out deferred into the process's own outbox just
+    before the server stops (its drain loop asleep) is written as the lifespan ends, not
+    dropped with the process."""
+    settings = make_settings(database_url=database_url, campaign_sweep_interval_s=5.0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        optouts = app.state.voicebot.extras["call_services"].optouts
+        assert not optouts.shared
+        tools = DbBookingTools(
+            settings=settings,
+            sessions=down_sessions,
+            lead_id=None,
+            call_sid=CALL_SID,
+            phone=PHONE,
+            optouts=optouts,
+        )
+        await tools.add_to_do_not_call()
+        assert len(await optouts.peek(10)) == 1
+    async with sessions() as session:
+        rows = (await session.scalars(select(DoNotCall))).all()
+    assert [r.phone for r in rows] == [PHONE]
+
+
+async def test_an_in_process_opt_out_that_cannot_be_written_at_shutdown_is_logged_as_lost(
+    database_url: str, down_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The process stops with the database still down: each entry of its in-process outbox
+    is logged at ERROR as `optout.lost` (reason process_exit, with the call SID), since
+    nothing else will ever write it."""
+    settings = _settings(database_url)
+    outbox = OptOutOutbox()
+    tools = DbBookingTools(
+        settings=settings, sessions=down_sessions, lead_id=7, call_sid=CALL_SID, optouts=outbox
+    )
+    await tools.add_to_do_not_call()
+    with capture_logs() as logs:
+        lost = await close_outbox(outbox, down_sessions, settings)
+    assert lost == 1
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [(e["event"], e["reason"]) for e in errors] == [("optout.lost", "process_exit")]
+    assert (errors[0]["lead_id"], errors[0]["call_sid"]) == (7, CALL_SID)
