@@ -8,9 +8,9 @@ print their accuracy and their misses (``--quiet`` hides the misses). ``dev_v2``
 blind held-out set until it was measured (91.0%); a set measured and then read is spent,
 so it is development data now and its misses are printed like the others.
 
-The held-out set (``heldout_v3``, written blind by a session that never saw the
-classifier) prints its accuracy only, never its misses, and is skipped while absent.
-``--dev-only`` never reads it: use it while tuning, so that every held-out figure is one
+The held-out sets (``heldout_v3``, ``heldout_v4``, written blind by sessions that never saw the
+classifier) print their accuracy only, never their misses, and are skipped while absent.
+``--dev-only`` never reads them: use it while tuning, so that every held-out figure is one
 to report.
 """
 

@@ -19,8 +19,9 @@ on the kinds of error they show):
   the classifier, with a sister batch that became training rows (``intents_train_a.tsv``);
   its first contact (85.3%) and the figures on the way are in its header. Never fitted on.
 
-Held-out set (:data:`HELDOUT_SETS`): ``heldout_v3`` (``intents_heldout_v3.tsv``), written
-blind by a session that never saw the classifier; measured, never read or tuned on.
+Held-out sets (:data:`HELDOUT_SETS`): ``heldout_v3`` and ``heldout_v4``
+(``intents_heldout_v*.tsv``), each written blind by a session that never saw the classifier;
+measured, never read or tuned on.
 
 Used by ``scripts/intent_eval.py``, ``scripts/intent_cv.py`` and
 ``tests/unit/brain/test_intent_eval.py``.
@@ -38,9 +39,9 @@ from zoneinfo import ZoneInfo
 from voicebot.brain import state as st
 from voicebot.brain.intents import detect_intent
 
-Half = Literal["dev", "heldout", "heldout_v2", "dev_v3", "heldout_v3"]
+Half = Literal["dev", "heldout", "heldout_v2", "dev_v3", "heldout_v3", "heldout_v4"]
 DEV_SETS: tuple[Half, ...] = ("dev", "heldout", "heldout_v2", "dev_v3")
-HELDOUT_SETS: tuple[Half, ...] = ("heldout_v3",)
+HELDOUT_SETS: tuple[Half, ...] = ("heldout_v3", "heldout_v4")
 # The name each set is reported under (file names predate v2 becoming development data).
 REPORTED_AS: dict[str, str] = {
     "dev": "dev",
@@ -48,6 +49,7 @@ REPORTED_AS: dict[str, str] = {
     "heldout_v2": "dev_v2",
     "dev_v3": "dev_v3",
     "heldout_v3": "heldout_v3",
+    "heldout_v4": "heldout_v4",
 }
 DATA_DIR = Path(__file__).parent / "data"
 TRAIN_EXTRA = "intents_train.tsv"  # training-only rows, in the same format
