@@ -197,6 +197,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await provider_health.warm_up()
         jobs = build_jobs(settings)
         state.extras["jobs"] = jobs
+        if redis_client is None and not jobs.embedded:
+            # Workers sweep elsewhere and cannot read this process's memory: an opt-out
+            # deferred here is written by this process's drain loop alone, up to one sweep
+            # period after the database is back, while a worker may already claim the lead.
+            log.warning(
+                "optout.outbox_not_shared",
+                problem="opt-outs deferred in a database outage stay in this process "
+                "(workers cannot see them; lost if it stops); set REDIS_URL",
+            )
         # Embedded default: no worker process, so this process sweeps campaigns itself.
         sweeper_stop = asyncio.Event()
         sweeper_task = (

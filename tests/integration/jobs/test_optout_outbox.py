@@ -4,6 +4,7 @@ as lost only when the outbox fails too."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,11 +33,12 @@ from voicebot.db.models import (
     Lead,
     WebhookDelivery,
 )
-from voicebot.db.optouts import OPTOUT_WRITE_BUDGET_S, close_outbox
+from voicebot.db.optouts import OPTOUT_WRITE_BUDGET_S, close_outbox, record_opt_out
+from voicebot.db.types import utcnow
 from voicebot.errors import OutboxUnavailableError
 from voicebot.jobs.pacing import LocalPacer
 from voicebot.jobs.sweeper import Sweeper
-from voicebot.store.optout_outbox import OUTBOX_KEY, OptOutOutbox
+from voicebot.store.optout_outbox import OUTBOX_KEY, OptOut, OptOutOutbox
 from voicebot.telephony.rest import TwilioDialer
 from voicebot.testing.server import free_port
 
@@ -288,3 +290,51 @@ async def test_an_in_process_opt_out_that_cannot_be_written_at_shutdown_is_logge
     errors = [e for e in logs if e["log_level"] == "error"]
     assert [(e["event"], e["reason"]) for e in errors] == [("optout.lost", "process_exit")]
     assert (errors[0]["lead_id"], errors[0]["call_sid"]) == (7, CALL_SID)
+
+
+async def test_two_drains_writing_the_same_opt_out_at_once_both_succeed_with_one_row_and_event(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two sweepers (two processes) write the same outbox entry at once: one creates the
+    row and its `lead.opted_out` event, the other finds it there; neither pass fails
+    (the loser's unique violation may surface at the flush before the event, not only at
+    the commit)."""
+    settings = _settings(database_url)
+    entry = OptOut(
+        phone=PHONE, lead_id=None, source="call", requested_at=utcnow(), call_sid=CALL_SID
+    )
+    writers = 8
+    results = await asyncio.gather(
+        *(record_opt_out(sessions, settings, entry) for _ in range(writers)),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sorted(results) == [False] * (writers - 1) + [True]
+    async with sessions() as session:
+        assert len((await session.scalars(select(DoNotCall))).all()) == 1
+        events = (await session.scalars(select(WebhookDelivery.event_type))).all()
+        assert events.count("lead.opted_out") == 1, events
+
+
+async def test_a_web_process_with_workers_but_no_redis_says_its_outbox_is_not_shared(
+    database_url: str,
+) -> None:
+    """A real broker (workers sweep elsewhere) without REDIS_URL: the workers cannot see
+    the web process's in-memory outbox, and the start-up says so once."""
+    settings = make_settings(database_url=database_url, broker_url="amqp://u:p@127.0.0.1:1/%2F")
+    app = create_app(settings)
+    with capture_logs() as logs:
+        async with app.router.lifespan_context(app):
+            pass
+    warned = [e for e in logs if e["event"] == "optout.outbox_not_shared"]
+    assert len(warned) == 1 and warned[0]["log_level"] == "warning", logs
+
+
+async def test_the_embedded_default_does_not_warn_about_its_outbox(database_url: str) -> None:
+    """The embedded default sweeps in the same process: its in-memory outbox is read by its
+    own sweeper, nothing to warn about."""
+    app = create_app(make_settings(database_url=database_url))
+    with capture_logs() as logs:
+        async with app.router.lifespan_context(app):
+            pass
+    assert not [e for e in logs if e["event"] == "optout.outbox_not_shared"]
