@@ -255,7 +255,8 @@ async def voice(request: Request) -> Response:
             twiml = await twilio_gather.start_gather_call(
                 services, call_id=call_id, call_sid=call_sid, lead=lead, script=script
             )
-        except (TimeoutError, ProviderError) as exc:
+        except (SQLAlchemyError, OSError, TimeoutError, ProviderError) as exc:
+            # The database may fail after the call row was written (the greeting's turn).
             log.error("call.gather_greeting_failed", call_sid=call_sid, error=type(exc).__name__)
             return error_response(503, "unavailable", "greeting unavailable")
         return _twiml(twiml)

@@ -692,18 +692,8 @@ async def test_an_opt_out_while_the_database_is_down_is_kept_and_answered_as_one
     assert len(rows) == 1
 
 
-async def test_a_turn_whose_words_cannot_be_stored_is_still_answered_in_time(
-    twilio: TwilioSide, settings: Settings, database_url: str
-) -> None:
-    """The call is read but every insert of its turns fails (a trigger raising on
-    call_turns, Postgres): Twilio still gets the next <Gather> well inside its 15 s, not
-    a webhook that waits on the writer until Twilio gives up and speaks English."""
-    if not database_url.startswith("postgres"):
-        pytest.skip("the failing insert is a Postgres trigger")
-    call_sid = _sid()
-    await _seed_outbound_call(settings, call_sid=call_sid)
-    first = await twilio.answer(call_sid)
-    engine, _ = await _db(settings)
+async def _refuse_turn_inserts(engine: AsyncEngine) -> None:
+    """Every insert into call_turns fails (a BEFORE INSERT trigger raising, Postgres)."""
     async with engine.begin() as db:
         await db.execute(
             text(
@@ -717,16 +707,83 @@ async def test_a_turn_whose_words_cannot_be_stored_is_still_answered_in_time(
                 "FOR EACH ROW EXECUTE FUNCTION brk_refuse()"
             )
         )
+
+
+async def _accept_turn_inserts(engine: AsyncEngine) -> None:
+    async with engine.begin() as db:
+        await db.execute(text("DROP TRIGGER brk_refuse ON call_turns"))
+        await db.execute(text("DROP FUNCTION brk_refuse()"))
+
+
+async def test_a_greeting_whose_words_cannot_be_stored_is_still_answered_in_time(
+    twilio: TwilioSide, settings: Settings, database_url: str
+) -> None:
+    """The call row is written but the greeting's turn cannot be (call_turns refuses every
+    insert, Postgres): the voice webhook still answers with the first <Gather> in time."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("the failing insert is a Postgres trigger")
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    engine, _ = await _db(settings)
+    await _refuse_turn_inserts(engine)
+    try:
+        started = time.monotonic()
+        async with asyncio.timeout(12):
+            first = await twilio.answer(call_sid)
+        took_s = time.monotonic() - started
+    finally:
+        await _accept_turn_inserts(engine)
+        await engine.dispose()
+    assert first.status_code == 200, first.text
+    assert _xml(first.text).find("Gather") is not None
+    assert took_s < 8.0
+
+
+async def test_a_turn_whose_words_cannot_be_stored_is_still_answered_in_time(
+    twilio: TwilioSide, settings: Settings, database_url: str
+) -> None:
+    """The call is read but every insert of its turns fails (a trigger raising on
+    call_turns, Postgres): Twilio still gets the next <Gather> well inside its 15 s, not
+    a webhook that waits on the writer until Twilio gives up and speaks English."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("the failing insert is a Postgres trigger")
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    first = await twilio.answer(call_sid)
+    engine, _ = await _db(settings)
+    await _refuse_turn_inserts(engine)
     try:
         started = time.monotonic()
         async with asyncio.timeout(12):
             reply = await twilio.turn(first.text, call_sid, SpeechResult="כן, אפשר לדבר")
         took_s = time.monotonic() - started
     finally:
-        async with engine.begin() as db:
-            await db.execute(text("DROP TRIGGER brk_refuse ON call_turns"))
-            await db.execute(text("DROP FUNCTION brk_refuse()"))
+        await _accept_turn_inserts(engine)
         await engine.dispose()
     assert reply.status_code == 200, reply.text
     assert _xml(reply.text).find("Gather") is not None
     assert took_s < 8.0
+
+
+async def test_a_database_failing_after_the_call_row_at_the_greeting_is_a_503_not_a_500(
+    twilio: TwilioSide, settings: Settings
+) -> None:
+    """The voice webhook writes the call row, then the greeting cannot read the call's
+    turns (call_turns renamed away): the answer is the webhook's 503 "retry" with one
+    log, not an unhandled 500."""
+    call_sid = _sid()
+    await _seed_outbound_call(settings, call_sid=call_sid)
+    engine, _ = await _db(settings)
+    try:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE call_turns RENAME TO call_turns_away"))
+        with capture_logs() as logs:
+            first = await twilio.answer(call_sid)
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("ALTER TABLE call_turns_away RENAME TO call_turns"))
+        await engine.dispose()
+    assert first.status_code == 503, first.text
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "call.gather_greeting_failed"
+    ]
