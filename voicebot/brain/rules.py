@@ -230,6 +230,12 @@ class RuleBrain:
         self, state: ConversationState, result: IntentResult, now: datetime
     ) -> Reply:
         intent, when = result.intent, result.time
+        if intent == "accept_time" and when is not None and state.stage == st.PROPOSE:
+            chosen = _chosen_slot(state.proposed_slots, result.text)
+            if chosen is not None and not _describes(when, chosen, now):
+                # "ראשון בבוקר", "הראשון בחמש": a day or hour said with the pick that is
+                # not the slot's own is the time asked for, never the slot booked silently.
+                intent = "propose_time"
         if intent == "propose_time" and when is not None and when.past:
             # "אתמול בעשר": never book or confirm a time behind us; the nearest ones instead.
             state.pending_slot = None
@@ -468,6 +474,16 @@ class RuleBrain:
 
 def _instant(moment: datetime) -> TimeParse:
     return TimeParse(moment, moment, "instant")
+
+
+def _describes(when: TimeParse, slot: datetime, now: datetime) -> bool:
+    """Whether the time said with a pick fits the slot picked: its hours hold the slot's
+    time of day, and a day other than today, when said, is the slot's day."""
+    said_day = when.start.astimezone(slot.tzinfo).date()
+    if said_day != now.astimezone(slot.tzinfo).date() and said_day != slot.date():
+        return False
+    shift = slot.date() - said_day
+    return when.start + shift <= slot <= when.end + shift
 
 
 def _chosen_slot(slots: list[datetime], canonical: str) -> datetime | None:
