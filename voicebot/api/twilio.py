@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from sqlalchemy import select, update
@@ -353,6 +353,10 @@ async def media(websocket: WebSocket) -> None:
     await _run_session(websocket, state, start, claims.call_id, claims.call_sid, context, skipped)
 
 
+DB_UNAVAILABLE: Final = (SQLAlchemyError, OSError, TimeoutError)
+"""A database that fails or cannot be reached: asyncpg raises ConnectionRefusedError and
+TimeoutError on connect unwrapped by SQLAlchemy."""
+
 CallContext = tuple[LeadContext | None, AgentScript | None, CallAudio | None]
 """The call's lead, campaign script and recording tracks, read at the stream's start."""
 
@@ -387,7 +391,7 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
                 .where(Call.id == call_id, Call.stream_sid.is_(None))
                 .values(stream_sid=stream_sid, stream_started_at=utcnow())
             )
-    except SQLAlchemyError as exc:
+    except DB_UNAVAILABLE as exc:
         # The database is down: the token still proves the call; the call goes on unclaimed.
         log.error("twilio.stream_claim_failed", call_id=call_id, error=type(exc).__name__)
         return
@@ -409,7 +413,7 @@ async def _call_context(state: AppState, call_id: int, call_sid: str) -> CallCon
                 await load_agent_script(db, call.campaign_id),
                 await recording_for(db, call, state.settings),
             )
-    except SQLAlchemyError as exc:
+    except DB_UNAVAILABLE as exc:
         log.error(
             "call.context_unavailable", call_sid=call_sid, call_id=call_id, error=str(exc)[:200]
         )

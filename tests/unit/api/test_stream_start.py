@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from tests.conftest import make_settings
 from voicebot.api import twilio
+from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.errors import SignatureError
+from voicebot.testing.server import free_port
 
 STEP_S = 0.2
 """How long each of the claim and the context read takes here."""
@@ -63,3 +68,21 @@ async def test_refused_claim_cancels_the_context_read(monkeypatch: pytest.Monkey
     with pytest.raises(SignatureError):
         await twilio._claimed_call_context(object(), 1, "CA1", "MZ1")  # type: ignore[arg-type]
     assert read_state == {"started": True, "cancelled": True, "finished": False}
+
+
+async def test_postgres_down_at_the_start_leaves_the_call_up() -> None:
+    """Postgres refusing connections (nothing listens on its port) at the stream's start:
+    the claim is skipped and the context is empty, as for any database failure, instead
+    of ConnectionRefusedError escaping the websocket handler."""
+    port = free_port()
+    settings = make_settings(database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x")
+    engine = create_engine(settings)
+    state = SimpleNamespace(sessions=create_sessionmaker(engine), settings=settings)
+    try:
+        with capture_logs() as logs:
+            got = await twilio._claimed_call_context(state, 1, "CA1", "MZ1")  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+    assert got == (None, None, None)
+    events = {entry["event"] for entry in logs}
+    assert {"twilio.stream_claim_failed", "call.context_unavailable"} <= events

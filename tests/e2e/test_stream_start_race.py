@@ -1,0 +1,113 @@
+"""Two `start` messages for one call at once (two sockets with the same stream token):
+exactly one stream gets the call, the other is closed with 1008; no server error is
+logged, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from tests.e2e.conftest import call_server_settings
+from voicebot.config import Settings
+from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.models import Call
+from voicebot.testing.provider_sim import ProviderSim, SimConfig
+from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_caller import (
+    SIGNATURE_HEADER,
+    TWILIO_USER_AGENT,
+    VOICE_WEBHOOK_PATH,
+    _stream_from_twiml,
+    open_stream,
+)
+
+ACCOUNT_SID = "AC" + "6" * 32
+AUTH_TOKEN = "stream-race-auth-token"
+CALL_SID = "CA" + "c" * 32
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSim]:
+    async with ProviderSim(SimConfig(seed=11)) as running:
+        yield running
+
+
+@pytest.fixture
+async def server(
+    database_url: str, tmp_path: Path, sim: ProviderSim
+) -> AsyncIterator[tuple[str, Settings]]:
+    port = free_port()
+    settings = call_server_settings(
+        tmp_path,
+        port=port,
+        sim=sim,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        database_url=database_url,
+    )
+    async with running_server(settings, port=port) as base:
+        yield base, settings
+
+
+async def _answer(base: str) -> tuple[str, dict[str, str]]:
+    form = {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": CALL_SID,
+        "CallStatus": "in-progress",
+        "Direction": "outbound-api",
+        "From": "+972501234567",
+        "To": "+97233769999",
+    }
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(base + VOICE_WEBHOOK_PATH, form)
+    headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(base + VOICE_WEBHOOK_PATH, data=form, headers=headers)
+    return _stream_from_twiml(response.status_code, response.text)
+
+
+async def test_two_starts_at_once_give_the_call_to_one_stream(
+    server: tuple[str, Settings],
+) -> None:
+    """Both sockets send `start` together: one hears the greeting, the other is closed
+    with 1008 and hears nothing; the row names the winner's stream."""
+    base, settings = server
+    stream_url, parameters = await _answer(base)
+    async with contextlib.AsyncExitStack() as stack:
+        calls = await asyncio.gather(
+            *(
+                stack.enter_async_context(
+                    open_stream(
+                        base,
+                        stream_url=stream_url,
+                        parameters=parameters,
+                        call_sid=CALL_SID,
+                        account_sid=ACCOUNT_SID,
+                        auth_token=AUTH_TOKEN,
+                    )
+                )
+                for _ in range(2)
+            )
+        )
+        for call in calls:
+            await call.wait_until(
+                lambda c=call: c.ended or c.metrics.first_agent_media_ms is not None, 10
+            )
+        winners = [c for c in calls if not c.ended]
+        losers = [c for c in calls if c.ended]
+        assert len(winners) == 1, [(c.ended, c.close_code) for c in calls]
+        assert losers[0].close_code == 1008
+        assert losers[0].metrics.first_agent_media_ms is None
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as db:
+                row = (await db.scalars(select(Call))).one()
+        finally:
+            await engine.dispose()
+        assert row.stream_sid == winners[0].stream_sid
