@@ -3,8 +3,8 @@
 Run: ``.venv/bin/python scripts/train_intent_model.py`` (needs scikit-learn, a dev
 dependency). Reads only the training rows (``intents_dev.tsv`` plus the training-only files
 of ``intent_eval.TRAIN_FILES``: ``intents_train.tsv`` and the guide-written batches
-``intents_train_a/c/d/e/g/h/i/j.tsv``; dev_v1, dev_v2, dev_v3 and the held-out set are never read
-here), fits TF-IDF
+``intents_train_a/c/d/e/g/h/i/j/k/l/m/n.tsv``; dev_v1, dev_v2, dev_v3 and the held-out set are
+never read here), fits TF-IDF
 over ``char_wb`` 2-5-grams of the sound-alike key plus a one-hot moment and a
 multinomial logistic regression, writes ``voicebot/brain/data/intent_model.npz``, then
 checks that the package's numpy inference gives scikit-learn's probabilities on every

@@ -65,6 +65,10 @@ TRAIN_FILES: tuple[str, ...] = (
     "intents_train_h.tsv",
     "intents_train_i.tsv",
     "intents_train_j.tsv",
+    "intents_train_k.tsv",
+    "intents_train_l.tsv",
+    "intents_train_m.tsv",
+    "intents_train_n.tsv",
 )
 TZ = ZoneInfo("Asia/Jerusalem")
 # A Tuesday morning: "מחר" is a business day, so times parse as they would on most calls.
