@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 # A brain's I/O failing (a tool's query, its timeout): the turn is apologised for.
 BRAIN_IO_ERRORS = (SQLAlchemyError, TimeoutError, OSError)
+HOLD_INTENT = "hold"
+"""The reply to a caller asking the agent to wait ("רגע", "שנייה"): RuleBrain's hold."""
+HOLD_SILENCE_FACTOR = 4
+"""After a hold reply the first check-in waits this many times ``silence_checkin_s``
+(32 s at the default 8 s): the caller is looking something up, not gone."""
 
 
 class TurnLoop:
@@ -68,9 +73,10 @@ class TurnLoop:
             from_reply(lambda: call.brain.greet(call.state)),
             TurnTimings(started_at=call.started_at),
         )
-        silences = 0
+        silences, held = 0, False
         while not call.ended.is_set():
-            item = await self._next_input()
+            item = await self._next_input(held=held)
+            held = False
             if item is None:
                 silences += 1
                 await self.speak(
@@ -90,16 +96,21 @@ class TurnLoop:
                 )
                 continue
             await self._handle_utterance(item)
+            reply = call.current.final if call.current is not None else None
+            held = reply is not None and reply.intent == HOLD_INTENT
 
     async def _silence_reply(self, count: int) -> Reply:
         call = self._call
         return await call.brain.on_silence(call.state, count=count, now=call._now())
 
-    async def _next_input(self) -> UtteranceIn | DtmfIn | None:
+    async def _next_input(self, *, held: bool = False) -> UtteranceIn | DtmfIn | None:
         """The caller's next utterance or key, or None once both sides have been silent
-        for ``silence_checkin_s`` (the agent's own speech and the caller's never count)."""
+        for ``silence_checkin_s`` (the agent's own speech and the caller's never count),
+        ``HOLD_SILENCE_FACTOR`` times that when the caller asked the agent to wait."""
         call = self._call
         checkin_s = call.services.settings.silence_checkin_s
+        if held:
+            checkin_s *= HOLD_SILENCE_FACTOR
         while True:
             quiet_since = self._quiet_since()
             wait_s = checkin_s
