@@ -139,3 +139,34 @@ async def test_inbound_media_stopping_during_the_goodbye_keeps_the_reason_max_du
         async with asyncio.timeout(20):
             await session.run()
     assert session.end_reason == "max_duration"
+
+
+async def test_the_inbound_stream_stopping_during_the_opt_out_goodbye_keeps_the_brain_end(
+    tmp_path: Path,
+) -> None:
+    """The caller pressed 9 and the agent's removal goodbye is playing (its marks no longer
+    come back) when the inbound stream stops: the call ended because the brain ended it,
+    so the reason stays ``brain_end`` (not ``inbound_media_stopped``)."""
+    peer = Peer(echo_marks=True)
+    media_stop = asyncio.Event()
+
+    async def caller_line(session: CallSession) -> None:
+        while not media_stop.is_set():  # Twilio's 20 ms frames of a quiet line
+            await session.on_media(b"\xff" * 160)
+            await asyncio.sleep(0.02)
+
+    async with _services(tmp_path, inbound_media_timeout_s=2.0) as services:
+        session = await _session(services, peer, "CAoptout")
+        async with asyncio.timeout(60), asyncio.TaskGroup() as tg:
+            runner = tg.create_task(session.run())
+            tg.create_task(caller_line(session))
+            for _ in range(1500):
+                if session.current is not None and session.current.committed:
+                    break
+                await asyncio.sleep(0.02)
+            assert session.current is not None and session.current.committed  # greeted
+            peer.echo_marks = False
+            await session.on_dtmf("9")
+            media_stop.set()  # the stream stops while the removal goodbye plays
+            await runner
+    assert session.end_reason == "brain_end"

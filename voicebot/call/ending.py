@@ -50,6 +50,15 @@ PLAYOUT_MARGIN_S = 5.0
 INBOUND_WATCH_DIVISIONS = 6  # checks per inbound-media timeout
 
 
+def brain_end_reason(reply: Reply) -> str:
+    """The end reason of a call the brain ended with ``reply``."""
+    if reply.transfer:
+        return "transfer"
+    if reply.intent == SILENCE_INTENT:
+        return "silence"  # the caller never answered the check-ins
+    return "brain_end"
+
+
 class Endings:
     """The endings of one call; the end reason, the ``ended`` event and the hang-up at
     the close stay the session's."""
@@ -185,14 +194,10 @@ class Endings:
     async def finish(self, reply: Reply) -> None:
         """The brain ended the call with ``reply``: let it drain, then transfer or end."""
         call = self._call
+        # Named before the goodbye drains: a way out taken while it plays (the caller
+        # hanging up, the inbound stream stopping) came second.
+        self.record(brain_end_reason(reply))
         await call.playout.wait_drained(DRAIN_TIMEOUT_S)
-        if reply.transfer:
-            reason = "transfer"
-        elif reply.intent == SILENCE_INTENT:
-            reason = "silence"  # the caller never answered the check-ins
-        else:
-            reason = "brain_end"
-        self.record(reason)
         dialer = call.services.dialer
         if reply.transfer and dialer is not None and call.services.settings.transfer_number:
             try:

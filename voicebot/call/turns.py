@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from voicebot.brain.base import Reply
 from voicebot.brain.rules import DTMF_INTENTS
 from voicebot.brain.state import ENDED as ENDED_STAGE
-from voicebot.call.ending import PLAYOUT_MARGIN_S
+from voicebot.call.ending import PLAYOUT_MARGIN_S, brain_end_reason
 from voicebot.call.keys import DtmfIn, coalesce_keys, key_reply
 from voicebot.call.recognition import joined_words
 from voicebot.call.recorder import TurnTimings
@@ -239,6 +239,12 @@ class TurnLoop:
         the turn, and end the call if the brain said so."""
         call = self._call
         await handle.wait_generated()
+        end = handle.end_request
+        if end is not None and not handle.interruptible:
+            # An end no caller can withdraw (the opt-out's confirmation, the goodbye after
+            # the conversation ended) is the call's end from here: a way out taken while
+            # it plays (the inbound stream stopping, the duration limit) came second.
+            call.endings.record(brain_end_reason(end))
         if not handle.committed:
             await self._save_state(handle)  # the caller's words, while the reply plays
         if handle.error is not None and not handle.committed:
