@@ -787,3 +787,33 @@ async def test_a_database_failing_after_the_call_row_at_the_greeting_is_a_503_no
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [
         "call.gather_greeting_failed"
     ]
+
+
+async def test_gather_silence_count_resets_when_the_caller_speaks_and_follows_the_setting(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SILENCE_MAX_PROMPTS=3 on a <Gather> call: silent, then speaking, then silent twice
+    is still checked in on (the words reset the count); the third silence in a row ends
+    the call as no_answer."""
+    settings = make_settings(
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,
+        transfer_number=TRANSFER_NUMBER,
+        tts_cache_dir=str(tmp_path / "tts"),
+        silence_max_prompts=3,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            side = TwilioSide(http, settings)
+            call_sid = _sid()
+            await _seed_outbound_call(settings, call_sid=call_sid)
+            last = await side.answer(call_sid)
+            for said in ("", "", "כן, אפשר לדבר", "", ""):
+                last = await side.turn(last.text, call_sid, SpeechResult=said)
+                assert _xml(last.text).find("Gather") is not None, (said, last.text)
+            bye = await side.turn(last.text, call_sid, SpeechResult="")
+            assert _xml(bye.text).find("Hangup") is not None
+    call, _, _ = await _load(settings, call_sid)
+    assert call.outcome == "no_answer"
