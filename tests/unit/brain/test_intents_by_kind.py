@@ -191,3 +191,30 @@ def test_trade_owner_phrasings(text: str, moment: Moment, expected: str) -> None
     directory or a referral as the number's source, a complaint threat, noise where the caller
     is, a slot in working hours, a pricing model, items to send at the close."""
     assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "expected"),
+    [
+        ("אחותי תוותר עלינו", "pitch", "not_interested"),
+        ("תשכח מזה אחי", "pitch", "not_interested"),
+        ("מה פתאום אין לנו את זה", "pitch", "no"),
+        ("חד משמעי כן", "pitch", "yes"),
+        ("תן לי צלצול בערב", "pitch", "busy_call_later"),
+        ("זה לא רגע מתאים", "greeting", "busy_call_later"),
+        ("מאיפה אתה יודע מה הטלפון שלי", "pitch", "number_source"),
+        ("תשכח את המספר שלי", "pitch", "remove_me"),
+        ("עוד שיחה אחת ואני פותח תביעה", "pitch", "remove_me"),
+        ("תן לי מישהו חי בבקשה", "pitch", "ask_human"),
+        ("תעביר לי את המידע בווטסאפ", "pitch", "send_details"),
+        ("יש לכם משהו לקרוא באתר", "pitch", "send_details"),
+        ("אז מה הנזק בחודש", "pitch", "price_question"),
+        ("אתה נשמע לי רחוק", "pitch", "repeat"),
+        ("שיועץ יבוא אלינו למשרד", "pitch", "book_meeting"),
+        ("לא משנה לי באמת", "slots", "accept_time"),
+        ("זה הטלפון הפרטי שלי", "pitch", "wrong_number"),
+    ],
+)
+def test_idioms_and_hidden_polarity(text: str, moment: Moment, expected: str) -> None:
+    """Slang, idioms and polarity hidden in a word ("תוותרי", "מה הנזק") carry their intent."""
+    assert _intent(text, moment) == expected
