@@ -304,6 +304,10 @@ def _next_open_day(day: date, business_days: frozenset[int] | None) -> date:
     return day
 
 
+# "ערב שבת" is Shabbat's eve, Friday evening (not this evening): read as "יום שישי בערב".
+_EREV_SHABBAT_RE = re.compile(r"(?<!\S)(ב?)ערב שבת(?!\S)")
+
+
 def parse_hebrew_time(
     text: str,
     *,
@@ -320,7 +324,8 @@ def parse_hebrew_time(
     now = now.astimezone(tz)
     today = now.date()
     found = _Found()
-    rest = _parse_relative(words_to_digits(normalize(text)), found, now)
+    canonical = _EREV_SHABBAT_RE.sub(r"\1יום שישי בערב", normalize(text))
+    rest = _parse_relative(words_to_digits(canonical), found, now)
     rest = _parse_past_relative(rest, found, now)
     if found.instant is not None:
         return TimeParse(found.instant, found.instant, "instant", past=found.instant < now)
