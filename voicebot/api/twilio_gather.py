@@ -53,7 +53,7 @@ from voicebot.call.recognition import caller_words
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
 from voicebot.call.speaker import ERROR_GOODBYE_TEXT, SYSTEM_APOLOGY_TEXT
-from voicebot.call.turns import BRAIN_IO_ERRORS
+from voicebot.call.turns import BRAIN_IO_ERRORS, HOLD_INTENT, HOLD_SILENCE_FACTOR
 from voicebot.db.booking_tools import DbBookingTools
 from voicebot.db.models import Call, CallTurn
 from voicebot.db.optouts import durable_opt_out
@@ -61,6 +61,7 @@ from voicebot.db.types import utcnow
 from voicebot.errors import ProviderError
 from voicebot.store.optout_outbox import OptOut
 from voicebot.telephony.twiml import (
+    DEFAULT_GATHER_TIMEOUT_S,
     TWIML_CONTENT_TYPE,
     gather_turn,
     speak_then_dial,
@@ -301,7 +302,11 @@ async def gather(request: Request) -> Response:
         brain_ms=round((timings.brain_done_at - timings.started_at) * 1000, 1),
     )
     if not (reply.end_call or reply.transfer):
-        twiml = gather_turn(action_url(services, call_id), speech)
+        # "רגע": the caller is looking something up; Twilio waits longer before a silence.
+        wait_s = DEFAULT_GATHER_TIMEOUT_S * (
+            HOLD_SILENCE_FACTOR if reply.intent == HOLD_INTENT else 1
+        )
+        twiml = gather_turn(action_url(services, call_id), speech, timeout_s=wait_s)
         return Response(twiml, media_type=TWIML_CONTENT_TYPE)
     number = services.settings.transfer_number
     if reply.transfer and number:
