@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
@@ -49,6 +49,9 @@ DRAIN_BATCH_ENTRIES = 100
 """Entries read from the outbox at a time."""
 DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 """A database that failed or stalled (a constraint violation is handled inside)."""
+REFUSED_SQLSTATE_CLASSES = ("22", "23")
+"""SQLSTATE classes of a statement refused for its data (data exception, integrity
+constraint violation), not for an outage; asyncpg's errors carry the code."""
 OPTOUT_REASON = "asked on call"
 LAST_DRAIN_BUDGET_S = 5.0
 """A process-local outbox's last drain as the process stops (shutdown must not hang)."""
@@ -116,12 +119,24 @@ async def durable_opt_out(
     bound.warning("optout.deferred", error=error, shared=outbox.shared)
 
 
+def refused_for_good(exc: DBAPIError) -> bool:
+    """True when the database refused the statement for its data (a value it cannot
+    store, a constraint other than the do-not-call row already being there): retrying
+    cannot help. Connection failures, timeouts and the like are False."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in REFUSED_SQLSTATE_CLASSES
+
+
 async def drain_outbox(
     outbox: OptOutOutbox, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> int:
     """Write every entry of ``outbox`` to the database, removing each once written; how
     many were drained. Raises (leaving the rest in place) when the database or the outbox
-    fails: the caller must not dial until a drain succeeds."""
+    fails: the caller must not dial until a drain succeeds. An entry the database refuses
+    for good (:func:`refused_for_good`) is dead-lettered and logged at ERROR
+    (``optout.dead_letter``) instead, so it cannot stop the drain."""
     drained = 0
     done: set[str] = set()
     while True:
@@ -138,7 +153,20 @@ async def drain_outbox(
                 log.error("optout.outbox_bad_entry", entry=raw[:200])
                 await outbox.remove(raw)
                 continue
-            created = await record_opt_out(sessions, settings, entry)
+            try:
+                created = await record_opt_out(sessions, settings, entry)
+            except DBAPIError as exc:
+                if not refused_for_good(exc):
+                    raise
+                # Not an outage: retrying would block every later entry and all dialing.
+                await outbox.dead_letter(raw)
+                log.error(
+                    "optout.dead_letter",
+                    lead_id=entry.lead_id,
+                    call_sid=entry.call_sid,
+                    error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                )
+                continue
             await outbox.remove(raw)
             drained += 1
             log.info(

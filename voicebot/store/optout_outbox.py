@@ -9,6 +9,11 @@ Where it lives: a Redis list (``OUTBOX_KEY``) when Redis is configured, shared b
 process; else a bounded queue in this process's memory, read by this process's own
 sweeper or drain loop (lost if the process exits before the database is back).
 
+An entry the database refuses for good (not an outage: e.g. a value too long for its
+column) is moved to a dead-letter list (``DEAD_LETTER_KEY``, or in memory) by
+:meth:`OptOutOutbox.dead_letter`, so one bad entry never blocks the drain, and with it
+all dialing.
+
 Failure: Redis failing or stalling past ``call_timeout_s`` raises
 :class:`~voicebot.errors.OutboxUnavailableError`, on a put and on a read alike; a full
 local queue refuses a put the same way.
@@ -26,6 +31,8 @@ from typing import Any
 from voicebot.errors import OutboxUnavailableError
 
 OUTBOX_KEY = "voicebot:optouts:outbox"
+DEAD_LETTER_KEY = "voicebot:optouts:dead"
+"""Entries the database refused for good (a value it cannot store): kept for an operator."""
 OUTBOX_CALL_TIMEOUT_S = 0.5
 """One Redis command of the outbox; the caller is waiting on a put."""
 LOCAL_OUTBOX_MAX_ENTRIES = 10_000
@@ -76,6 +83,7 @@ class OptOutOutbox:
         self._redis = redis
         self._timeout_s = call_timeout_s
         self._local: deque[str] = deque()
+        self._local_dead: deque[str] = deque(maxlen=LOCAL_OUTBOX_MAX_ENTRIES)
 
     @property
     def shared(self) -> bool:
@@ -106,6 +114,26 @@ class OptOutOutbox:
                 self._local.remove(raw)
             return
         await self._call(self._redis.lrem(OUTBOX_KEY, 1, raw))
+
+    async def dead_letter(self, raw: str) -> None:
+        """Move one entry (as returned by :meth:`peek`) to the dead-letter list, in one
+        Redis transaction: it is never in both lists, nor in neither."""
+        if self._redis is None:
+            if raw in self._local:
+                self._local.remove(raw)
+            self._local_dead.append(raw)
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lrem(OUTBOX_KEY, 1, raw)
+        pipe.rpush(DEAD_LETTER_KEY, raw)
+        await self._call(pipe.execute())
+
+    async def dead_letters(self) -> list[str]:
+        """Every dead-lettered entry, oldest first."""
+        if self._redis is None:
+            return list(self._local_dead)
+        values = await self._call(self._redis.lrange(DEAD_LETTER_KEY, 0, -1))
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
     async def _call(self, command: Any) -> Any:
         import redis.exceptions

@@ -338,3 +338,42 @@ async def test_the_embedded_default_does_not_warn_about_its_outbox(database_url:
         async with app.router.lifespan_context(app):
             pass
     assert not [e for e in logs if e["event"] == "optout.outbox_not_shared"]
+
+
+async def test_an_entry_the_database_refuses_for_good_is_dead_lettered_and_the_rest_drains(
+    database_url: str,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: OptOutOutbox,
+    redis_url: str,
+) -> None:
+    """A poison entry (a number longer than the do-not-call column, refused by Postgres
+    with a DataError) ahead of a good one: the pass moves it to the dead-letter list with
+    one ERROR line, writes the good one and goes on to claim; it is never retried."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite stores a string of any length: nothing refuses the entry")
+    settings = _settings(database_url)
+    _, lead_id = await _lead_in_running_campaign(client, sessions)
+    poison = OptOut(
+        phone="+97252" + "5" * 40,
+        lead_id=None,
+        source="call",
+        requested_at=utcnow(),
+        call_sid=CALL_SID,
+    )
+    await outbox.put(poison)
+    await outbox.put(OptOut(phone=PHONE, lead_id=lead_id, source="call", requested_at=utcnow()))
+    with capture_logs() as logs:
+        first = await _sweeper(settings, sessions, outbox).sweep_once()
+        second = await _sweeper(settings, sessions, outbox).sweep_once()
+    assert (first.optouts_drained, second.optouts_drained) == (1, 0)
+    dead = [e for e in logs if e["event"] == "optout.dead_letter"]
+    assert len(dead) == 1 and dead[0]["call_sid"] == CALL_SID, logs
+    assert [OptOut.from_json(raw).phone for raw in await outbox.dead_letters()] == [poison.phone]
+    check = aioredis.from_url(redis_url)
+    try:
+        assert await check.llen(OUTBOX_KEY) == 0
+    finally:
+        await check.aclose()
+    async with sessions() as session:
+        assert [r.phone for r in (await session.scalars(select(DoNotCall))).all()] == [PHONE]
