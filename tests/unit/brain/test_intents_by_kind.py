@@ -213,6 +213,15 @@ def test_trade_owner_phrasings(text: str, moment: Moment, expected: str) -> None
         ("שיועץ יבוא אלינו למשרד", "pitch", "book_meeting"),
         ("לא משנה לי באמת", "slots", "accept_time"),
         ("זה הטלפון הפרטי שלי", "pitch", "wrong_number"),
+        ("ערב טוב כן אפשר לדבר", "greeting", "yes"),
+        ("מעולם לא שמעתי על החברה הזאת טעות", "greeting", "wrong_number"),
+        ("אני תפוס בשעה הזאת", "slots", "reject_time"),
+        ("אני לא מעוניינת שתחזרו אליי שוב", "greeting", "remove_me"),
+        ("לא אני לא משתמשת במייל", "closing", "no"),
+        ("וגם את הטלפון של המנהל תשלחי", "closing", "send_details"),
+        ("לא קלטתי מה בדיוק המערכת עושה", "pitch", "interested"),
+        ("כן רוב הפניות מגיעות דרך פייסבוק", "pitch", "yes"),
+        ("כן אנחנו מקבלים המון הודעות בווטסאפ", "pitch", "yes"),
     ],
 )
 def test_idioms_and_hidden_polarity(text: str, moment: Moment, expected: str) -> None:
