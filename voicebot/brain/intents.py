@@ -101,6 +101,7 @@ _DAY_NAME_RE = re.compile(
     r"(?<!\S)\S{0,2}(יומ|ימי) (ראשונ|שני|שלישי|רביאי|חמישי|שישי)(?!\S)"
     r"|(?<!\S)(ראשונ|שני)(?= ו?ב ?(בוכר|ארב|צהריימ|\d|\S*שאה"
     r"|אחת|שתיימ|שלוש|חמש|שש|שבא|שמונה|תשא|אשר))"
+    r"|(?<!\S)מה (אמ|לגבי) (ראשונ|שני)(?!\S)"
 )
 _CLOSING_SEND_YES = frozenset(soundalike(fold_finals(word)) for word in CLOSING_SEND_YES)
 # Plain answers and social formulas: any content heard at CONTENT_SCORE or more outranks them

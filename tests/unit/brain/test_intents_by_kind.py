@@ -222,6 +222,9 @@ def test_trade_owner_phrasings(text: str, moment: Moment, expected: str) -> None
         ("לא קלטתי מה בדיוק המערכת עושה", "pitch", "interested"),
         ("כן רוב הפניות מגיעות דרך פייסבוק", "pitch", "yes"),
         ("כן אנחנו מקבלים המון הודעות בווטסאפ", "pitch", "yes"),
+        ("השעות האלה לא טובות מה עם ראשון", "slots", "propose_time"),
+        ("מה לגבי שני", "slots", "propose_time"),
+        ("מה עם השני", "slots", "accept_time"),
     ],
 )
 def test_idioms_and_hidden_polarity(text: str, moment: Moment, expected: str) -> None:
