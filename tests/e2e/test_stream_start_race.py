@@ -111,3 +111,39 @@ async def test_two_starts_at_once_give_the_call_to_one_stream(
         finally:
             await engine.dispose()
         assert row.stream_sid == winners[0].stream_sid
+
+
+async def test_a_start_after_the_call_completed_is_refused(
+    server: tuple[str, Settings],
+) -> None:
+    """Twilio's `completed` came first (the caller hung up as the stream connected): a
+    `start` that follows with the call's token gets no session and no greeting."""
+    base, settings = server
+    stream_url, parameters = await _answer(base)
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": CALL_SID, "CallStatus": "completed"}
+    url = base + "/twilio/status"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(url, data=form, headers=headers)
+    assert response.status_code == httpx.codes.NO_CONTENT
+    async with open_stream(
+        base,
+        stream_url=stream_url,
+        parameters=parameters,
+        call_sid=CALL_SID,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+    ) as call:
+        await call.wait_until(
+            lambda: call.ended or call.metrics.first_agent_media_ms is not None, 10
+        )
+        assert call.ended and call.close_code == 1008
+        assert call.metrics.first_agent_media_ms is None
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as db:
+            row = (await db.scalars(select(Call))).one()
+    finally:
+        await engine.dispose()
+    assert (row.status, row.stream_sid) == ("completed", None)

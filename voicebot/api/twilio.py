@@ -353,6 +353,15 @@ async def media(websocket: WebSocket) -> None:
     await _run_session(websocket, state, start, claims.call_id, claims.call_sid, context, skipped)
 
 
+ENDED_STATUSES: Final = (
+    CallStatus.COMPLETED,
+    CallStatus.BUSY,
+    CallStatus.NO_ANSWER,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+)
+"""A call Twilio already reported over: no stream may claim it (a token replayed after a
+call that ended before its stream started)."""
 DB_UNAVAILABLE: Final = (SQLAlchemyError, OSError, TimeoutError)
 """A database that fails or cannot be reached: asyncpg raises ConnectionRefusedError and
 TimeoutError on connect unwrapped by SQLAlchemy."""
@@ -380,7 +389,8 @@ async def _claimed_call_context(
 
 async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
     """Bind the call to this stream, once: a token replayed on a second socket (during the
-    call or after it) finds the call claimed and raises SignatureError."""
+    call or after it) finds the call claimed, and a start after Twilio reported the call
+    over finds it ended; both raise SignatureError."""
     try:
         async with state.sessions() as db:
             # One autocommit statement: on SQLite the write lock is not held while the
@@ -388,7 +398,11 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
             conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             result = await conn.execute(
                 update(Call)
-                .where(Call.id == call_id, Call.stream_sid.is_(None))
+                .where(
+                    Call.id == call_id,
+                    Call.stream_sid.is_(None),
+                    Call.status.not_in(ENDED_STATUSES),
+                )
                 .values(stream_sid=stream_sid, stream_started_at=utcnow())
             )
     except DB_UNAVAILABLE as exc:
@@ -396,7 +410,7 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
         log.error("twilio.stream_claim_failed", call_id=call_id, error=type(exc).__name__)
         return
     if getattr(result, "rowcount", 0) != 1:
-        raise SignatureError("stream token already used (the call has a stream)")
+        raise SignatureError("stream token already used (the call has a stream or ended)")
 
 
 async def _call_context(state: AppState, call_id: int, call_sid: str) -> CallContext:
