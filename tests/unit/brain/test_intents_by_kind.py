@@ -225,6 +225,8 @@ def test_trade_owner_phrasings(text: str, moment: Moment, expected: str) -> None
         ("השעות האלה לא טובות מה עם ראשון", "slots", "propose_time"),
         ("מה לגבי שני", "slots", "propose_time"),
         ("מה עם השני", "slots", "accept_time"),
+        ("אוקיי תגיד מה יש", "greeting", "interested"),
+        ("לא אנחנו לא עובדים עם ספק חיצוני", "pitch", "no"),
     ],
 )
 def test_idioms_and_hidden_polarity(text: str, moment: Moment, expected: str) -> None:
