@@ -232,3 +232,9 @@ def test_trade_owner_phrasings(text: str, moment: Moment, expected: str) -> None
 def test_idioms_and_hidden_polarity(text: str, moment: Moment, expected: str) -> None:
     """Slang, idioms and polarity hidden in a word ("תוותרי", "מה הנזק") carry their intent."""
     assert _intent(text, moment) == expected
+
+
+@pytest.mark.parametrize("text", ["שכחתי את המספר של הלקוח", "אה שכחתי מזה לגמרי"])
+def test_i_forgot_is_not_forget_me(text: str) -> None:
+    """I forgot ("שכחתי") is no "שכחי מזה/מהמספר": neither an opt-out nor a refusal."""
+    assert _intent(text, "pitch") not in ("remove_me", "not_interested")
