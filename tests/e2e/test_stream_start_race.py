@@ -23,9 +23,9 @@ from voicebot.testing.server import free_port, running_server
 from voicebot.testing.twilio_caller import (
     SIGNATURE_HEADER,
     TWILIO_USER_AGENT,
-    VOICE_WEBHOOK_PATH,
-    _stream_from_twiml,
     open_stream,
+    post_voice_webhook,
+    stream_from_twiml,
 )
 
 ACCOUNT_SID = "AC" + "6" * 32
@@ -57,19 +57,17 @@ async def server(
 
 
 async def _answer(base: str) -> tuple[str, dict[str, str]]:
-    form = {
-        "AccountSid": ACCOUNT_SID,
-        "CallSid": CALL_SID,
-        "CallStatus": "in-progress",
-        "Direction": "outbound-api",
-        "From": "+972501234567",
-        "To": "+97233769999",
-    }
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(base + VOICE_WEBHOOK_PATH, form)
-    headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(base + VOICE_WEBHOOK_PATH, data=form, headers=headers)
-    return _stream_from_twiml(response.status_code, response.text)
+        response = await post_voice_webhook(
+            http,
+            base,
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            call_sid=CALL_SID,
+            from_number="+972501234567",
+            to_number="+97233769999",
+        )
+    return stream_from_twiml(response.status_code, response.text)
 
 
 async def test_two_starts_at_once_give_the_call_to_one_stream(

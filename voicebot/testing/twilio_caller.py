@@ -481,7 +481,40 @@ def stream_from_twiml(status_code: int, twiml: str) -> tuple[str, dict[str, str]
     return stream.get("url", ""), parameters
 
 
-_stream_from_twiml = stream_from_twiml  # the name tests/e2e imports
+async def post_voice_webhook(
+    client: httpx.AsyncClient,
+    server_base_url: str,
+    *,
+    account_sid: str,
+    auth_token: str,
+    call_sid: str,
+    from_number: str = DEFAULT_FROM,
+    to_number: str = DEFAULT_TO,
+    direction: str = "outbound-api",
+    public_base_url: str | None = None,
+    extra_params: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """POST the signed voice webhook Twilio sends when ``call_sid`` is answered, to
+    ``server_base_url``, signed for ``public_base_url`` (the URL the server believes it is
+    reachable at; default ``server_base_url``); the server's answer, TwiML expected."""
+    public = (public_base_url or server_base_url).rstrip("/")
+    form = {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": "in-progress",
+        "Called": to_number,
+        "Caller": from_number,
+        "Direction": direction,
+        "From": from_number,
+        "To": to_number,
+        **(extra_params or {}),
+    }
+    signature = RequestValidator(auth_token).compute_signature(public + VOICE_WEBHOOK_PATH, form)
+    headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
+    return await client.post(
+        server_base_url.rstrip("/") + VOICE_WEBHOOK_PATH, data=form, headers=headers
+    )
 
 
 @contextlib.asynccontextmanager
@@ -511,33 +544,30 @@ async def place_call(
     """
     public = (public_base_url or server_base_url).rstrip("/")
     server = server_base_url.rstrip("/")
-    validator = RequestValidator(auth_token)
-    form = {
-        "AccountSid": account_sid,
-        "ApiVersion": "2010-04-01",
-        "CallSid": call_sid or "CA" + secrets.token_hex(16),
-        "CallStatus": "in-progress",
-        "Called": to_number,
-        "Caller": from_number,
-        "Direction": direction,
-        "From": from_number,
-        "To": to_number,
-        **(extra_params or {}),
-    }
-    signature = validator.compute_signature(public + VOICE_WEBHOOK_PATH, form)
-    headers = {SIGNATURE_HEADER: signature, "User-Agent": TWILIO_USER_AGENT}
+    sid = call_sid or "CA" + secrets.token_hex(16)
     async with contextlib.AsyncExitStack() as stack:
         client = http
         if client is None:
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
-        response = await client.post(server + VOICE_WEBHOOK_PATH, data=form, headers=headers)
+        response = await post_voice_webhook(
+            client,
+            server,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            call_sid=sid,
+            from_number=from_number,
+            to_number=to_number,
+            direction=direction,
+            public_base_url=public,
+            extra_params=extra_params,
+        )
         stream_url, parameters = stream_from_twiml(response.status_code, response.text)
         call = await stack.enter_async_context(
             open_stream(
                 server,
                 stream_url=stream_url,
                 parameters=parameters,
-                call_sid=form["CallSid"],
+                call_sid=sid,
                 account_sid=account_sid,
                 auth_token=auth_token,
                 public_base_url=public,

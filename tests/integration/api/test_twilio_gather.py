@@ -5,6 +5,7 @@ final statuses set outcomes without weakening a lead's status."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import shutil
@@ -112,6 +113,23 @@ class TwilioSide:
 async def _db(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
     engine = create_engine(settings)
     return engine, create_sessionmaker(engine)
+
+
+@contextlib.asynccontextmanager
+async def _tables_away(settings: Settings, *tables: str) -> AsyncIterator[None]:
+    """``tables`` renamed out of reach for the block (every statement on them fails), then
+    renamed back, whatever the block raised."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as db:
+            for table in tables:
+                await db.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+        yield
+    finally:
+        async with engine.begin() as db:
+            for table in tables:
+                await db.execute(text(f"ALTER TABLE {table}_away RENAME TO {table}"))
+        await engine.dispose()
 
 
 async def _seed_outbound_call(settings: Settings, *, call_sid: str, status: str = "new") -> int:
@@ -599,16 +617,9 @@ async def test_a_database_failure_in_the_brain_is_apologised_for_and_the_call_go
     call_sid = _sid()
     await _seed_outbound_call(settings, call_sid=call_sid)
     first = await twilio.answer(call_sid)
-    engine, _ = await _db(settings)
-    try:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE meetings RENAME TO meetings_away"))
+    async with _tables_away(settings, "meetings"):
         with capture_logs() as logs:
             sorry = await twilio.turn(first.text, call_sid, SpeechResult="אני רוצה לקבוע פגישה")
-    finally:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE meetings_away RENAME TO meetings"))
-        await engine.dispose()
     assert sorry.status_code == 200, sorry.text
     assert _xml(sorry.text).find("Gather") is not None
     failures = [e for e in logs if e["log_level"] in ("warning", "error")]
@@ -632,16 +643,9 @@ async def test_a_database_down_at_a_turn_ends_the_call_with_a_hebrew_goodbye(
     call_sid = _sid()
     await _seed_outbound_call(settings, call_sid=call_sid)
     first = await twilio.answer(call_sid)
-    engine, _ = await _db(settings)
-    try:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE calls RENAME TO calls_away"))
+    async with _tables_away(settings, "calls"):
         with capture_logs() as logs:
             bye = await twilio.turn(first.text, call_sid, SpeechResult="כן, אפשר לדבר")
-    finally:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE calls_away RENAME TO calls"))
-        await engine.dispose()
     assert bye.status_code == 200, bye.text
     root = _xml(bye.text)
     assert root.find("Hangup") is not None and root.find("Gather") is None
@@ -667,16 +671,9 @@ async def test_an_opt_out_while_the_database_is_down_is_kept_and_answered_as_one
     outbox = app.state.voicebot.extras["call_services"].optouts
     engine, sessions = await _db(settings)
     twilio_fields = {"From": AGENT_NUMBER, "To": LEAD_PHONE, "Direction": "outbound-api"}
-    try:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE calls RENAME TO calls_away"))
-            await db.execute(text("ALTER TABLE do_not_call RENAME TO do_not_call_away"))
+    async with _tables_away(settings, "calls", "do_not_call"):
         with capture_logs() as logs:
             bye = await twilio.turn(first.text, call_sid, **twilio_fields, **said)
-    finally:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE calls_away RENAME TO calls"))
-            await db.execute(text("ALTER TABLE do_not_call_away RENAME TO do_not_call"))
     assert bye.status_code == 200, bye.text
     root = _xml(bye.text)
     assert root.find("Hangup") is not None and root.find("Gather") is None
@@ -773,16 +770,9 @@ async def test_a_database_failing_after_the_call_row_at_the_greeting_is_a_503_no
     log, not an unhandled 500."""
     call_sid = _sid()
     await _seed_outbound_call(settings, call_sid=call_sid)
-    engine, _ = await _db(settings)
-    try:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE call_turns RENAME TO call_turns_away"))
+    async with _tables_away(settings, "call_turns"):
         with capture_logs() as logs:
             first = await twilio.answer(call_sid)
-    finally:
-        async with engine.begin() as db:
-            await db.execute(text("ALTER TABLE call_turns_away RENAME TO call_turns"))
-        await engine.dispose()
     assert first.status_code == 503, first.text
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [
         "call.gather_greeting_failed"
