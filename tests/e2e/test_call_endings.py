@@ -118,7 +118,7 @@ async def _ended_call(base: str, timeout_s: float = 10.0) -> dict[str, Any]:
 
 
 async def _greeting_heard(call: SimulatedCall) -> None:
-    await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+    await call.wait_for_greeting(20)
 
 
 async def test_transfer_dials_the_human_only_after_the_last_sentence_played(

@@ -135,7 +135,7 @@ async def _rest_update(api: TwilioApiSimulator, call_sid: str, *, timeout_s: flo
 
 
 async def _greeting_heard(call: SimulatedCall) -> None:
-    await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+    await call.wait_for_greeting(20)
 
 
 async def _reply_played(call: SimulatedCall, quiet_s: float = 1.0, timeout_s: float = 30) -> None:

@@ -81,7 +81,7 @@ async def _reply_played(call: SimulatedCall, quiet_s: float = 1.0) -> None:
 async def _one_turn(base: str) -> list[dict[str, object]]:
     """Greeting, one caller answer, the agent's reply; returns the stored turns."""
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         marks = len(call.metrics.marks)
         speech = call.say(pcm16_to_ulaw(synthesize_hebrew(ANSWER, cache_dir=AUDIO_CACHE)))
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)

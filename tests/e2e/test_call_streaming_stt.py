@@ -47,7 +47,7 @@ async def _answer_once(base: str, *, played: bool = False) -> list[dict[str, obj
     """Greeting, one caller answer, the agent's reply heard (``played``: heard to its end);
     returns the stored turns."""
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         speech = call.say(pcm16_to_ulaw(hebrew_speech(ANSWER)))
         marks_before = len(call.metrics.marks)
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)

@@ -67,9 +67,7 @@ async def test_a_tool_query_failing_mid_call_is_logged_once_with_the_call_contex
             async with place_call(
                 base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
             ) as call:
-                await call.wait_until(
-                    lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20
-                )
+                await call.wait_for_greeting(20)
                 marks = len(call.metrics.marks)
                 await asyncio.to_thread(_drop_meetings, tmp_path / "calls.db")
                 call.say(pcm16_to_ulaw(hebrew_speech(QUESTION)))

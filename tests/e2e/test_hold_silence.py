@@ -58,7 +58,7 @@ async def test_silence_after_a_hold_waits_longer_before_the_check_in(
         running_server(settings, port=port) as base,
         place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call,
     ):
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         call.say(pcm16_to_ulaw(hebrew_speech(HOLD)))
         async with asyncio.timeout(20):
             while True:

@@ -68,7 +68,7 @@ async def test_speech_resumed_while_the_reply_is_prepared_is_answered_together(
     pause = bytes([ULAW_SILENCE_BYTE]) * (8 * PAUSE_MS)
     second = pause + pcm16_to_ulaw(synthesize_hebrew(SECOND, cache_dir=AUDIO_CACHE))
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         clears_before = call.metrics.clears
         audio_before_ms = call.metrics.agent_audio_ms
         call.say(first)
@@ -99,7 +99,7 @@ async def test_words_carried_over_several_utterances_stay_bounded(
     two = pcm16_to_ulaw(synthesize_hebrew("ומה עוד יש לכם להציע", cache_dir=AUDIO_CACHE))
     pause = bytes([ULAW_SILENCE_BYTE]) * (8 * PAUSE_MS)
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         call.say(one)
         talking_on = call.say(pause + two)
         await call.wait_until(lambda: talking_on.response_latency_ms is not None, 30)
@@ -138,9 +138,7 @@ async def test_a_reply_started_on_a_partial_answers_the_final_words(
             stt_streaming_final_timeout_s=5.0,
         ) as (base, _):
             async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-                await call.wait_until(
-                    lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20
-                )
+                await call.wait_for_greeting(20)
                 marks_before = len(call.metrics.marks)
                 speech = call.say(pcm16_to_ulaw(hebrew_speech(said)))
                 await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
@@ -203,7 +201,7 @@ async def test_redis_killed_and_restarted_mid_call_gets_the_turn_state_back(
         ) as (base, _),
         place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call,
     ):
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         proc.kill()
         proc.wait()
         first = call.say(pcm16_to_ulaw(hebrew_speech(FIRST)))

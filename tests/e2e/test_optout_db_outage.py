@@ -147,9 +147,7 @@ async def test_an_opt_out_during_a_database_outage_is_heard_kept_and_never_diale
             async with place_call(
                 base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
             ) as call:
-                await call.wait_until(
-                    lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20
-                )
+                await call.wait_for_greeting(20)
                 heard = len(call.metrics.marks)
                 with database_down():
                     call.say(pcm16_to_ulaw(hebrew_speech(REMOVE_ME)))
@@ -220,9 +218,7 @@ async def test_a_tool_failing_on_the_database_is_answered_with_the_technical_apo
             async with place_call(
                 base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
             ) as call:
-                await call.wait_until(
-                    lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20
-                )
+                await call.wait_for_greeting(20)
                 heard = len(call.metrics.marks)
                 with database_down():
                     call.say(pcm16_to_ulaw(hebrew_speech(MEETING)))

@@ -55,7 +55,7 @@ async def test_a_reply_prepared_at_a_pause_is_dropped_when_the_caller_goes_on(
     base, _ = server
     stt_before = sum(1 for r in sim.log if r.stage == "stt")
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         clears_before = call.metrics.clears
         audio_before_ms = call.metrics.agent_audio_ms
         speech = call.say(pcm16_to_ulaw(_whole_pcm16()))

@@ -53,7 +53,7 @@ async def test_agent_yields_when_its_reply_would_start_over_the_caller(
     pause = bytes([ULAW_SILENCE_BYTE]) * (8 * PAUSE_MS)
     second = pause + pcm16_to_ulaw(synthesize_hebrew(SECOND, cache_dir=AUDIO_CACHE))
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         clears_before = call.metrics.clears
         call.say(first)
         talking_on = call.say(second)

@@ -104,7 +104,7 @@ async def test_media_payloads_of_any_length_are_heard(server: tuple[str, Setting
         frames_b64=tuple(wire.encode_payload(ulaw[i : i + 100]) for i in range(0, len(ulaw), 100))
     )
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
-        await call.wait_until(lambda: len(call.metrics.marks) >= 1 and not call.playback.busy, 20)
+        await call.wait_for_greeting(20)
         speech = call.say(odd)
         await call.wait_until(lambda: speech.response_latency_ms is not None, 20)
         assert not call.ended

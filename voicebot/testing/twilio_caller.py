@@ -280,6 +280,13 @@ class SimulatedCall:
                 self._activity.clear()
                 await self._activity.wait()
 
+    async def wait_for_greeting(self, timeout_s: float) -> None:
+        """Wait until the agent's first reply has played out: at least one mark echoed and
+        nothing left in playback (the caller may speak without barging in)."""
+        await self.wait_until(
+            lambda: len(self.metrics.marks) >= 1 and not self.playback.busy, timeout_s
+        )
+
     async def wait_for_mark(self, name: str, timeout_s: float) -> None:
         """Wait until the mark ``name`` has been echoed."""
         await self.wait_until(lambda: any(n == name for _, n in self.metrics.marks), timeout_s)
