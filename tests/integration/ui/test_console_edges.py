@@ -154,6 +154,36 @@ def test_forwarded_allow_ips_is_normalised_for_the_proxy_check() -> None:
         make_settings(forwarded_allow_ips="10.0.0.2,*")
 
 
+@asynccontextmanager
+async def _behind_proxy(
+    database_url: str, allowed: str, peer: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app (sign-in throttle: 3 failures a minute) whose connections come
+    from the proxy address ``peer``, with ``FORWARDED_ALLOW_IPS=allowed``."""
+    settings = make_settings(
+        database_url=database_url, api_key=API_KEY, secret_key=SECRET,
+        auth_failures_per_minute=3, forwarded_allow_ips=allowed,
+    )  # fmt: skip
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http
+
+
+async def _wrong_key(http: httpx.AsyncClient, forwarded_for: str) -> int:
+    """One sign-in with a wrong API key (CSRF token from a fresh form), both requests
+    carrying ``X-Forwarded-For: forwarded_for``; the sign-in's status code."""
+    headers = {"X-Forwarded-For": forwarded_for}
+    form = await http.get("/ui/sign-in", headers=headers)
+    response = await http.post(
+        "/ui/sign-in",
+        data={"api_key": "wrong", "csrf_token": csrf_of(form.text), "next": ""},
+        headers=headers,
+    )
+    return response.status_code
+
+
 @pytest.mark.parametrize(
     ("allowed", "peer", "chain"),
     [
@@ -169,24 +199,10 @@ async def test_invented_forwarded_for_hops_do_not_dodge_the_throttle(
 ) -> None:
     """A client behind trusted proxies that writes a new X-Forwarded-For on every try is
     still throttled as itself."""
-    settings = make_settings(
-        database_url=database_url, api_key=API_KEY, secret_key=SECRET,
-        auth_failures_per_minute=3, forwarded_allow_ips=allowed,
-    )  # fmt: skip
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            codes = []
-            for attempt in range(4):
-                headers = {"X-Forwarded-For": chain.format(spoof=f"192.0.2.{attempt}")}
-                form = await http.get("/ui/sign-in", headers=headers)
-                response = await http.post(
-                    "/ui/sign-in",
-                    data={"api_key": "wrong", "csrf_token": csrf_of(form.text), "next": ""},
-                    headers=headers,
-                )
-                codes.append(response.status_code)
+    async with _behind_proxy(database_url, allowed, peer) as http:
+        codes = [
+            await _wrong_key(http, chain.format(spoof=f"192.0.2.{attempt}")) for attempt in range(4)
+        ]
     assert codes == [401, 401, 401, 429]
 
 
@@ -206,27 +222,9 @@ async def test_ipv4_mapped_proxy_addresses_are_trusted(
     """A listed IPv4 proxy seen in its IPv4-mapped IPv6 form is still that proxy: each
     operator behind it keeps an own sign-in throttle (was: untrusted, so the proxy's address
     was the client and the third failure of one operator locked out all)."""
-    settings = make_settings(
-        database_url=database_url, api_key=API_KEY, secret_key=SECRET,
-        auth_failures_per_minute=3, forwarded_allow_ips=allowed,
-    )  # fmt: skip
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-
-            async def wrong_key(client: str) -> int:
-                headers = {"X-Forwarded-For": chain.format(client=client)}
-                form = await http.get("/ui/sign-in", headers=headers)
-                response = await http.post(
-                    "/ui/sign-in",
-                    data={"api_key": "wrong", "csrf_token": csrf_of(form.text), "next": ""},
-                    headers=headers,
-                )
-                return response.status_code
-
-            codes = [await wrong_key("203.0.113.10") for _ in range(4)]
-            other = await wrong_key("198.51.100.20")
+    async with _behind_proxy(database_url, allowed, peer) as http:
+        codes = [await _wrong_key(http, chain.format(client="203.0.113.10")) for _ in range(4)]
+        other = await _wrong_key(http, chain.format(client="198.51.100.20"))
     assert codes == [401, 401, 401, 429]
     assert other == 401
 
@@ -238,26 +236,10 @@ async def test_trust_all_counts_the_hop_the_proxy_wrote_not_the_clients_claim(
     ``$proxy_add_x_forwarded_for``): a client writing a new X-Forwarded-For on every try is
     throttled by the address the proxy appended (was: uvicorn's ``*`` takes the left-most
     entry, the client's own claim, so the sign-in throttle never fired)."""
-    settings = make_settings(
-        database_url=database_url, api_key=API_KEY, secret_key=SECRET,
-        auth_failures_per_minute=3, forwarded_allow_ips="*",
-    )  # fmt: skip
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("10.0.0.2", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            codes = []
-            for attempt in range(4):
-                headers = {"X-Forwarded-For": f"192.0.2.{attempt}, 203.0.113.10"}
-                form = await http.get("/ui/sign-in", headers=headers)
-                response = await http.post(
-                    "/ui/sign-in",
-                    data={"api_key": "wrong", "csrf_token": csrf_of(form.text), "next": ""},
-                    headers=headers,
-                )
-                codes.append(response.status_code)
-            api = await http.get(
-                "/api/v1/calls", headers={"X-Forwarded-For": "192.0.2.99, 203.0.113.10"}
-            )
+    async with _behind_proxy(database_url, "*", "10.0.0.2") as http:
+        codes = [await _wrong_key(http, f"192.0.2.{attempt}, 203.0.113.10") for attempt in range(4)]
+        api = await http.get(
+            "/api/v1/calls", headers={"X-Forwarded-For": "192.0.2.99, 203.0.113.10"}
+        )
     assert codes == [401, 401, 401, 429]
     assert api.status_code == 429  # the API's auth limit shares the bucket
