@@ -46,14 +46,34 @@ ACCOUNT_SID = "AC" + "f" * 32
 AUTH_TOKEN = "faults-token"  # noqa: S105 - the simulator's own test credential
 FROM_NUMBER = "+97233720000"
 LEAD_ZONE = ZoneInfo("Asia/Jerusalem")
-LATE_ZONE = ZoneInfo("Europe/Paris")
-"""Every LATE_EVERY-th lead is a Paris number whose window opens within a minute or two
-of the start (an hour or more behind Jerusalem), so a dial ahead of a lead's own clock
-is a dial outside the window the count catches."""
+
+
+@dataclass(frozen=True)
+class ZonePair:
+    """Where the leads live: most on ``zone`` (numbers ``prefix`` + 7 digits), every
+    LATE_EVERY-th on ``late_zone`` (``late_prefix`` + 7 digits), a clock behind ``zone``
+    whose window opens a minute or two after the start, so a dial ahead of a lead's own
+    clock is a dial outside the window the count catches."""
+
+    zone: ZoneInfo
+    prefix: str
+    late_zone: ZoneInfo
+    late_prefix: str
+
+
+ZONE_PAIRS = (
+    ZonePair(LEAD_ZONE, "+97252", ZoneInfo("Europe/Paris"), "+3314"),
+    ZonePair(ZoneInfo("America/New_York"), "+1212", ZoneInfo("America/Chicago"), "+1312"),
+)
+"""Jerusalem and Paris, unless that window would cross midnight on either clock (a
+window is one local day): then New York and Chicago, seven hours behind, at mid-afternoon."""
 LATE_EVERY = 5
 LATE_OPENING_MIN_S = 5
-"""The Paris leads' window opens at the first whole minute at least this far ahead."""
-LATE_PHONE_PREFIX = "+3314"
+"""The late leads' window opens at the first whole minute at least this far ahead."""
+WINDOW_AHEAD = timedelta(hours=2)
+"""The window closes this long after the start (or at the end of the local day)…"""
+RUN_MARGIN = timedelta(hours=1)
+"""…and at least this long after it, however late in the day the suite starts."""
 POSTGRES_ADMIN_DSN = os.environ.get(
     "VOICEBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -63,7 +83,6 @@ machine (2 cores, load 12-15) four of them at once get ~0.15 core each."""
 POLL_INTERVAL_S = 1.0
 RESTART_PAUSE_S = (0.5, 2.0)
 FINAL_STATES = ("done", "failed", "skipped")
-WINDOW_HALF_WIDTH = timedelta(hours=2)
 STATUS_SQL = __import__("sqlalchemy").text("SELECT status FROM campaigns WHERE id = :c")
 
 
@@ -254,35 +273,54 @@ def setup(run: Run) -> None:
         proc.wait_ready()
 
 
-def window_fields(now: datetime) -> dict[str, Any]:
-    """A window open now on the Israeli leads' clock that opens on the Paris leads' clock
-    at the next whole minute (at least LATE_OPENING_MIN_S away), and stays open on both for the run
-    (calendar none: the IL calendar's own days are the unit tests'; this suite checks the
-    engine never dials a lead outside its own window)."""
-    local = now.astimezone(LEAD_ZONE)
-    late = (now + timedelta(seconds=LATE_OPENING_MIN_S)).astimezone(LATE_ZONE)
-    start = late.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    end = min(local + WINDOW_HALF_WIDTH, local.replace(hour=23, minute=59))
-    return {
-        "calendar": "none",
-        "window_days": "sun,mon,tue,wed,thu,fri,sat",
-        "window_start": start.strftime("%H:%M"),
-        "window_end": end.strftime("%H:%M"),
-    }
+@dataclass(frozen=True)
+class WindowPlan:
+    """The campaign's window fields and the zones of its leads, for one start instant."""
+
+    fields: dict[str, Any]
+    pair: ZonePair
+
+    def phone(self, i: int, late_every: int) -> str:
+        """Lead ``i``'s number: on the late clock every ``late_every``-th (0: never)."""
+        late = late_every and i % late_every == late_every - 1
+        prefix = self.pair.late_prefix if late else self.pair.prefix
+        return f"{prefix}{5550000 + i:07d}"
+
+
+def window_plan(now: datetime) -> WindowPlan:
+    """A window open now on the main leads' clock, opening on the late leads' clock at the
+    next whole minute (at least LATE_OPENING_MIN_S away), and open on both for at least
+    RUN_MARGIN (calendar none: the IL calendar's own days are the unit tests'; this suite
+    checks the engine never dials a lead outside its own window). The first pair of
+    ZONE_PAIRS where that fits in one local day on both clocks, whatever the hour."""
+    for pair in ZONE_PAIRS:
+        local = now.astimezone(pair.zone)
+        late = (now + timedelta(seconds=LATE_OPENING_MIN_S)).astimezone(pair.late_zone)
+        start = late.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        day_end = datetime.combine(
+            local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo
+        )
+        end = min(local + WINDOW_AHEAD, day_end)
+        if start.date() != late.date() or start.time() >= local.time() or end - local < RUN_MARGIN:
+            continue
+        fields = {
+            "calendar": "none",
+            "window_days": "sun,mon,tue,wed,thu,fri,sat",
+            "window_start": start.strftime("%H:%M"),
+            "window_end": "24:00" if end == day_end else end.strftime("%H:%M"),
+        }
+        return WindowPlan(fields, pair)
+    raise RuntimeError(f"no zone pair has a window open at {now:%H:%M} UTC")
 
 
 async def create_campaign(run: Run) -> tuple[int, dict[str, Any]]:
     args = run.args
     base = run.env["PUBLIC_BASE_URL"]
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        plan = window_plan(datetime.now(UTC))
         ids = []
         for i in range(args.leads):
-            phone = (
-                f"{LATE_PHONE_PREFIX}{5550000 + i:07d}"
-                if args.late_every and i % args.late_every == args.late_every - 1
-                else f"+97252{5550000 + i:07d}"
-            )
-            lead = {"phone": phone, "consent_source": "faults"}
+            lead = {"phone": plan.phone(i, args.late_every), "consent_source": "faults"}
             response = await client.post("/api/v1/leads", json=lead)
             response.raise_for_status()
             ids.append(response.json()["id"])
@@ -291,7 +329,7 @@ async def create_campaign(run: Run) -> tuple[int, dict[str, Any]]:
             "max_concurrent_calls": args.max_concurrent,
             "calls_per_second": args.cps,
             "max_attempts": 1,
-            **window_fields(datetime.now(UTC)),
+            **plan.fields,
         }
         response = await client.post("/api/v1/campaigns", json=fields)
         response.raise_for_status()
@@ -485,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "--late-every",
         type=int,
         default=LATE_EVERY,
-        help="every Nth lead a Paris number whose window opens after the start (0: none)",
+        help="every Nth lead on the late clock (Paris or Chicago), opening later (0: none)",
     )
     parser.add_argument("--max-concurrent", type=int, default=10)
     parser.add_argument("--cps", type=float, default=2.0)

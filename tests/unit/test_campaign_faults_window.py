@@ -27,10 +27,34 @@ def test_a_paris_lead_dialed_before_its_own_opening_is_counted() -> None:
     Paris lead dialed three minutes later is inside."""
     faults = _faults()
     now = datetime(2026, 11, 29, 13, 0, 10, tzinfo=UTC)
-    fields = faults.window_fields(now)
+    plan = faults.window_plan(now)
+    fields = plan.fields
+    assert plan.phone(0, 5) == "+972525550000" and plan.phone(4, 5) == "+33145550004"
     israeli = {"t": now.timestamp(), "to": "+972525550000"}
     paris_early = {"t": now.timestamp(), "to": "+33145550004"}
     paris_later = {"t": (now + timedelta(minutes=3)).timestamp(), "to": "+33145550004"}
     assert faults.dials_outside_window([israeli], fields) == 0
     assert faults.dials_outside_window([paris_early], fields) == 1
     assert faults.dials_outside_window([paris_later, israeli], fields) == 0
+
+
+def test_the_window_fits_whatever_the_hour_the_suite_starts() -> None:
+    """At every 5 minutes of a winter and a summer day (UTC), the plan's window is valid for
+    the API, open now for the main leads and for the next hour, and not yet open for the
+    late leads, on their own clocks. CI once started at 21:59 UTC (23:59 in Jerusalem) and
+    the campaign was refused with a 422 (a window that crossed midnight)."""
+    from voicebot.scheduling import CallingWindow, lead_timezones
+
+    faults = _faults()
+    for day in (datetime(2026, 11, 29, tzinfo=UTC), datetime(2027, 7, 4, tzinfo=UTC)):
+        for minute in range(0, 24 * 60, 5):
+            now = day + timedelta(minutes=minute, seconds=59)
+            plan = faults.window_plan(now)
+            window = CallingWindow.from_fields(**plan.fields)
+            main, late = plan.phone(0, 5), plan.phone(4, 5)
+            (main_zone,) = lead_timezones(main, None, "Asia/Jerusalem")
+            (late_zone,) = lead_timezones(late, None, "Asia/Jerusalem")
+            assert window.is_open(now, main_zone), (now, plan)
+            assert window.is_open(now + timedelta(hours=1), main_zone), (now, plan)
+            assert not window.is_open(now, late_zone), (now, plan)
+            assert window.is_open(now + timedelta(minutes=2, seconds=5), late_zone), (now, plan)

@@ -30,6 +30,8 @@ MAX_ADD_LEAD_IDS = 10_000
 MAX_QUERY_CHARS = 200
 
 PHONE_EXAMPLE = "054-456-7890"
+WINDOW_END_PATTERN = r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$"
+"""HH:MM, or 24:00 for the end of the day (see voicebot.scheduling.validation.END_OF_DAY)."""
 
 
 class Strict(BaseModel):
@@ -331,7 +333,7 @@ class CampaignIn(Strict):
     retry_base_min: int = Field(default=30, ge=1, le=10080)
     retry_max_min: int = Field(default=240, ge=1, le=43200)
     window_start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    window_end: str = Field(default="20:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    window_end: str = Field(default="20:00", pattern=WINDOW_END_PATTERN)
     window_days: Line = Field(default="sun,mon,tue,wed,thu,fri", max_length=64)
     timezone: Line = Field(default="Asia/Jerusalem", max_length=64)
     calendar: Line = Field(default="IL", max_length=8)
@@ -406,7 +408,7 @@ class CampaignPatch(Strict):
     retry_base_min: int | None = Field(default=None, ge=1, le=10080)
     retry_max_min: int | None = Field(default=None, ge=1, le=43200)
     window_start: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    window_end: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    window_end: str | None = Field(default=None, pattern=WINDOW_END_PATTERN)
     window_days: Line | None = Field(default=None, max_length=64)
     timezone: Line | None = Field(default=None, max_length=64)
     calendar: Line | None = Field(default=None, max_length=8)

@@ -23,6 +23,7 @@ from voicebot.scheduling.timezones import lead_timezone, lead_timezones, number_
 from voicebot.scheduling.validation import (
     WindowFieldError,
     format_blocked_dates,
+    format_clock,
     format_window_days,
     parse_blocked_dates,
     parse_calendar,
@@ -42,6 +43,7 @@ __all__ = [
     "closed_reason",
     "day_hours",
     "format_blocked_dates",
+    "format_clock",
     "format_window_days",
     "il_holiday",
     "lead_timezone",

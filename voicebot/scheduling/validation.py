@@ -29,6 +29,9 @@ FULL_DAY_NAMES: Final = {
 }
 WEEK_ORDER: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 CLOCK_PATTERN: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+END_OF_DAY: Final = "24:00"
+"""``window_end`` only: the end of the local day (ISO 8601's 24:00), so a window can cover
+the whole day; ``23:59`` leaves the last minute closed (intervals are half-open)."""
 MAX_BLOCKED_DATES: Final = 366  # a year of blocked dates is plenty; bounds the field
 
 
@@ -69,23 +72,39 @@ def format_window_days(days: Iterable[int]) -> str:
     return ",".join(name for name in WEEK_ORDER if DAY_NUMBERS[name] in wanted)
 
 
-def parse_clock(value: str | time, *, field: str) -> time:
-    """``"09:00"`` (24-hour HH:MM) → ``time``; raises :class:`WindowFieldError`."""
+def parse_clock(value: str | time, *, field: str, end_of_day: bool = False) -> time:
+    """``"09:00"`` (24-hour HH:MM) → ``time``; raises :class:`WindowFieldError`.
+
+    With ``end_of_day`` (a window's end), ``"24:00"`` is accepted and returns ``time.max``
+    (23:59:59.999999: the half-open interval then covers the whole local day).
+    """
     if isinstance(value, time):
+        if end_of_day and value == time.max:
+            return time.max
         return value.replace(second=0, microsecond=0, tzinfo=None)
+    if end_of_day and isinstance(value, str) and value.strip() == END_OF_DAY:
+        return time.max
     match = CLOCK_PATTERN.match(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise WindowFieldError(field, f"{value!r} is not a time; use HH:MM, 00:00 to 23:59")
+        last = END_OF_DAY if end_of_day else "23:59"
+        raise WindowFieldError(field, f"{value!r} is not a time; use HH:MM, 00:00 to {last}")
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def format_clock(value: time) -> str:
+    """A parsed clock → its stored ``HH:MM`` form (``time.max`` → ``"24:00"``)."""
+    return END_OF_DAY if value == time.max else value.strftime("%H:%M")
+
+
 def parse_window_times(start: str | time, end: str | time) -> tuple[time, time]:
-    """Both window clocks; ``window_end`` must be after ``window_start`` (same day)."""
+    """Both window clocks; ``window_end`` must be after ``window_start`` (same day) and may
+    be ``"24:00"`` (the end of the day, returned as ``time.max``)."""
     start_clock = parse_clock(start, field="window_start")
-    end_clock = parse_clock(end, field="window_end")
+    end_clock = parse_clock(end, field="window_end", end_of_day=True)
     if end_clock <= start_clock:
         raise WindowFieldError(
-            "window_end", f"{end_clock:%H:%M} must be after window_start {start_clock:%H:%M}"
+            "window_end",
+            f"{format_clock(end_clock)} must be after window_start {format_clock(start_clock)}",
         )
     return start_clock, end_clock
 

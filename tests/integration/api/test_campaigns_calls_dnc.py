@@ -45,6 +45,23 @@ async def test_campaign_validation(client: httpx.AsyncClient) -> None:
     assert fields == {"timezone", "window_end"}
 
 
+async def test_window_end_24_00_is_the_end_of_the_day(client: httpx.AsyncClient) -> None:
+    """window_end "24:00" (the whole day) is stored and returned as written, on create and
+    on edit; "24:00" as a start and clocks past it are 422 naming the field."""
+    response = await client.post(
+        "/api/v1/campaigns", json={"name": "x", "window_start": "00:00", "window_end": "24:00"}
+    )
+    assert response.status_code == 201, response.text
+    cid = response.json()["id"]
+    assert (await client.get(f"/api/v1/campaigns/{cid}")).json()["window_end"] == "24:00"
+    edit = await client.patch(f"/api/v1/campaigns/{cid}", json={"window_end": "20:00"})
+    assert edit.status_code == 200 and edit.json()["window_end"] == "20:00", edit.text
+    for bad in ({"window_start": "24:00"}, {"window_end": "24:01"}, {"window_end": "25:00"}):
+        refused = await client.post("/api/v1/campaigns", json={"name": "x", **bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert [d["field"] for d in refused.json()["error"]["details"]] == [*bad], bad
+
+
 async def test_retry_max_below_base_is_422(client: httpx.AsyncClient) -> None:
     """retry_max_min below retry_base_min is a 422 naming retry_max_min (the back-off would
     silently be the cap, 1 minute, instead of the 100 asked for)."""

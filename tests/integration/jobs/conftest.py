@@ -31,7 +31,7 @@ ALWAYS_OPEN: dict[str, Any] = {
     "calendar": "none",
     "window_days": "sun,mon,tue,wed,thu,fri,sat",
     "window_start": "00:00",
-    "window_end": "23:59",
+    "window_end": "24:00",
 }
 """Window fields that keep the calling window open (calendar cases are a2's tests)."""
 

@@ -216,7 +216,7 @@ async def test_one_live_call_per_lead_across_campaigns(engine_factory: EngineFac
                     "calendar": "none",
                     "window_days": "sun,mon,tue,wed,thu,fri,sat",
                     "window_start": "00:00",
-                    "window_end": "23:59",
+                    "window_end": "24:00",
                     "calls_per_second": 20,
                     "max_attempts": 1,
                 },

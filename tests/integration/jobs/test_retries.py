@@ -126,7 +126,7 @@ async def test_one_voicemail_message_per_lead(engine_factory: EngineFactory) -> 
                     "calendar": "none",
                     "window_days": "sun,mon,tue,wed,thu,fri,sat",
                     "window_start": "00:00",
-                    "window_end": "23:59",
+                    "window_end": "24:00",
                     "calls_per_second": 20,
                     "voicemail_retry": False,
                 },

@@ -46,7 +46,7 @@ async def _seed(database_url: str) -> int:
                 calendar="none",
                 window_days="sun,mon,tue,wed,thu,fri,sat",
                 window_start="00:00",
-                window_end="23:59",
+                window_end="24:00",
             )
             leads = [Lead(phone=f"+9725012345{i:02d}") for i in range(5)]
             session.add_all([campaign, *leads])

@@ -156,7 +156,7 @@ async def test_console_flow_in_browser(
         await page.fill("input[name=script_company]", "ליד פלוס")
         await page.fill("textarea[name=script_offer]", "מערכת שעונה ללקוחות בטלפון ובוואטסאפ")
         await page.fill("input[name=window_start]", "00:00")
-        await page.fill("input[name=window_end]", "23:59")
+        await page.fill("input[name=window_end]", "24:00")
         for day in ("sun", "mon", "tue", "wed", "thu", "fri", "sat"):
             await page.check(f"input[name=day_{day}]")
         await page.select("select[name=calendar]", "none")

@@ -128,10 +128,17 @@ async def test_call_completed_waits_until_its_recording_downloads(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await client.get(f"/api/v1/calls/{call_id}/recording")
         assert (response.status_code, response.content) == (200, WAV)
-        async with app.state.voicebot.sessions() as session:
-            row = (await session.scalars(select(WebhookDelivery))).all()
-            completed = [d for d in row if d.event_type == "call.completed"]
-            assert [d.attempts for d in completed] == [1]  # waiting is not an attempt
+        # The dispatcher commits the attempt after the receiver answered: wait for that
+        # commit (CI once read the row between the two and saw attempts 0).
+        async with asyncio.timeout(10):
+            while True:
+                async with app.state.voicebot.sessions() as session:
+                    row = (await session.scalars(select(WebhookDelivery))).all()
+                completed = [d for d in row if d.event_type == "call.completed"]
+                if all(d.delivered_at is not None for d in completed):
+                    break
+                await asyncio.sleep(0.05)
+        assert [d.attempts for d in completed] == [1]  # waiting is not an attempt
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

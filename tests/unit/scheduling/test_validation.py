@@ -9,6 +9,7 @@ import pytest
 from voicebot.scheduling import (
     WindowFieldError,
     format_blocked_dates,
+    format_clock,
     format_window_days,
     parse_blocked_dates,
     parse_calendar,
@@ -57,6 +58,19 @@ def test_window_end_after_start() -> None:
     with pytest.raises(WindowFieldError) as info:
         parse_window_times("19:00", "09:00")
     assert info.value.field == "window_end"
+
+
+def test_window_end_may_be_the_end_of_the_day() -> None:
+    """window_end "24:00" is the end of the local day (time.max, stored back as "24:00");
+    only the end may be 24:00, and nothing past it is a clock."""
+    assert parse_window_times("00:00", "24:00") == (time(0), time.max)
+    assert parse_clock(" 24:00 ", field="window_end", end_of_day=True) == time.max
+    assert format_clock(time.max) == "24:00" and format_clock(time(9, 5)) == "09:05"
+    with pytest.raises(WindowFieldError, match="window_start"):
+        parse_window_times("24:00", "24:00")
+    for bad in ("24:01", "25:00", "24:60"):
+        with pytest.raises(WindowFieldError, match="00:00 to 24:00"):
+            parse_window_times("09:00", bad)
 
 
 def test_blocked_dates_iso_only() -> None:

@@ -104,6 +104,27 @@ def test_calendar_none_drops_shabbat_and_holidays() -> None:
     assert not plain.is_open(il(2027, 11, 6, 21, 0), IL)
 
 
+def test_window_to_24_00_is_open_through_midnight() -> None:
+    """00:00–24:00 under calendar "none" has no closed instant; 00:00–23:59 closes the
+    day's last minute (half-open intervals), so a test or a campaign meaning "all day"
+    writes 24:00 (CI once ran at 23:59 Jerusalem and waited a minute for the window)."""
+    all_day = CallingWindow.from_fields(
+        window_days=ALL_WEEK, window_start="00:00", window_end="24:00", calendar="none"
+    )
+    to_2359 = CallingWindow.from_fields(
+        window_days=ALL_WEEK, window_start="00:00", window_end="23:59", calendar="none"
+    )
+    last_minute = il(2026, 11, 29, 23, 59) + timedelta(seconds=30)
+    assert all_day.is_open(last_minute, IL) and all_day.is_open(il(2026, 11, 30), IL)
+    assert not to_2359.is_open(last_minute, IL)
+    assert to_2359.next_open(last_minute, IL) == il(2026, 11, 30)
+    assert all_day.closes_at(last_minute, IL) == datetime.combine(
+        date(2026, 11, 29), time.max, tzinfo=IL
+    )
+    week = il(2026, 11, 29)
+    assert len(open_minutes(all_day, week, week + timedelta(days=7), IL)) == 7 * 24 * 60
+
+
 def test_blocked_dates_close_whole_local_dates() -> None:
     """A per-campaign blocked date closes that local date and nothing else."""
     blocked = CallingWindow.from_fields(
