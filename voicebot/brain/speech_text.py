@@ -119,7 +119,9 @@ _PRICE_RANGE_RE = re.compile(
     rf"(?<![\d.,])(?:(?P<sign1>{_CURRENCY})\s?(?P<a1>{_AMOUNT})\s?[-–]\s?(?P<b1>{_AMOUNT})"
     rf"|(?P<a2>{_AMOUNT})\s?[-–]\s?(?P<b2>{_AMOUNT})\s?(?P<sign2>{_CURRENCY}))(?![\d.,])"
 )
-_PERCENT_RANGE_RE = re.compile(r"(?<![\d.,])(?P<a>\d+)%?\s?[-–]\s?(?P<b>\d+)\s?%")
+_PERCENT_RANGE_RE = re.compile(
+    r"(?<![\d.,])(?P<a>\d+)(?:\.(?P<af>\d+))?%?\s?[-–]\s?(?P<b>\d+)(?:\.(?P<bf>\d+))?\s?%"
+)
 # A sign written against a number ("-5%", "+3%", "−₪50"), not a range ("5-7") or a prefix
 # letter's hyphen ("ב-5").
 _SIGN_RE = re.compile(
@@ -303,7 +305,18 @@ def _price_range_sub(m: re.Match[str]) -> str:
 
 
 def _percent_range_sub(m: re.Match[str]) -> str:
-    """ "5–7%" → "חמישה עד שבעה אחוזים": the noun agrees with the second number."""
+    """ "5–7%" → "חמישה עד שבעה אחוזים": the noun agrees with the second number.
+    "2.5-3.25%" → "שניים וחצי עד שלושה נקודה שתיים חמש אחוז" (after "בין": "…ל…")."""
+    if m["af"] or m["bf"]:
+        whole, frac = int(m["a"]), m["af"]
+        if frac == "5":
+            low = "חצי" if whole == 0 else f"{number_to_words(whole, 'm')} וחצי"
+        elif frac:
+            low = f"{number_to_words(whole, 'm')} נקודה {spoken_digits(frac)}"
+        else:
+            low = number_to_words(whole, "m")
+        join = "ל" if m.string[: m.start()].endswith("בין ") else "עד "
+        return f"{low} {join}{_percent_words(int(m['b']), m['bf'])}"
     low = number_to_words(int(m["a"]), "m")
     high = _percent_words(int(m["b"]), None)
     if high == "אחוז אחד":
