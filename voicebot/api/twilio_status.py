@@ -23,6 +23,7 @@ from voicebot.api import twilio_gather
 from voicebot.api.spec import FORM, Returns, operation
 from voicebot.api.state import AppState, app_state
 from voicebot.api.twilio_common import StatusForm, lead_context, signed_form
+from voicebot.api.twilio_status_final import FinalStatement, Settled, log_settled
 from voicebot.api.twilio_status_sql import ProgressStatement
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
@@ -62,6 +63,8 @@ RETRY_AFTER_S = 1
 """Retry-After of the 503 answered when no database connection frees up in time."""
 PROGRESS = ProgressStatement(STATUS_RANK)
 """A progress status (rank below final) on Postgres: one statement, see twilio_status_sql."""
+FINAL = FinalStatement(STATUS_RANK)
+"""A final status with an attempt id on Postgres: one statement, see twilio_status_final."""
 
 
 @operation(
@@ -119,6 +122,19 @@ async def status(request: Request) -> Response:
             if not applied.duplicate and applied.call_id is None:
                 log.warning("twilio.status_unknown_call", call_sid=call_sid)
             return Response(status_code=204)
+        wanted = attempt_id(attempt_param)
+        if (
+            wanted is not None
+            and state.engine.dialect.name == "postgresql"
+            and not state.settings.webhook_url
+        ):
+            final = await _settle_final(state, params, token, wanted)
+            if final.duplicate:
+                return Response(status_code=204)
+            if not final.fallback:
+                if final.call_id is not None:
+                    return _answer(state, final.call_id, call_sid, hung_up=final.hung_up)
+                token = None  # recorded in the ledger by the statement
         # A deadlock or serialization failure aborts the whole transaction (the ledger
         # row with it): rerun it, a few times, rather than answer Twilio a 500.
         settled: tuple[int, bool] | None = None
@@ -135,6 +151,11 @@ async def status(request: Request) -> Response:
         return Response(
             "database busy", status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
         )
+    return _answer(state, call_id, call_sid, hung_up=hung_up)
+
+
+def _answer(state: AppState, call_id: int, call_sid: str, *, hung_up: bool) -> Response:
+    """The 204; a call hung up mid-conversation is finished after it is sent."""
     if hung_up:
         finish = BackgroundTask(
             twilio_gather.finish_after_hangup,
@@ -144,6 +165,33 @@ async def status(request: Request) -> Response:
         )
         return Response(status_code=204, background=finish)
     return Response(status_code=204)
+
+
+async def _settle_final(
+    state: AppState, params: dict[str, str], token: str | None, wanted: int
+) -> Settled:
+    """A final status by its attempt id through the one statement (Postgres, no deployment
+    webhook), rerun after a deadlock like the ORM transaction; logs what it settled."""
+    new_status = params.get("CallStatus", "")
+    outcome = STATUS_OUTCOMES.get(new_status)
+    duration = params.get("CallDuration")
+    settled = Settled(fallback=True, duplicate=False)
+    async for run in lock_conflict_retrying():
+        with run:
+            settled = await FINAL.apply(
+                state.engine,
+                token=token[:128] if token else None,
+                attempt_id=wanted,
+                call_sid=params.get("CallSid", ""),
+                status=new_status,
+                outcome=outcome,
+                duration_s=int(duration) if duration and duration.isdigit() else None,
+                answered_by=(params.get("AnsweredBy") or "")[:ANSWERED_BY_MAX_CHARS] or None,
+                tz=state.settings.tz,
+                now=utcnow(),
+            )
+    log_settled(settled, outcome)
+    return settled
 
 
 async def _settle(

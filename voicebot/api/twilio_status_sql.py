@@ -2,22 +2,25 @@
 statement in autocommit: the idempotency ledger row, the SID noted on the attempt and the
 call, and the monotonic status move, in one round trip and one commit.
 
-Final statuses settle the member, the campaign and the lead (``record_outcome``) and stay
-on the ORM path in :mod:`voicebot.api.twilio_status`; SQLite has no data-modifying CTEs
-and stays there too. Both paths give the same rows for the same callbacks.
+Final statuses have their own statement (:mod:`voicebot.api.twilio_status_final`); SQLite
+has no data-modifying CTEs and stays on the ORM path in :mod:`voicebot.api.twilio_status`.
+Both paths give the same rows for the same callbacks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicebot.db.models import AttemptStatus, CallStatus
+
+_Value = TypeVar("_Value", bound=str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +32,11 @@ class Applied:
     call_id: int | None
 
 
-def _rank_sql(expression: str, ranks: dict[CallStatus, int]) -> str:
-    whens = " ".join(f"WHEN '{status.value}' THEN {rank}" for status, rank in ranks.items())
-    return f"(CASE {expression} {whens} ELSE 0 END)"
+def rank_sql(expression: str, ranks: Mapping[_Value, int], *, default: str = "0") -> str:
+    """A SQL CASE giving ``expression``'s rank in ``ranks`` (``default`` for a value not in
+    it). The keys are enum values, never input: they are written into the text."""
+    whens = " ".join(f"WHEN '{value}' THEN {rank}" for value, rank in ranks.items())
+    return f"(CASE {expression} {whens} ELSE {default} END)"
 
 
 def build_statement(ranks: dict[CallStatus, int]) -> str:
@@ -48,7 +53,7 @@ def build_statement(ranks: dict[CallStatus, int]) -> str:
         "(CASE WHEN c.call_sid IS NULL AND :sid <> '' AND c.status = :queued"
         " THEN :initiated ELSE c.status END)"
     )
-    forward = f"{_rank_sql('CAST(:status AS varchar)', ranks)} > {_rank_sql(noted, ranks)}"
+    forward = f"{rank_sql('CAST(:status AS varchar)', ranks)} > {rank_sql(noted, ranks)}"
     # S608: the text is built from the enum's own values and integers, never from input.
     return f"""
 WITH ledger AS (

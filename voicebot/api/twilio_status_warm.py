@@ -6,10 +6,11 @@ and a server-side parse). At 200 callbacks/s that landed in the first second of 
 the first final status cost ~17 ms of CPU and each further connection ~2.5 ms more,
 while every other request queued behind them (BENCHMARKS.md, #9).
 
-:func:`warm_status_statements` runs the callback's own code (the progress statement and
-the final status's ORM path) on made-up rows inside one transaction per connection and
-rolls it back: nothing is stored, no lock outlives it, but each connection holds the
-prepared statements and the process the compiled ones that real callbacks then reuse.
+:func:`warm_status_statements` runs the callback's own code (the progress and final-status
+statements, and the final status's ORM path) on made-up rows inside one transaction per
+connection and rolls it back: nothing is stored, no lock outlives it, but each connection
+holds the prepared statements and the process the compiled ones that real callbacks then
+reuse.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from voicebot.api.twilio_status import PROGRESS, settle_in
+from voicebot.api.twilio_status import FINAL, PROGRESS, settle_in
 from voicebot.config import Settings
 from voicebot.db.models import (
     AttemptStatus,
@@ -40,6 +41,7 @@ from voicebot.db.models import (
     Lead,
     MemberState,
 )
+from voicebot.db.outcomes import STATUS_OUTCOMES
 from voicebot.logging import quiet
 
 log = structlog.get_logger(__name__)
@@ -131,28 +133,45 @@ async def _warm_one(conn: AsyncConnection, settings: Settings) -> None:
 async def _run(
     session: AsyncSession, conn: AsyncConnection, settings: Settings, scenario: Scenario
 ) -> None:
-    """One made-up campaign call, dialed and called back as Twilio would."""
-    attempt_id = await _seed(session, scenario)
-    # The route loads the rows it settles: nothing of the seed may stay in the session.
-    session.expunge_all()
-    call_sid = "CA" + secrets.token_hex(16)
+    """Two made-up campaign calls, dialed and called back as Twilio would: one ends
+    through the final-status statement, the other through the ORM path (a campaign with
+    a webhook, a callback without an attempt id)."""
     *progress, final = scenario.statuses
-    now = datetime.now(UTC)
-    for status in progress:
-        params = PROGRESS.params(
-            token=secrets.token_hex(16),
-            attempt_id=attempt_id,
-            call_sid=call_sid,
-            status=status,
-            duration_s=None,
-            answered_by=None,
-            now=now,
-        )
-        await conn.execute(PROGRESS.statement, params)
-    form = {"CallSid": call_sid, "CallStatus": final}
-    if scenario.duration_s is not None:
-        form["CallDuration"] = scenario.duration_s
-    await settle_in(session, settings, form, secrets.token_hex(16), str(attempt_id))
+    for by_statement in (True, False):
+        attempt_id = await _seed(session, scenario)
+        # The route loads the rows it settles: nothing of the seed may stay in the session.
+        session.expunge_all()
+        call_sid = "CA" + secrets.token_hex(16)
+        now = datetime.now(UTC)
+        for status in progress:
+            params = PROGRESS.params(
+                token=secrets.token_hex(16),
+                attempt_id=attempt_id,
+                call_sid=call_sid,
+                status=status,
+                duration_s=None,
+                answered_by=None,
+                now=now,
+            )
+            await conn.execute(PROGRESS.statement, params)
+        if by_statement:
+            params = FINAL.params(
+                token=secrets.token_hex(16),
+                attempt_id=attempt_id,
+                call_sid=call_sid,
+                status=final,
+                outcome=STATUS_OUTCOMES.get(final),
+                duration_s=int(scenario.duration_s) if scenario.duration_s else None,
+                answered_by=None,
+                tz=settings.tz,
+                now=now,
+            )
+            await conn.execute(FINAL.statement, params)
+            continue
+        form = {"CallSid": call_sid, "CallStatus": final}
+        if scenario.duration_s is not None:
+            form["CallDuration"] = scenario.duration_s
+        await settle_in(session, settings, form, secrets.token_hex(16), str(attempt_id))
 
 
 async def _seed(session: AsyncSession, scenario: Scenario) -> int:

@@ -7,6 +7,7 @@ a later unanswered call never erases a booked meeting or a do-not-call request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
@@ -97,6 +98,41 @@ IN_FLIGHT: Final = frozenset({MemberState.DIALING, MemberState.IN_CALL})
 LIVE_ATTEMPTS: Final = frozenset({"claimed", "dialing", "placed"})
 
 
+@dataclass(frozen=True, slots=True)
+class MemberRule:
+    """What an outcome does to the campaign member whose call it ended, as data: read by
+    :func:`_advance_member` and by the final-status statement
+    (:mod:`voicebot.api.twilio_status_final`), so both apply one table."""
+
+    at_callback: bool
+    """Due again at the lead's ``callback_at``, when it has one (checked first)."""
+    retried: bool
+    """Retried after backoff until the campaign's ``max_attempts`` (then failed)."""
+    retried_if_voicemail_retry: bool
+    """Retried as above only when the campaign's ``voicemail_retry`` says so."""
+    otherwise: MemberState
+    """The member's final state when not retried: failed or done."""
+    attempt_status: AttemptStatus
+    """What a live attempt of the call becomes."""
+
+
+def member_rule(outcome: CallOutcome) -> MemberRule:
+    """The rule of ``outcome`` (see :func:`_advance_member`)."""
+    return MemberRule(
+        at_callback=outcome == CallOutcome.CALLBACK_SCHEDULED,
+        retried=outcome in RETRIED,
+        retried_if_voicemail_retry=outcome == CallOutcome.VOICEMAIL,
+        otherwise=(
+            MemberState.FAILED
+            if outcome in (CallOutcome.FAILED, CallOutcome.FAX) or outcome in RETRIED
+            else MemberState.DONE
+        ),
+        attempt_status=(
+            AttemptStatus.FAILED if outcome == CallOutcome.FAILED else AttemptStatus.ENDED
+        ),
+    )
+
+
 def call_outcome(value: str | None) -> CallOutcome:
     """The stored outcome for a brain outcome word (or an outcome value); COMPLETED otherwise."""
     if value is None:
@@ -178,15 +214,14 @@ async def _advance_member(
     at the time the lead asked for; anything else: done. A cancelled campaign retries
     nobody: its member is skipped instead.
     """
+    rule = member_rule(outcome)
     attempt = known if known is not None and known.call_id == call.id else None
     if attempt is None:
         attempt = (
             await session.scalars(select(CampaignAttempt).where(CampaignAttempt.call_id == call.id))
         ).first()
     if attempt is not None and attempt.status in LIVE_ATTEMPTS:
-        attempt.status = (
-            AttemptStatus.FAILED if outcome == CallOutcome.FAILED else AttemptStatus.ENDED
-        )
+        attempt.status = rule.attempt_status
         attempt.ended_at = utcnow()
         if attempt.call_sid is None:
             attempt.call_sid = call.call_sid
@@ -205,10 +240,10 @@ async def _advance_member(
     campaign = await session.get(Campaign, call.campaign_id)
     lead = await session.get(Lead, call.lead_id)
     member.last_outcome = outcome
-    retry = outcome in RETRIED or (
-        outcome == CallOutcome.VOICEMAIL and campaign is not None and campaign.voicemail_retry
+    retry = rule.retried or (
+        rule.retried_if_voicemail_retry and campaign is not None and campaign.voicemail_retry
     )
-    if outcome == CallOutcome.CALLBACK_SCHEDULED and lead is not None and lead.callback_at:
+    if rule.at_callback and lead is not None and lead.callback_at:
         member.state, member.next_attempt_at = MemberState.RETRY, lead.callback_at
     elif retry and campaign is not None:
         if member.attempts >= campaign.max_attempts:
@@ -218,10 +253,8 @@ async def _advance_member(
             member.next_attempt_at = utcnow() + retry_delay(
                 member.attempts, base_min=campaign.retry_base_min, max_min=campaign.retry_max_min
             )
-    elif outcome in (CallOutcome.FAILED, CallOutcome.FAX) or outcome in RETRIED:
-        member.state = MemberState.FAILED
     else:
-        member.state = MemberState.DONE
+        member.state = rule.otherwise
     cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
     if member.state == MemberState.RETRY and cancelled:
         member.state = MemberState.SKIPPED  # no sweep will ever dial it: final now
