@@ -122,6 +122,8 @@ async def status(request: Request) -> Response:
             if not applied.duplicate and applied.call_id is None:
                 log.warning("twilio.status_unknown_call", call_sid=call_sid)
             return Response(status_code=204)
+        # A final status naming its attempt: one statement, unless it leaves the case
+        # (a webhook to report, rows found only by SID) to the ORM transaction below.
         wanted = attempt_id(attempt_param)
         if (
             wanted is not None

@@ -19,7 +19,8 @@ Who locks what (Postgres; SQLite has one writer at a time), in order:
   record_outcome.
 - progress status (``api/twilio_status_sql``, one statement): ledger INSERT → attempt
   ``FOR UPDATE`` → call UPDATE.
-- final status (``api/twilio_status``): ledger INSERT → attempt, call, member, lead in one
+- final status (``api/twilio_status_final``, one statement; the ORM path in
+  ``api/twilio_status`` likewise): ledger INSERT → attempt, call, member, lead in one
   ``FOR NO KEY UPDATE`` join (a call found by SID alone: :func:`lock_call_rows`).
 - voice and AMD webhooks (``api/twilio``, ``api/twilio_amd``): ledger INSERT → attempt →
   call (``webhook_call``) → record_outcome.
