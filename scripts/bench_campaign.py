@@ -115,7 +115,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], leads: int, **campaig
             "calendar": "none",
             "window_days": ALL_DAYS,
             "window_start": "00:00",
-            "window_end": "23:59",
+            "window_end": "24:00",
             "max_concurrent_calls": 1000,
             "calls_per_second": 1.0,
             "started_at": now,

@@ -50,7 +50,7 @@ async def _seed(app: Starlette) -> dict[str, int]:
             calendar="none",
             window_days="sun,mon,tue,wed,thu,fri,sat",
             window_start="00:00",
-            window_end="23:59",
+            window_end="24:00",
             started_at=now,
         )
         session.add_all([lead, campaign])

@@ -169,7 +169,7 @@ async def _seed_call(app: Starlette, n: int, *, webhook: bool) -> dict[str, int]
             calendar="none",
             window_days="sun,mon,tue,wed,thu,fri,sat",
             window_start="00:00",
-            window_end="23:59",
+            window_end="24:00",
             started_at=now,
             webhook_url="https://hooks.example.com/voicebot" if webhook else None,
         )
