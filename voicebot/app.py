@@ -47,7 +47,13 @@ from voicebot.call.registry import DRAIN_GOODBYE_TEXT, CallRegistry
 from voicebot.call.speaker import FIXED_PHRASES, warm_phrases
 from voicebot.call.wiring import build_call_services
 from voicebot.config import Settings, load_settings
-from voicebot.db.engine import create_engine, create_sessionmaker, warm_pool
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+    warm_pool,
+)
 from voicebot.db.optouts import close_outbox, run_outbox_drain
 from voicebot.jobs.actors import build_jobs, dialing_enabled, run_sweeper
 from voicebot.jobs.webhooks import run_dispatcher
@@ -157,11 +163,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The status callbacks' statements, compiled and prepared on each pooled connection
         # (none when Postgres did not answer the pool's warm-up: start-up waits no longer).
         await warm_status_statements(engine, settings, pooled)
+        autocommit_engine = create_autocommit_engine(settings, engine)
         state = AppState(
             settings=settings,
             metrics=metrics,
             engine=engine,
             sessions=create_sessionmaker(engine),
+            autocommit=create_sessionmaker(autocommit_engine),
             store=ResilientStore(
                 RedisStore(redis_client) if redis_client is not None else None,
                 call_timeout_s=settings.redis_call_timeout_ms / 1000,
@@ -177,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings,
             metrics=metrics,
             sessions=state.sessions,
+            autocommit=state.autocommit,
             store=state.store,
             providers=providers,
             shared_phrases=None
@@ -260,7 +269,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await webhook_task
             jobs.stop()
             await providers.aclose()
-            await engine.dispose()
+            await dispose_engines(engine, autocommit_engine)
             if redis_client is not None:
                 await redis_client.aclose()
             log.info("app.stopped")

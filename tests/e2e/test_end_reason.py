@@ -17,7 +17,12 @@ from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession
 from voicebot.call.wiring import build_call_services
 from voicebot.cli import migrate
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
 from voicebot.db.models import Call, CallStatus, CallTurn
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
@@ -55,18 +60,20 @@ async def _services(tmp_path: Path, **overrides: object) -> AsyncIterator[CallSe
     migrate(make_settings(database_url=url))
     settings = make_settings(database_url=url, tts_cache_dir=str(tmp_path / "tts"), **overrides)
     engine = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
     providers = build_providers(settings)
     try:
         yield build_call_services(
             settings,
             metrics=Metrics(),
             sessions=create_sessionmaker(engine),
+            autocommit=create_sessionmaker(autocommit),
             store=ResilientStore(None),
             providers=providers,
         )
     finally:
         await providers.aclose()
-        await engine.dispose()
+        await dispose_engines(engine, autocommit)
 
 
 async def _session(services: CallServices, peer: Peer, call_sid: str) -> CallSession:

@@ -19,7 +19,12 @@ from voicebot.call import session as session_module
 from voicebot.call.session import CallSession
 from voicebot.call.wiring import build_call_services
 from voicebot.cli import migrate
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
 from voicebot.db.models import Call, CallStatus
 from voicebot.errors import PeerGoneError
 from voicebot.metrics import Metrics
@@ -69,11 +74,13 @@ async def _run_call(tmp_path: Path, peer: GonePeer) -> tuple[CallSession, list[d
         inbound_media_timeout_s=60.0,  # this peer sends no media; only its socket goes
     )
     engine = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
     providers = build_providers(settings)
     services = build_call_services(
         settings,
         metrics=Metrics(),
         sessions=create_sessionmaker(engine),
+        autocommit=create_sessionmaker(autocommit),
         store=ResilientStore(None),
         providers=providers,
     )
@@ -95,7 +102,7 @@ async def _run_call(tmp_path: Path, peer: GonePeer) -> tuple[CallSession, list[d
             await asyncio.wait_for(call.run(), timeout=20)
     finally:
         await providers.aclose()
-        await engine.dispose()
+        await dispose_engines(engine, autocommit)
     return call, logs
 
 

@@ -13,7 +13,12 @@ from voicebot.call.playout import FRAME_S
 from voicebot.call.session import CallSession
 from voicebot.call.wiring import build_call_services
 from voicebot.cli import migrate
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
 from voicebot.db.models import Call, CallStatus
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
@@ -56,11 +61,13 @@ async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
         inbound_media_timeout_s=60.0,  # these peers send no media; only their sends stall
     )
     engine = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
     providers = build_providers(settings)
     services = build_call_services(
         settings,
         metrics=Metrics(),
         sessions=create_sessionmaker(engine),
+        autocommit=create_sessionmaker(autocommit),
         store=ResilientStore(None),
         providers=providers,
     )
@@ -99,7 +106,7 @@ async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
             healthy_call.on_stop()
     finally:
         await providers.aclose()
-        await engine.dispose()
+        await dispose_engines(engine, autocommit)
     assert SEND_TIMEOUT_S <= ended_after_s < SEND_TIMEOUT_S * 1.25 + 0.3
     # While the stalled call waited out its timeout, the healthy one kept real-time pace.
     during = [t for t in healthy.frames_at if stalled_at <= t <= stalled_at + SEND_TIMEOUT_S]

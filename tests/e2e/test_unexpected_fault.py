@@ -19,7 +19,12 @@ from voicebot.call.session import CallSession
 from voicebot.call.speaker import ERROR_GOODBYE_TEXT
 from voicebot.call.wiring import build_call_services
 from voicebot.cli import migrate
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
 from voicebot.db.models import Call, CallStatus, CallTurn
 from voicebot.metrics import Metrics
 from voicebot.providers.factory import build_providers
@@ -74,11 +79,13 @@ async def test_unexpected_exception_is_logged_once_and_the_caller_hears_a_goodby
         database_url=url, tts_cache_dir=str(tmp_path / "tts"), inbound_media_timeout_s=60.0
     )
     engine = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
     providers = build_providers(settings)
     services = build_call_services(
         settings,
         metrics=Metrics(),
         sessions=create_sessionmaker(engine),
+        autocommit=create_sessionmaker(autocommit),
         store=ResilientStore(None),
         providers=providers,
     )
@@ -116,7 +123,7 @@ async def test_unexpected_exception_is_logged_once_and_the_caller_hears_a_goodby
             turns = (await db.scalars(select(CallTurn).order_by(CallTurn.seq))).all()
     finally:
         await providers.aclose()
-        await engine.dispose()
+        await dispose_engines(engine, autocommit)
     errors = [e for e in logs if e["event"] == "call.unexpected_error"]
     assert len(errors) == 1
     assert errors[0]["call_sid"] == "CAbuggy"

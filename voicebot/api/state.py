@@ -19,6 +19,8 @@ class AppState:
     metrics: Metrics
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Each statement commits on its own (voicebot.db.engine.create_autocommit_engine).
+    autocommit: async_sessionmaker[AsyncSession]
     store: ResilientStore
     redis: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

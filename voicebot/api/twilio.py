@@ -56,6 +56,7 @@ from voicebot.db.models import (
     Call,
     CallOutcome,
     CallStatus,
+    Campaign,
     Lead,
     LeadStatus,
 )
@@ -87,15 +88,16 @@ INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
 async def _upsert_call(
     session: AsyncSession, params: dict[str, str], attempt_param: str | None
 ) -> tuple[Call, bool]:
-    """The call row for this webhook, moved to in-progress, and whether this is its first
-    answer (not a retried webhook).
+    """The call row for this webhook, moved to in-progress (pending in ``session``, not
+    flushed), and whether this is its first answer (not a retried webhook).
 
     A campaign call is found by the attempt id in the URL (its row was committed before
-    the REST call); any other call by SID, inserted when new (an inbound call) without
-    ever creating a second row for one SID: a concurrent insert loses on the unique SID
-    and reads the winner's row.
+    the REST call); any other call by SID, added when new (an inbound call). Two webhooks
+    inserting one SID at once: the loser's flush fails on the unique SID and its
+    transaction is run again (:func:`_rerun`), finding the winner's row.
     """
     call_sid = params["CallSid"]
+    now = utcnow()
     call = await webhook_call(session, call_sid, attempt_param)
     if call is None:
         direction = "inbound" if params.get("Direction", "inbound") == "inbound" else "outbound"
@@ -105,30 +107,22 @@ async def _upsert_call(
             lead = (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
         if lead is None and direction == "inbound" and phone:
             lead = await _inbound_lead(session, phone)
-        new_call = Call(
+        call = Call(
             call_sid=call_sid,
             direction=direction,
             from_number=params.get("From"),
             to_number=params.get("To"),
             lead_id=lead.id if lead else None,
             status=CallStatus.IN_PROGRESS,
-            started_at=utcnow(),
+            started_at=now,
         )
-        try:
-            async with session.begin_nested():
-                session.add(new_call)
-            call = new_call
-        except IntegrityError:
-            call = await webhook_call(session, call_sid, None)
-            if call is None:
-                raise
+        session.add(call)
     first_answer = call.answered_at is None
-    call.answered_at = call.answered_at or utcnow()
+    call.answered_at = call.answered_at or now
     if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
         call.status = CallStatus.IN_PROGRESS
     if answered_by := params.get("AnsweredBy"):
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
-    await session.flush()
     return call, first_answer
 
 
@@ -153,6 +147,10 @@ async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
     return lead
 
 
+async def _campaign(session: AsyncSession, campaign_id: int | None) -> Campaign | None:
+    return None if campaign_id is None else await session.get(Campaign, campaign_id)
+
+
 def _sqlite_locked(exc: BaseException) -> bool:
     """SQLite's "database is locked": another connection held the write lock past the busy
     timeout, or this transaction's snapshot went stale before its first write (WAL's
@@ -162,18 +160,19 @@ def _sqlite_locked(exc: BaseException) -> bool:
 
 
 def _rerun(exc: BaseException) -> bool:
-    """A transaction worth running again: SQLite's locked database, or Postgres's
-    deadlock / serialization failure (:func:`voicebot.db.locks.is_lock_conflict`)."""
-    return _sqlite_locked(exc) or is_lock_conflict(exc)
+    """A transaction worth running again: SQLite's locked database, Postgres's deadlock /
+    serialization failure (:func:`voicebot.db.locks.is_lock_conflict`), or a unique SID
+    another webhook inserted first (the next run finds its row)."""
+    return _sqlite_locked(exc) or is_lock_conflict(exc) or isinstance(exc, IntegrityError)
 
 
 async def _record_answer(
     state: AppState, params: dict[str, str], attempt_param: str | None, *, fax: bool
 ) -> tuple[int, LeadContext | None, AgentScript | None, bool]:
     """The voice webhook's one transaction: the call row (and a machine's outcome); returns
-    (call id, lead, script, leave a voicemail message). On SQLite a locked database is
-    (and on Postgres a deadlock or serialization failure) retried in a fresh transaction,
-    ``VOICE_DB_ATTEMPTS`` times within
+    (call id, lead, script, leave a voicemail message). On SQLite a locked database, on
+    Postgres a deadlock or serialization failure, and on both a call SID another webhook
+    inserted first are retried in a fresh transaction, ``VOICE_DB_ATTEMPTS`` times within
     ``VOICE_DB_BUDGET_S``; raises SQLAlchemyError when the database stays unavailable."""
     machine = fax or is_machine(params.get("AnsweredBy"))
     retrying = AsyncRetrying(
@@ -186,8 +185,16 @@ async def _record_answer(
         with attempt:
             async with state.sessions() as session:
                 call, first_answer = await _upsert_call(session, params, attempt_param)
-                lead = await lead_context(session, call)
-                script = await load_agent_script(session, call.campaign_id)
+                # Reads before the first write: SQLite's driver begins the transaction at
+                # its first write, so the write lock is held from the flush to the COMMIT
+                # (two trips to its thread), not across these reads too.
+                with session.no_autoflush:
+                    lead = await lead_context(session, call)
+                    # Held here: the session's identity map is weak, and the event below
+                    # reads the campaign's webhook URL after the flush.
+                    campaign = await _campaign(session, call.campaign_id)
+                    script = await load_agent_script(session, call.campaign_id)
+                await session.flush()
                 leave_message = False
                 if first_answer:
                     await emit(
@@ -205,6 +212,7 @@ async def _record_answer(
                     call.summary = call.summary or summary
                     await record_outcome(session, call, outcome, settings=state.settings)
                 await session.commit()
+                del campaign
                 return call.id, lead, script, leave_message
     raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -392,10 +400,10 @@ async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
     call or after it) finds the call claimed, and a start after Twilio reported the call
     over finds it ended; both raise SignatureError."""
     try:
-        async with state.sessions() as db:
+        async with state.autocommit() as db:
             # One autocommit statement: on SQLite the write lock is not held while the
             # loop gets round to a COMMIT (turn writes and other claims wait on it).
-            conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            conn = await db.connection()
             result = await conn.execute(
                 update(Call)
                 .where(
@@ -418,10 +426,20 @@ async def _call_context(state: AppState, call_id: int, call_sid: str) -> CallCon
     (None, None, None) when the database fails at the stream's start: like the claim,
     the call goes on (the default script, no lead, not recorded)."""
     try:
-        async with state.sessions() as db:
-            call = await db.get(Call, call_id)
-            if call is None:
+        async with state.autocommit() as db:
+            # One statement loads the call, its lead and campaign; the reads below find
+            # them in the session (three statements took 12 trips to SQLite's thread).
+            row = (
+                await db.execute(
+                    select(Call, Lead, Campaign)
+                    .outerjoin(Lead, Lead.id == Call.lead_id)
+                    .outerjoin(Campaign, Campaign.id == Call.campaign_id)
+                    .where(Call.id == call_id)
+                )
+            ).first()
+            if row is None:
                 return None, None, None
+            call = row[0]
             return (
                 await lead_context(db, call),
                 await load_agent_script(db, call.campaign_id),

@@ -184,7 +184,7 @@ class CallRecorder:
                 # outer bound only catches what those cannot (a connection that never
                 # answers), since cancelling a commit under way leaves its outcome unknown.
                 async with asyncio.timeout(self._write_timeout_s()):
-                    async with self._services.sessions() as session:
+                    async with self._services.autocommit() as session:
                         await insert_at_once(session, [_row(turn) for turn in batch])
             except IntegrityError as exc:
                 seqs = [t.seq for t in batch]
@@ -265,12 +265,12 @@ class CallRecorder:
 
 
 async def insert_at_once(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Store ``rows`` of call_turns in one autocommit statement (one multi-row INSERT:
-    all or none). No transaction spans a trip back to the event loop, so on SQLite the
-    one write lock is held for the statement alone, not while a busy loop gets round to
-    the COMMIT (every call's stream claim and turn writes wait on that lock)."""
-    conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    await conn.execute(insert(CallTurn).values(rows))
+    """Store ``rows`` of call_turns in one statement (one multi-row INSERT: all or none),
+    in ``session`` of the autocommit engine (``CallServices.autocommit``). No transaction
+    spans a trip back to the event loop, so on SQLite the one write lock is held for the
+    statement alone, not while a busy loop gets round to the COMMIT (every call's stream
+    claim and turn writes wait on that lock)."""
+    await session.execute(insert(CallTurn).values(rows))
 
 
 def _row(turn: CallTurn) -> dict[str, Any]:

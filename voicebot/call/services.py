@@ -37,6 +37,9 @@ class CallServices:
     settings: Settings
     metrics: Metrics
     sessions: async_sessionmaker[AsyncSession]
+    # Each statement commits on its own (voicebot.db.engine.create_autocommit_engine):
+    # the turn writes.
+    autocommit: async_sessionmaker[AsyncSession]
     store: ResilientStore
     stt: SpeechToText | None
     recognizer: StreamingSpeechToText | None  # the streaming view of ``stt`` the turn loop uses

@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import URL, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -64,8 +64,44 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         )
         event.listen(pg_engine.sync_engine.pool, "checkout", _discard_closed)
         return pg_engine
-    busy_timeout_ms = statement_timeout_ms
-    engine = create_async_engine(db_url, connect_args={"timeout": busy_timeout_ms / 1000})
+    return _sqlite_engine(db_url, busy_timeout_ms=statement_timeout_ms)
+
+
+def create_autocommit_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
+    """Where one-statement writes go (a stream's claim, a batch of turns): each statement
+    commits on its own, so on SQLite the one write lock is held for the statement alone,
+    never while the event loop gets round to a COMMIT.
+
+    On SQLite a second engine on ``engine``'s file, its connections in autocommit from the
+    moment they open: switching a pooled connection to autocommit and back costs five more
+    trips to the driver's thread (a claim took ten, here four), each waiting for a busy
+    loop, and the greeting waits for the claim. Dispose it apart (:func:`dispose_engines`).
+    On Postgres ``engine`` itself with autocommit per checkout: asyncpg switches on the
+    client side, with no round trip.
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return _sqlite_engine(
+        engine.url,
+        busy_timeout_ms=settings.db_statement_timeout_ms,
+        isolation_level="AUTOCOMMIT",
+        # Nothing to roll back: the driver opens no transaction in autocommit.
+        pool_reset_on_return=None,
+    )
+
+
+async def dispose_engines(*engines: AsyncEngine) -> None:
+    """Dispose each distinct pool once (the Postgres autocommit engine shares its pool)."""
+    seen: list[object] = []
+    for engine in engines:
+        if not any(engine.pool is pool for pool in seen):
+            seen.append(engine.pool)
+            await engine.dispose()
+
+
+def _sqlite_engine(url: str | URL, *, busy_timeout_ms: int, **options: Any) -> AsyncEngine:
+    """SQLite in WAL mode, foreign keys on, waiting up to ``busy_timeout_ms`` for a lock."""
+    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **options)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -17,7 +17,12 @@ from tests.conftest import make_settings
 from voicebot.brain.base import Reply
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
 from voicebot.db.models import Call, CallStatus, CallTurn
 from voicebot.metrics import Metrics
 
@@ -53,8 +58,14 @@ async def test_turns_queue_while_the_database_is_locked_and_land_in_order(
     )
     engine = create_engine(settings)
     locker = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
     sessions = create_sessionmaker(engine)
-    services: Any = SimpleNamespace(settings=settings, sessions=sessions, metrics=Metrics())
+    services: Any = SimpleNamespace(
+        settings=settings,
+        sessions=sessions,
+        autocommit=create_sessionmaker(autocommit),
+        metrics=Metrics(),
+    )
     try:
         async with sessions() as db:
             call = Call(call_sid="CArec1", direction="inbound", status=CallStatus.IN_PROGRESS)
@@ -89,5 +100,5 @@ async def test_turns_queue_while_the_database_is_locked_and_land_in_order(
         ]
         assert recorder.written == 8
     finally:
-        await engine.dispose()
+        await dispose_engines(engine, autocommit)
         await locker.dispose()

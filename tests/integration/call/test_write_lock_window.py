@@ -18,7 +18,12 @@ from voicebot.brain.base import Reply
 from voicebot.call.recorder import CallRecorder, TurnTimings
 from voicebot.call.services import CallServices
 from voicebot.cli import migrate
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
 from voicebot.db.models import Call, CallStatus, CallTurn
 from voicebot.metrics import Metrics
 
@@ -45,10 +50,12 @@ async def test_turn_write_and_claim_leave_the_write_lock_with_their_statement(
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{path}")
     migrate(settings)
     engine = create_engine(settings)
+    autocommit_engine = create_autocommit_engine(settings, engine)
     sessions = create_sessionmaker(engine)
+    autocommit = create_sessionmaker(autocommit_engine)
     free_after: dict[str, bool] = {}
 
-    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    @event.listens_for(autocommit_engine.sync_engine, "after_cursor_execute")
     def _probe(*args: Any) -> None:
         statement: str = args[2]
         if statement.startswith(("INSERT INTO call_turns", "UPDATE calls")):
@@ -60,7 +67,9 @@ async def test_turn_write_and_claim_leave_the_write_lock_with_their_statement(
             db.add(call)
             await db.commit()
             call_id = call.id
-        services: Any = SimpleNamespace(settings=settings, sessions=sessions, metrics=Metrics())
+        services: Any = SimpleNamespace(
+            settings=settings, sessions=sessions, autocommit=autocommit, metrics=Metrics()
+        )
         recorder = CallRecorder(cast(CallServices, services), call_id=call_id, call_sid="CAlock1")
         recorder.user_turn("כן, אפשר לדבר עכשיו")
         recorder.agent_turn(
@@ -69,7 +78,7 @@ async def test_turn_write_and_claim_leave_the_write_lock_with_their_statement(
             interrupted=False,
         )
         await recorder.flush(wait=True)
-        state = cast(AppState, SimpleNamespace(sessions=sessions))
+        state = cast(AppState, SimpleNamespace(autocommit=autocommit))
         await _claim_call(state, call_id, "MZlock1")
         assert free_after == {"INSERT": True, "UPDATE": True}
         async with sessions() as db:
@@ -81,4 +90,4 @@ async def test_turn_write_and_claim_leave_the_write_lock_with_their_statement(
         ]
         assert claimed is not None and claimed.stream_sid == "MZlock1"
     finally:
-        await engine.dispose()
+        await dispose_engines(engine, autocommit_engine)

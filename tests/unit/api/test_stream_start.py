@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from voicebot.api import twilio
-from voicebot.db.engine import create_engine, create_sessionmaker
+from voicebot.db.engine import create_autocommit_engine, create_engine, create_sessionmaker
 from voicebot.errors import SignatureError
 from voicebot.testing.server import free_port
 
@@ -77,7 +77,11 @@ async def test_postgres_down_at_the_start_leaves_the_call_up() -> None:
     port = free_port()
     settings = make_settings(database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x")
     engine = create_engine(settings)
-    state = SimpleNamespace(sessions=create_sessionmaker(engine), settings=settings)
+    state = SimpleNamespace(
+        sessions=create_sessionmaker(engine),
+        autocommit=create_sessionmaker(create_autocommit_engine(settings, engine)),
+        settings=settings,
+    )
     try:
         with capture_logs() as logs:
             got = await twilio._claimed_call_context(state, 1, "CA1", "MZ1")  # type: ignore[arg-type]
