@@ -59,6 +59,9 @@ STATUS_RANK = {
 FINAL_RANK = 4
 ANSWERED_BY_MAX_CHARS = 32
 ATTEMPT_ID_MAX_DIGITS = 12
+ATTEMPT_ID_MAX = 2**31 - 1
+"""The largest ``campaign_attempts.id`` (a Postgres ``integer``): a larger bound value
+fails asyncpg's encoding (a 500 that Twilio retries), so it names no attempt."""
 RETRY_AFTER_S = 1
 """Retry-After of the 503 answered when no database connection frees up in time."""
 PROGRESS = ProgressStatement(STATUS_RANK)
@@ -322,13 +325,14 @@ async def webhook_rows(
 
 
 def attempt_id(attempt_param: str | None) -> int | None:
-    """The attempt id a webhook URL carries (``?attempt=``), None when absent or not a
-    plain decimal of at most ``ATTEMPT_ID_MAX_DIGITS`` digits."""
+    """The attempt id a webhook URL carries (``?attempt=``), None when absent, not a
+    plain decimal of at most ``ATTEMPT_ID_MAX_DIGITS`` digits, or above ``ATTEMPT_ID_MAX``."""
     if (
         attempt_param
         and attempt_param.isascii()  # isdigit() alone lets "²" through to int()
         and attempt_param.isdigit()
         and len(attempt_param) <= ATTEMPT_ID_MAX_DIGITS
+        and int(attempt_param) <= ATTEMPT_ID_MAX
     ):
         return int(attempt_param)
     return None

@@ -1,0 +1,200 @@
+"""The final-status statement under a hostile Twilio (Postgres, through the signed route):
+duplicate finals in parallel, finals racing each other and the end-of-call write, junk
+form values and attempt ids; every answer is a 204 (never a 500) and the rows end as one
+settlement would leave them."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import make_settings
+from tests.integration.api.test_twilio_status_final import World, _seed
+from voicebot.app import create_app
+from voicebot.config import Settings
+from voicebot.db.locks import lock_call_rows
+from voicebot.db.models import Call, CallOutcome, CampaignAttempt, CampaignLead, Lead, TwilioEvent
+from voicebot.db.outcomes import record_outcome
+
+pytestmark = pytest.mark.integration
+AUTH = "attack-token"
+
+
+@pytest.fixture
+async def app(postgres_url: str) -> AsyncIterator[Starlette]:
+    settings = make_settings(database_url=postgres_url, twilio_auth_token=AUTH)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def _settings(app: Starlette) -> Settings:
+    return app.state.voicebot.settings  # type: ignore[no-any-return]
+
+
+async def _post(
+    app: Starlette, attempt: str | None, form: dict[str, str], token: str | None = None
+) -> int:
+    path = "/twilio/status" + (f"?attempt={attempt}" if attempt is not None else "")
+    signature = RequestValidator(AUTH).compute_signature(
+        _settings(app).public_base_url + path, form
+    )
+    headers = {"X-Twilio-Signature": signature}
+    if token is not None:
+        headers["I-Twilio-Idempotency-Token"] = token
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return (await client.post(path, data=form, headers=headers)).status_code
+
+
+async def _rows(app: Starlette, ids: dict[str, Any]) -> tuple[Call, CampaignAttempt, CampaignLead, Lead]:
+    async with app.state.voicebot.sessions() as session:
+        call = await session.get(Call, ids["call"])
+        attempt = await session.get(CampaignAttempt, ids["attempt"])
+        member = await session.get(CampaignLead, ids["member"])
+        lead = await session.get(Lead, ids["lead"])
+    assert call and attempt and member and lead
+    return call, attempt, member, lead
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+async def test_twenty_identical_finals_at_once_settle_once(app: Starlette, with_token: bool) -> None:
+    """20 copies of one signed busy callback in parallel: all 204, one settlement."""
+    ids = await _seed(app.state.voicebot.sessions, World())
+    form = {"CallSid": ids["sid"], "CallStatus": "busy"}
+    token = f"dup-{secrets.token_hex(8)}" if with_token else None
+    codes = await asyncio.gather(*(_post(app, str(ids["attempt"]), form, token) for _ in range(20)))
+    assert set(codes) == {204}
+    call, attempt, member, lead = await _rows(app, ids)
+    assert (call.outcome, call.status, attempt.status) == ("no_answer", "busy", "ended")
+    assert (member.state, member.attempts, lead.status) == ("retry", 1, "unreachable")
+    assert call.status_events.count("busy") == (1 if with_token else 20)
+
+
+async def test_different_finals_at_once_settle_one_outcome(app: Starlette) -> None:
+    """busy, no-answer, failed, canceled and completed for one call in parallel (4 each):
+    all 204, exactly one outcome, and the member ruled by that outcome."""
+    ids = await _seed(app.state.voicebot.sessions, World())
+    statuses = ["busy", "no-answer", "failed", "canceled", "completed"] * 4
+    codes = await asyncio.gather(
+        *(
+            _post(app, str(ids["attempt"]), {"CallSid": ids["sid"], "CallStatus": s}, f"t-{i}-{secrets.token_hex(4)}")
+            for i, s in enumerate(statuses)
+        )
+    )
+    assert set(codes) == {204}
+    call, attempt, member, _ = await _rows(app, ids)
+    if call.outcome == "no_answer":
+        assert member.state == "retry" and attempt.status == "ended"
+    elif call.outcome == "failed":
+        assert member.state == "failed" and attempt.status == "failed"
+    else:
+        assert call.outcome is None  # completed won; the hang-up path finishes it
+
+
+async def test_completed_never_overwrites_the_sessions_outcome(app: Starlette) -> None:
+    """The session writes meeting_booked while completed (and busy) arrive: the booked
+    outcome, the done member and the booked lead stay."""
+    sessions = app.state.voicebot.sessions
+    ids = await _seed(sessions, World(member_state="in_call", attempt_status="placed", call_status="in-progress", sid_stored=True))
+
+    async def session_end() -> None:
+        async with sessions() as session:
+            await lock_call_rows(session, ids["call"])
+            call = await session.get(Call, ids["call"], populate_existing=True)
+            assert call is not None
+            await asyncio.sleep(0.2)  # hold the locks while the finals arrive
+            await record_outcome(session, call, CallOutcome.MEETING_BOOKED)
+            await session.commit()
+
+    form = {"CallSid": ids["sid"], "CallStatus": "completed", "CallDuration": "40"}
+    results = await asyncio.gather(
+        session_end(),
+        *(_post(app, str(ids["attempt"]), form, f"c-{i}") for i in range(5)),
+        _post(app, str(ids["attempt"]), {"CallSid": ids["sid"], "CallStatus": "busy"}, "b-1"),
+    )
+    assert set(results[1:]) == {204}
+    call, attempt, member, lead = await _rows(app, ids)
+    assert (call.outcome, member.state, lead.status) == ("meeting_booked", "done", "meeting_booked")
+    assert attempt.status == "ended" and call.status == "completed" and call.duration_s == 40
+
+
+@pytest.mark.parametrize(
+    "duration", ["²", "99999999999", "2147483648", "-5", "1e3", " 7", "٣"]
+)
+async def test_junk_call_duration_is_not_a_500(app: Starlette, duration: str) -> None:
+    """A CallDuration that is no small decimal is refused at the edge (422), never a 500
+    that Twilio retries forever, and nothing is written."""
+    ids = await _seed(app.state.voicebot.sessions, World())
+    form = {"CallSid": ids["sid"], "CallStatus": "no-answer", "CallDuration": duration}
+    assert await _post(app, str(ids["attempt"]), form, f"d-{secrets.token_hex(6)}") == 422
+    call, _, member, _ = await _rows(app, ids)
+    assert call.outcome is None and member.state == "dialing"
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "abc",
+        "99999999999999999999",
+        "0",
+        "-1",
+        "999999999999",
+        "2147483648",
+        "2147483647",
+        "1.0",
+        "",
+        "%C2%B2",
+        "1%20",
+    ],
+)
+@pytest.mark.parametrize("progress", [False, True])
+async def test_junk_attempt_ids_are_not_a_500(app: Starlette, attempt: str, progress: bool) -> None:
+    """An attempt id that is not one of ours (huge ones above the integer column
+    included): 204, the call found by SID still settles."""
+    ids = await _seed(app.state.voicebot.sessions, World(sid_stored=True, attempt_status="placed"))
+    if progress:
+        ringing = {"CallSid": ids["sid"], "CallStatus": "ringing"}
+        assert await _post(app, attempt, ringing, f"r-{secrets.token_hex(6)}") == 204
+    form = {"CallSid": ids["sid"], "CallStatus": "busy", "AnsweredBy": "x" * 64}
+    assert await _post(app, attempt, form, f"a-{secrets.token_hex(6)}") == 204
+    call, attempt_row, member, _ = await _rows(app, ids)
+    assert call.outcome == "no_answer" and member.state == "retry"
+    assert attempt_row.status == "ended"
+
+
+async def test_a_final_naming_another_campaigns_attempt_settles_that_attempt_alone(
+    app: Starlette,
+) -> None:
+    """Call A's SID with call B's attempt id (B already has its SID): B's rows are the ones
+    the URL names (as the ORM path); A is untouched."""
+    sessions = app.state.voicebot.sessions
+    a = await _seed(sessions, World(sid_stored=True, attempt_status="placed"))
+    b = await _seed(sessions, World(sid_stored=True, attempt_status="placed"))
+    form = {"CallSid": a["sid"], "CallStatus": "failed"}
+    assert await _post(app, str(b["attempt"]), form, "x-1") == 204
+    call_a, _, member_a, _ = await _rows(app, a)
+    call_b, _, member_b, _ = await _rows(app, b)
+    assert call_a.outcome is None and member_a.state == "dialing"
+    assert call_b.call_sid == b["sid"] and call_b.outcome == "failed"
+
+
+async def test_a_final_then_progress_then_final_again(app: Starlette) -> None:
+    """completed-before-ringing order: busy, ringing, in-progress, busy (new token): one
+    settlement, status stays busy."""
+    ids = await _seed(app.state.voicebot.sessions, World())
+    for i, status in enumerate(["busy", "ringing", "in-progress", "busy", "completed"]):
+        assert await _post(app, str(ids["attempt"]), {"CallSid": ids["sid"], "CallStatus": status}, f"o-{i}-{ids['call']}") == 204
+    call, attempt, member, _ = await _rows(app, ids)
+    assert (call.status, call.outcome, member.state, attempt.status) == ("busy", "no_answer", "retry", "ended")
+    async with app.state.voicebot.sessions() as session:
+        n = await session.scalar(select(func.count()).select_from(TwilioEvent).where(TwilioEvent.token.like(f"o-%-{ids['call']}")))
+    assert n == 5
