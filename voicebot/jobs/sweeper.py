@@ -4,7 +4,7 @@ Every ``voicebot worker`` runs one (and ``voicebot serve`` on the embedded defau
 pass first drains the opt-out outbox into do-not-call (:func:`voicebot.db.optouts.drain_outbox`):
 a pass whose drain fails (the database or the outbox down) claims no one, so nobody who
 asked to be removed is dialed. Then, for each campaign that is running (or
-paused/cancelled with attempts still live):
+paused/cancelled with attempts still live, or cancelled with members still due):
 
 1. take the campaign's lease (a compare-and-set on ``campaigns.lease_owner/lease_until``),
    so one sweeper handles a campaign at a time; a dead sweeper's lease runs out after
@@ -160,19 +160,7 @@ class Sweeper:
             # Raises on failure: no claim may run past an opt-out not yet written.
             report.optouts_drained = await drain_outbox(self.optouts, self.sessions, self.settings)
         async with self.sessions() as session:
-            live = exists().where(
-                and_(
-                    CampaignAttempt.campaign_id == Campaign.id,
-                    CampaignAttempt.status.in_(LIVE_ATTEMPT_STATUSES),
-                )
-            )
-            rows = (
-                await session.execute(
-                    select(Campaign.id, Campaign.status).where(
-                        or_(Campaign.status == CampaignStatus.RUNNING, live)
-                    )
-                )
-            ).all()
+            rows = await campaigns_with_work(session)
         for campaign_id, status in rows:
             try:
                 if not await self._lease(campaign_id):
@@ -383,3 +371,32 @@ async def hang_up_live(
         except TelephonyError as exc:
             log.warning("campaign.hangup_failed", campaign_id=campaign_id, error=exc.message)
     return sent
+
+
+async def campaigns_with_work(session: AsyncSession) -> list[tuple[int, str]]:
+    """The (id, status) of every campaign a pass visits: running, or with attempts still
+    live, or cancelled with members still due.
+
+    The last: a final status settled while its campaign was being cancelled reads the
+    campaign as of before the cancel (the statement's snapshot, or the stale join row of a
+    lock wait) and leaves its member in retry after ``cancel_pending`` ran; the next pass
+    winds the campaign down again, which skips it.
+    """
+    live = exists().where(
+        and_(
+            CampaignAttempt.campaign_id == Campaign.id,
+            CampaignAttempt.status.in_(LIVE_ATTEMPT_STATUSES),
+        )
+    )
+    cancelled_due = and_(
+        Campaign.status == CampaignStatus.CANCELLED,
+        exists().where(
+            and_(CampaignLead.campaign_id == Campaign.id, CampaignLead.state.in_(DUE_STATES))
+        ),
+    )
+    rows = await session.execute(
+        select(Campaign.id, Campaign.status).where(
+            or_(Campaign.status == CampaignStatus.RUNNING, live, cancelled_due)
+        )
+    )
+    return [(int(cid), str(status)) for cid, status in rows.all()]
