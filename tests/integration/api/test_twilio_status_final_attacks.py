@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
@@ -33,6 +33,7 @@ from voicebot.db.models import (
 from voicebot.db.outcomes import record_outcome
 from voicebot.jobs.claims import cancel_pending
 from voicebot.jobs.pacing import LocalPacer
+from voicebot.jobs.reconcile import _finish as reconcile_finish
 from voicebot.jobs.sweeper import Sweeper, campaigns_with_work
 from voicebot.telephony.rest import TwilioDialer
 
@@ -291,3 +292,49 @@ async def test_a_final_waiting_on_the_rows_while_the_campaign_is_cancelled_retri
     await sweeper._wind_down(campaign_id, "cancelled")
     _, _, member, _ = await _rows(app, ids)
     assert member.state == "skipped"
+
+
+@pytest.mark.parametrize("reconciled", ["no-answer", "completed", "failed"])
+async def test_finals_racing_the_reconciler_settle_once(app: Starlette, reconciled: str) -> None:
+    """The reconciler settles the attempt from Twilio's record while 10 busy and a
+    completed callback arrive: all 204, no deadlock, one outcome, the member ruled once
+    by it."""
+    sessions = app.state.voicebot.sessions
+    world = World(attempt_status="placed", call_status="ringing", sid_stored=True)
+    ids = await _seed(sessions, world)
+    forms = [{"CallSid": ids["sid"], "CallStatus": "busy"}] * 10
+    forms.append({"CallSid": ids["sid"], "CallStatus": "completed"})
+    results = await asyncio.gather(
+        reconcile_finish(sessions, ids["attempt"], reconciled, _settings(app)),
+        *(_post(app, str(ids["attempt"]), f, f"r-{i}-{ids['call']}") for i, f in enumerate(forms)),
+    )
+    assert set(results[1:]) == {204}
+    call, attempt, member, lead = await _rows(app, ids)
+    assert attempt.status in {"ended", "failed"} and attempt.ended_at is not None
+    expected = {
+        "no_answer": ("retry", "unreachable"),
+        "failed": ("failed", "unreachable"),
+        "completed": ("done", "contacted"),
+    }
+    assert call.outcome in expected
+    assert (member.state, lead.status) == expected[call.outcome]
+    assert member.attempts == 1
+
+
+async def test_a_final_for_a_call_whose_campaign_was_deleted(app: Starlette) -> None:
+    """The campaign (and with it the attempt and member) deleted before the final: 204,
+    the call found by SID gets its status and outcome, nothing else moves."""
+    sessions = app.state.voicebot.sessions
+    ids = await _seed(sessions, World(attempt_status="placed", sid_stored=True))
+    async with sessions() as session:
+        call = await session.get(Call, ids["call"])
+        assert call is not None
+        await session.execute(delete(Campaign).where(Campaign.id == call.campaign_id))
+        await session.commit()
+    form = {"CallSid": ids["sid"], "CallStatus": "no-answer"}
+    assert await _post(app, str(ids["attempt"]), form, f"del-{ids['call']}") == 204
+    async with sessions() as session:
+        call = await session.get(Call, ids["call"])
+        lead = await session.get(Lead, ids["lead"])
+    assert call is not None and lead is not None
+    assert (call.status, call.outcome, lead.status) == ("no-answer", "no_answer", "unreachable")
