@@ -32,6 +32,7 @@ from voicebot.db.models import (
 )
 from voicebot.db.outcomes import record_outcome
 from voicebot.jobs.claims import cancel_pending
+from voicebot.jobs.dial import record_sid
 from voicebot.jobs.pacing import LocalPacer
 from voicebot.jobs.reconcile import _finish as reconcile_finish
 from voicebot.jobs.sweeper import Sweeper, campaigns_with_work
@@ -338,3 +339,36 @@ async def test_a_final_for_a_call_whose_campaign_was_deleted(app: Starlette) -> 
         lead = await session.get(Lead, ids["lead"])
     assert call is not None and lead is not None
     assert (call.status, call.outcome, lead.status) == ("no-answer", "no_answer", "unreachable")
+
+
+@pytest.mark.parametrize("dialer_first", [True, False])
+async def test_a_final_racing_the_dialers_sid_record(app: Starlette, dialer_first: bool) -> None:
+    """The callback beats (or follows) the dialer's commit of the SID: one SID, the call
+    settled busy, the attempt ended (never put back to placed)."""
+    sessions = app.state.voicebot.sessions
+    ids = await _seed(sessions, World())
+    form = {"CallSid": ids["sid"], "CallStatus": "busy"}
+
+    async def dialer() -> None:
+        if not dialer_first:
+            await asyncio.sleep(0.05)
+        async with sessions() as session:
+            await record_sid(session, ids["attempt"], ids["sid"])
+            await asyncio.sleep(0.1)  # the attempt stays locked while the callback arrives
+            await session.commit()
+
+    async def callback() -> int:
+        if dialer_first:
+            await asyncio.sleep(0.05)
+        return await _post(app, str(ids["attempt"]), form, f"sid-{ids['call']}")
+
+    _, code = await asyncio.gather(dialer(), callback())
+    assert code == 204
+    call, attempt, member, _ = await _rows(app, ids)
+    assert (call.call_sid, attempt.call_sid) == (ids["sid"], ids["sid"])
+    assert (call.status, call.outcome, attempt.status, member.state) == (
+        "busy",
+        "no_answer",
+        "ended",
+        "retry",
+    )
