@@ -22,6 +22,13 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "campaign_faults.py"
 SMALL_RUN = [
     *("--leads", "24", "--kills", "1", "--cps", "4", "--max-concurrent", "5"),
     *("--late-every", "0", "--json"),
+    # The dials are timed where the simulator receives them; beside three test workers the
+    # hop from our pacing gate (which logs each send on its own clock, in the sending
+    # thread) to the simulator's log took over 100 ms, so the 5th dial of a full-rate burst
+    # could land in the 1st one's second (brk9: 2 of 3 runs at load 4-10). The CI run
+    # allows 150 ms of that jitter; the full script (BENCHMARKS.md) counts strictly. Two
+    # workers each pacing alone (8/s) would still put 5 dials in 0.5 s.
+    *("--cps-jitter-ms", "150"),
     # The script's own deadline: past it, it still prints its counts (leads_not_final > 0).
     *("--timeout-s", "420"),
 ]

@@ -58,3 +58,16 @@ def test_the_window_fits_whatever_the_hour_the_suite_starts() -> None:
             assert window.is_open(now + timedelta(hours=1), main_zone), (now, plan)
             assert not window.is_open(now, late_zone), (now, plan)
             assert window.is_open(now + timedelta(minutes=2, seconds=5), late_zone), (now, plan)
+
+
+def test_windows_over_cps_strict_and_with_transport_jitter() -> None:
+    """At 4/s: a full-rate burst whose first dial reached the simulator 80 ms late is one
+    window over in the strict count and none with 150 ms of allowed jitter; two workers
+    each pacing 4/s alone (8/s) are over in both counts."""
+    faults = _faults()
+    paced = [0.08, 0.25, 0.5, 0.75, 1.0, 1.25]
+    assert faults.windows_over_cps(paced, 4) == 1
+    assert faults.windows_over_cps(paced, 4, 0.85) == 0
+    doubled = [i / 8 for i in range(16)]
+    assert faults.windows_over_cps(doubled, 4, 0.85) >= 8
+    assert faults.windows_over_cps([i / 4 for i in range(16)], 4) == 0
