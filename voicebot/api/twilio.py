@@ -14,6 +14,8 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -87,9 +89,11 @@ INBOUND_CONSENT = "inbound call"  # an unknown caller who phoned us
 
 async def _upsert_call(
     session: AsyncSession, params: dict[str, str], attempt_param: str | None
-) -> tuple[Call, bool]:
+) -> tuple[Call, bool, CallStatus | None]:
     """The call row for this webhook, moved to in-progress (pending in ``session``, not
-    flushed), and whether this is its first answer (not a retried webhook).
+    flushed), whether this is its first answer (not a retried webhook), and the status
+    the row had when read (None for a new row): :func:`_write_answer` writes it only if
+    that status still stands.
 
     A campaign call is found by the attempt id in the URL (its row was committed before
     the REST call); any other call by SID, added when new (an inbound call). Two webhooks
@@ -117,13 +121,39 @@ async def _upsert_call(
             started_at=now,
         )
         session.add(call)
+    seen = None if call.id is None else CallStatus(call.status)
     first_answer = call.answered_at is None
     call.answered_at = call.answered_at or now
     if STATUS_RANK.get(CallStatus(call.status), 0) < STATUS_RANK[CallStatus.IN_PROGRESS]:
         call.status = CallStatus.IN_PROGRESS
     if answered_by := params.get("AnsweredBy"):
         call.answered_by = answered_by[:ANSWERED_BY_MAX_CHARS]
-    return call, first_answer
+    return call, first_answer, seen
+
+
+ANSWER_COLUMNS: Final = ("status", "answered_at", "answered_by")
+
+
+async def _write_answer(
+    session: AsyncSession, call: Call, seen: CallStatus, first_answer: bool
+) -> None:
+    """The existing call's answer (status, answered_at, answered_by) as one UPDATE that
+    holds only if the row is still as read: on SQLite the read ran before the transaction
+    began (at this first write), so a status callback may have ended the call since, and
+    an unconditional UPDATE would move it back to in-progress. A row that moved raises
+    StaleDataError and the transaction runs again (:func:`_rerun`) from a fresh read.
+    Postgres's read locked the row (FOR UPDATE), so there the condition always holds."""
+    values = {column: getattr(call, column) for column in ANSWER_COLUMNS}
+    moved = Call.status != seen
+    if first_answer:
+        moved = moved | Call.answered_at.is_not(None)
+    # Core on the session's connection: no autoflush of the ORM's own (unconditional) UPDATE.
+    conn = await session.connection()
+    result = await conn.execute(update(Call).where(Call.id == call.id, ~moved).values(**values))
+    if result.rowcount != 1:
+        raise StaleDataError(f"call {call.id} changed between the webhook's read and write")
+    for column, value in values.items():
+        set_committed_value(call, column, value)
 
 
 async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
@@ -161,9 +191,14 @@ def _sqlite_locked(exc: BaseException) -> bool:
 
 def _rerun(exc: BaseException) -> bool:
     """A transaction worth running again: SQLite's locked database, Postgres's deadlock /
-    serialization failure (:func:`voicebot.db.locks.is_lock_conflict`), or a unique SID
-    another webhook inserted first (the next run finds its row)."""
-    return _sqlite_locked(exc) or is_lock_conflict(exc) or isinstance(exc, IntegrityError)
+    serialization failure (:func:`voicebot.db.locks.is_lock_conflict`), a unique SID
+    another webhook inserted first (the next run finds its row), or a call row that
+    changed between the read and the write (:func:`_write_answer`)."""
+    return (
+        _sqlite_locked(exc)
+        or is_lock_conflict(exc)
+        or isinstance(exc, (IntegrityError, StaleDataError))
+    )
 
 
 async def _record_answer(
@@ -184,7 +219,7 @@ async def _record_answer(
     async for attempt in retrying:
         with attempt:
             async with state.sessions() as session:
-                call, first_answer = await _upsert_call(session, params, attempt_param)
+                call, first_answer, seen = await _upsert_call(session, params, attempt_param)
                 # Reads before the first write: SQLite's driver begins the transaction at
                 # its first write, so the write lock is held from the flush to the COMMIT
                 # (two trips to its thread), not across these reads too.
@@ -194,6 +229,8 @@ async def _record_answer(
                     # reads the campaign's webhook URL after the flush.
                     campaign = await _campaign(session, call.campaign_id)
                     script = await load_agent_script(session, call.campaign_id)
+                if seen is not None:
+                    await _write_answer(session, call, seen, first_answer)
                 await session.flush()
                 leave_message = False
                 if first_answer:

@@ -1,0 +1,148 @@
+"""The greeting path against the real databases: the voice webhook racing a status
+callback and itself, and the autocommit engine's connection settings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from starlette.applications import Starlette
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import make_settings
+from voicebot.api import twilio
+from voicebot.api.state import AppState
+from voicebot.config import Settings
+from voicebot.db.models import Call, CallStatus
+from voicebot.testing.twilio_caller import post_voice_webhook
+
+ACCOUNT_SID = "AC" + "7" * 32
+AUTH_TOKEN = "races-auth-token"
+PHONE = "+972544567891"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(
+        database_url=database_url,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        tts_cache_dir=str(tmp_path / "tts"),
+        conversation_mode="stream",
+    )
+
+
+def _state(app: Starlette) -> AppState:
+    state: AppState = app.state.voicebot
+    return state
+
+
+async def _voice(client: httpx.AsyncClient, settings: Settings, sid: str) -> httpx.Response:
+    return await post_voice_webhook(
+        client,
+        "http://testserver",
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        call_sid=sid,
+        from_number=PHONE,
+        direction="inbound",
+        public_base_url=settings.public_base_url,
+    )
+
+
+async def _status(
+    client: httpx.AsyncClient, settings: Settings, sid: str, status: str
+) -> httpx.Response:
+    form = {"CallSid": sid, "CallStatus": status, "CallDuration": "3"}
+    path = "/twilio/status"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        settings.public_base_url + path, form
+    )
+    return await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+async def test_a_final_status_during_the_webhooks_reads_is_not_overwritten(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller hangs up while the voice webhook reads the call's lead and script: the
+    status callback's 'completed' stands; the webhook's later write does not move the call
+    back to in-progress (its read of the call was stale)."""
+    async with _state(app).sessions() as db:
+        db.add(Call(call_sid="CAraces1", direction="inbound", status=CallStatus.RINGING))
+        await db.commit()
+    real_script = twilio.load_agent_script
+    callbacks: list[asyncio.Task[httpx.Response]] = []
+
+    async def script_while_hanging_up(*args: Any) -> Any:
+        if not callbacks:
+            callbacks.append(
+                asyncio.create_task(_status(client, settings, "CAraces1", "completed"))
+            )
+            # SQLite: the callback commits now. Postgres: it waits on the webhook's lock.
+            await asyncio.wait(callbacks, timeout=1.0)
+        return await real_script(*args)
+
+    monkeypatch.setattr(twilio, "load_agent_script", script_while_hanging_up)
+    answer = await asyncio.wait_for(_voice(client, settings, "CAraces1"), timeout=15)
+    callback = await asyncio.wait_for(callbacks[0], timeout=15)
+    assert callback.status_code in (200, 204)
+    assert answer.status_code == 200 and "<Response" in answer.text
+    async with _state(app).sessions() as db:
+        call = (await db.scalars(select(Call).where(Call.call_sid == "CAraces1"))).one()
+    assert call.status == CallStatus.COMPLETED
+    assert call.ended_at is not None
+
+
+async def test_twenty_webhooks_for_one_new_sid(
+    app: Starlette, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Twilio retrying one inbound call's webhook 20 times at once: one call row, and every
+    answer is TwiML (or a 503 asking to retry), never a 500."""
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(_voice(client, settings, "CAraces20") for _ in range(20))), timeout=60
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert all(code in (200, 503) for code in codes), codes
+    assert all("<Response" in a.text for a in answers if a.status_code == 200)
+    assert codes.count(200) >= 1
+    async with _state(app).sessions() as db:
+        rows = (await db.scalars(select(Call).where(Call.call_sid == "CAraces20"))).all()
+    assert len(rows) == 1
+    assert rows[0].status == CallStatus.IN_PROGRESS
+
+
+async def test_the_autocommit_engine_has_the_engines_settings(app: Starlette) -> None:
+    """The claim's and turn writes' engine: WAL, busy timeout, synchronous NORMAL and
+    foreign keys on SQLite; the statement timeout on Postgres."""
+    state = _state(app)
+    timeout_ms = state.settings.db_statement_timeout_ms
+    async with state.autocommit() as db:
+        conn = await db.connection()
+        if state.engine.dialect.name == "sqlite":
+            pragmas = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")
+            }
+            assert pragmas == {
+                "journal_mode": "wal",
+                "busy_timeout": timeout_ms,
+                "synchronous": 1,
+                "foreign_keys": 1,
+            }
+        else:
+            shown = (await conn.execute(text("SHOW statement_timeout"))).scalar()
+            assert shown in (f"{timeout_ms}ms", f"{timeout_ms // 1000}s")
+            level = (await conn.execute(text("SHOW transaction_isolation"))).scalar()
+            assert level == "read committed"
+    # The transactional sessions still run in transactions after the autocommit ones.
+    if state.engine.dialect.name == "postgresql":
+        async with state.sessions() as db:
+            await db.execute(text("SELECT 1"))
+            assert (await db.connection()).in_transaction()
