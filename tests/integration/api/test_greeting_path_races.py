@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
@@ -18,6 +20,7 @@ from voicebot.api import twilio
 from voicebot.api.state import AppState
 from voicebot.config import Settings
 from voicebot.db.models import Call, CallStatus
+from voicebot.errors import SignatureError
 from voicebot.testing.twilio_caller import post_voice_webhook
 
 ACCOUNT_SID = "AC" + "7" * 32
@@ -146,3 +149,72 @@ async def test_the_autocommit_engine_has_the_engines_settings(app: Starlette) ->
         async with state.sessions() as db:
             await db.execute(text("SELECT 1"))
             assert (await db.connection()).in_transaction()
+
+
+async def _new_call(app: Starlette, sid: str, status: CallStatus = CallStatus.IN_PROGRESS) -> int:
+    async with _state(app).sessions() as db:
+        call = Call(call_sid=sid, direction="inbound", status=status)
+        db.add(call)
+        await db.commit()
+        return call.id
+
+
+async def test_ten_streams_claiming_one_call_one_wins(app: Starlette) -> None:
+    """A stream token replayed on ten sockets at once: one claim binds the call, the other
+    nine are refused (none slips through as 'database unavailable, go on unclaimed')."""
+    call_id = await _new_call(app, "CAclaim10")
+    results = await asyncio.gather(
+        *(
+            twilio._claimed_call_context(_state(app), call_id, "CAclaim10", f"MZ{i:032d}")
+            for i in range(10)
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, SignatureError)]
+    assert len(refused) == 9, results
+    async with _state(app).sessions() as db:
+        call = await db.get(Call, call_id)
+    assert call is not None and call.stream_sid is not None
+
+
+@pytest.mark.parametrize("status", [CallStatus.COMPLETED, CallStatus.CANCELED])
+async def test_a_stream_for_an_ended_or_missing_call_is_refused(
+    app: Starlette, status: CallStatus
+) -> None:
+    call_id = await _new_call(app, f"CAended{status}", status)
+    with pytest.raises(SignatureError):
+        await twilio._claimed_call_context(_state(app), call_id, "CAx", "MZ" + "1" * 32)
+    with pytest.raises(SignatureError):
+        await twilio._claimed_call_context(_state(app), call_id + 1000, "CAx", "MZ" + "2" * 32)
+
+
+async def test_connections_killed_before_the_claim_the_call_goes_on(app: Starlette) -> None:
+    """Postgres terminates every connection of the pool (a failover) right before a stream's
+    start: the claim and the context read degrade (the call goes on unclaimed, default
+    script), and the next stream's claim works on fresh connections."""
+    state = _state(app)
+    if state.engine.dialect.name != "postgresql":
+        pytest.skip("pg_terminate_backend is Postgres's")
+    first = await _new_call(app, "CAkill1")
+    second = await _new_call(app, "CAkill2")
+    async with state.sessions() as db:  # warm: every pooled connection used once
+        await db.execute(select(Call).limit(1))
+    killer = create_async_engine(state.settings.database_url, poolclass=NullPool)
+    try:
+        async with killer.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await killer.dispose()
+    context = await asyncio.wait_for(
+        twilio._claimed_call_context(state, first, "CAkill1", "MZ" + "3" * 32), timeout=10
+    )
+    assert len(context) == 3
+    await twilio._claimed_call_context(state, second, "CAkill2", "MZ" + "4" * 32)
+    async with state.sessions() as db:
+        claimed = await db.get(Call, second)
+    assert claimed is not None and claimed.stream_sid == "MZ" + "4" * 32
