@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import make_settings
 from voicebot.api import twilio
 from voicebot.api.state import AppState
+from voicebot.api.twilio_common import load_agent_script
 from voicebot.config import Settings
 from voicebot.db.models import Call, CallStatus
 from voicebot.errors import SignatureError
@@ -80,7 +81,7 @@ async def test_a_final_status_during_the_webhooks_reads_is_not_overwritten(
     async with _state(app).sessions() as db:
         db.add(Call(call_sid="CAraces1", direction="inbound", status=CallStatus.RINGING))
         await db.commit()
-    real_script = twilio.load_agent_script
+    real_script = load_agent_script
     callbacks: list[asyncio.Task[httpx.Response]] = []
 
     async def script_while_hanging_up(*args: Any) -> Any:
