@@ -169,11 +169,13 @@ async def _inbound_lead(session: AsyncSession, raw_phone: str) -> Lead | None:
     lead = Lead(
         phone=phone, status=LeadStatus.NEW, consent_source=INBOUND_CONSENT, tags=["inbound"]
     )
-    try:
-        async with session.begin_nested():
-            session.add(lead)
-    except IntegrityError:  # the same number calling twice at once: the other webhook won
-        return (await session.scalars(select(Lead).where(Lead.phone == phone))).first()
+    # In the webhook's transaction, not a savepoint: on SQLite a SAVEPOINT outside a
+    # transaction opens one and its RELEASE commits it, so the lead stayed stored when
+    # the call's write then failed. The same number calling twice at once: the loser's
+    # flush fails on the unique phone and its transaction runs again (_rerun), finding
+    # the winner's lead.
+    session.add(lead)
+    await session.flush()
     return lead
 
 

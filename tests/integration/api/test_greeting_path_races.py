@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
@@ -20,7 +21,7 @@ from voicebot.api import twilio
 from voicebot.api.state import AppState
 from voicebot.api.twilio_common import load_agent_script
 from voicebot.config import Settings
-from voicebot.db.models import Call, CallStatus
+from voicebot.db.models import Call, CallStatus, Lead
 from voicebot.errors import SignatureError
 from voicebot.testing.twilio_caller import post_voice_webhook
 
@@ -236,3 +237,41 @@ async def test_twenty_webhooks_for_one_ringing_call(
     async with _state(app).sessions() as db:
         call = await db.get(Call, call_id)
     assert call is not None and call.status == CallStatus.IN_PROGRESS
+
+
+async def test_a_failed_webhook_stores_neither_the_call_nor_the_new_lead(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unknown number calls in and the webhook's transaction fails after the new lead and
+    the call were added: neither is stored (on SQLite the lead's savepoint, opened outside a
+    transaction, committed it on its own)."""
+
+    async def failing_emit(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(twilio, "emit", failing_emit)
+    answer = await _voice(client, settings, "CAhalf")
+    assert answer.status_code == 503
+    async with _state(app).sessions() as db:
+        leads = await db.scalar(select(func.count()).select_from(Lead))
+        calls = await db.scalar(select(func.count()).select_from(Call))
+    assert (leads, calls) == (0, 0)
+
+
+async def test_one_unknown_number_calling_twice_at_once(
+    app: Starlette, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Two calls (two SIDs) from one unknown number at once: one new lead, both calls on it,
+    both connect the stream."""
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(_voice(client, settings, f"CAtwice{i}") for i in range(6))), timeout=60
+    )
+    assert [a.status_code for a in answers] == [200] * 6
+    async with _state(app).sessions() as db:
+        leads = (await db.scalars(select(Lead).where(Lead.phone == PHONE))).all()
+        calls = (await db.scalars(select(Call).where(Call.call_sid.like("CAtwice%")))).all()
+    assert len(leads) == 1
+    assert len(calls) == 6 and {c.lead_id for c in calls} == {leads[0].id}
