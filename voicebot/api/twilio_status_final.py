@@ -23,10 +23,9 @@ from typing import Any, Final
 
 import structlog
 from sqlalchemy import TextClause, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voicebot.api.twilio_status_sql import rank_sql
+from voicebot.api.twilio_status_sql import rank_sql, run_once_autocommit
 from voicebot.brain.base import ConversationState, LeadContext
 from voicebot.brain.summary import CallFacts, rule_summary
 from voicebot.db.models import (
@@ -277,15 +276,7 @@ class FinalStatement:
             tz=tz,
             now=now,
         )
-        for attempt in range(2):
-            try:
-                async with engine.connect() as conn:
-                    await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    row = (await conn.execute(self.statement, params)).one()
-                break
-            except DBAPIError as exc:
-                if attempt or not exc.connection_invalidated:
-                    raise
+        row = await run_once_autocommit(engine, self.statement, params)
         return self.settled(row, token=token, status=status)
 
     @staticmethod

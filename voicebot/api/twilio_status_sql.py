@@ -23,6 +23,25 @@ from voicebot.db.models import AttemptStatus, CallStatus
 _Value = TypeVar("_Value", bound=str)
 
 
+async def run_once_autocommit(
+    engine: AsyncEngine, statement: TextClause, params: dict[str, Any]
+) -> Any:
+    """Run one statement that returns one row, in autocommit; answers that row (a SQLAlchemy
+    ``Row``). A connection lost before the answer is retried once on a new connection (each
+    callback statement writes its ledger row first, so a retry of a committed run is a
+    no-op). Raises SQLAlchemy's pool
+    ``TimeoutError`` when no connection frees up and ``DBAPIError`` for anything else."""
+    for attempt in range(2):
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return (await conn.execute(statement, params)).one()
+        except DBAPIError as exc:
+            if attempt or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable: the second failure is raised")
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What the statement did: ``duplicate`` when the token was already in the ledger
@@ -136,15 +155,7 @@ class ProgressStatement:
             answered_by=answered_by,
             now=now,
         )
-        for attempt in range(2):
-            try:
-                async with engine.connect() as conn:
-                    await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    row = (await conn.execute(self.statement, params)).one()
-                break
-            except DBAPIError as exc:
-                if attempt or not exc.connection_invalidated:
-                    raise
+        row = await run_once_autocommit(engine, self.statement, params)
         fresh, call_id = row
         if token is not None and not fresh:
             return Applied(duplicate=True, call_id=None)

@@ -16,46 +16,36 @@ from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import make_settings
+from tests.integration.api.voice_webhook_support import (
+    AUTH_TOKEN,
+    app_state,
+    post_voice,
+    stream_settings,
+)
 from voicebot.api import twilio
-from voicebot.api.state import AppState
 from voicebot.api.twilio_common import load_agent_script
 from voicebot.config import Settings
 from voicebot.db.models import Call, CallStatus, Lead
 from voicebot.errors import SignatureError
-from voicebot.testing.twilio_caller import post_voice_webhook
 
-ACCOUNT_SID = "AC" + "7" * 32
-AUTH_TOKEN = "races-auth-token"
 PHONE = "+972544567891"
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(
-        database_url=database_url,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        tts_cache_dir=str(tmp_path / "tts"),
-        conversation_mode="stream",
-    )
+    return stream_settings(database_url, tmp_path)
 
 
-def _state(app: Starlette) -> AppState:
-    state: AppState = app.state.voicebot
-    return state
+_state = app_state
 
 
 async def _voice(client: httpx.AsyncClient, settings: Settings, sid: str) -> httpx.Response:
-    return await post_voice_webhook(
+    return await post_voice(
         client,
-        "http://testserver",
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        call_sid=sid,
+        settings,
+        sid,
         from_number=PHONE,
         direction="inbound",
-        public_base_url=settings.public_base_url,
     )
 
 

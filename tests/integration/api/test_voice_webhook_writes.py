@@ -14,43 +14,32 @@ import pytest
 from sqlalchemy import event, select
 from starlette.applications import Starlette
 
-from tests.conftest import make_settings
+from tests.integration.api.voice_webhook_support import (
+    app_state,
+    post_voice,
+    stream_settings,
+)
 from voicebot.api import twilio
-from voicebot.api.state import AppState
 from voicebot.config import Settings
 from voicebot.db.models import Call, CallStatus, Campaign, Lead
-from voicebot.testing.twilio_caller import post_voice_webhook
 
-ACCOUNT_SID = "AC" + "6" * 32
-AUTH_TOKEN = "writes-auth-token"
 LEAD_PHONE = "+972544567890"
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(
-        database_url=database_url,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        tts_cache_dir=str(tmp_path / "tts"),
-        conversation_mode="stream",
-    )
+    return stream_settings(database_url, tmp_path)
 
 
-def _state(app: Starlette) -> AppState:
-    state: AppState = app.state.voicebot
-    return state
+_state = app_state
 
 
 async def _voice(client: httpx.AsyncClient, settings: Settings, sid: str) -> httpx.Response:
-    return await post_voice_webhook(
+    return await post_voice(
         client,
-        "http://testserver",
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        call_sid=sid,
+        settings,
+        sid,
         to_number=LEAD_PHONE,
-        public_base_url=settings.public_base_url,
     )
 
 
