@@ -66,11 +66,9 @@ class AudioSink(Protocol):
     def end_utterance(self, utterance: Utterance) -> None: ...
 
 
-@dataclass(slots=True)
-class _Item:
-    frame: bytes | None = None
-    mark: str | None = None
-    utterance: Utterance | None = None
+_Item = tuple[bytes, Utterance] | tuple[None, str]
+"""A queued frame with its utterance, or ``(None, mark name)``: plain tuples, as one is
+built per 20 ms frame."""
 
 
 @dataclass
@@ -121,8 +119,7 @@ class Playout:
     def push_frames(self, utterance: Utterance, frames: list[bytes]) -> None:
         if utterance.cut:
             return  # cleared by a barge-in: never sent
-        for frame in frames:
-            self._queue.append(_Item(frame=frame, utterance=utterance))
+        self._queue.extend([(frame, utterance) for frame in frames])
         utterance.frames_sent += len(frames)
         self._wake.set()
 
@@ -130,7 +127,7 @@ class Playout:
         utterance.done_enqueuing = True
         if utterance.cut:
             return
-        self._queue.append(_Item(mark=utterance.mark))
+        self._queue.append((None, utterance.mark))
         self._wake.set()
 
     def on_mark(self, name: str) -> Utterance | None:
@@ -192,33 +189,38 @@ class Playout:
 
     async def run(self) -> None:
         """Send queued frames paced to real time with a small lead; forever (cancel to stop)."""
+        queue = self._queue
+        clock = self.clock
+        send_media = self.send_media
         while True:
-            if not self._queue:
+            if not queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            now = self.clock()
+            now = clock()
             if self._play_until < now:
                 if self._mid_utterance:
                     self.underruns += 1
                 self._play_until = now
-            while self._queue and self._play_until - now < PLAYOUT_LEAD_S - _EPSILON_S:
-                item = self._queue.popleft()
-                if item.frame is not None:
+            # Send while less than the lead is queued at Twilio (a drop() during a send
+            # resets the state, so it is read again after every await).
+            lead_until = now + (PLAYOUT_LEAD_S - _EPSILON_S)
+            while queue and self._play_until < lead_until:
+                item = queue.popleft()
+                if item[0] is not None:
+                    frame, utterance = item
                     if self.first_frame_at is None:
                         self.first_frame_at = now
-                    utterance = item.utterance
-                    if utterance is not None and utterance.play_start_at is None:
+                    if utterance.play_start_at is None:
                         utterance.play_start_at = self._play_until
-                    await self.send_media(item.frame)
-                    if utterance is not None:
-                        utterance.frames_out += 1
-                        if utterance.first_sent_at is None:
-                            utterance.first_sent_at = self.clock()
+                    await send_media(frame)
+                    utterance.frames_out += 1
+                    if utterance.first_sent_at is None:
+                        utterance.first_sent_at = clock()
                     self._play_until += FRAME_S
                     self._mid_utterance = True
-                elif item.mark is not None:
-                    await self.send_mark(item.mark)
+                else:
+                    await self.send_mark(item[1])
                     self._mid_utterance = False
-            if self._queue:
-                await asyncio.sleep(max(0.0, self._play_until - self.clock() - PLAYOUT_REFILL_S))
+            if queue:
+                await asyncio.sleep(max(0.0, self._play_until - clock() - PLAYOUT_REFILL_S))

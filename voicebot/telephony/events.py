@@ -9,14 +9,18 @@ This module owns the JSON wire of a bidirectional ``<Connect><Stream>``:
   three messages a server may send back, byte-for-byte as Twilio documents them.
 
 Twilio sends ``sequenceNumber``, ``chunk`` and ``timestamp`` as decimal strings;
-they become ints here. ``media`` arrives 50 times a second per call, so its path is
-checked first and does one ``json.loads``, a few dict lookups and one C base64 decode.
+they become ints here. ``media`` arrives 50 times a second per call: a message in
+Twilio's exact compact layout is matched by one compiled regular expression (no
+escapes can occur in it, so its groups are the JSON values) and its payload decoded
+in C; anything else takes the general path, ``json.loads`` and the field checks.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +38,16 @@ so anything longer is junk and is dropped before ``json.loads`` sees it."""
 DTMF_DIGITS = frozenset("0123456789*#")
 """The keys Twilio reports in ``dtmf`` (one per message)."""
 
-_MEDIA_TEMPLATE = '{"event":"media","streamSid":%s,"media":{"payload":"%s"}}'
+_MEDIA_PREFIX = '{"event":"media","streamSid":%s,"media":{"payload":"'
+_MEDIA_SUFFIX = '"}}'
+
+_TWILIO_MEDIA = re.compile(
+    r'\{"event":"media","sequenceNumber":"[0-9]{1,18}",'
+    r'"media":\{"track":"([a-z_]{1,32})","chunk":"([0-9]{1,18})","timestamp":"([0-9]{1,18})",'
+    r'"payload":"([A-Za-z0-9+/]*={0,2})"\},"streamSid":"([A-Za-z0-9]{1,64})"\}'
+)
+"""A ``media`` message exactly as Twilio lays it out (compact, this key order). Every
+group is free of quotes and backslashes, so it is the JSON string's value verbatim."""
 
 
 class MalformedEventError(InvalidInputError):
@@ -144,6 +157,20 @@ def parse_event(text: str | bytes) -> InboundEvent:
     Raises :class:`MalformedEventError` on invalid JSON (deeply nested included), an
     unknown ``event``, a missing or mistyped field, or a payload that is not valid base64.
     """
+    if type(text) is str:
+        matched = _TWILIO_MEDIA.fullmatch(text)
+        if matched is not None:
+            track, chunk, timestamp, payload, stream_sid = matched.groups()
+            try:
+                audio = binascii.a2b_base64(payload, strict_mode=True)
+            except binascii.Error:
+                pass  # the general path raises it as MalformedEventError
+            else:
+                return Media(stream_sid, track, int(chunk), int(timestamp), audio)
+    return _parse_json_event(text)
+
+
+def _parse_json_event(text: str | bytes) -> InboundEvent:
     try:
         message = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -243,9 +270,15 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], InboundEvent]] = {
 
 def media_message(stream_sid: str, payload: bytes) -> str:
     """Outbound ``media``: μ-law bytes for Twilio to play to the caller, in order."""
+    # Sent 50 times a second per call: the call's prefix (SID JSON-escaped) is built once.
     encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
-    # Sent 50 times a second per call: a template, with the SID JSON-escaped.
-    return _MEDIA_TEMPLATE % (json.dumps(stream_sid), encoded)
+    return _media_prefix(stream_sid) + encoded + _MEDIA_SUFFIX
+
+
+@functools.lru_cache(maxsize=1024)
+def _media_prefix(stream_sid: str) -> str:
+    """The start of a call's outbound ``media`` messages, up to the payload's quote."""
+    return _MEDIA_PREFIX % json.dumps(stream_sid)
 
 
 def mark_message(stream_sid: str, name: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.unit.call.conftest import FRAME, Wire
 from voicebot.call.playout import FRAME_S, PLAYOUT_LEAD_S, Playout
 
@@ -95,3 +97,77 @@ async def test_expire_marks_takes_only_played_out_audio_as_heard(
     assert playout.expire_marks() == [short]
     assert short.heard and not long.heard
     assert playout.speaking
+
+
+async def test_counters_and_times_follow_the_frames_sent() -> None:
+    """On a stepped clock: the first frame's time, each sentence's start of play (the playout
+    clock), first send and frames out are those of the frames handed to the socket."""
+    wire = Wire()
+    clock_s = [100.0]
+    playout = Playout(wire.media, wire.mark, wire.clear, clock=lambda: clock_s[0])
+    first = playout.new_utterance("א")
+    second = playout.new_utterance("ב")
+    playout.push_frames(first, [FRAME] * 3)
+    playout.end_utterance(first)
+    playout.push_frames(second, [FRAME] * 20)
+    playout.end_utterance(second)
+    task = asyncio.create_task(playout.run())
+    await asyncio.sleep(0)
+    lead = round(PLAYOUT_LEAD_S / FRAME_S)
+    assert wire.sent == ["media"] * 3 + [f"mark:{first.mark}"] + ["media"] * (lead - 3)
+    assert playout.first_frame_at == 100.0
+    assert (first.frames_sent, first.frames_out, first.first_sent_at) == (3, 3, 100.0)
+    assert first.play_start_at == 100.0
+    assert second.play_start_at is not None
+    assert abs(second.play_start_at - (100.0 + 3 * FRAME_S)) < 1e-9
+    assert (second.frames_sent, second.frames_out) == (20, lead - 3)
+    clock_s[0] = 101.0  # far behind: the next wake is an underrun inside the sentence
+    await asyncio.sleep(PLAYOUT_LEAD_S - 0.1 + 0.05)  # it sleeps until 100 ms are left
+    assert second.frames_out == 2 * lead - 3 and playout.underruns == 1
+    clock_s[0] = 102.0
+    await asyncio.sleep(PLAYOUT_LEAD_S - 0.1 + 0.05)
+    assert second.frames_out == 20 and wire.sent[-1] == f"mark:{second.mark}"
+    assert playout.underruns == 2
+    assert playout.first_frame_at == 100.0 and first.first_sent_at == 100.0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_clear_during_a_send_stops_the_batch() -> None:
+    """A barge-in that clears while a frame is in the socket: nothing more of the batch goes
+    out, and the next sentence goes out at once."""
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    async def media(payload: bytes) -> None:
+        sent.append("media")
+        if len(sent) == 2:
+            await gate.wait()
+
+    async def mark(name: str) -> None:
+        sent.append(f"mark:{name}")
+
+    async def clear() -> None:
+        sent.append("clear")
+
+    playout = Playout(media, mark, clear)
+    task = asyncio.create_task(playout.run())
+    cut = playout.new_utterance("נחתך")
+    playout.push_frames(cut, [FRAME] * 30)
+    playout.end_utterance(cut)
+    await asyncio.sleep(0.01)
+    assert sent == ["media", "media"]
+    assert await playout.clear() == [cut]
+    gate.set()
+    await asyncio.sleep(0.01)
+    assert sent == ["media", "media", "clear"]
+    assert not playout.speaking
+    after = playout.new_utterance("הבא")
+    playout.push_frames(after, [FRAME] * 2)
+    playout.end_utterance(after)
+    await asyncio.sleep(0.01)
+    assert sent[3:] == ["media", "media", f"mark:{after.mark}"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

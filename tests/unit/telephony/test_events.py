@@ -250,3 +250,70 @@ def test_dtmf_other_than_one_key_is_malformed(digit: str) -> None:
     text = json.dumps({"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": digit}})
     with pytest.raises(MalformedEventError):
         parse_event(text)
+
+
+def _twilio_media(payload_b64: str, *, stream_sid: str = STREAM, track: str = "inbound") -> str:
+    """A ``media`` message in Twilio's own compact layout (the parser's fast path)."""
+    return twilio_side.inbound_media_message(
+        stream_sid=stream_sid,
+        sequence_number=7,
+        chunk=12,
+        timestamp_ms=240,
+        payload_b64=payload_b64,
+        track=track,
+    )
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 159, 160, 161, 320])
+def test_twilio_layout_parses_as_the_json_does(size: int) -> None:
+    """A message in Twilio's compact layout parses to exactly what ``json.loads`` reads from
+    it, whatever the payload's padding; so does the same message re-serialised with spaces
+    and another key order (the general path)."""
+    payload = bytes((i * 37) % 256 for i in range(size))
+    text = _twilio_media(base64.b64encode(payload).decode())
+    expected = Media(STREAM, "inbound", 12, 240, payload)
+    assert parse_event(text) == expected
+    message = json.loads(text)
+    assert parse_event(json.dumps(message, sort_keys=True)) == expected
+    assert parse_event(json.dumps(message).encode()) == expected
+
+
+@pytest.mark.parametrize(
+    "payload_b64",
+    ["abc", "a", "ab=", "a===", "ab==cd", "=abc"],
+)
+def test_bad_padding_in_twilio_layout_is_malformed(payload_b64: str) -> None:
+    """A payload that is not valid base64 is refused as the general path refuses it, also
+    in the compact layout."""
+    with pytest.raises(MalformedEventError) as fast:
+        parse_event(_twilio_media(payload_b64))
+    with pytest.raises(MalformedEventError) as general:
+        parse_event(json.dumps(json.loads(_twilio_media(payload_b64)), indent=1))
+    assert fast.value.message == general.value.message
+    assert fast.value.reason == general.value.reason
+
+
+def test_unusual_values_in_twilio_layout_take_the_general_path() -> None:
+    """A SID with an escape, another track name or a JSON escape in the payload still
+    parse as JSON says (the compact pattern only takes values with nothing to unescape)."""
+    payload_b64 = base64.b64encode(FRAME).decode()
+    escaped = _twilio_media(payload_b64).replace(payload_b64, payload_b64.replace("+", "\\u002b"))
+    assert "\\u002b" in escaped
+    assert parse_event(escaped) == Media(STREAM, "inbound", 12, 240, FRAME)
+    quoted_sid = _twilio_media(payload_b64, stream_sid='MZ\\"1')
+    assert parse_event(quoted_sid) == Media('MZ"1', "inbound", 12, 240, FRAME)
+    outbound = _twilio_media(payload_b64, track="outbound-2")
+    assert parse_event(outbound) == Media(STREAM, "outbound-2", 12, 240, FRAME)
+
+
+def test_media_message_per_stream_sid() -> None:
+    """Each stream's messages carry its own SID, JSON-escaped, however they interleave."""
+    odd_sid = 'MZ"\\שלום'
+    for sid in (STREAM, odd_sid, STREAM, "MZ2", odd_sid):
+        text = media_message(sid, FRAME)
+        assert json.loads(text) == {
+            "event": "media",
+            "streamSid": sid,
+            "media": {"payload": base64.b64encode(FRAME).decode()},
+        }
+    assert media_message("MZ2", b"") == '{"event":"media","streamSid":"MZ2","media":{"payload":""}}'
