@@ -60,11 +60,17 @@ def _replay(base: str, call: SimulatedCall) -> AbstractAsyncContextManager[Simul
 
 
 async def _stream_row(settings: Settings) -> tuple[str | None, object]:
+    """The call's claim once it committed: a stream handed over by the webhook greets
+    first and claims beside the greeting, so the row may lag the first frame."""
     engine = create_engine(settings)
     try:
-        async with create_sessionmaker(engine)() as db:
-            call = (await db.scalars(select(Call))).one()
-            return call.stream_sid, call.stream_started_at
+        for _ in range(50):
+            async with create_sessionmaker(engine)() as db:
+                call = (await db.scalars(select(Call))).one()
+            if call.stream_sid is not None:
+                break
+            await asyncio.sleep(0.05)
+        return call.stream_sid, call.stream_started_at
     finally:
         await engine.dispose()
 
@@ -131,8 +137,8 @@ async def test_unsigned_handshake_is_refused(server: tuple[str, Settings]) -> No
 
 
 async def test_stream_token_serves_one_socket(server: tuple[str, Settings]) -> None:
-    """The first stream claims the call (stream_sid, stream_started_at stored); the same
-    token on a second socket is closed with 1008 during the call and after it, and the
+    """The first stream claims the call (stream_sid, stream_started_at stored, beside its
+    greeting); the same token on a second socket is closed with 1008 during the call and after it, and the
     live call is untouched."""
     base, settings = server
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:

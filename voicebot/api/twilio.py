@@ -49,6 +49,7 @@ from voicebot.api.twilio_voicemail import (
 from voicebot.brain.base import ConversationState, LeadContext
 from voicebot.brain.script import AgentScript
 from voicebot.brain.summary import CallFacts, rule_summary
+from voicebot.call.handoff import StreamHandoff
 from voicebot.call.registry import CallRegistry
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession
@@ -65,11 +66,15 @@ from voicebot.db.models import (
 from voicebot.db.outcomes import record_outcome
 from voicebot.db.types import utcnow
 from voicebot.errors import PeerGoneError, ProviderError, SignatureError
-from voicebot.recordings.calls import recording_for, save_recording
+from voicebot.recordings.calls import recording_for, save_recording, start_recording
 from voicebot.recordings.track import CallAudio
 from voicebot.telephony import events as ev
 from voicebot.telephony.signature import verify_stream_handshake
-from voicebot.telephony.stream_token import issue_stream_token, verify_stream_token
+from voicebot.telephony.stream_token import (
+    StreamClaims,
+    issue_stream_token,
+    verify_stream_token,
+)
 from voicebot.telephony.twiml import TWIML_CONTENT_TYPE, connect_stream, redirect
 from voicebot.telephony.twiml import hangup as hangup_twiml
 from voicebot.webhooks.events import EventType, call_started_data, emit
@@ -205,12 +210,13 @@ def _rerun(exc: BaseException) -> bool:
 
 async def _record_answer(
     state: AppState, params: dict[str, str], attempt_param: str | None, *, fax: bool
-) -> tuple[int, LeadContext | None, AgentScript | None, bool]:
+) -> tuple[int, LeadContext | None, AgentScript | None, bool, bool]:
     """The voice webhook's one transaction: the call row (and a machine's outcome); returns
-    (call id, lead, script, leave a voicemail message). On SQLite a locked database, on
-    Postgres a deadlock or serialization failure, and on both a call SID another webhook
-    inserted first are retried in a fresh transaction, ``VOICE_DB_ATTEMPTS`` times within
-    ``VOICE_DB_BUDGET_S``; raises SQLAlchemyError when the database stays unavailable."""
+    (call id, lead, script, leave a voicemail message, the campaign records calls). On
+    SQLite a locked database, on Postgres a deadlock or serialization failure, and on both
+    a call SID another webhook inserted first are retried in a fresh transaction,
+    ``VOICE_DB_ATTEMPTS`` times within ``VOICE_DB_BUDGET_S``; raises SQLAlchemyError when
+    the database stays unavailable."""
     machine = fax or is_machine(params.get("AnsweredBy"))
     retrying = AsyncRetrying(
         retry=retry_if_exception(_rerun),
@@ -251,8 +257,9 @@ async def _record_answer(
                     call.summary = call.summary or summary
                     await record_outcome(session, call, outcome, settings=state.settings)
                 await session.commit()
+                records = campaign is not None and campaign.record
                 del campaign
-                return call.id, lead, script, leave_message
+                return call.id, lead, script, leave_message, records
     raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
@@ -291,7 +298,7 @@ async def voice(request: Request) -> Response:
         response = error_response(503, "unavailable", "database busy; retry")
         response.headers["Retry-After"] = str(VOICE_RETRY_AFTER_S)
         return response
-    call_id, lead, script, leave_message = answer
+    call_id, lead, script, leave_message, records = answer
     if machine:
         log.info("call.machine", call_sid=call_sid, call_id=call_id, message=leave_message)
         if not leave_message:
@@ -318,6 +325,8 @@ async def voice(request: Request) -> Response:
         call_sid=call_sid,
         ttl_s=state.settings.stream_token_ttl_s,
     )
+    registry: CallRegistry = state.extras["call_registry"]
+    registry.handoffs.put(call_sid, StreamHandoff(call_id, lead, script, records))
     return _twiml(
         connect_stream(state.settings.media_stream_url, {"call_id": str(call_id), "token": token})
     )
@@ -378,6 +387,8 @@ async def media(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     skipped = _SkippedFrames()
+    handoffs = state.extras["call_registry"].handoffs
+    claim: asyncio.Task[None] | None = None
     try:
         start = await asyncio.wait_for(_await_start(websocket, skipped), timeout=START_TIMEOUT_S)
         claims = verify_stream_token(
@@ -385,9 +396,22 @@ async def media(websocket: WebSocket) -> None:
         )
         if claims.call_sid != start.call_sid:
             raise SignatureError("stream token is for another call")
-        context = await _claimed_call_context(
-            state, claims.call_id, claims.call_sid, start.stream_sid
-        )
+        handoff = handoffs.take(claims.call_id, claims.call_sid)
+        if handoff is not None:
+            # The webhook's hand-over: the greeting starts now, the claim runs beside it
+            # (the session holds the caller's audio and every write until it holds).
+            context = (
+                handoff.lead,
+                handoff.script,
+                start_recording(handoff.records, state.settings),
+            )
+            claim = _claim_beside(state, claims.call_id, start.stream_sid)
+        elif handoffs.held(claims.call_id):
+            raise SignatureError("stream token already used (the call has a stream)")
+        else:
+            context = await _claimed_call_context(
+                state, claims.call_id, claims.call_sid, start.stream_sid
+            )
     except WebSocketDisconnect:
         log.info("twilio.stream_closed_before_start")
         return
@@ -397,7 +421,12 @@ async def media(websocket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1008)
         return
-    await _run_session(websocket, state, start, claims.call_id, claims.call_sid, context, skipped)
+    if claim is None:
+        await _run_session(websocket, state, start, claims, context, skipped)
+        return
+    # No await since take(): no other stream of this process got between it and the hold.
+    with handoffs.hold(claims.call_id):
+        await _run_session(websocket, state, start, claims, context, skipped, claim)
 
 
 ENDED_STATUSES: Final = (
@@ -432,6 +461,15 @@ async def _claimed_call_context(
             await context
         raise
     return await context
+
+
+def _claim_beside(state: AppState, call_id: int, stream_sid: str) -> asyncio.Task[None]:
+    """The call's claim as a task of its own, run beside the session that started on a
+    hand-over; its refusal is read by the session (:meth:`CallSession.stream_claimed`)."""
+    claim = asyncio.create_task(_claim_call(state, call_id, stream_sid))
+    # A session that ended first never reads the outcome: retrieve it (no "never retrieved").
+    claim.add_done_callback(lambda task: task.cancelled() or task.exception())
+    return claim
 
 
 async def _claim_call(state: AppState, call_id: int, stream_sid: str) -> None:
@@ -519,11 +557,14 @@ async def _run_session(
     websocket: WebSocket,
     state: AppState,
     start: ev.Start,
-    call_id: int,
-    call_sid: str,
+    claims: StreamClaims,
     context: CallContext,
     skipped: _SkippedFrames,
+    claim: asyncio.Task[None] | None = None,
 ) -> None:
+    """The call's session on this stream; ``claim`` is the claim still running beside it
+    (a hand-over), None when the call was claimed before."""
+    call_id, call_sid = claims.call_id, claims.call_sid
     services = state.extras["call_services"]
     timeout_s = state.settings.ws_send_timeout_s
     stream_sid = start.stream_sid
@@ -564,10 +605,15 @@ async def _run_session(
         send_mark=send_mark,
         send_clear=send_clear,
         script=script,
+        claim=claim,
     )
     bound = log.bind(call_sid=call_sid, call_id=call_id)
 
     async def receive() -> None:
+        # The caller's audio, marks and keys wait for the claim (a refused stream hears
+        # nothing of the caller, and the session ends itself).
+        if not await session.stream_claimed():
+            return
         try:
             while True:
                 try:

@@ -27,6 +27,7 @@ from voicebot.api.twilio_status_final import FinalStatement, Settled, log_settle
 from voicebot.api.twilio_status_sql import ProgressStatement
 from voicebot.brain.base import ConversationState
 from voicebot.brain.summary import CallFacts, rule_summary
+from voicebot.call.registry import CallRegistry
 from voicebot.config import Settings
 from voicebot.db.locks import lock_call_rows, lock_conflict_retrying, note_locked
 from voicebot.db.models import (
@@ -101,6 +102,11 @@ async def status(request: Request) -> Response:
     if new_status not in {s.value for s in CallStatus}:
         return Response("unknown CallStatus", status_code=400)
     state = app_state(request)
+    if STATUS_RANK[CallStatus(new_status)] == FINAL_RANK:
+        # The call is over: a stream that starts now claims before it greets (refused).
+        registry: CallRegistry | None = state.extras.get("call_registry")
+        if registry is not None:
+            registry.handoffs.drop(call_sid)
     token = request.headers.get("i-twilio-idempotency-token")
     attempt_param = request.query_params.get("attempt")
     try:

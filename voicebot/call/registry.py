@@ -19,6 +19,8 @@ from typing import Protocol
 
 import structlog
 
+from voicebot.call.handoff import StreamHandoffs
+
 log = structlog.get_logger(__name__)
 
 # How long an admitted call holds its place before its Media Stream opens (Twilio opens
@@ -48,6 +50,7 @@ class CallRegistry:
         self._live: dict[int, EndableCall] = {}
         self._pending: dict[str, float] = {}  # call SID -> monotonic deadline
         self._ended = asyncio.Event()  # set whenever a live call ends
+        self.handoffs = StreamHandoffs()  # the voice webhooks' hand-overs to their streams
 
     @property
     def live(self) -> int:

@@ -71,7 +71,7 @@ from voicebot.call.speculator import Speculator
 from voicebot.call.speech_handle import SpeechHandle
 from voicebot.call.turns import TurnLoop
 from voicebot.db.booking_tools import DbBookingTools
-from voicebot.errors import PeerGoneError
+from voicebot.errors import PeerGoneError, SignatureError
 from voicebot.providers.base import Transcript
 
 log = structlog.get_logger(__name__)
@@ -80,6 +80,7 @@ P = ParamSpec("P")
 INBOUND_GAP_S = 0.1
 WS_CLOSE_NORMAL = 1000
 WS_CLOSE_INTERNAL_ERROR = 1011
+WS_CLOSE_POLICY_VIOLATION = 1008  # the stream was refused its call (RFC 6455)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class CallSession:
     _barged: bool = False
     script: AgentScript | None = None
     end_reason: str | None = None  # the first way out's; set through Endings.record
+    # The stream's claim on the call row while it runs beside the session (the webhook
+    # handed the call over); None once claimed before the session began.
+    claim: asyncio.Future[None] | None = None
 
     def __post_init__(self) -> None:
         s = self.services.settings
@@ -164,6 +168,7 @@ class CallSession:
         self._screening = True  # the first recognised utterance is checked for a machine
         self._machine = False  # the first words were a recording: no more turns
         self._hang_up_at_close = False  # the call ended here: hang up over REST at the close
+        self.refused = False  # the claim was refused: another stream holds the call, or it ended
         self._inbound_rest = bytearray()  # caller audio short of a whole 20 ms frame
         self._speech_starts = 0  # SpeechStarted events so far: has the caller spoken again?
         self._odd_frames_logged = False
@@ -287,6 +292,29 @@ class CallSession:
         if current is not None and not current.committed and current.interruptible:
             await current.interrupt(reason)
 
+    async def stream_claimed(self) -> bool:
+        """Wait for this stream's claim on the call: True once it holds (or the database
+        was unavailable: the signed token proves the call, as on the stream's start), False
+        when it was refused. Everything that acts on the caller or writes waits here."""
+        if self.claim is None:
+            return True
+        try:
+            await asyncio.shield(self.claim)
+        except SignatureError:
+            return False
+        return True
+
+    async def _confirm_claim(self) -> None:
+        """End the session when its claim is refused: no goodbye, no hang-up, nothing
+        stored (the call belongs to another stream, or Twilio reported it over)."""
+        if self.claim is None or await self.stream_claimed():
+            return
+        exc = self.claim.exception()
+        self.refused = True
+        self.log.warning("twilio.stream_rejected", reason=getattr(exc, "message", str(exc)))
+        self.endings.record("stream_refused")
+        self.ended.set()
+
     # ---- the call ----
 
     async def run(self, *, on_ended: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -325,6 +353,8 @@ class CallSession:
                 ]
                 if self.live_stt is not None:
                     tasks.append(tg.create_task(self.live_stt.session.run()))
+                if self.claim is not None:
+                    tasks.append(tg.create_task(self._confirm_claim()))
                 await self.ended.wait()
                 self.speculator.discard_live("ended")
                 # The socket is gone or going: cancel the reply's LLM and TTS requests now.
@@ -338,22 +368,29 @@ class CallSession:
                 await self.live_stt.session.aclose()
             self.services.metrics.active_calls.dec()
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
+            # A session that ended before its claim was decided waits for it: whether
+            # the call is this stream's decides what is hung up and stored.
+            self.refused = self.refused or not await self.stream_claimed()
             try:
                 if on_ended is not None:
                     await on_ended()
-                if self._hang_up_at_close:
+                # A refused stream's call is not its own: nothing to hang up or store.
+                if self._hang_up_at_close and not self.refused:
                     # After the close: a <Connect><Stream> call whose stream closes is over
                     # at Twilio already; the REST hang-up makes sure (a slow API, a close
                     # that never arrived), and never holds the line open while it runs.
                     await self.endings.hang_up()
             finally:
-                await self.recorder.finish(self.state)
+                if not self.refused:
+                    await self.recorder.finish(self.state)
 
     @property
     def close_code(self) -> int:
         """The websocket close code telling the peer how the call ended: 1011 (internal
         error) when an unexpected fault ended it, even after the spoken goodbye, so a
         load run never counts such a call as ended by the agent; 1000 otherwise."""
+        if self.refused:
+            return WS_CLOSE_POLICY_VIOLATION
         return WS_CLOSE_INTERNAL_ERROR if self.end_reason == "internal_error" else WS_CLOSE_NORMAL
 
     def end_call(self, reason: str, goodbye_text: str | None = None) -> None:

@@ -283,6 +283,8 @@ class TurnLoop:
 
     async def _persist(self) -> None:
         call = self._call
+        if not await call.stream_claimed():
+            return  # another stream's call: nothing of this one is stored
         await self._save_state(None)
         call.services.metrics.turns.inc()
         await call.recorder.flush()
@@ -291,6 +293,8 @@ class TurnLoop:
         """Checkpoint the conversation to the turn store; the reply still ``playing`` is
         left out of it (only the heard part is ever stored, at its commit)."""
         call = self._call
+        if not await call.stream_claimed():
+            return
         data = call.state.to_dict()
         if playing is not None:
             mark = playing.history_mark

@@ -33,7 +33,12 @@ async def recording_for(session: AsyncSession, call: Call, settings: Settings) -
     if call.campaign_id is None:
         return None
     campaign = await session.get(Campaign, call.campaign_id)
-    if campaign is None or not campaign.record:
+    return start_recording(campaign is not None and campaign.record, settings)
+
+
+def start_recording(records: bool, settings: Settings) -> CallAudio | None:
+    """Started tracks for a call whose campaign ``records``, else None."""
+    if not records:
         return None
     audio = CallAudio(max_s=settings.max_call_duration_s)
     audio.start()
