@@ -425,7 +425,7 @@ async def media(websocket: WebSocket) -> None:
         await _run_session(websocket, state, start, claims, context, skipped)
         return
     # No await since take(): no other stream of this process got between it and the hold.
-    with handoffs.hold(claims.call_id):
+    with handoffs.hold(claims.call_id, claims.call_sid):
         await _run_session(websocket, state, start, claims, context, skipped, claim)
 
 
@@ -669,7 +669,7 @@ async def _run_session(
     if skipped.counts:
         bound.info("call.frames_skipped", counts=skipped.counts)
     await close()
-    if audio is not None:
+    if audio is not None and not session.refused:
         await save_recording(state, call_id, audio)
 
 

@@ -158,9 +158,12 @@ class Endings:
         hung up over REST, whatever the endpointer was doing."""
         call = self._call
         timeout_s = call.services.settings.inbound_media_timeout_s
+        if not await call.stream_claimed():
+            return
+        since = time.monotonic()
         while True:
             await asyncio.sleep(timeout_s / INBOUND_WATCH_DIVISIONS)
-            silent_s = time.monotonic() - (call._last_media_at or call.started_at)
+            silent_s = time.monotonic() - max(call._last_media_at or since, since)
             if silent_s > timeout_s:
                 call.log.warning("call.inbound_media_stopped", silent_ms=round(silent_s * 1000))
                 self.record("inbound_media_stopped")

@@ -67,7 +67,10 @@ class StreamHandoffs:
         self._held: set[int] = set()
 
     def put(self, call_sid: str, handoff: StreamHandoff) -> None:
-        """Leave ``handoff`` for the call's stream (a retried webhook replaces it)."""
+        """Leave ``handoff`` for the call's stream (a retried webhook replaces it); none
+        while a stream of this process holds the call."""
+        if handoff.call_id in self._held:
+            return
         self._waiting[call_sid] = handoff
 
     def take(self, call_id: int, call_sid: str) -> StreamHandoff | None:
@@ -92,13 +95,16 @@ class StreamHandoffs:
         return call_id in self._held
 
     @contextlib.contextmanager
-    def hold(self, call_id: int) -> Iterator[None]:
-        """Hold the call for the block (the session that took the hand-over)."""
+    def hold(self, call_id: int, call_sid: str) -> Iterator[None]:
+        """Hold the call for the block (the session that took the hand-over). A hand-over
+        left meanwhile (a retried webhook) is refused by :meth:`put`, and any left at the
+        end is dropped: the call had its stream, a token replayed later hears nothing."""
         self._held.add(call_id)
         try:
             yield
         finally:
             self._held.discard(call_id)
+            self._waiting.pop(call_sid, None)
 
     def __len__(self) -> int:
         return len(self._waiting)
