@@ -620,11 +620,20 @@ async def test_peer_gone_during_the_claim_leaks_nothing(
     stream_url, parameters = await answer(served.base, CALL_SID)
     call_id = int(parameters["call_id"])
     claim_for = OTHER_STREAM if refused else None
-    async with claim_stalled(settings, CALL_SID, claim_for=claim_for):
+    blocked = contextlib.AsyncExitStack()
+    await blocked.enter_async_context(claim_stalled(settings, CALL_SID, claim_for=claim_for))
+    try:
         async with stream(served.base, stream_url, parameters, CALL_SID) as call:
             await greeted_or_ended(call)
             assert served.registry.handoffs.held(call_id)
-        await asyncio.sleep(0.5)
+            # `stop` and the close go out now; the server reads them once the claim
+            # holds (its receive path waits for it): the lock goes regardless.
+            hanging_up = asyncio.create_task(call.hangup())
+            await asyncio.sleep(1.0)
+            await blocked.aclose()
+            await hanging_up
+    finally:
+        await blocked.aclose()
     async with asyncio.timeout(10):
         while served.registry.live:  # noqa: ASYNC110 - the registry has no event to await
             await asyncio.sleep(0.05)
@@ -789,4 +798,92 @@ async def test_a_stream_and_its_replay_on_two_processes_at_once(
             assert len(alive) == 1, [(c.ended, c.close_code) for c in calls]
             assert [c.close_code for c in calls if c.ended] == [1008]
             assert await wait_stream_sid(settings, call_sid) == alive[0].stream_sid
+    assert server_errors(capsys.readouterr().err) == []
+
+
+async def test_a_gather_webhook_leaves_no_hand_over(
+    tmp_path: Path,
+    sim: ProviderSim,
+    twilio_api: tuple[TwilioApiSimulator, str],
+) -> None:
+    """A <Gather> conversation has no stream: its webhook leaves no hand-over."""
+    settings, port = _settings(
+        tmp_path,
+        sim,
+        f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
+        twilio_api[1],
+        conversation_mode="gather",
+    )
+    async with serving(settings, port=port) as served:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await post_voice_webhook(
+                http,
+                served.base,
+                account_sid=ACCOUNT_SID,
+                auth_token=AUTH_TOKEN,
+                call_sid=CALL_SID,
+                from_number=CALLER,
+                to_number=CALLED,
+            )
+        assert response.status_code == httpx.codes.OK
+        assert "<Gather" in response.text and "<Stream" not in response.text
+        assert len(served.registry.handoffs) == 0
+
+
+async def test_a_retried_webhook_during_the_call_gives_its_token_nothing(
+    server: tuple[Served, Settings],
+    twilio_api: tuple[TwilioApiSimulator, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The call's stream runs; Twilio retries the voice webhook (a fresh token, a fresh
+    hand-over). Both tokens on new sockets during the call are closed with 1008 before
+    any audio (the call is held here), and the live call goes on untouched."""
+    served, settings = server
+    api, _ = twilio_api
+    live_at_twilio(api, CALL_SID)
+    stream_url, parameters = await answer(served.base, CALL_SID)
+    async with stream(served.base, stream_url, parameters, CALL_SID) as call:
+        await call.wait_for_greeting(15)
+        retry_url, retry_parameters = await answer(served.base, CALL_SID)
+        assert retry_parameters["call_id"] == parameters["call_id"]
+        for url, params in ((retry_url, retry_parameters), (stream_url, parameters)):
+            async with stream(served.base, url, params, CALL_SID) as replay:
+                await greeted_or_ended(replay)
+                assert replay.ended and replay.close_code == 1008
+                assert replay.metrics.first_agent_media_ms is None
+        utterance = call.say(_speech())
+        await call.wait_until(lambda: call.ended or utterance.response_latency_ms is not None, 20)
+        assert not call.ended and utterance.response_latency_ms is not None
+    assert await wait_stream_sid(settings, CALL_SID) == call.stream_sid
+    assert api.updates_for(CALL_SID) == []
+    assert server_errors(capsys.readouterr().err) == []
+
+
+async def test_a_token_replayed_after_the_call_hears_nothing(
+    server: tuple[Served, Settings],
+    twilio_api: tuple[TwilioApiSimulator, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Twilio retried the voice webhook while the call's stream ran (its hand-over waits,
+    refused only while the call is held). The caller hangs up; before the final status
+    callback, the call's token replayed on a new socket must get no session: closed with
+    1008 before any audio (no greeting naming the lead to whoever holds the token), as
+    any token used twice was refused before the hand-over."""
+    served, settings = server
+    api, _ = twilio_api
+    live_at_twilio(api, CALL_SID)
+    stream_url, parameters = await answer(served.base, CALL_SID)
+    async with stream(served.base, stream_url, parameters, CALL_SID) as call:
+        await call.wait_for_greeting(15)
+        await answer(served.base, CALL_SID)  # the retried webhook
+    async with asyncio.timeout(10):
+        while served.registry.live:  # noqa: ASYNC110 - the registry has no event to await
+            await asyncio.sleep(0.05)
+    async with stream(served.base, stream_url, parameters, CALL_SID) as replay:
+        await greeted_or_ended(replay)
+        await replay.wait_until(lambda: replay.ended, 10)
+        assert replay.close_code == 1008
+        assert replay.metrics.first_agent_media_ms is None, "the replay heard the greeting"
+    assert (await stored(settings, CALL_SID)).call.stream_sid == call.stream_sid
+    assert api.updates_for(CALL_SID) == []
     assert server_errors(capsys.readouterr().err) == []
