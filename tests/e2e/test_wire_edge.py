@@ -137,9 +137,9 @@ async def test_unsigned_handshake_is_refused(server: tuple[str, Settings]) -> No
 
 
 async def test_stream_token_serves_one_socket(server: tuple[str, Settings]) -> None:
-    """The first stream claims the call (stream_sid, stream_started_at stored, beside its
-    greeting); the same token on a second socket is closed with 1008 during the call and after it, and the
-    live call is untouched."""
+    """The first stream claims the call (stream_sid, stream_started_at stored, beside
+    its greeting); the same token on a second socket is closed with 1008 during the call
+    and after it, and the live call is untouched."""
     base, settings = server
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
         await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)

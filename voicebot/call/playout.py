@@ -92,6 +92,7 @@ class Playout:
     _seq: int = 0
     _mid_utterance: bool = False
     _drained_at: float = 0.0
+    _epoch: int = 0  # bumped by drop(): a send awaited across it must not resume its batch
 
     def __post_init__(self) -> None:
         self._drained.set()
@@ -174,6 +175,7 @@ class Playout:
     def drop(self) -> list[Utterance]:
         """Drop queued audio and pending marks without telling Twilio (the stream is
         over); returns the cut utterances, each with the share of it that played."""
+        self._epoch += 1
         self._queue.clear()
         self._tail = self._playing = None
         cut = list(self._pending_marks.values())
@@ -223,17 +225,23 @@ class Playout:
                         self.first_frame_at = now
                     if utterance is not None and utterance.play_start_at is None:
                         utterance.play_start_at = self._play_until
+                    epoch = self._epoch
                     await send_media(entry)
                     if utterance is not None:
                         utterance.frames_out += 1
                         if utterance.first_sent_at is None:
                             utterance.first_sent_at = clock()
+                    if self._epoch != epoch:
+                        break  # dropped while sending: start afresh
                     self._play_until += FRAME_S
                     self._mid_utterance = True
                 elif isinstance(entry, Utterance):
                     self._playing = entry
                 else:
+                    epoch = self._epoch
                     await self.send_mark(entry)
                     self._mid_utterance = False
+                    if self._epoch != epoch:
+                        break  # dropped while sending: start afresh
             if queue:
                 await asyncio.sleep(max(0.0, self._play_until - clock() - PLAYOUT_REFILL_S))
