@@ -381,8 +381,22 @@ class CallSession:
                     # that never arrived), and never holds the line open while it runs.
                     await self.endings.hang_up()
             finally:
-                if not self.refused:
-                    await self.recorder.finish(self.state)
+                try:
+                    if not self.refused:
+                        await self.recorder.finish(self.state)
+                finally:
+                    self._release()
+
+    def _release(self) -> None:
+        """Let go of the finished call's tasks, reply and speculations: a cancelled task
+        keeps its exception, whose traceback keeps the frames and their locals (the last
+        utterance's audio, a speculation's) in a cycle with this session, which only a
+        full collection would free."""
+        self._turns = None
+        self._tg = None
+        self.current = None
+        self.speculator.pending = None
+        self.speculator.live.clear()
 
     @property
     def close_code(self) -> int:
