@@ -102,10 +102,15 @@ async def test_two_starts_at_once_give_the_call_to_one_stream(
         assert len(winners) == 1, [(c.ended, c.close_code) for c in calls]
         assert losers[0].close_code == 1008
         assert losers[0].metrics.first_agent_media_ms is None
+        # The winner took the webhook's hand-over: its claim commits beside the greeting.
         engine = create_engine(settings)
         try:
-            async with create_sessionmaker(engine)() as db:
-                row = (await db.scalars(select(Call))).one()
+            for _ in range(50):
+                async with create_sessionmaker(engine)() as db:
+                    row = (await db.scalars(select(Call))).one()
+                if row.stream_sid is not None:
+                    break
+                await asyncio.sleep(0.05)
         finally:
             await engine.dispose()
         assert row.stream_sid == winners[0].stream_sid
