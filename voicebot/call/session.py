@@ -168,7 +168,6 @@ class CallSession:
         self._screening = True  # the first recognised utterance is checked for a machine
         self._machine = False  # the first words were a recording: no more turns
         self._hang_up_at_close = False  # the call ended here: hang up over REST at the close
-        self.refused = False  # the claim was refused: another stream holds the call, or it ended
         self._inbound_rest = bytearray()  # caller audio short of a whole 20 ms frame
         self._speech_starts = 0  # SpeechStarted events so far: has the caller spoken again?
         self._odd_frames_logged = False
@@ -292,17 +291,30 @@ class CallSession:
         if current is not None and not current.committed and current.interruptible:
             await current.interrupt(reason)
 
+    @property
+    def refused(self) -> bool:
+        """The claim was refused: another stream holds the call, or Twilio reported it over
+        (False while the claim is still running)."""
+        claim = self.claim
+        return (
+            claim is not None
+            and claim.done()
+            and not claim.cancelled()
+            and isinstance(claim.exception(), SignatureError)
+        )
+
     async def stream_claimed(self) -> bool:
         """Wait for this stream's claim on the call: True once it holds (or the database
         was unavailable: the signed token proves the call, as on the stream's start), False
         when it was refused. Everything that acts on the caller or writes waits here."""
-        if self.claim is None:
+        claim = self.claim
+        if claim is None:
             return True
-        try:
-            await asyncio.shield(self.claim)
-        except SignatureError:
-            return False
-        return True
+        if not claim.done():
+            # Shielded: a caller cancelled while waiting leaves the claim running.
+            with contextlib.suppress(SignatureError):
+                await asyncio.shield(claim)
+        return not self.refused
 
     async def _confirm_claim(self) -> None:
         """End the session when its claim is refused: no goodbye, no hang-up, nothing
@@ -310,7 +322,6 @@ class CallSession:
         if self.claim is None or await self.stream_claimed():
             return
         exc = self.claim.exception()
-        self.refused = True
         self.log.warning("twilio.stream_rejected", reason=getattr(exc, "message", str(exc)))
         self.endings.record("stream_refused")
         self.ended.set()
@@ -370,7 +381,7 @@ class CallSession:
             self.services.metrics.playout_underruns.inc(self.playout.underruns)
             # A session that ended before its claim was decided waits for it: whether
             # the call is this stream's decides what is hung up and stored.
-            self.refused = self.refused or not await self.stream_claimed()
+            await self.stream_claimed()
             try:
                 if on_ended is not None:
                     await on_ended()
