@@ -24,6 +24,7 @@ from voicebot.config import Settings
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
+from voicebot.testing.twilio_caller import post_voice_webhook, stream_from_twiml
 
 AUDIO_CACHE = Path(".cache/hebrew_audio")
 """espeak-ng renderings of the callers' lines, kept across runs."""
@@ -116,3 +117,21 @@ def frozen_clock() -> Iterator[None]:
     untouched), so "tomorrow at ten" is a business-hours slot whatever day the suite runs."""
     with time_machine.travel(TUESDAY_9AM, tick=True):
         yield
+
+
+async def answer_call(
+    base: str, *, account_sid: str, auth_token: str, call_sid: str
+) -> tuple[str, dict[str, str]]:
+    """Twilio's signed voice webhook for ``call_sid`` (an Israeli mobile calling the
+    business): the stream URL and ``<Parameter>``s of the TwiML it answered."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await post_voice_webhook(
+            http,
+            base,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            call_sid=call_sid,
+            from_number="+972501234567",
+            to_number="+97233769999",
+        )
+    return stream_from_twiml(response.status_code, response.text)

@@ -12,14 +12,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import answer_call, call_server_settings
 from voicebot.config import Settings
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
-from voicebot.testing.twilio_caller import open_stream, post_voice_webhook, stream_from_twiml
+from voicebot.testing.twilio_caller import open_stream
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "stream-start-auth-token"
@@ -48,17 +47,9 @@ async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, S
 
 
 async def _answer(base: str) -> tuple[str, dict[str, str]]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await post_voice_webhook(
-            http,
-            base,
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            call_sid=CALL_SID,
-            from_number="+972501234567",
-            to_number="+97233769999",
-        )
-    return stream_from_twiml(response.status_code, response.text)
+    return await answer_call(
+        base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=CALL_SID
+    )
 
 
 async def test_database_failing_at_stream_start_leaves_the_call_up(

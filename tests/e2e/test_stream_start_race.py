@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from tests.e2e.conftest import call_server_settings
+from tests.e2e.conftest import answer_call, call_server_settings
 from voicebot.config import Settings
 from voicebot.db.engine import create_engine, create_sessionmaker
 from voicebot.db.models import Call
@@ -24,8 +24,6 @@ from voicebot.testing.twilio_caller import (
     SIGNATURE_HEADER,
     TWILIO_USER_AGENT,
     open_stream,
-    post_voice_webhook,
-    stream_from_twiml,
 )
 
 ACCOUNT_SID = "AC" + "6" * 32
@@ -57,17 +55,9 @@ async def server(
 
 
 async def _answer(base: str) -> tuple[str, dict[str, str]]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await post_voice_webhook(
-            http,
-            base,
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            call_sid=CALL_SID,
-            from_number="+972501234567",
-            to_number="+97233769999",
-        )
-    return stream_from_twiml(response.status_code, response.text)
+    return await answer_call(
+        base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=CALL_SID
+    )
 
 
 async def test_two_starts_at_once_give_the_call_to_one_stream(
