@@ -82,6 +82,7 @@ def preflight(settings: Settings) -> None:
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from voicebot.api.websocket_protocol import WEBSOCKET_SERVER_OPTIONS
     from voicebot.app import create_app
     from voicebot.graceful import AFTER_DRAIN_GRACE_S, DrainingServer, run_workers
 
@@ -96,7 +97,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
                 workers=workers,
                 log_config=None,
                 proxy_headers=False,  # the app trusts FORWARDED_ALLOW_IPS itself
-                ws_ping_interval=None,
+                **WEBSOCKET_SERVER_OPTIONS,
                 timeout_graceful_shutdown=AFTER_DRAIN_GRACE_S,
             )
         )
@@ -109,7 +110,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         port=port,
         log_config=None,
         proxy_headers=False,  # the app trusts FORWARDED_ALLOW_IPS itself
-        ws_ping_interval=None,
+        **WEBSOCKET_SERVER_OPTIONS,
         timeout_graceful_shutdown=AFTER_DRAIN_GRACE_S,
     )
     server = DrainingServer(

@@ -27,6 +27,7 @@ from twilio.request_validator import RequestValidator
 
 from tests.e2e.conftest import call_server_settings, hebrew_speech, recognising_sim
 from voicebot.api.state import AppState
+from voicebot.api.websocket_protocol import WEBSOCKET_SERVER_OPTIONS
 from voicebot.app import create_app
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.call.registry import CallRegistry
@@ -84,7 +85,7 @@ async def serving(settings: Settings, *, port: int) -> AsyncIterator[Served]:
         host="127.0.0.1",
         port=port,
         log_config=None,
-        ws_ping_interval=None,
+        **WEBSOCKET_SERVER_OPTIONS,
         lifespan="on",
     )
     server = uvicorn.Server(config)

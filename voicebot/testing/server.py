@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
+from voicebot.api.websocket_protocol import WEBSOCKET_SERVER_OPTIONS
 from voicebot.app import create_app
 from voicebot.config import Settings
 
@@ -30,7 +31,7 @@ async def running_server(settings: Settings, *, port: int | None = None) -> Asyn
         host="127.0.0.1",
         port=port,
         log_config=None,
-        ws_ping_interval=None,
+        **WEBSOCKET_SERVER_OPTIONS,
         lifespan="on",
     )
     server = uvicorn.Server(config)

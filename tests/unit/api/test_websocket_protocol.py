@@ -1,0 +1,282 @@
+"""The websocket protocol's fast lane against uvicorn's own protocol: the same ASGI messages,
+the same bytes on the wire and the same closes, for every kind of frame a client may send,
+cut at every TCP boundary."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.frames import Frame, Opcode
+
+from voicebot.api.websocket_protocol import WEBSOCKET_SERVER_OPTIONS, WebSocketProtocol
+
+MAX_SIZE = 100_000
+SMALL_MAX_SIZE = 1_000  # a limit a 16-bit length can exceed
+HANDSHAKE = (
+    b"GET /twilio/media HTTP/1.1\r\nHost: voicebot.test\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+MEDIA = (
+    '{"event":"media","sequenceNumber":"7","media":{"track":"inbound","chunk":"6",'
+    '"timestamp":"120","payload":"' + "/" * 216 + '"},"streamSid":"MZ' + "a" * 32 + '"}'
+)
+HEBREW = "שלום, מדברים מהמרפאה"
+WHOLE_TEXTS = {MEDIA, HEBREW, ""}  # the single-frame texts random_frames() sends, but x*N
+
+
+class RecordingTransport(asyncio.Transport):
+    """What the protocol wrote, and whether it closed the connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.reading = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+
+class Connection:
+    """One protocol instance with an app that accepts and records what it receives."""
+
+    def __init__(
+        self, protocol_class: type[WebSocketsSansIOProtocol], *, max_size: int = MAX_SIZE
+    ) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.accepted_at = 0
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            self.accepted_at = len(self.transport.written)
+            while True:
+                message = await receive()
+                self.received.append(message)
+                if message["type"] == "websocket.disconnect":
+                    return
+
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            ws_max_size=max_size,
+            **{**WEBSOCKET_SERVER_OPTIONS, "ws": protocol_class},
+        )
+        config.load()
+        self.transport = RecordingTransport()
+        self.protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+        self.protocol.connection_made(self.transport)
+
+    async def open(self) -> None:
+        self.protocol.data_received(HANDSHAKE)
+        await settle()
+        assert self.accepted_at, "the app did not accept"
+
+    async def feed(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            if self.transport.closed:
+                break
+            self.protocol.data_received(chunk)
+            await settle()
+        if not self.transport.closed:
+            self.protocol.connection_lost(None)
+        await settle()
+
+    def outcome(self) -> tuple[list[dict[str, Any]], bytes, bool]:
+        return (
+            self.received,
+            bytes(self.transport.written[self.accepted_at :]),
+            self.transport.closed,
+        )
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def frame(
+    opcode: Opcode, data: bytes, *, fin: bool = True, mask: bool = True, rsv1: bool = False
+) -> bytes:
+    serialized = Frame(opcode, data, fin).serialize(mask=mask)
+    return bytes((serialized[0] | 0x40,)) + serialized[1:] if rsv1 else serialized
+
+
+def random_frames(rng: random.Random) -> list[bytes]:
+    """A client's frames: mostly Media Streams text, with every other kind mixed in."""
+    kinds = [
+        lambda: frame(Opcode.TEXT, MEDIA.encode()),
+        lambda: frame(Opcode.TEXT, MEDIA.encode()),
+        lambda: frame(Opcode.TEXT, MEDIA.encode()),
+        lambda: frame(Opcode.TEXT, HEBREW.encode()),
+        lambda: frame(Opcode.TEXT, b""),
+        lambda: frame(Opcode.TEXT, b"x" * rng.choice([1, 125, 126, 127, 65535, 65536, 70000])),
+        lambda: frame(Opcode.BINARY, bytes(rng.randrange(256) for _ in range(rng.randrange(300)))),
+        lambda: frame(Opcode.PING, b"ping"),
+        lambda: frame(Opcode.PONG, b"pong"),
+        lambda: frame(Opcode.TEXT, b'{"event":', fin=False) + frame(Opcode.CONT, b'"mark"}'),
+        lambda: (
+            frame(Opcode.TEXT, b"part", fin=False)
+            + frame(Opcode.PING, b"")
+            + frame(Opcode.CONT, b"!")
+        ),
+    ]
+    rare = [
+        lambda: frame(Opcode.TEXT, MEDIA.encode(), mask=False),  # a client must mask: 1002
+        lambda: frame(Opcode.TEXT, b"A" * rng.choice([60, 200]), mask=False),  # unmasks to UTF-8
+        lambda: frame(Opcode.TEXT, MEDIA.encode(), rsv1=True),  # no extension: 1002
+        lambda: frame(Opcode.TEXT, b"\xff\xfe broken utf-8"),  # 1007
+        lambda: frame(Opcode.TEXT, b"y" * (SMALL_MAX_SIZE + 1)),  # 1009 at the small limit
+        lambda: frame(Opcode.TEXT, b"y" * (MAX_SIZE + 1)),  # 1009
+        lambda: frame(Opcode.CONT, b"orphan"),  # 1002
+        lambda: bytes((0x83, 0x80, 1, 2, 3, 4)),  # reserved opcode: 1002
+        lambda: frame(Opcode.CLOSE, b"\x03\xe8bye"),
+    ]
+    frames = [rng.choice(kinds)() for _ in range(rng.randrange(1, 12))]
+    if rng.random() < 0.4:
+        frames.insert(rng.randrange(len(frames) + 1), rng.choice(rare)())
+    return frames
+
+
+def cut(data: bytes, rng: random.Random) -> list[bytes]:
+    """``data`` as TCP would deliver it: whole, in random pieces, or byte by byte."""
+    style = rng.random()
+    if style < 0.2:
+        return [data]
+    if style < 0.25 and len(data) < 3000:
+        return [data[i : i + 1] for i in range(len(data))]
+    points = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randrange(1, 8))))
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+async def both(chunks: list[bytes], *, max_size: int = MAX_SIZE) -> tuple[Any, Any]:
+    outcomes = []
+    for protocol_class in (WebSocketsSansIOProtocol, WebSocketProtocol):
+        connection = Connection(protocol_class, max_size=max_size)
+        await connection.open()
+        await connection.feed(chunks)
+        outcomes.append(connection.outcome())
+    return outcomes[0], outcomes[1]
+
+
+@pytest.mark.parametrize("seed", range(300))
+async def test_random_frame_mixes_cut_anywhere_give_what_uvicorn_gives(seed: int) -> None:
+    """Random mixes of text, binary, control, fragmented, unmasked, RSV, broken UTF-8,
+    oversized and close frames, cut at random TCP boundaries: same messages, bytes, close."""
+    rng = random.Random(seed)
+    data = b"".join(random_frames(rng))
+    library, fast = await both(cut(data, rng), max_size=rng.choice([SMALL_MAX_SIZE, MAX_SIZE]))
+    assert same_or_fewer_lost(fast, library)
+
+
+def same_or_fewer_lost(fast: Any, library: Any) -> bool:
+    """Equal outcomes, but for one known difference: when a read ends in a frame the
+    library refuses (1002, 1007, 1009), uvicorn drops the messages that came whole before
+    it in the same read; the fast lane has already delivered them, in order."""
+    if fast == library:
+        return True
+    (fast_messages, fast_bytes, fast_closed), (messages, written, closed) = fast, library
+    refused = messages and messages[-1].get("code") in (1002, 1007, 1009)
+    kept = len(messages) - 1
+    return bool(
+        refused
+        and (fast_bytes, fast_closed) == (written, closed)
+        and fast_messages[-1] == messages[-1]
+        and fast_messages[:kept] == messages[:kept]
+        and all(
+            m.get("text") in WHOLE_TEXTS or set(m.get("text") or "?") == {"x"}
+            for m in fast_messages[kept:-1]
+        )
+    )
+
+
+async def test_every_split_point_of_two_media_frames() -> None:
+    """Two Media Streams frames split at each byte: both arrive whole, in order."""
+    data = frame(Opcode.TEXT, MEDIA.encode()) + frame(Opcode.TEXT, b'{"event":"stop"}')
+    for split in range(1, len(data)):
+        library, fast = await both([data[:split], data[split:]])
+        assert fast == library
+        assert [m["text"] for m in fast[0][:2]] == [MEDIA, '{"event":"stop"}']
+
+
+async def test_whole_text_frames_skip_the_library_parser() -> None:
+    """Whole masked text frames never reach the websockets parser (the fast lane is taken)."""
+    connection = Connection(WebSocketProtocol)
+    await connection.open()
+    fed: list[bytes] = []
+    library_receive = connection.protocol.conn.receive_data
+    connection.protocol.conn.receive_data = lambda data: (fed.append(data), library_receive(data))  # type: ignore[method-assign]
+    await connection.feed([frame(Opcode.TEXT, MEDIA.encode()) * 3, frame(Opcode.TEXT, b"{}")])
+    assert fed == []
+    assert [m.get("text") for m in connection.received] == [MEDIA] * 3 + ["{}", None]
+
+
+async def test_a_ping_between_media_frames_is_answered_and_the_frames_still_arrive() -> None:
+    """A ping mid-stream takes the library's path (pong written) and the lane resumes after."""
+    connection = Connection(WebSocketProtocol)
+    await connection.open()
+    media = frame(Opcode.TEXT, MEDIA.encode())
+    await connection.feed([media + frame(Opcode.PING, b"hi") + media, media])
+    assert [m.get("text") for m in connection.received] == [MEDIA] * 3 + [None]
+    assert frame(Opcode.PONG, b"hi", mask=False) in connection.transport.written
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a", "x" * 125, "x" * 126, "x" * 65535, "x" * 65536, MEDIA, "תודה, להתראות"]
+)
+async def test_sent_text_frames_are_the_bytes_uvicorn_sends(text: str) -> None:
+    """A text message sent by the app: the same frame uvicorn's protocol writes."""
+    written = []
+    for protocol_class in (WebSocketsSansIOProtocol, WebSocketProtocol):
+        connection = Connection(protocol_class)
+        await connection.open()
+        await connection.protocol.send({"type": "websocket.send", "text": text})
+        written.append(bytes(connection.transport.written[connection.accepted_at :]))
+    assert written[1] == written[0]
+
+
+async def test_a_send_after_the_close_fails_as_uvicorn_fails() -> None:
+    """After the app's close, a send raises as it does in uvicorn's protocol."""
+    errors = []
+    for protocol_class in (WebSocketsSansIOProtocol, WebSocketProtocol):
+        connection = Connection(protocol_class)
+        await connection.open()
+        await connection.protocol.send({"type": "websocket.close", "code": 1000})
+        with pytest.raises(RuntimeError) as raised:
+            await connection.protocol.send({"type": "websocket.send", "text": "שלום"})
+        errors.append(str(raised.value))
+    assert errors[1] == errors[0]
+
+
+async def test_an_unmasked_frame_is_refused_even_when_it_would_unmask_to_text() -> None:
+    """A client's unmasked text frame is a protocol error (1002), not a message, even when
+    its bytes read as a mask and a payload would decode as UTF-8."""
+    library, fast = await both([frame(Opcode.TEXT, b"A" * 60, mask=False) + b"AAAA"])
+    assert fast == library
+    assert fast[0] == [
+        {"type": "websocket.disconnect", "code": 1002, "reason": "incorrect masking"}
+    ]
