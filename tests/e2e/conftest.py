@@ -85,15 +85,21 @@ async def recognising_sim(*, seed: int, phrases: Iterable[str]) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def call_server(
-    tmp_path: Path, sim: ProviderSim, *, account_sid: str, auth_token: str, **overrides: Any
+    tmp_path: Path,
+    sim: ProviderSim,
+    *,
+    account_sid: str,
+    auth_token: str,
+    ws: Any = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[str, Settings]]:
     """The call server of :func:`call_server_settings` under uvicorn on a free port; its
-    base URL and settings."""
+    base URL and settings. ``ws``: another websocket protocol (see ``running_server``)."""
     port = free_port()
     settings = call_server_settings(
         tmp_path, port=port, sim=sim, account_sid=account_sid, auth_token=auth_token, **overrides
     )
-    async with running_server(settings, port=port) as base:
+    async with running_server(settings, port=port, ws=ws) as base:
         yield base, settings
 
 

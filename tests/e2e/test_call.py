@@ -29,13 +29,18 @@ async def sim() -> AsyncIterator[ProviderSim]:
         yield running
 
 
-@pytest.fixture
-async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, Settings]]:
+@pytest.fixture(params=["direct", "websockets-sansio"])
+async def server(
+    request: pytest.FixtureRequest, tmp_path: Path, sim: ProviderSim
+) -> AsyncIterator[tuple[str, Settings]]:
+    """The server with its own websocket protocol (media taken in the read callback), and
+    with uvicorn's (every message through receive(): the session's awaited path)."""
     async with call_server(
         tmp_path,
         sim,
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
+        ws=None if request.param == "direct" else request.param,
         stt_timeout_s=1.0,
     ) as served:
         yield served

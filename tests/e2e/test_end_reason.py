@@ -48,7 +48,7 @@ class Peer:
 
     async def mark(self, name: str) -> None:
         if self.echo_marks and self.session is not None:
-            await self.session.on_mark(name)
+            self.session.on_mark(name)
 
     async def clear(self) -> None:
         return None

@@ -62,7 +62,7 @@ class Peer:
 
     async def mark(self, name: str) -> None:
         assert self.session is not None
-        await self.session.on_mark(name)  # played at once
+        self.session.on_mark(name)  # played at once
 
     async def clear(self) -> None:
         return None

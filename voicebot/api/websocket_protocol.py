@@ -15,6 +15,13 @@ directly and hands everything else to the library unchanged:
   partial frames, 64-bit lengths, unmasked or RSV frames, invalid UTF-8, oversized
   frames, a closing connection) goes to the library from that byte on, which answers
   it as before (pong, close 1002/1007/1009, …).
+- **direct receive**: an app that cannot afford a queue and a task switch per message
+  sets a receiver through the scope's ``voicebot.direct_receive`` extension (a callable
+  taking a ``(str) -> bool`` function, or None to unset it). Text messages then go
+  straight to it from the socket's read callback, in order; a message it returns False
+  for (or raises on) is queued as usual, for ``receive()``. Messages already queued
+  when it is set are offered to it first. Binary messages and the disconnect always
+  come through ``receive()``.
 - **send**: a ``websocket.send`` text message on an open connection with nothing else
   pending is framed here (a server frame is unmasked: header + payload, one write).
 
@@ -27,6 +34,7 @@ than it saves), so frames never carry RSV1 here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -42,11 +50,71 @@ _MAX_LENGTH_16 = 0xFFFF
 _PARSE_CODE = Protocol.parse.__code__
 _AT_EOF_CODE = StreamReader.at_eof.__code__
 
+DIRECT_RECEIVE_EXTENSION = "voicebot.direct_receive"
+"""The scope extension whose value sets (or, with None, unsets) the direct receiver."""
+
+TextReceiver = Callable[[str], bool]
+
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol (pass it as ``uvicorn.Config(ws=…)``) with a
     fast lane for whole masked text frames in and text frames out; same ASGI messages,
     same bytes on the wire, same errors."""
+
+    _receiver: TextReceiver | None = None
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][DIRECT_RECEIVE_EXTENSION] = self.set_receiver
+
+    def set_receiver(self, receiver: TextReceiver | None) -> None:
+        """Text messages go to ``receiver`` from now on (None: to the queue again); those
+        queued already are offered to it first, in order."""
+        self._receiver = receiver
+        if receiver is None or self.queue.empty():
+            return
+        kept = []
+        while not self.queue.empty():
+            message = self.queue.get_nowait()
+            text = message.get("text") if message["type"] == "websocket.receive" else None
+            if text is None or not self._deliver(text):
+                kept.append(message)
+        for message in kept:
+            self.queue.put_nowait(message)
+        if self.read_paused and self.queue.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def _deliver(self, text: str) -> bool:
+        """``text`` to the direct receiver; False when it is to be queued instead."""
+        receiver = self._receiver
+        if receiver is None or self.close_sent:
+            return False
+        try:
+            return receiver(text)
+        except Exception:
+            # A receiver must not raise; if it does, the app hears the rest (this message
+            # included) through receive(), where its own error handling runs.
+            self.logger.exception("websocket receiver failed; back to receive()")
+            self._receiver = None
+            return False
+
+    def send_receive_event_to_app(self) -> None:
+        if self._receiver is None or self.curr_msg_data_type != "text" or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            super().send_receive_event_to_app()  # uvicorn closes with 1007
+            return
+        if self._deliver(text):
+            self.frames = []
+        else:
+            super().send_receive_event_to_app()
 
     def data_received(self, data: bytes) -> None:
         if not self._fast_receive_ready():
@@ -78,6 +146,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             except UnicodeDecodeError:
                 break  # the library closes with 1007, as uvicorn does
             pos = stop
+            if self._receiver is not None and self._deliver(text):
+                continue
             queue.put_nowait({"type": "websocket.receive", "text": text})
             if not self.read_paused:
                 self.read_paused = True

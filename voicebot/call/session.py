@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,11 @@ log = structlog.get_logger(__name__)
 P = ParamSpec("P")
 
 INBOUND_GAP_S = 0.1
+
+Action = Callable[[], Awaitable[object]]
+"""What an inbound frame starts and the session then awaits (a barge-in's `clear`, an
+interrupt of the reply being prepared)."""
+_NO_ACTIONS: tuple[Action, ...] = ()
 WS_CLOSE_NORMAL = 1000
 WS_CLOSE_INTERNAL_ERROR = 1011
 WS_CLOSE_POLICY_VIOLATION = 1008  # the stream was refused its call (RFC 6455)
@@ -171,6 +177,8 @@ class CallSession:
         self._inbound_rest = bytearray()  # caller audio short of a whole 20 ms frame
         self._speech_starts = 0  # SpeechStarted events so far: has the caller spoken again?
         self._odd_frames_logged = False
+        # Actions of frames taken without awaiting (on_media_nowait), run in order.
+        self._actions: asyncio.Queue[Action] = asyncio.Queue()
 
     def _to_peer(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         """``send`` that ends the call quietly when the peer is gone (:class:`PeerGoneError`:
@@ -191,14 +199,26 @@ class CallSession:
 
     async def on_media(self, ulaw: bytes) -> None:
         """One ``media`` payload: Twilio sends 20 ms (160 bytes); any other length is cut
-        into 20 ms frames (a remainder waits for the next payload), logged once per call."""
+        into 20 ms frames (a remainder waits for the next payload), logged once per call.
+        What the frames start (a barge-in, an interrupt) is awaited here."""
+        for action in self._media(ulaw):
+            await action()
+
+    def on_media_nowait(self, ulaw: bytes) -> None:
+        """:meth:`on_media` for a caller that cannot await (the websocket's direct receive,
+        inside the socket's read callback): the frames are processed now, and what they
+        start runs next on the session's action task, in order."""
+        for action in self._media(ulaw):
+            self._actions.put_nowait(action)
+
+    def _media(self, ulaw: bytes) -> tuple[Action, ...] | list[Action]:
         now = time.monotonic()
         if self._last_media_at is not None and now - self._last_media_at > INBOUND_GAP_S:
             self.services.metrics.inbound_frame_gaps.inc()
         self._last_media_at = now
         if len(ulaw) == FRAME_BYTES_ULAW and not self._inbound_rest:
-            await self._on_frame(ulaw, now)
-            return
+            action = self._on_frame(ulaw, now)
+            return _NO_ACTIONS if action is None else (action,)
         if not self._odd_frames_logged:
             self._odd_frames_logged = True
             self.log.info("call.media_reframed", payload_bytes=len(ulaw))
@@ -206,10 +226,20 @@ class CallSession:
         whole = len(self._inbound_rest) - len(self._inbound_rest) % FRAME_BYTES_ULAW
         frames = bytes(self._inbound_rest[:whole])
         del self._inbound_rest[:whole]
+        actions = []
         for start in range(0, whole, FRAME_BYTES_ULAW):
-            await self._on_frame(frames[start : start + FRAME_BYTES_ULAW], now)
+            action = self._on_frame(frames[start : start + FRAME_BYTES_ULAW], now)
+            if action is not None:
+                actions.append(action)
+        return actions
 
-    async def _on_frame(self, ulaw: bytes, now: float) -> None:
+    async def _run_actions(self) -> None:
+        """Runs what frames taken by :meth:`on_media_nowait` started, one after another."""
+        while True:
+            action = await self._actions.get()
+            await action()
+
+    def _on_frame(self, ulaw: bytes, now: float) -> Action | None:
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
         final = None
         if self.live_stt is not None:
@@ -217,8 +247,8 @@ class CallSession:
         if event is None:
             if self.endpointer.in_speech and not self._barged and self.playout.speaking:
                 # The caller was already talking when the agent began: the agent yields.
-                await self._barge_in()
-            return
+                return self._barge_in()
+            return None
         if isinstance(event, SpeechPaused):
             self.speculator.speculate(event, now, final)
         elif isinstance(event, SpeechResumed):
@@ -228,8 +258,8 @@ class CallSession:
             self._speech_starts += 1
             current = self.current
             if self.playout.speaking:
-                await self._barge_in()
-            elif (
+                return self._barge_in()
+            if (
                 current is not None
                 and not current.committed
                 and current.interruptible
@@ -237,7 +267,7 @@ class CallSession:
                 and not current.started_playing
             ):
                 # Still thinking about the last utterance: answer both together.
-                await current.interrupt("caller_spoke")
+                return functools.partial(current.interrupt, "caller_spoke")
         elif isinstance(event, SpeechEnded):
             # end_ms is in the endpointer's stream time, so measure back from its clock.
             speech_end_at = now - max(0, self.endpointer.stream_ms - event.end_ms) / 1000
@@ -249,6 +279,7 @@ class CallSession:
                     event.audio, now, speech_end_at, final, speculation, self._speech_starts
                 )
             )
+        return None
 
     def _spoke_again(self, item: UtteranceIn) -> bool:
         """The caller started speaking again after ``item`` ended (SpeechStarted came while
@@ -259,7 +290,8 @@ class CallSession:
         """Wall-clock now in the business time zone (the brain speaks local times)."""
         return datetime.now(self.services.settings.tz)
 
-    async def on_mark(self, name: str) -> None:
+    def on_mark(self, name: str) -> None:
+        """Twilio echoed the mark ``name``: the sentence before it was played in full."""
         self.playout.on_mark(name)
         if self.current is not None:
             self.current.check_played()
@@ -274,17 +306,20 @@ class CallSession:
         self.endings.record("stop")
         self.ended.set()
 
-    async def _barge_in(self) -> None:
+    def _barge_in(self) -> Action | None:
+        """The caller talks over the agent: decided now (on the frame), returns what
+        silences the agent (the reply's interrupt, or a `clear`) for the caller to await."""
         self._barged = True
         current = self.current
         if current is not None and not current.interruptible and not current.committed:
-            return  # the last goodbye plays out
+            return None  # the last goodbye plays out
         self.services.metrics.barge_ins.inc()
-        if current is not None and not current.committed:
-            await current.interrupt("barge_in")
-        elif self.playout.speaking:
-            await self.playout.clear()
         self.log.info("call.barge_in")
+        if current is not None and not current.committed:
+            return functools.partial(current.interrupt, "barge_in")
+        if self.playout.speaking:
+            return self.playout.clear
+        return None
 
     async def _interrupt_current(self, reason: str) -> None:
         current = self.current
@@ -361,6 +396,7 @@ class CallSession:
                     tg.create_task(self.endings.max_duration()),
                     tg.create_task(self.endings.watch_peer()),
                     tg.create_task(self.endings.watch_inbound()),
+                    tg.create_task(self._run_actions()),
                 ]
                 if self.live_stt is not None:
                     tasks.append(tg.create_task(self.live_stt.session.run()))

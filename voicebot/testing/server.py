@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 
@@ -23,15 +24,18 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_server(settings: Settings, *, port: int | None = None) -> AsyncIterator[str]:
-    """Serve ``settings``' app on 127.0.0.1; yields the base URL; stops on exit."""
+async def running_server(
+    settings: Settings, *, port: int | None = None, ws: Any = None
+) -> AsyncIterator[str]:
+    """Serve ``settings``' app on 127.0.0.1; yields the base URL; stops on exit. ``ws``
+    replaces the server's websocket protocol (e.g. uvicorn's own ``"websockets-sansio"``)."""
     port = port or free_port()
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",
         port=port,
         log_config=None,
-        **WEBSOCKET_SERVER_OPTIONS,
+        **{**WEBSOCKET_SERVER_OPTIONS, **({"ws": ws} if ws is not None else {})},
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -14,7 +14,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 
-from voicebot.api.websocket_protocol import WEBSOCKET_SERVER_OPTIONS, WebSocketProtocol
+from voicebot.api.websocket_protocol import (
+    DIRECT_RECEIVE_EXTENSION,
+    WEBSOCKET_SERVER_OPTIONS,
+    WebSocketProtocol,
+)
 
 MAX_SIZE = 100_000
 SMALL_MAX_SIZE = 1_000  # a limit a 16-bit length can exceed
@@ -280,3 +284,102 @@ async def test_an_unmasked_frame_is_refused_even_when_it_would_unmask_to_text() 
     assert fast[0] == [
         {"type": "websocket.disconnect", "code": 1002, "reason": "incorrect masking"}
     ]
+
+
+class DirectConnection(Connection):
+    """A connection whose app takes text messages through the direct receiver."""
+
+    def __init__(self, take: Any = lambda text: True, **kwargs: Any) -> None:
+        super().__init__(WebSocketProtocol, **kwargs)
+        self.direct: list[str] = []
+        self.take = take
+
+    async def open(self) -> None:
+        await super().open()
+        set_receiver = self.protocol.scope["extensions"][DIRECT_RECEIVE_EXTENSION]
+        set_receiver(self.receive_directly)
+
+    def receive_directly(self, text: str) -> bool:
+        if not self.take(text):
+            return False
+        self.direct.append(text)
+        return True
+
+
+@pytest.mark.parametrize("seed", range(100))
+async def test_a_direct_receiver_gets_every_text_message_in_order(seed: int) -> None:
+    """With a receiver set, every text message (fast lane or library) reaches it in the
+    order sent; binary messages and the disconnect still come through receive()."""
+    rng = random.Random(seed)
+    data = b"".join(random_frames(rng))
+    chunks = cut(data, rng)
+    library = Connection(WebSocketsSansIOProtocol)
+    await library.open()
+    await library.feed(chunks)
+    direct = DirectConnection()
+    await direct.open()
+    await direct.feed(chunks)
+    texts = [m["text"] for m in library.received if m.get("text") is not None]
+    others = [m for m in library.received if m.get("text") is None]
+    assert direct.direct[: len(texts)] == texts
+    assert direct.received[-1] == others[-1]
+    assert [m for m in direct.received if m.get("text") is not None] == []
+    if direct.direct[len(texts) :]:  # whole messages before a refused frame (see above)
+        assert others[-1]["code"] in (1002, 1007, 1009)
+    assert direct.outcome()[1:] == library.outcome()[1:]
+
+
+async def test_messages_a_receiver_declines_or_fails_on_are_queued_in_order() -> None:
+    """Declined messages go to receive() in order; a receiver that raises is dropped and
+    that message and the rest are queued."""
+    texts = [f'{{"event":"mark","n":{i}}}' for i in range(6)]
+
+    def take(text: str) -> bool:
+        if text == texts[4]:
+            raise RuntimeError("a bug in the receiver")
+        return text not in (texts[1], texts[3])
+
+    connection = DirectConnection(take)
+    await connection.open()
+    await connection.feed([b"".join(frame(Opcode.TEXT, t.encode()) for t in texts)])
+    assert connection.direct == [texts[0], texts[2]]
+    assert [m.get("text") for m in connection.received] == [
+        texts[1],
+        texts[3],
+        texts[4],
+        texts[5],
+        None,
+    ]
+
+
+async def test_messages_queued_before_the_receiver_is_set_are_offered_to_it_first() -> None:
+    """A receiver set after messages were queued gets them first, in order, and the read
+    paused for them resumes."""
+    connection = Connection(WebSocketProtocol)
+    connection.received = []
+    await connection.open()
+    # The app is busy: two messages wait in the queue (the read is paused after one).
+    connection.protocol.queue.put_nowait({"type": "websocket.receive", "text": "ראשון"})
+    connection.protocol.queue.put_nowait({"type": "websocket.receive", "bytes": b"\x00"})
+    connection.protocol.queue.put_nowait({"type": "websocket.receive", "text": "שני"})
+    connection.protocol.read_paused = True
+    connection.transport.reading = False
+    taken: list[str] = []
+    connection.protocol.scope["extensions"][DIRECT_RECEIVE_EXTENSION](
+        lambda text: taken.append(text) is None
+    )
+    assert taken == ["ראשון", "שני"]
+    await settle()
+    assert connection.received == [{"type": "websocket.receive", "bytes": b"\x00"}]
+    assert connection.transport.reading
+
+
+async def test_unsetting_the_receiver_sends_messages_to_receive_again() -> None:
+    """After set_receiver(None), text messages are queued for receive() again."""
+    connection = DirectConnection()
+    await connection.open()
+    connection.protocol.data_received(frame(Opcode.TEXT, b'"a"'))
+    connection.protocol.scope["extensions"][DIRECT_RECEIVE_EXTENSION](None)
+    await connection.feed([frame(Opcode.TEXT, b'"b"')])
+    assert connection.direct == ['"a"']
+    assert [m.get("text") for m in connection.received] == ['"b"', None]
