@@ -95,9 +95,13 @@ class Start:
     sequence_number: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Media:
-    """20 ms of caller audio; ``payload`` is the decoded μ-law bytes (160 of them)."""
+    """20 ms of caller audio; ``payload`` is the decoded μ-law bytes (160 of them).
+
+    Not frozen, unlike the other events: one is built for every frame (50 a second per
+    call), and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (1.8 µs against 0.5 µs per frame here). Nothing keeps one."""
 
     stream_sid: str
     track: str
