@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import structlog
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.call.session import CallSession
 from voicebot.config import Settings
 from voicebot.testing.provider_sim import ProviderSim
 from voicebot.testing.twilio_caller import CallNotConnectedError, place_call
@@ -196,3 +199,27 @@ async def test_forged_handshake_signature_is_refused(server: tuple[str, Settings
     with pytest.raises(InvalidStatus):
         async with connect(ws_url, additional_headers={"X-Twilio-Signature": "forged"}):
             pass
+
+
+async def test_caller_frames_are_taken_in_the_calls_log_context(
+    server: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caller frames are processed in the call's structlog context (call SID bound), also
+    when taken straight from the socket's read callback: what they start logs as the call."""
+    seen: list[object] = []
+    for name in ("on_media", "on_media_nowait"):
+        original = getattr(CallSession, name)
+
+        def recording(self: CallSession, ulaw: bytes, _original: Any = original) -> Any:
+            seen.append(structlog.contextvars.get_contextvars().get("call_sid"))
+            return _original(self, ulaw)
+
+        monkeypatch.setattr(CallSession, name, recording)
+    base, _ = server
+    sid = "CA" + "7" * 32
+    async with place_call(
+        base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, call_sid=sid
+    ) as call:
+        await call.wait_until(lambda: len(seen) >= 25, 10)
+    assert len(seen) >= 25
+    assert set(seen) == {sid}
