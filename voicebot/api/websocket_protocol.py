@@ -19,9 +19,10 @@ directly and hands everything else to the library unchanged:
   sets a receiver through the scope's ``voicebot.direct_receive`` extension (a callable
   taking a ``(str) -> bool`` function, or None to unset it). Text messages then go
   straight to it from the socket's read callback, in order; a message it returns False
-  for (or raises on) is queued as usual, for ``receive()``. Messages already queued
-  when it is set are offered to it first. Binary messages and the disconnect always
-  come through ``receive()``.
+  for (or raises on) is queued as usual, for ``receive()``, and so is every message
+  behind it until ``receive()`` has taken the queue (a ``stop`` is never overtaken by
+  the media after it). Messages already queued when it is set are offered to it first.
+  Binary messages and the disconnect always come through ``receive()``.
 - **send**: a ``websocket.send`` text message on an open connection with nothing else
   pending is framed here (a server frame is unmasked: header + payload, one write).
 
@@ -73,22 +74,33 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         """Text messages go to ``receiver`` from now on (None: to the queue again); those
         queued already are offered to it first, in order."""
         self._receiver = receiver
-        if receiver is None or self.queue.empty():
+        queue = self.queue
+        if receiver is None or queue.empty():
             return
-        kept = []
-        while not self.queue.empty():
-            message = self.queue.get_nowait()
+        waiting = []
+        while not queue.empty():
+            waiting.append(queue.get_nowait())
+        taken = 0
+        for message in waiting:
             text = message.get("text") if message["type"] == "websocket.receive" else None
-            if text is None or not self._deliver(text):
-                kept.append(message)
-        for message in kept:
-            self.queue.put_nowait(message)
-        if self.read_paused and self.queue.empty():
+            if text is None or not self._offer(text):
+                break  # this one goes to receive() first, and those behind it too
+            taken += 1
+        for message in waiting[taken:]:
+            queue.put_nowait(message)
+        if self.read_paused and queue.empty():
             self.read_paused = False
             self.transport.resume_reading()
 
     def _deliver(self, text: str) -> bool:
-        """``text`` to the direct receiver; False when it is to be queued instead."""
+        """``text`` to the direct receiver; False when it is to be queued instead: also
+        when a message waits in the queue (one declined, a disconnect), which it must not
+        overtake."""
+        if not self.queue.empty():
+            return False
+        return self._offer(text)
+
+    def _offer(self, text: str) -> bool:
         receiver = self._receiver
         if receiver is None or self.close_sent:
             return False

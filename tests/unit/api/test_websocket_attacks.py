@@ -1,0 +1,77 @@
+"""The direct receiver under a hostile or unlucky client: what it declines (a `stop`, a
+key) is never overtaken by the messages behind it, whatever the TCP boundaries."""
+
+from __future__ import annotations
+
+import json
+
+from websockets.frames import Opcode
+
+from tests.unit.api.test_websocket_protocol import (
+    MEDIA,
+    Connection,
+    DirectConnection,
+    frame,
+    settle,
+)
+from voicebot.api.websocket_protocol import DIRECT_RECEIVE_EXTENSION, WebSocketProtocol
+
+STOP = json.dumps({"event": "stop", "sequenceNumber": "9", "streamSid": "MZ" + "a" * 32})
+DTMF = json.dumps({"event": "dtmf", "streamSid": "MZ" + "a" * 32, "dtmf": {"digit": "5"}})
+
+
+def media_only(text: str) -> bool:
+    """The media route's receiver: takes media, leaves everything else to receive()."""
+    return '"event":"media"' in text
+
+
+async def test_media_after_a_declined_stop_in_the_same_read_waits_behind_it() -> None:
+    """`stop` then media in one TCP read: the media is not taken before the app has seen
+    the stop (Twilio's order is the call's order)."""
+    connection = DirectConnection(media_only)
+    await connection.open()
+    await connection.feed([frame(Opcode.TEXT, STOP.encode()) + frame(Opcode.TEXT, MEDIA.encode())])
+    assert connection.direct == []
+    assert [m.get("text") for m in connection.received] == [STOP, MEDIA, None]
+
+
+async def test_media_in_a_later_read_waits_behind_a_queued_key() -> None:
+    """A key still waiting in the queue for receive() is not overtaken by the media of the
+    next read (the app is busy: the library's path, not only the fast lane)."""
+    connection = DirectConnection(media_only)
+    await connection.open()
+    protocol = connection.protocol
+    protocol.data_received(frame(Opcode.TEXT, DTMF.encode()))
+    # The app has not run yet; a fragmented media message arrives through the library.
+    half = len(MEDIA) // 2
+    protocol.data_received(
+        frame(Opcode.TEXT, MEDIA[:half].encode(), fin=False)
+        + frame(Opcode.CONT, MEDIA[half:].encode())
+    )
+    protocol.data_received(frame(Opcode.TEXT, MEDIA.encode()))
+    await connection.feed([])
+    assert connection.direct == []
+    assert [m.get("text") for m in connection.received] == [DTMF, MEDIA, MEDIA, None]
+
+
+async def test_a_receiver_set_behind_a_declined_message_takes_nothing_past_it() -> None:
+    """Queued before the receiver was set: a message it declines keeps those behind it
+    queued, in order."""
+    connection = Connection(WebSocketProtocol)
+    await connection.open()
+    queue = connection.protocol.queue
+    for text in (MEDIA, DTMF, MEDIA):
+        queue.put_nowait({"type": "websocket.receive", "text": text})
+    taken: list[str] = []
+
+    def take(text: str) -> bool:
+        if not media_only(text):
+            return False
+        taken.append(text)
+        return True
+
+    connection.protocol.scope["extensions"][DIRECT_RECEIVE_EXTENSION](take)
+    await settle()
+    await connection.feed([])
+    assert taken == [MEDIA]
+    assert [m.get("text") for m in connection.received] == [DTMF, MEDIA, None]
