@@ -614,18 +614,26 @@ async def _run_session(
     def take_directly(text: str) -> bool:
         """A text message straight from the socket's read callback (no queue, no task
         switch: 50 a second per call): media and marks are taken here; anything else
-        (keys, stop, junk) is left to the loop below (False)."""
+        (keys, stop, junk) is left to the loop below (False). Once the session has ended,
+        every message is taken and dropped; a fault here ends the call (it must not reach
+        the protocol, which would hand the frame to the loop below a second time)."""
+        if session.ended.is_set():
+            return True
         try:
             event = ev.parse_frame(text, None)
         except ev.MalformedEventError:
             return False
-        if isinstance(event, ev.Media):
-            if audio is not None:
-                audio.on_caller(event.payload)
-            session.on_media_nowait(event.payload)
-            return True
-        if isinstance(event, ev.Mark):
-            session.on_mark(event.name)
+        try:
+            if isinstance(event, ev.Media):
+                if audio is not None:
+                    audio.on_caller(event.payload)
+                session.on_media_nowait(event.payload)
+                return True
+            if isinstance(event, ev.Mark):
+                session.on_mark(event.name)
+                return True
+        except Exception:
+            session.on_receive_failed()
             return True
         return False
 
@@ -659,6 +667,10 @@ async def _run_session(
                     break
         except WebSocketDisconnect:
             pass
+        except (TimeoutError, OSError, RuntimeError):
+            raise  # the transport failed (see below), not the call
+        except Exception:
+            session.on_receive_failed()
         finally:
             if set_receiver is not None:
                 set_receiver(None)  # an ended session hears nothing more

@@ -234,10 +234,15 @@ class CallSession:
         return actions
 
     async def _run_actions(self) -> None:
-        """Runs what frames taken by :meth:`on_media_nowait` started, one after another."""
+        """Runs what frames taken by :meth:`on_media_nowait` started, one after another;
+        one that raises (a bug) ends the call as :meth:`on_receive_failed` does."""
         while True:
             action = await self._actions.get()
-            await action()
+            try:
+                await action()
+            except Exception:
+                self.on_receive_failed()
+                return
 
     def _on_frame(self, ulaw: bytes, now: float) -> Action | None:
         event = self.endpointer.process(ulaw_to_pcm16(ulaw), agent_speaking=self.playout.speaking)
@@ -304,6 +309,16 @@ class CallSession:
 
     def on_stop(self) -> None:
         self.endings.record("stop")
+        self.ended.set()
+
+    def on_receive_failed(self) -> None:
+        """Called in an ``except`` block when an inbound frame made the receive path raise
+        (a bug): logged once, with the call and the traceback, and the call ends at once as
+        ``internal_error`` (close 1011). No goodbye: the caller can no longer be heard."""
+        if self.ended.is_set():
+            return
+        self.log.exception("call.unexpected_error", stage="receive")
+        self.endings.record("internal_error")
         self.ended.set()
 
     def _barge_in(self) -> Action | None:

@@ -1,0 +1,97 @@
+"""The media route's direct receive attacked as Twilio, a hostile caller and an operator
+would: faults inside the read callback, frames after the end, bursts and closes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.e2e.conftest import call_server, recognising_sim
+from voicebot.call.session import CallSession
+from voicebot.config import Settings
+from voicebot.telephony import twilio_side as wire
+from voicebot.testing.provider_sim import ProviderSim
+from voicebot.testing.twilio_caller import place_call
+
+ACCOUNT_SID = "AC" + "7" * 32
+AUTH_TOKEN = "e2e-ws-attack-token"
+ANSWER = "כן, אפשר לדבר עכשיו"
+POISON = b"\x00" * 160  # a payload the planted bug in on_media fails on
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProviderSim]:
+    async with recognising_sim(seed=5, phrases=[ANSWER]) as running:
+        yield running
+
+
+@pytest.fixture(params=["direct", "websockets-sansio"])
+async def server(
+    request: pytest.FixtureRequest, tmp_path: Path, sim: ProviderSim
+) -> AsyncIterator[tuple[str, Settings]]:
+    """The server with its own websocket protocol, and with uvicorn's (awaited path)."""
+    async with call_server(
+        tmp_path,
+        sim,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        ws=None if request.param == "direct" else request.param,
+        stt_timeout_s=1.0,
+    ) as served:
+        yield served
+
+
+def plant_media_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_media fails on POISON (a bug in the receive path), as it would on any frame."""
+    original = CallSession._media
+
+    def buggy(self: CallSession, ulaw: bytes) -> Any:
+        if ulaw == POISON:
+            raise ZeroDivisionError("a bug in on_media")
+        return original(self, ulaw)
+
+    monkeypatch.setattr(CallSession, "_media", buggy)
+
+
+async def test_a_bug_in_on_media_ends_that_call_once_and_not_the_others(
+    server: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frame that makes on_media raise ends that call as internal_error (close 1011),
+    logged once with its SID, no ASGI traceback nor receiver failure; the call beside
+    it goes on."""
+    base, _ = server
+    plant_media_bug(monkeypatch)
+    caplog.set_level(logging.INFO)
+    with capture_logs() as logs:
+        async with (
+            place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as bad,
+            place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as good,
+        ):
+            await bad.wait_until(lambda: bad.metrics.first_agent_media_ms is not None, 10)
+            await good.wait_until(lambda: good.metrics.first_agent_media_ms is not None, 10)
+            await bad.send_raw(_media(bad.stream_sid, POISON))
+            await bad.wait_until(lambda: bad.ended, 5)
+            agent_ms = good.metrics.agent_audio_ms
+            await good.wait_until(lambda: good.metrics.agent_audio_ms > agent_ms + 500, 10)
+            assert not good.ended
+    assert (bad.close_code, bad.close_reason) == (1011, "internal_error")
+    errors = [e for e in logs if e["event"] == "call.unexpected_error"]
+    assert [e["call_sid"] for e in errors] == [bad.call_sid]
+    assert errors[0].get("exc_info") is True
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in failures if r.name.startswith("uvicorn")] == []
+
+
+def _media(stream_sid: str, payload: bytes, sequence_number: int = 10_000) -> str:
+    return wire.inbound_media_message(
+        stream_sid=stream_sid,
+        sequence_number=sequence_number,
+        chunk=sequence_number,
+        timestamp_ms=sequence_number * 20,
+        payload_b64=wire.encode_payload(payload),
+    )
