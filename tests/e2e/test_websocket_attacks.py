@@ -3,6 +3,7 @@ would: faults inside the read callback, frames after the end, bursts and closes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from websockets.frames import Frame, Opcode
 
-from tests.e2e.conftest import call_server, recognising_sim
+from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
+from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.call.session import CallSession
 from voicebot.config import Settings
 from voicebot.telephony import twilio_side as wire
@@ -95,3 +98,59 @@ def _media(stream_sid: str, payload: bytes, sequence_number: int = 10_000) -> st
         timestamp_ms=sequence_number * 20,
         payload_b64=wire.encode_payload(payload),
     )
+
+
+async def test_a_burst_of_two_utterances_over_the_agent_barges_in_once(
+    server: tuple[str, Settings],
+) -> None:
+    """Two utterances over the greeting in one TCP read (frames Twilio held back, all
+    taken in one read callback before any action runs): one `clear`, not one per
+    utterance."""
+    base, _ = server
+    speech = pcm16_to_ulaw(hebrew_speech(ANSWER))
+    frames = [speech[i : i + 160] for i in range(0, len(speech) - 159, 160)]
+    silence = [b"\xff" * 160] * 60  # 1.2 s: the first utterance ends
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.agent_audio_ms > 3000, 10)
+        burst = [*frames, *silence, *frames, *silence]
+        raw = b"".join(
+            Frame(Opcode.TEXT, _media(call.stream_sid, f, 20_000 + i).encode()).serialize(mask=True)
+            for i, f in enumerate(burst)
+        )
+        call.media_paused = True  # the burst is the caller's only audio meanwhile
+        call._ws.transport.write(raw)
+        await asyncio.sleep(2)
+    assert call.metrics.clears == 1
+
+
+async def test_media_after_stop_in_the_same_read_never_reaches_the_session(
+    server: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop` and then media in one TCP read (a hostile or buggy peer): the call ends on
+    the stop as the caller hanging up, and the audio behind it is never processed."""
+    base, _ = server
+    after_stop = b"\x01" * 160
+    seen: list[bytes] = []
+    original = CallSession._media
+
+    def spy(self: CallSession, ulaw: bytes) -> Any:
+        seen.append(ulaw)
+        return original(self, ulaw)
+
+    monkeypatch.setattr(CallSession, "_media", spy)
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
+        stop = wire.stop_message(
+            stream_sid=call.stream_sid,
+            sequence_number=30_000,
+            account_sid=ACCOUNT_SID,
+            call_sid=call.call_sid,
+        )
+        texts = [stop, *(_media(call.stream_sid, after_stop, 30_001 + i) for i in range(20))]
+        call.media_paused = True
+        call._ws.transport.write(
+            b"".join(Frame(Opcode.TEXT, t.encode()).serialize(mask=True) for t in texts)
+        )
+        await call.wait_until(lambda: call.ended, 5)
+    assert (call.close_code, call.close_reason) == (1000, "stop")
+    assert after_stop not in seen

@@ -3,8 +3,12 @@ key) is never overtaken by the messages behind it, whatever the TCP boundaries."
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import pytest
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
 
 from tests.unit.api.test_websocket_protocol import (
@@ -75,3 +79,31 @@ async def test_a_receiver_set_behind_a_declined_message_takes_nothing_past_it() 
     await connection.feed([])
     assert taken == [MEDIA]
     assert [m.get("text") for m in connection.received] == [DTMF, MEDIA, None]
+
+
+@pytest.mark.parametrize("protocol_class", [WebSocketsSansIOProtocol, WebSocketProtocol])
+async def test_a_send_to_a_stalled_reader_waits_for_the_transport_to_drain(
+    protocol_class: type[WebSocketsSansIOProtocol],
+) -> None:
+    """A reader that stalls (the transport's buffer is full: pause_writing): a send writes
+    nothing and waits until resume_writing, then writes the frame; a connection lost
+    meanwhile fails it as uvicorn does."""
+    connection = Connection(protocol_class)
+    await connection.open()
+    protocol, written = connection.protocol, connection.transport.written
+    before = len(written)
+    protocol.pause_writing()
+    send = asyncio.create_task(protocol.send({"type": "websocket.send", "text": "שלום"}))
+    await settle()
+    assert not send.done()
+    assert len(written) == before
+    protocol.resume_writing()
+    await send
+    assert bytes(written[before:]) == frame(Opcode.TEXT, "שלום".encode(), mask=False)
+    protocol.pause_writing()
+    lost = asyncio.create_task(protocol.send({"type": "websocket.send", "text": "שוב"}))
+    await settle()
+    protocol.connection_lost(None)
+    with pytest.raises(ClientDisconnected):
+        await lost
+    await settle()
