@@ -15,6 +15,7 @@ from websockets.frames import Frame, Opcode
 
 from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.call.playout import Playout
 from voicebot.call.session import CallSession
 from voicebot.config import Settings
 from voicebot.telephony import twilio_side as wire
@@ -154,3 +155,23 @@ async def test_media_after_stop_in_the_same_read_never_reaches_the_session(
         await call.wait_until(lambda: call.ended, 5)
     assert (call.close_code, call.close_reason) == (1000, "stop")
     assert after_stop not in seen
+
+
+async def test_a_bug_in_what_a_barge_in_starts_ends_the_call_as_internal_error(
+    server: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller talks over the greeting and the `clear` it starts raises (a bug in the
+    action the session runs for the frame): the call ends as internal_error (close
+    1011), on the direct path as on the awaited one."""
+    base, _ = server
+
+    async def buggy_clear(self: Playout) -> list[Any]:
+        raise ZeroDivisionError("a bug in clear")
+
+    monkeypatch.setattr(Playout, "clear", buggy_clear)
+    speech = pcm16_to_ulaw(hebrew_speech(ANSWER))
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.agent_audio_ms > 2000, 10)
+        call.say(speech)
+        await call.wait_until(lambda: call.ended, 10)
+    assert (call.close_code, call.close_reason) == (1011, "internal_error")
