@@ -175,3 +175,59 @@ async def test_a_bug_in_what_a_barge_in_starts_ends_the_call_as_internal_error(
         call.say(speech)
         await call.wait_until(lambda: call.ended, 10)
     assert (call.close_code, call.close_reason) == (1011, "internal_error")
+
+
+async def test_a_caller_vanishing_mid_frame_ends_its_call_quietly(
+    server: tuple[str, Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection is reset in the middle of a burst, half a frame in flight: the call
+    ends without an error logged, and the next call is answered as usual."""
+    base, _ = server
+    caplog.set_level(logging.INFO)
+    speech = pcm16_to_ulaw(hebrew_speech(ANSWER))
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.agent_audio_ms > 1000, 10)
+        raw = b"".join(
+            Frame(Opcode.TEXT, _media(call.stream_sid, speech[i : i + 160], i).encode()).serialize(
+                mask=True
+            )
+            for i in range(0, 160 * 100, 160)
+        )
+        call.media_paused = True
+        call._ws.transport.write(raw[: len(raw) - 100])
+        call._ws.transport.abort()
+        await asyncio.sleep(1)
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as next_call:
+        await next_call.wait_until(lambda: next_call.metrics.first_agent_media_ms is not None, 10)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == []
+
+
+async def test_media_behind_a_key_waits_until_the_key_is_handled(
+    server: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key whose handling takes a while (the reply's interrupt awaits its tasks): the
+    media Twilio sent after it is processed after it, not in the middle of it."""
+    base, _ = server
+    order: list[str] = []
+    original_media, original_dtmf = CallSession._media, CallSession.on_dtmf
+
+    def media_spy(self: CallSession, ulaw: bytes) -> Any:
+        order.append("media")
+        return original_media(self, ulaw)
+
+    async def slow_dtmf(self: CallSession, digit: str) -> None:
+        order.append("dtmf")
+        await asyncio.sleep(0.3)
+        await original_dtmf(self, digit)
+        order.append("dtmf handled")
+
+    monkeypatch.setattr(CallSession, "_media", media_spy)
+    monkeypatch.setattr(CallSession, "on_dtmf", slow_dtmf)
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        await call.wait_until(lambda: call.metrics.first_agent_media_ms is not None, 10)
+        await call.send_dtmf("5")
+        await call.wait_until(lambda: "dtmf handled" in order, 5)
+        await asyncio.sleep(0.1)
+    assert order.index("dtmf handled") == order.index("dtmf") + 1
+    assert order[-1] == "media"  # the media behind the key was processed, after it

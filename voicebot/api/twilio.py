@@ -616,9 +616,13 @@ async def _run_session(
         switch: 50 a second per call): media and marks are taken here; anything else
         (keys, stop, junk) is left to the loop below (False). Once the session has ended,
         every message is taken and dropped; a fault here ends the call (it must not reach
-        the protocol, which would hand the frame to the loop below a second time)."""
+        the protocol, which would hand the frame to the loop below a second time). While
+        the loop is busy with a message (a key being acted on), those behind it wait for
+        it in the queue."""
         if session.ended.is_set():
             return True
+        if loop_busy:
+            return False
         try:
             event = ev.parse_frame(text, None)
         except ev.MalformedEventError:
@@ -637,7 +641,10 @@ async def _run_session(
             return True
         return False
 
+    loop_busy = False  # receive() is handling a message: take_directly declines
+
     async def receive() -> None:
+        nonlocal loop_busy
         # The caller's audio, marks and keys wait for the claim (a refused stream hears
         # nothing of the caller, and the session ends itself).
         if not await session.stream_claimed():
@@ -650,11 +657,13 @@ async def _run_session(
                 context = contextvars.copy_context()
                 set_receiver(lambda text: context.run(take_directly, text))
             while True:
+                loop_busy = False
                 try:
                     event = await _receive_event(websocket)
                 except ev.MalformedEventError as exc:
                     skipped.skip(exc, bound)
                     continue
+                loop_busy = True
                 if isinstance(event, ev.Media):
                     if audio is not None:
                         audio.on_caller(event.payload)
