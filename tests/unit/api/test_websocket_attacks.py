@@ -15,6 +15,7 @@ from tests.unit.api.test_websocket_protocol import (
     MEDIA,
     Connection,
     DirectConnection,
+    both,
     frame,
     settle,
 )
@@ -107,3 +108,28 @@ async def test_a_send_to_a_stalled_reader_waits_for_the_transport_to_drain(
     with pytest.raises(ClientDisconnected):
         await lost
     await settle()
+
+
+def _masked_text(payload: bytes, length_bytes: bytes) -> bytes:
+    """A masked text frame whose length is encoded as ``length_bytes`` (2nd byte on)."""
+    mask = bytes((1, 2, 3, 4))
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x81,)) + bytes((length_bytes[0] | 0x80,)) + length_bytes[1:] + mask + masked
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _masked_text("שלום".encode(), bytes((126, 0, 8))),  # 16-bit length for 8 bytes
+        _masked_text(b"hello", bytes((127,)) + (5).to_bytes(8, "big")),  # 64-bit for 5
+        bytes((0x81, 0xFF)) + (2**63 + 5).to_bytes(8, "big") + b"\0\0\0\0",  # top bit set
+        _masked_text(b"x", bytes((126, 0, 1))) * 3,
+    ],
+)
+async def test_odd_length_encodings_give_what_uvicorn_gives(data: bytes) -> None:
+    """Lengths in a longer form than needed, and a 64-bit length with its top bit set:
+    the same messages and close as uvicorn's protocol, whole and cut at every byte."""
+    library, fast = await both([data])
+    assert fast == library
+    library, fast = await both([data[i : i + 1] for i in range(len(data))])
+    assert fast == library
