@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.contextvars import get_contextvars
 from structlog.testing import capture_logs
 from websockets.frames import Frame, Opcode
 
@@ -17,6 +18,7 @@ from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.call.playout import Playout
 from voicebot.call.session import CallSession
+from voicebot.call.speculator import Speculator
 from voicebot.config import Settings
 from voicebot.telephony import twilio_side as wire
 from voicebot.testing.provider_sim import ProviderSim
@@ -231,3 +233,38 @@ async def test_media_behind_a_key_waits_until_the_key_is_handled(
         await asyncio.sleep(0.1)
     assert order.index("dtmf handled") == order.index("dtmf") + 1
     assert order[-1] == "media"  # the media behind the key was processed, after it
+
+
+async def test_frames_taken_in_the_read_callback_log_as_their_call(
+    server: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two calls at once: every frame each session processes, and every task the frames
+    start (a reply speculated at a pause), runs with that call's SID in the log context."""
+    base, _ = server
+    seen: dict[str, set[object]] = {"media": set(), "speculation": set()}
+    original_media, original_speculate = CallSession._media, Speculator._run
+
+    def media_spy(self: CallSession, ulaw: bytes) -> Any:
+        seen["media"].add((self.call_sid, get_contextvars().get("call_sid")))
+        return original_media(self, ulaw)
+
+    async def speculation_spy(self: Speculator, spec: Any) -> None:
+        seen["speculation"].add((self._call.call_sid, get_contextvars().get("call_sid")))
+        await original_speculate(self, spec)
+
+    monkeypatch.setattr(CallSession, "_media", media_spy)
+    monkeypatch.setattr(Speculator, "_run", speculation_spy)
+    speech = pcm16_to_ulaw(hebrew_speech(ANSWER))
+    async with (
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as first,
+        place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as second,
+    ):
+        for call in (first, second):
+            await call.wait_for_greeting(20)
+        utterances = [first.say(speech), second.say(speech)]
+        for call, utterance in zip((first, second), utterances, strict=True):
+            await call.wait_until(lambda u=utterance: u.response_latency_ms is not None, 20)
+    sids = {first.call_sid, second.call_sid}
+    assert {sid for sid, _ in seen["media"]} == sids
+    assert all(sid == logged for sid, logged in seen["media"] | seen["speculation"])
+    assert seen["speculation"]
