@@ -61,3 +61,21 @@ async def test_an_ended_call_keeps_no_audio_in_its_cycles(
     assert CallSession in kinds  # the session itself is still in a cycle: this test sees it
     assert UtteranceIn not in kinds
     assert Speculation not in kinds
+
+
+async def test_an_ended_call_drops_frame_actions_that_never_ran(tmp_path: Path) -> None:
+    """A barge-in's action still queued when the call ends (its runner was busy) is dropped
+    with the call, not kept with the reply it would have interrupted."""
+    from tests.e2e.test_end_reason import Peer, _services, _session
+
+    async with _services(tmp_path, inbound_media_timeout_s=60.0) as services:
+        session = await _session(services, Peer(echo_marks=True), "CAreleased")
+        never = asyncio.Event()
+        async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
+            runner = tg.create_task(session.run())
+            session._actions.put_nowait(never.wait)  # the runner is busy with this one
+            session._actions.put_nowait(lambda: asyncio.sleep(0))  # …so this one never runs
+            await asyncio.sleep(0.2)
+            session.on_stop()
+            await runner
+    assert session._actions.empty()

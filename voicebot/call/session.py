@@ -450,7 +450,8 @@ class CallSession:
                     self._release()
 
     def _release(self) -> None:
-        """Let go of the finished call's tasks, reply and speculations: a cancelled task
+        """Let go of the finished call's tasks, reply, speculations and frame actions that
+        never ran (a pending interrupt holds its reply): a cancelled task
         keeps its exception, whose traceback keeps the frames and their locals (the last
         utterance's audio, a speculation's) in a cycle with this session, which only a
         full collection would free."""
@@ -459,6 +460,8 @@ class CallSession:
         self.current = None
         self.speculator.pending = None
         self.speculator.live.clear()
+        while not self._actions.empty():  # a frame's action that never ran holds its reply
+            self._actions.get_nowait()
 
     @property
     def close_code(self) -> int:
