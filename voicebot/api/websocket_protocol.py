@@ -63,6 +63,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     same bytes on the wire, same errors."""
 
     _receiver: TextReceiver | None = None
+    # The library's parser was seen waiting between frames and has not been fed since:
+    # only the library changes its state, so the check need not walk it again per frame.
+    _parser_between_frames = False
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -130,7 +133,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def data_received(self, data: bytes) -> None:
         if not self._fast_receive_ready():
-            super().data_received(data)
+            self._feed_library(data)
             return
         end = len(data)
         pos = 0
@@ -165,7 +168,11 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 self.read_paused = True
                 self.transport.pause_reading()
         if pos < end:
-            super().data_received(data[pos:] if pos else data)
+            self._feed_library(data[pos:] if pos else data)
+
+    def _feed_library(self, data: bytes) -> None:
+        self._parser_between_frames = False
+        super().data_received(data)
 
     def _fast_receive_ready(self) -> bool:
         """The connection is open and the library's parser waits between frames (not
@@ -185,13 +192,16 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # The parser is a chain of generators (the server's handshake parser delegates to
         # the frame parser); between frames its innermost link is the reader's at_eof()
         # called from Protocol.parse(), never Frame.parse() or read_exact().
+        if self._parser_between_frames:
+            return True
         caller, waiting = None, conn.parser
         while (inner := getattr(waiting, "gi_yieldfrom", None)) is not None:
             caller, waiting = waiting, inner
-        return (
+        self._parser_between_frames = (
             getattr(waiting, "gi_code", None) is _AT_EOF_CODE
             and getattr(caller, "gi_code", None) is _PARSE_CODE
         )
+        return self._parser_between_frames
 
     async def send(self, message: Any) -> None:
         text = message.get("text") if message["type"] == "websocket.send" else None

@@ -398,3 +398,15 @@ async def test_unsetting_the_receiver_sends_messages_to_receive_again() -> None:
     await connection.feed([frame(Opcode.TEXT, b'"b"')])
     assert connection.direct == ['"a"']
     assert [m.get("text") for m in connection.received if "direct" not in m] == ['"b"', None]
+
+
+async def test_a_frame_whose_rest_looks_like_a_frame_stays_one_frame() -> None:
+    """A frame's header arrives alone and its payload reads as a whole frame: the payload
+    is still that frame's (the library, mid-frame, gets it), never a message of its own."""
+    inner = bytes((0x81, 0x80)) + b"\x00" * 4  # an empty masked text frame, as bytes
+    outer = bytes((0x81, 0x80 | len(inner))) + b"\x00" * 4 + inner  # mask 0: payload as is
+    library, fast = await both([outer[:6], outer[6:]])
+    assert fast == library
+    assert fast[0] == [
+        {"type": "websocket.disconnect", "code": 1007, "reason": fast[0][0]["reason"]}
+    ]
