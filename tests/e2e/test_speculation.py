@@ -3,6 +3,7 @@ caller goes on, and the turn is answered once, for the whole utterance."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import call_server, stored_turns
 from voicebot.audio.codec import pcm16_to_ulaw
+from voicebot.call.playout import Playout
 from voicebot.config import Settings
 from voicebot.testing.hebrew_audio import silence, synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
@@ -47,11 +49,23 @@ async def server(tmp_path: Path, sim: ProviderSim) -> AsyncIterator[tuple[str, S
 
 
 async def test_a_reply_prepared_at_a_pause_is_dropped_when_the_caller_goes_on(
-    server: tuple[str, Settings], sim: ProviderSim
+    server: tuple[str, Settings], sim: ProviderSim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """'אז' … (600 ms) … the rest: the pause is recognised and answered in advance, the
     caller resumes, that reply is dropped unheard; the call stores one caller turn with
-    the whole utterance and one answer to it, and /metrics counts the dropped speculation."""
+    the whole utterance and one answer to it, and /metrics counts the dropped speculation.
+    The answer, held until the turn was confirmed, is sent by the task that confirmed it,
+    not one loop iteration later by the playout's."""
+    pumps: list[tuple[str, int]] = []  # (sending task, queue entries it sent)
+    pump = Playout.pump
+
+    async def recorded_pump(self: Playout) -> None:
+        before = len(self._queue)
+        await pump(self)
+        task = asyncio.current_task()
+        pumps.append((task.get_name() if task else "", before - len(self._queue)))
+
+    monkeypatch.setattr(Playout, "pump", recorded_pump)
     base, _ = server
     stt_before = sum(1 for r in sim.log if r.stage == "stt")
     async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
@@ -75,3 +89,6 @@ async def test_a_reply_prepared_at_a_pause_is_dropped_when_the_caller_goes_on(
     assert sum(1 for r in sim.log if r.stage == "stt") - stt_before >= 2  # pause + whole
     assert 'voicebot_speculative_turns_total{outcome="resumed"} 1.0' in metrics
     assert 'voicebot_speculative_turns_total{outcome="used"} 1.0' in metrics
+    # The greeting's and the answer's generation tasks are "speech-N"; the turn loop's
+    # release of the held answer is the one other sender.
+    assert [sent for name, sent in pumps if not name.startswith("speech-") and sent]

@@ -93,6 +93,8 @@ class Playout:
     _mid_utterance: bool = False
     _drained_at: float = 0.0
     _epoch: int = 0  # bumped by drop(): a send awaited across it must not resume its batch
+    _sending: bool = False  # a batch of sends is in progress (run() or pump())
+    _send_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._drained.set()
@@ -203,19 +205,41 @@ class Playout:
         """Send queued frames paced to real time with a small lead; forever (cancel to stop)."""
         queue = self._queue
         clock = self.clock
-        send_media = self.send_media
         while True:
             if not queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._sending:
+                # pump() is sending from its caller's task (the socket is slow): let it.
+                self._send_done.clear()
+                await self._send_done.wait()
+                continue
+            await self._send_due()
+            if queue:
+                await asyncio.sleep(max(0.0, self._play_until - clock() - PLAYOUT_REFILL_S))
+
+    async def pump(self) -> None:
+        """Send what is due now from the caller's task, as :meth:`run` would when it next
+        wakes: a reply's first frames leave as they are queued, not a loop iteration later
+        (under load an iteration takes milliseconds). Does nothing while a send is in
+        progress (that sender goes on with the queue)."""
+        if self._queue and not self._sending:
+            await self._send_due()
+
+    async def _send_due(self) -> None:
+        """Send while less than the lead is queued at Twilio; one sender at a time."""
+        queue = self._queue
+        clock = self.clock
+        send_media = self.send_media
+        self._sending = True
+        try:
             now = clock()
             if self._play_until < now:
                 if self._mid_utterance:
                     self.underruns += 1
                 self._play_until = now
-            # Send while less than the lead is queued at Twilio (a drop() during a send
-            # resets the state, so it is read again after every await).
+            # A drop() during a send resets the state, so it is read again after every await.
             lead_until = now + (PLAYOUT_LEAD_S - _EPSILON_S)
             while queue and self._play_until < lead_until:
                 entry = queue.popleft()
@@ -232,7 +256,7 @@ class Playout:
                         if utterance.first_sent_at is None:
                             utterance.first_sent_at = clock()
                     if self._epoch != epoch:
-                        break  # dropped while sending: start afresh
+                        return  # dropped while sending: start afresh
                     self._play_until += FRAME_S
                     self._mid_utterance = True
                 elif isinstance(entry, Utterance):
@@ -242,6 +266,7 @@ class Playout:
                     await self.send_mark(entry)
                     self._mid_utterance = False
                     if self._epoch != epoch:
-                        break  # dropped while sending: start afresh
-            if queue:
-                await asyncio.sleep(max(0.0, self._play_until - clock() - PLAYOUT_REFILL_S))
+                        return  # dropped while sending: start afresh
+        finally:
+            self._sending = False
+            self._send_done.set()

@@ -404,7 +404,11 @@ class CallSession:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._turns = tg.create_task(self.turn_loop.run())
+                # The greeting's task first: on the loop's next iteration it queues the
+                # cached greeting and sends its first frames (Playout.pump), before the
+                # call's other tasks have run once.
+                greeting = self.turn_loop.start_greeting()
+                self._turns = tg.create_task(self.turn_loop.run(greeting))
                 tasks = [
                     self._turns,
                     tg.create_task(self.playout.run()),

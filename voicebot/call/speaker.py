@@ -135,6 +135,7 @@ class Speaker:
         timings = handle.timings
         timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
         handle.sink.push_frames(utterance, _frames(cached))
+        await self._pump(handle)
         return True
 
     async def _synthesize(
@@ -155,10 +156,17 @@ class Speaker:
                 return
             timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
             handle.sink.push_frames(utterance, frames)
+            await self._pump(handle)
             audio.extend(frames)
         if remember and self._services.settings.tts_reuse_sentences:
             # Rule replies repeat across calls: the next time it costs nothing.
             self._services.phrases.remember(tts.voice_id, text, b"".join(audio))
+
+    async def _pump(self, handle: SpeechHandle) -> None:
+        """Frames just queued on the playout leave now when due (a reply's first ones);
+        a held reply's (speculative) wait for its release."""
+        if handle.sink is self._playout:
+            await self._playout.pump()
 
     def _count(self, stage: str, exc: ProviderError) -> None:
         self._services.metrics.provider_errors.labels(stage, exc.code).inc()

@@ -179,8 +179,8 @@ class Speculator:
         reply came between), or the caller spoke again while it was still being prepared
         (it would start over them: the words are carried to the next utterance)."""
         call = self._call
-        if spec.task is not None:
-            await asyncio.wait({spec.task})
+        if spec.task is not None and not spec.task.done():
+            await asyncio.wait({spec.task})  # (even on a done task, wait() takes an iteration)
         handle = spec.handle
         if spec.error is not None:  # recognised afresh on the whole utterance
             self.live.discard(spec)
@@ -204,6 +204,7 @@ class Speculator:
         handle.timings.confirmed_at = time.monotonic()
         if spec.sink is not None:
             spec.sink.release()
+            await call.playout.pump()  # the held audio's first frames leave now
         handle.check_played()
         await call.turn_loop.follow(handle)
         return True

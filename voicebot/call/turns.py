@@ -56,10 +56,20 @@ class TurnLoop:
     def __init__(self, call: CallSession) -> None:
         self._call = call
 
-    async def run(self) -> None:
+    def start_greeting(self) -> SpeechHandle:
+        """Start the greeting's generation (the call's first reply) for :meth:`run`."""
+        call = self._call
+        return self.start_handle(
+            from_reply(lambda: call.brain.greet(call.state)),
+            TurnTimings(started_at=call.started_at),
+        )
+
+    async def run(self, greeting: SpeechHandle) -> None:
+        """Follow ``greeting`` (:meth:`start_greeting`), then take the caller's turns
+        until the call ends."""
         call = self._call
         try:
-            await self._turns_until_end()
+            await self._turns_until_end(greeting)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -67,12 +77,9 @@ class TurnLoop:
             call.log.exception("call.unexpected_error")
             await call.end_politely("internal_error", ERROR_GOODBYE_TEXT)
 
-    async def _turns_until_end(self) -> None:
+    async def _turns_until_end(self, greeting: SpeechHandle) -> None:
         call = self._call
-        await self.speak(
-            from_reply(lambda: call.brain.greet(call.state)),
-            TurnTimings(started_at=call.started_at),
-        )
+        await self.follow(greeting)
         silences, held = 0, False
         while not call.ended.is_set():
             item = await self._next_input(held=held)

@@ -8,7 +8,7 @@ import gc
 import pytest
 
 from tests.unit.call.conftest import FRAME, Wire
-from voicebot.call.playout import FRAME_S, PLAYOUT_LEAD_S, Playout
+from voicebot.call.playout import FRAME_S, PLAYOUT_LEAD_S, PLAYOUT_REFILL_S, Playout
 
 
 async def test_sends_only_the_lead_ahead_of_real_time(running: tuple[Playout, Wire]) -> None:
@@ -212,3 +212,68 @@ def test_queued_frames_add_nothing_for_the_garbage_collector() -> None:
     playout.push_frames(utterance, frames)
     playout.end_utterance(utterance)
     assert len(gc.get_objects()) - before < 10
+
+
+async def test_pump_sends_what_is_due_from_the_callers_task() -> None:
+    """pump() sends the lead's worth of a reply at once, in the caller's task, before the
+    playout task has run at all; the task then finds nothing due (no frame twice)."""
+    wire = Wire()
+    clock_s = [100.0]
+    playout = Playout(wire.media, wire.mark, wire.clear, clock=lambda: clock_s[0])
+    utterance = playout.new_utterance("שלום, מדברת נועה")
+    playout.push_frames(utterance, [FRAME] * 30)
+    playout.end_utterance(utterance)
+    await playout.pump()
+    lead = round(PLAYOUT_LEAD_S / FRAME_S)
+    assert wire.sent == ["media"] * lead
+    assert utterance.frames_out == lead and utterance.first_sent_at == 100.0
+    task = asyncio.create_task(playout.run())
+    await asyncio.sleep(0.01)
+    assert wire.sent == ["media"] * lead  # the lead is full: the task waits to refill
+    clock_s[0] = 100.0 + lead * FRAME_S - 0.001  # the first lead has played: the next is due
+    await asyncio.sleep(PLAYOUT_LEAD_S - PLAYOUT_REFILL_S + 0.05)
+    assert wire.sent == ["media"] * 2 * lead
+    assert utterance.frames_out == 2 * lead and playout.underruns == 0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_one_sender_at_a_time() -> None:
+    """A send that blocks (a slow socket) inside pump(): the playout task, started with
+    frames queued, sends nothing until pump() is done, and a second pump() does nothing;
+    every frame goes out once, in order."""
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    async def media(payload: bytes) -> None:
+        sent.append(payload.decode())
+        if len(sent) == 2:
+            await gate.wait()
+
+    async def mark(name: str) -> None:
+        sent.append(f"mark:{name}")
+
+    async def clear() -> None:
+        sent.append("clear")
+
+    playout = Playout(media, mark, clear)
+    utterance = playout.new_utterance("רגע אחד")
+    frames = [f"{i:03d}".encode() for i in range(5)]
+    playout.push_frames(utterance, frames)
+    playout.end_utterance(utterance)
+    pumping = asyncio.create_task(playout.pump())
+    await asyncio.sleep(0.01)
+    assert sent == ["000", "001"]
+    task = asyncio.create_task(playout.run())  # frames are queued: it waits for pump()
+    await asyncio.sleep(0.01)
+    assert sent == ["000", "001"]
+    await playout.pump()
+    assert sent == ["000", "001"]
+    gate.set()
+    await pumping
+    await asyncio.sleep(0.01)
+    assert sent == ["000", "001", "002", "003", "004", f"mark:{utterance.mark}"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
