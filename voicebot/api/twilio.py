@@ -453,12 +453,17 @@ async def _claimed_call_context(
 ) -> CallContext:
     """Claim the call for this stream and read its context at the same time: the
     greeting waits for both, not for one after the other. A refused claim
-    (SignatureError) cancels the read."""
+    (SignatureError) lets the read finish and drops it: a query cancelled in flight
+    costs its pooled connection, and asyncpg's cancel request on it leaves a future
+    nobody retrieves (logged by asyncio as an error; MagicStack/asyncpg#1310)."""
     context = asyncio.create_task(_call_context(state, call_id, call_sid))
     try:
         await _claim_call(state, call_id, stream_sid)
+    except SignatureError:
+        await context  # never raises: a failed read is (None, None, None)
+        raise
     except BaseException:
-        context.cancel()
+        context.cancel()  # the stream is going away (shutdown, the socket's task)
         with contextlib.suppress(asyncio.CancelledError):
             await context
         raise

@@ -4,12 +4,13 @@ callback and itself, and the autocommit engine's connection settings."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -177,6 +178,45 @@ async def test_a_stream_for_an_ended_or_missing_call_is_refused(
         await twilio._claimed_call_context(_state(app), call_id, "CAx", "MZ" + "1" * 32)
     with pytest.raises(SignatureError):
         await twilio._claimed_call_context(_state(app), call_id + 1000, "CAx", "MZ" + "2" * 32)
+
+
+async def test_a_refused_claim_leaves_the_read_and_its_connection_alone(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token replayed after the call ended, while the stream's context read is still in
+    the database: the claim is refused once the read has finished. Cancelling the read
+    mid-query cost the pooled connection (invalidated), and on asyncpg its cancel request
+    left a future nobody retrieved, logged by asyncio as "Future exception was never
+    retrieved ... unexpected connection_lost() call" (MagicStack/asyncpg#1310)."""
+    state = _state(app)
+    postgres = state.engine.dialect.name == "postgresql"
+    real_lead_context = twilio.lead_context
+
+    async def slow_lead_context(db: Any, call: Call) -> Any:
+        if postgres:
+            await db.execute(text("SELECT pg_sleep(0.2)"))
+        else:
+            await asyncio.sleep(0.2)
+        return await real_lead_context(db, call)
+
+    monkeypatch.setattr(twilio, "lead_context", slow_lead_context)
+    invalidated: list[object] = []
+    for engine in {state.engine.sync_engine, state.autocommit.kw["bind"].sync_engine}:
+        event.listen(engine, "invalidate", lambda *args: invalidated.append(args))
+    unhandled: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        for i in range(3):
+            call_id = await _new_call(app, f"CAreplay{i}", CallStatus.COMPLETED)
+            with pytest.raises(SignatureError):
+                await twilio._claimed_call_context(state, call_id, f"CAreplay{i}", f"MZ{i:032d}")
+        await asyncio.sleep(0.3)  # an abandoned cancel request would finish by now
+        gc.collect()  # "never retrieved" is reported when the future is collected
+    finally:
+        loop.set_exception_handler(None)
+    assert invalidated == []
+    assert unhandled == []
 
 
 async def test_connections_killed_before_the_claim_the_call_goes_on(app: Starlette) -> None:
