@@ -111,3 +111,87 @@ async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
     # While the stalled call waited out its timeout, the healthy one kept real-time pace.
     during = [t for t in healthy.frames_at if stalled_at <= t <= stalled_at + SEND_TIMEOUT_S]
     assert len(during) >= 0.8 * SEND_TIMEOUT_S / FRAME_S
+
+
+class FullSocket:
+    """A caller's websocket whose buffers fill after ``frames`` frames: every later send
+    (frame, mark or `clear`) hangs."""
+
+    def __init__(self, *, frames: int) -> None:
+        self.sent: list[str] = []
+        self._frames = frames
+        self.full = asyncio.Event()
+        self._never = asyncio.Event()
+
+    async def _send(self, kind: str) -> None:
+        if self.sent.count("media") >= self._frames:
+            self.full.set()
+            await self._never.wait()
+        self.sent.append(kind)
+
+    async def media(self, payload: bytes) -> None:
+        await self._send("media")
+
+    async def mark(self, name: str) -> None:
+        await self._send("mark")
+
+    async def clear(self) -> None:
+        await self._send("clear")
+
+
+async def test_a_key_while_the_greeting_waits_on_a_full_socket_still_ends_the_call(
+    tmp_path: Path,
+) -> None:
+    """The greeting's own task is stuck sending a frame to a socket that takes no more;
+    the caller presses a key: the reply is cut (its stuck send cancelled) and the `clear`
+    hangs too. The call still ends as ``peer_stalled`` within the send timeout."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'full.db'}"
+    migrate(make_settings(database_url=url))
+    settings = make_settings(
+        database_url=url,
+        ws_send_timeout_s=SEND_TIMEOUT_S,
+        tts_cache_dir=str(tmp_path / "tts"),
+        inbound_media_timeout_s=60.0,  # only the sends stall
+    )
+    engine = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
+    providers = build_providers(settings)
+    services = build_call_services(
+        settings,
+        metrics=Metrics(),
+        sessions=create_sessionmaker(engine),
+        autocommit=create_sessionmaker(autocommit),
+        store=ResilientStore(None),
+        providers=providers,
+    )
+    socket = FullSocket(frames=5)
+    try:
+        async with services.sessions() as db:
+            row = Call(call_sid="CAfull", direction="inbound", status=CallStatus.IN_PROGRESS)
+            db.add(row)
+            await db.commit()
+        call = CallSession(
+            services=services,
+            call_id=row.id,
+            call_sid="CAfull",
+            state=ConversationState(),
+            send_media=socket.media,
+            send_mark=socket.mark,
+            send_clear=socket.clear,
+        )
+        async with asyncio.TaskGroup() as tg:
+            running = tg.create_task(call.run())
+            await asyncio.wait_for(socket.full.wait(), timeout=10)
+            key = tg.create_task(call.on_dtmf("5"))
+            pressed_at = time.monotonic()
+            await asyncio.wait({running}, timeout=3)
+            ended_after_s = time.monotonic() - pressed_at
+            ended_by_itself = running.done()
+            call.on_stop()  # ends the call here when it hangs
+            key.cancel()
+    finally:
+        await providers.aclose()
+        await dispose_engines(engine, autocommit)
+    assert ended_by_itself, "the call hung on the `clear` to a full socket"
+    assert call.end_reason == "peer_stalled"
+    assert ended_after_s < SEND_TIMEOUT_S * 1.25 + 0.3

@@ -22,22 +22,29 @@ WATCH_DIVISIONS = 4  # checks per timeout period
 class SendGuard:
     """Wraps a call's send callables; :meth:`watch` raises when one send hangs."""
 
-    __slots__ = ("_in_flight_since", "_loop", "_timeout_s")
+    __slots__ = ("_in_flight", "_in_flight_since", "_loop", "_timeout_s")
 
     def __init__(self, *, send_timeout_s: float) -> None:
         self._timeout_s = send_timeout_s
+        self._in_flight = 0
         self._in_flight_since: float | None = None
         self._loop = asyncio.get_running_loop()
 
     def guard(self, send: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
-        """``send`` with its duration watched (sends of one call are never concurrent)."""
+        """``send`` with its duration watched. Sends of one call may overlap (a barge-in's
+        `clear` while a frame waits on a full socket, that frame's task then cancelled):
+        the watch runs while any is in flight, and one ending (done or cancelled) while
+        another still waits watches the other from then on."""
 
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
-            self._in_flight_since = self._loop.time()
+            if not self._in_flight:
+                self._in_flight_since = self._loop.time()
+            self._in_flight += 1
             try:
                 await send(*args, **kwargs)
             finally:
-                self._in_flight_since = None
+                self._in_flight -= 1
+                self._in_flight_since = self._loop.time() if self._in_flight else None
 
         return guarded
 

@@ -50,3 +50,26 @@ async def test_healthy_sends_never_trip_the_watch() -> None:
     assert not watching.done()
     watching.cancel()
     assert len(sent) == 101
+
+
+async def test_a_hung_send_is_watched_after_another_send_is_cancelled() -> None:
+    """Two sends hang on a full socket (a frame, then a barge-in's `clear`) and the
+    frame's is cancelled (its reply was interrupted): the `clear` still hanging trips the
+    watch within the timeout; the cancelled send must not stop the watch."""
+    guard = SendGuard(send_timeout_s=0.2)
+    never = asyncio.Event()
+
+    async def stuck(_: bytes) -> None:
+        await never.wait()
+
+    send = guard.guard(stuck)
+    started = time.monotonic()
+    async with asyncio.TaskGroup() as tg:
+        frame = tg.create_task(send(b"frame"))
+        clear = tg.create_task(send(b"clear"))
+        await asyncio.sleep(0.05)
+        frame.cancel()
+        with pytest.raises(PeerStalledError):
+            await asyncio.wait_for(guard.watch(), timeout=1.0)
+        clear.cancel()
+    assert 0.2 <= time.monotonic() - started < 0.4
