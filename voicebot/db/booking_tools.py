@@ -16,6 +16,7 @@ from voicebot.brain.base import BookingResult
 from voicebot.brain.slots import BusinessCalendar, free_slots
 from voicebot.config import Settings
 from voicebot.db import meetings as booking
+from voicebot.db.engine import uncancelled
 from voicebot.db.models import Lead, LeadStatus
 from voicebot.db.optouts import durable_opt_out
 from voicebot.db.types import utcnow
@@ -56,9 +57,14 @@ class DbBookingTools:
     ) -> list[datetime]:
         self.clock = now
         horizon_end = now + timedelta(days=SLOT_SEARCH_HORIZON_DAYS)
-        async with self._sessions() as session:
-            busy = await booking.busy_intervals(session, now, horizon_end)
+        # A read the reply may abandon (barge-in, a discarded speculative reply): it
+        # finishes rather than being cancelled in flight (see uncancelled()).
+        busy = await uncancelled(self._busy(now, horizon_end))
         return free_slots(self._calendar, now=now, busy=busy, day=day, limit=limit)
+
+    async def _busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        async with self._sessions() as session:
+            return await booking.busy_intervals(session, start, end)
 
     async def book_meeting(self, *, start: datetime, notes: str | None) -> BookingResult:
         if self._lead_id is None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import URL, event, text
@@ -21,6 +22,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from voicebot.config import Settings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+_UNCANCELLED: set[asyncio.Task[Any]] = set()  # running on after their caller was cancelled
 
 DB_PING_TIMEOUT_S = 2.0
 # The client's own bound on a Postgres statement exceeds the server's by this much.
@@ -88,6 +91,32 @@ def create_autocommit_engine(settings: Settings, engine: AsyncEngine) -> AsyncEn
         # Nothing to roll back: the driver opens no transaction in autocommit.
         pool_reset_on_return=None,
     )
+
+
+async def uncancelled(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` (one short unit of database work: open a session, query, close);
+    if the caller is cancelled meanwhile, the caller stops waiting at once and ``work``
+    runs to its end in the background, its result or error dropped.
+
+    For reads a reply makes and may abandon (a barge-in, a speculative reply discarded):
+    a query cancelled in flight costs its pooled connection (SQLAlchemy invalidates it),
+    and on asyncpg the cancel request it sends leaves a future nobody retrieves, which
+    asyncio logs as an error ("Future exception was never retrieved ... unexpected
+    connection_lost() call", MagicStack/asyncpg#1310). Raises what ``work`` raises."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            _UNCANCELLED.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(_forget)
+        raise
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _UNCANCELLED.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("db.abandoned_work_failed", error=type(task.exception()).__name__)
 
 
 async def dispose_engines(*engines: AsyncEngine) -> None:
