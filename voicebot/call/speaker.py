@@ -135,7 +135,7 @@ class Speaker:
         timings = handle.timings
         timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
         handle.sink.push_frames(utterance, _frames(cached))
-        await self._pump(handle)
+        await self._pump()
         return True
 
     async def _synthesize(
@@ -156,17 +156,18 @@ class Speaker:
                 return
             timings.tts_first_byte_at = timings.tts_first_byte_at or time.monotonic()
             handle.sink.push_frames(utterance, frames)
-            await self._pump(handle)
+            await self._pump()
             audio.extend(frames)
         if remember and self._services.settings.tts_reuse_sentences:
             # Rule replies repeat across calls: the next time it costs nothing.
             self._services.phrases.remember(tts.voice_id, text, b"".join(audio))
 
-    async def _pump(self, handle: SpeechHandle) -> None:
-        """Frames just queued on the playout leave now when due (a reply's first ones);
-        a held reply's (speculative) wait for its release."""
-        if handle.sink is self._playout:
-            await self._playout.pump()
+    async def _pump(self) -> None:
+        """Frames just queued on the playout leave now when due (a reply's first ones).
+        A held reply's (speculative) frames are not on the playout until its release, and
+        pass through after it, so they are sent from here too; pumping while they are held
+        sends only what the playout would send anyway."""
+        await self._playout.pump()
 
     def _count(self, stage: str, exc: ProviderError) -> None:
         self._services.metrics.provider_errors.labels(stage, exc.code).inc()
