@@ -7,6 +7,17 @@ barge in), buffers the utterance with a short pre-roll, and ends the utterance
 after a run of silence, reporting when speech truly ended rather than when the
 decision was taken. Stream time is counted in frames from the first frame fed.
 
+A stream's first second is decided retroactively. Until the VAD's noise floor has seen
+a whole window (``NOISE_FLOOR_WARMUP_MS``) it is only the quietest frame so far, too
+high when the caller is already talking at the first frame. Each time it falls in that
+time, the stream so far is decided again against it: before any utterance has started,
+every frame goes through the onset logic again (the warm-up's audio is kept for it), so
+speech from the first frame is reported as a :class:`SpeechStarted` whose ``onset_ms``
+lies in the past (at most ``NOISE_FLOOR_WARMUP_MS`` before the decision); inside an
+utterance, the frames since its last voiced one are judged again with the sustain gate
+(a pause already reported may be taken back by :class:`SpeechResumed`). Line noise
+alone starts nothing this way: its frames stay within a few dB of its own floor.
+
 Overlapping the turn's stages: at the first short pause inside an utterance
 (``speculate_silence_ms``) it reports :class:`SpeechPaused` with the audio so far, so
 recognition and the reply can start while the end of the turn is still being
@@ -19,6 +30,7 @@ it falls back to the default when the caller resumes.
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -42,6 +54,12 @@ POSTROLL_MS: Final = 200
 """Audio kept after the last voiced frame, so STT hears the last phoneme's decay."""
 ONSET_MAX_GAP_MS: Final = 60
 """While confirming an onset, a longer run of unvoiced frames abandons the candidate."""
+RETROACTIVE_ONSET_MIN_SPAN_DB: Final = 3.0
+"""An onset found only by judging the warm-up again needs the levels of its frames that
+pass the gate, from the onset to the frame that decides it, this far apart: a tone or
+noise burst that opened the stream and stopped is steady (within ~2 dB), a voice is not.
+Only the warm-up has this test: there webrtcvad, whose own model has not seen the line
+yet, calls the first frames of anything voice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +121,7 @@ class Endpointer:
         "_endpoint_frames",
         "_frame_index",
         "_gap_frames",
+        "_judged_floor_dbfs",
         "_last_voiced_frame",
         "_max_gap_frames",
         "_max_utterance_frames",
@@ -115,6 +134,9 @@ class Endpointer:
         "_state",
         "_vad",
         "_voiced_frames",
+        "_warm",
+        "_warm_agent",
+        "_warm_audio",
     )
 
     def __init__(
@@ -139,6 +161,8 @@ class Endpointer:
         self._vad = VoiceActivityDetector(aggressiveness=vad_aggressiveness)
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
         self._audio = bytearray()
+        self._warm_audio = bytearray()  # the stream's frames while they can be judged again
+        self._warm_agent: list[bool] = []  # agent_speaking of each of them
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -153,6 +177,10 @@ class Endpointer:
         self._endpoint_frames = self._default_endpoint_frames
         self._preroll.clear()
         self._audio.clear()
+        self._warm = True
+        self._judged_floor_dbfs = math.inf
+        self._warm_audio.clear()
+        self._warm_agent.clear()
 
     @property
     def stream_ms(self) -> int:
@@ -201,6 +229,11 @@ class Endpointer:
         else:
             mode = GateMode.ONSET
         voiced = self._vad.is_speech(pcm16_frame, mode=mode)
+        if self._warm and self._floor_fell(pcm16_frame, agent_speaking=agent_speaking):
+            if state is not _State.SPEAKING:
+                return self._judge_onset_again()
+            self._audio += pcm16_frame
+            return self._judge_speech_again(index)
         if state is _State.IDLE:
             if voiced:
                 self._begin_candidate(index, pcm16_frame)
@@ -211,6 +244,87 @@ class Endpointer:
         if state is _State.ONSET:
             return self._confirm_onset(index, voiced, agent_speaking=agent_speaking)
         return self._track_speech(index, voiced)
+
+    def _floor_fell(self, frame: bytes, *, agent_speaking: bool) -> bool:
+        """Keep a warm-up frame; True if the floor fell with it (the earlier frames'
+        decisions are stale). Past the warm-up, ends it."""
+        if not self._vad.warming_up:
+            self._end_warmup()
+            return False
+        self._warm_audio += frame
+        self._warm_agent.append(agent_speaking)
+        floor = self._vad.noise_floor_dbfs
+        if floor >= self._judged_floor_dbfs:
+            return False
+        self._judged_floor_dbfs = floor
+        return True
+
+    def _end_warmup(self) -> None:
+        """No more retroactive decisions: an utterance has ended, or the floor is a real one."""
+        self._warm = False
+        self._warm_audio.clear()
+        self._warm_agent.clear()
+
+    def _judge_onset_again(self) -> SpeechStarted | None:
+        """Decide the stream so far again, each frame judged against the floor as known now.
+
+        Runs the same onset logic as :meth:`process`; only ``SpeechStarted`` can come of it
+        (nothing was reported before). Frames after a confirmed onset only mark voice: a
+        pause or end they hold is reported by the next frame, as its silence is counted
+        from the last voiced frame. O(warm-up) per fall of the floor; the floor falls
+        rarely once it has met the line's background.
+        """
+        self._state = _State.IDLE
+        self._preroll.clear()
+        self._audio.clear()
+        vad = self._vad
+        warm = self._warm_audio
+        started: SpeechStarted | None = None
+        for index, agent_speaking in enumerate(self._warm_agent):
+            frame = bytes(warm[index * FRAME_BYTES_PCM16 : (index + 1) * FRAME_BYTES_PCM16])
+            state = self._state
+            if state is _State.SPEAKING:
+                self._audio += frame
+                if vad.judge_again(index, GateMode.SUSTAIN):
+                    self._last_voiced_frame = index
+                continue
+            mode = GateMode.BARGE_IN if agent_speaking else GateMode.ONSET
+            voiced = vad.judge_again(index, mode)
+            if state is _State.IDLE:
+                if voiced:
+                    self._begin_candidate(index, frame)
+                else:
+                    self._preroll.append(frame)
+                continue
+            self._audio += frame
+            started = self._confirm_onset(index, voiced, agent_speaking=agent_speaking)
+            if started is not None and not self._varies_like_speech(mode):
+                self._abandon_candidate()
+                started = None
+        return started
+
+    def _varies_like_speech(self, mode: GateMode) -> bool:
+        """The candidate just confirmed by judging the warm-up again, from its onset to the
+        latest frame, rises and falls as a voice does (not a steady burst that stopped)."""
+        last = len(self._warm_agent) - 1
+        span_db = self._vad.speech_level_span_db(self._onset_frame, last, mode)
+        return span_db >= RETROACTIVE_ONSET_MIN_SPAN_DB
+
+    def _judge_speech_again(self, index: int) -> SpeechPaused | SpeechResumed | SpeechEnded | None:
+        """Inside an utterance begun in the warm-up: the frames since its last voiced one are
+        judged again against the floor as known now (the sustain gate), then this frame is
+        tracked as :meth:`process` would. Voice found after a reported pause resumes it."""
+        first_voiced = -1
+        for earlier in range(self._last_voiced_frame + 1, index + 1):
+            if self._vad.judge_again(earlier, GateMode.SUSTAIN):
+                if first_voiced < 0:
+                    first_voiced = earlier
+                self._last_voiced_frame = earlier
+        if first_voiced >= 0 and self._paused:
+            self._paused = False
+            self._endpoint_frames = self._default_endpoint_frames
+            return SpeechResumed(at_ms=first_voiced * FRAME_MS)
+        return self._track_speech(index, self._last_voiced_frame == index)
 
     def _begin_candidate(self, index: int, frame: bytes) -> None:
         self._state = _State.ONSET
@@ -287,6 +401,8 @@ class Endpointer:
         self._state = _State.IDLE
         self._audio.clear()
         self._preroll.clear()
+        if self._warm:
+            self._end_warmup()
         return event
 
     def _utterance_audio(self, index: int) -> bytes:

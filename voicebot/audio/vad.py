@@ -6,6 +6,15 @@ faint echo; the energy gate adds two tests on top: the frame must stand a margin
 above the tracked noise floor, and above an absolute level. A stricter pair of
 thresholds applies while the agent is talking, so that the agent's own voice
 coming back as line echo is not taken for the caller. Stateful, one per stream.
+
+A new stream has no floor yet: until the tracker has seen a whole window
+(``NOISE_FLOOR_WARMUP_MS``) its floor is the minimum of every frame so far, an upper
+bound on the line's background that falls as quieter frames arrive. A caller already
+speaking at frame 0 sets that bound at their own voice, so their first frames fail the
+margin when they arrive. The detector therefore keeps the evidence of each warm-up
+frame (its level and webrtcvad's answer) and can judge it again against the floor as
+known later (:meth:`VoiceActivityDetector.judge_again`); the endpointer uses that to
+decide a stream's first frames retroactively.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ NOISE_FLOOR_BLOCK_MS: Final = 200
 """The floor is the minimum frame level seen over a window cut into blocks of this length…"""
 NOISE_FLOOR_WINDOW_BLOCKS: Final = 5
 """…and this many blocks (1 s): long enough to span the dips inside speech."""
+NOISE_FLOOR_WARMUP_MS: Final = NOISE_FLOOR_BLOCK_MS * NOISE_FLOOR_WINDOW_BLOCKS
+"""Until a stream is this old its floor is the minimum of all its frames (no block has
+left the window): frames up to here can be judged again as the floor falls."""
 ONSET_MARGIN_DB: Final = 6.0
 """To start an utterance a frame must stand at least this far above the noise floor…"""
 SUSTAIN_MARGIN_DB: Final = 3.0
@@ -107,7 +119,17 @@ class NoiseFloorTracker:
 class VoiceActivityDetector:
     """Classifies 20 ms PCM16 8 kHz frames as speech or not, adapting to line noise."""
 
-    __slots__ = ("_barge_in_margin_db", "_barge_in_min_dbfs", "_floor", "_last_dbfs", "_vad")
+    __slots__ = (
+        "_aggressiveness",
+        "_barge_in_margin_db",
+        "_barge_in_min_dbfs",
+        "_floor",
+        "_frames",
+        "_last_dbfs",
+        "_vad",
+        "_warm_levels",
+        "_warm_voiced",
+    )
 
     def __init__(
         self,
@@ -116,11 +138,16 @@ class VoiceActivityDetector:
         barge_in_margin_db: float = BARGE_IN_MARGIN_DB,
         barge_in_min_dbfs: float = BARGE_IN_MIN_DBFS,
     ) -> None:
+        self._aggressiveness = aggressiveness
         self._vad = webrtcvad.Vad(aggressiveness)
         self._floor = NoiseFloorTracker()
         self._barge_in_margin_db = barge_in_margin_db
         self._barge_in_min_dbfs = barge_in_min_dbfs
         self._last_dbfs = SILENCE_DBFS
+        self._frames = 0
+        warmup_frames = NOISE_FLOOR_WARMUP_MS // FRAME_MS
+        self._warm_levels = [SILENCE_DBFS] * warmup_frames
+        self._warm_voiced = [False] * warmup_frames
 
     @property
     def noise_floor_dbfs(self) -> float:
@@ -132,11 +159,24 @@ class VoiceActivityDetector:
         """Level of the last classified frame."""
         return self._last_dbfs
 
+    @property
+    def frames_seen(self) -> int:
+        """Frames classified since the stream began."""
+        return self._frames
+
+    @property
+    def warming_up(self) -> bool:
+        """True while every frame of the stream is recorded and the floor is still the
+        minimum of them all (the first ``NOISE_FLOOR_WARMUP_MS``): each can be judged again."""
+        return self._frames <= len(self._warm_levels)
+
     def is_speech(self, pcm16_frame: bytes, *, mode: GateMode = GateMode.ONSET) -> bool:
         """Classify one 320-byte frame against the thresholds of ``mode``.
 
         The frame's level is compared with the floor as it stood before this frame,
-        then folded into the floor. Raises ``ValueError`` on a frame of wrong size.
+        then folded into the floor. On a stream's first frame there is no floor and the
+        answer is False (see :meth:`judge_again`). Raises ``ValueError`` on a frame of
+        wrong size.
         """
         if len(pcm16_frame) != FRAME_BYTES_PCM16:
             raise ValueError(f"expected {FRAME_BYTES_PCM16} bytes, got {len(pcm16_frame)}")
@@ -145,8 +185,42 @@ class VoiceActivityDetector:
         floor = self._floor.floor_dbfs
         voiced = level > SPEECH_MIN_DBFS and self._vad.is_speech(pcm16_frame, SAMPLE_RATE_HZ)
         self._floor.update(level)
-        if not voiced:
+        index = self._frames
+        self._frames = index + 1
+        if index < len(self._warm_levels):
+            self._warm_levels[index] = level
+            self._warm_voiced[index] = voiced
+        return voiced and self._passes(level, floor, mode)
+
+    def judge_again(self, index: int, mode: GateMode) -> bool:
+        """Classify the stream's ``index``-th frame again, against the floor as it stands
+        now, as :meth:`is_speech` would have if the floor had been known then.
+
+        Only frames of the warm-up can be judged again; raises ``IndexError`` for others
+        (or for a frame not yet seen, or once the warm-up is over).
+        """
+        if not 0 <= index < self._frames <= len(self._warm_levels):
+            raise IndexError(f"frame {index} cannot be judged again")
+        if not self._warm_voiced[index]:
             return False
+        return self._passes(self._warm_levels[index], self._floor.floor_dbfs, mode)
+
+    def speech_level_span_db(self, first: int, last: int, mode: GateMode) -> float:
+        """How far apart (dB) lie the levels of the warm-up frames ``first`` … ``last``
+        that :meth:`judge_again` calls speech in ``mode`` (0 for fewer than two). Speech
+        rises and falls from syllable to syllable; a steady tone or noise does not.
+        Raises ``IndexError`` for frames :meth:`judge_again` refuses."""
+        if not 0 <= first <= last < self._frames <= len(self._warm_levels):
+            raise IndexError(f"frames {first}..{last} are not in the warm-up")
+        floor = self._floor.floor_dbfs
+        low, high = math.inf, -math.inf
+        for index in range(first, last + 1):
+            level = self._warm_levels[index]
+            if self._warm_voiced[index] and self._passes(level, floor, mode):
+                low, high = min(low, level), max(high, level)
+        return high - low if high > low else 0.0
+
+    def _passes(self, level: float, floor: float, mode: GateMode) -> bool:
         if mode is GateMode.ONSET:
             return level >= floor + ONSET_MARGIN_DB
         if mode is GateMode.SUSTAIN:
@@ -154,6 +228,9 @@ class VoiceActivityDetector:
         return level >= max(floor + self._barge_in_margin_db, self._barge_in_min_dbfs)
 
     def reset(self) -> None:
-        """Forget the noise floor (new stream)."""
+        """Forget the line (new stream): the noise floor, the warm-up, and webrtcvad's own
+        noise model, adapted to the old line."""
+        self._vad = webrtcvad.Vad(self._aggressiveness)
         self._floor.reset()
         self._last_dbfs = SILENCE_DBFS
+        self._frames = 0

@@ -31,11 +31,13 @@ from voicebot.audio.endpointing import (
     SpeechResumed,
     SpeechStarted,
 )
+from voicebot.audio.vad import NOISE_FLOOR_WARMUP_MS
 from voicebot.providers.base import Transcript, TranscriptionSession
 
 # μ-law frames remembered before an onset is confirmed: the endpointer's pre-roll plus the
-# longest onset confirmation (barge-in) with margin.
-RING_MS = 600
+# longest onset confirmation (barge-in) with margin, and at least the floor's warm-up, in
+# which an onset at the stream's first frame can be confirmed retroactively.
+RING_MS = max(600, NOISE_FLOOR_WARMUP_MS)
 # Longest utterance kept for sending again after a pause (30 s of 8 kHz μ-law).
 MAX_UTTERANCE_BYTES = 30 * 8000
 

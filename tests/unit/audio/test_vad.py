@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 from voicebot.audio.vad import (
+    NOISE_FLOOR_WARMUP_MS,
     GateMode,
     NoiseFloorTracker,
     VoiceActivityDetector,
     frame_dbfs,
 )
 from voicebot.testing.hebrew_audio import (
+    NoiseKind,
     active_power,
     make_noise,
+    mix_noise,
     pcm16_frames,
     scale,
     silence,
@@ -83,3 +86,77 @@ def test_barge_in_mode_requires_a_louder_frame_than_onset_mode(hebrew_cache_dir:
     barge_voiced = sum(barge.is_speech(f, mode=GateMode.BARGE_IN) for f in pcm16_frames(clip))
     assert onset_voiced >= 30
     assert barge_voiced == 0
+
+
+def test_first_frames_of_speech_are_speech_once_judged_again(hebrew_cache_dir: Path) -> None:
+    """ "הלו" from the stream's first frame fails the gate as it arrives (no floor yet, then
+    its own level), and passes every gate when judged again after a quieter frame."""
+    speech = synthesize_hebrew("הלו", cache_dir=hebrew_cache_dir)
+    frames = pcm16_frames(speech)[:4]
+    vad = VoiceActivityDetector()
+    live = [vad.is_speech(f, mode=GateMode.BARGE_IN) for f in frames]
+    assert not live[0]
+    for frame in pcm16_frames(silence(100)):
+        vad.is_speech(frame)
+    for mode in GateMode:
+        again = [vad.judge_again(i, mode) for i in range(len(frames))]
+        assert again[0] and sum(again) >= 2, mode
+
+
+@pytest.mark.parametrize(
+    ("kind", "snr_db"), [("white", 20.0), ("hum", 20.0), ("white", 10.0), ("white", 5.0)]
+)
+def test_line_noise_from_the_first_frame_is_not_speech_judged_again(
+    hebrew_cache_dir: Path, kind: NoiseKind, snr_db: float
+) -> None:
+    """The first second of line noise (which webrtcvad calls speech at first) is not
+    speech in any mode when judged against the floor it settles to."""
+    speech = synthesize_hebrew("כן, אני יכול לדבר עכשיו", cache_dir=hebrew_cache_dir)
+    noise = mix_noise(
+        silence(NOISE_FLOOR_WARMUP_MS),
+        snr_db,
+        seed=7,
+        kind=kind,
+        reference_power=active_power(speech),
+    )
+    vad = VoiceActivityDetector()
+    frames = pcm16_frames(noise)
+    for frame in frames:
+        vad.is_speech(frame)
+    assert vad.warming_up
+    for mode in GateMode:
+        assert not any(vad.judge_again(i, mode) for i in range(len(frames))), mode
+
+
+def test_only_the_warmup_can_be_judged_again() -> None:
+    """judge_again refuses a frame not yet seen and any frame once the warm-up is over;
+    reset() starts a new warm-up."""
+    vad = VoiceActivityDetector()
+    vad.is_speech(bytes(320))
+    assert not vad.judge_again(0, GateMode.ONSET)
+    with pytest.raises(IndexError):
+        vad.judge_again(1, GateMode.ONSET)
+    for frame in pcm16_frames(silence(NOISE_FLOOR_WARMUP_MS)):
+        vad.is_speech(frame)
+    assert not vad.warming_up
+    with pytest.raises(IndexError):
+        vad.judge_again(0, GateMode.ONSET)
+    vad.reset()
+    assert vad.warming_up and vad.frames_seen == 0
+    vad.is_speech(bytes(320))
+    assert not vad.judge_again(0, GateMode.ONSET)
+
+
+def test_level_span_tells_a_voice_from_a_steady_burst(hebrew_cache_dir: Path) -> None:
+    """Judged again after a quieter stretch, the first frames of "הלו" span several dB;
+    a steady noise burst as loud spans under 3 dB."""
+    speech = pcm16_frames(synthesize_hebrew("הלו", cache_dir=hebrew_cache_dir))[:4]
+    burst = pcm16_frames(_noise(200, 1000.0))
+    spans = []
+    for opening in (speech, burst):
+        vad = VoiceActivityDetector()
+        for frame in opening + pcm16_frames(silence(100)):
+            vad.is_speech(frame)
+        spans.append(vad.speech_level_span_db(0, len(opening) - 1, GateMode.ONSET))
+    assert spans[0] >= 6.0
+    assert 0.0 < spans[1] < 3.0

@@ -136,3 +136,29 @@ async def test_a_pause_commits_and_a_resume_sends_the_whole_utterance_again() ->
     ended = live.on_frame(frame, SpeechEnded(onset_ms=0, end_ms=100, audio=b""), stream_ms=140)
     assert session.commits == 2
     assert ended is paused
+
+
+async def test_speech_from_the_first_frame_is_streamed_from_that_frame() -> None:
+    """Voice from the stream's first frame over the agent (the greeting), confirmed only
+    once a quieter frame shows the line's floor, is streamed from the first frame on."""
+    rng = np.random.default_rng(2)
+    t = np.arange(4800) / 8000
+    tone = 6000 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
+    signal = np.concatenate([tone, np.zeros(9600)]) + rng.normal(0, 60, 14400)
+    ulaw = pcm16_to_ulaw(signal.clip(-32767, 32767).astype("<i2").tobytes())
+    frames = [ulaw[i : i + FRAME_BYTES_ULAW] for i in range(0, len(ulaw), FRAME_BYTES_ULAW)]
+    session = RecordingSession()
+    live = LiveRecognition(session)
+    endpointer = Endpointer(endpoint_silence_ms=500)
+    started_at = end_index = None
+    for index, frame in enumerate(frames):
+        event = endpointer.process(ulaw_to_pcm16(frame), agent_speaking=True)
+        live.on_frame(frame, event, stream_ms=endpointer.stream_ms)
+        if isinstance(event, SpeechStarted):
+            assert event.onset_ms == 0
+            started_at = endpointer.stream_ms
+        if isinstance(event, SpeechEnded):
+            end_index = index
+    assert started_at is not None and started_at > 600 - PREROLL_MS  # past the old ring
+    assert end_index is not None
+    assert session.fed == frames[: end_index + 1]
