@@ -56,10 +56,14 @@ ONSET_MAX_GAP_MS: Final = 60
 """While confirming an onset, a longer run of unvoiced frames abandons the candidate."""
 RETROACTIVE_ONSET_MIN_SPAN_DB: Final = 3.0
 """An onset found only by judging the warm-up again needs the levels of its frames that
-pass the gate, from the onset to the frame that decides it, this far apart: a tone or
-noise burst that opened the stream and stopped is steady (within ~2 dB), a voice is not.
-Only the warm-up has this test: there webrtcvad, whose own model has not seen the line
-yet, calls the first frames of anything voice."""
+pass the gate, from the onset to the latest frame, this far apart: a tone or noise burst
+that opened the stream and stopped is steady (within ~2 dB), a voice is not. Only the
+warm-up has this test: there webrtcvad, whose own model has not seen the line yet, calls
+the first frames of anything voice."""
+RETROACTIVE_ONSET_MIN_RISE_DB: Final = 2.0
+"""…and one of those frames this far above an earlier one: a burst fading out spans many
+dB but its levels only fall (by less than their frame-to-frame jitter), a voice rises into
+its syllables."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,10 +309,10 @@ class Endpointer:
 
     def _varies_like_speech(self, mode: GateMode) -> bool:
         """The candidate just confirmed by judging the warm-up again, from its onset to the
-        latest frame, rises and falls as a voice does (not a steady burst that stopped)."""
+        latest frame, rises and falls as a voice does (not a steady burst, nor one fading out)."""
         last = len(self._warm_agent) - 1
-        span_db = self._vad.speech_level_span_db(self._onset_frame, last, mode)
-        return span_db >= RETROACTIVE_ONSET_MIN_SPAN_DB
+        span_db, rise_db = self._vad.speech_level_span_db(self._onset_frame, last, mode)
+        return span_db >= RETROACTIVE_ONSET_MIN_SPAN_DB and rise_db >= RETROACTIVE_ONSET_MIN_RISE_DB
 
     def _judge_speech_again(self, index: int) -> SpeechPaused | SpeechResumed | SpeechEnded | None:
         """Inside an utterance begun in the warm-up: the frames since its last voiced one are

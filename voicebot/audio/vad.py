@@ -205,20 +205,23 @@ class VoiceActivityDetector:
             return False
         return self._passes(self._warm_levels[index], self._floor.floor_dbfs, mode)
 
-    def speech_level_span_db(self, first: int, last: int, mode: GateMode) -> float:
+    def speech_level_span_db(self, first: int, last: int, mode: GateMode) -> tuple[float, float]:
         """How far apart (dB) lie the levels of the warm-up frames ``first`` … ``last``
-        that :meth:`judge_again` calls speech in ``mode`` (0 for fewer than two). Speech
-        rises and falls from syllable to syllable; a steady tone or noise does not.
-        Raises ``IndexError`` for frames :meth:`judge_again` refuses."""
+        that :meth:`judge_again` calls speech in ``mode``, and the largest rise among them
+        from one frame to a later one (0, 0 for fewer than two). Speech rises and falls
+        from syllable to syllable; a steady tone or noise spans little, and one fading out
+        spans much but never rises. Raises ``IndexError`` for frames :meth:`judge_again`
+        refuses."""
         if not 0 <= first <= last < self._frames <= len(self._warm_levels):
             raise IndexError(f"frames {first}..{last} are not in the warm-up")
         floor = self._floor.floor_dbfs
-        low, high = math.inf, -math.inf
+        low, high, rise = math.inf, -math.inf, 0.0
         for index in range(first, last + 1):
             level = self._warm_levels[index]
             if self._warm_voiced[index] and self._passes(level, floor, mode):
+                rise = max(rise, level - low)
                 low, high = min(low, level), max(high, level)
-        return high - low if high > low else 0.0
+        return (high - low, rise) if high > low else (0.0, 0.0)
 
     def _passes(self, level: float, floor: float, mode: GateMode) -> bool:
         if mode is GateMode.ONSET:

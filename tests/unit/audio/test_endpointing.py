@@ -437,3 +437,36 @@ def test_a_steady_burst_opening_the_stream_starts_nothing(
     first frames of anything voice; the burst's level does not move as a voice's does)."""
     audio = _burst_then_line(kind, burst_dbfs, burst_ms)
     assert _run(Endpointer(), audio, agent_speaking=agent_speaking) == []
+
+
+RINGBACK_HZ = (440.0, 480.0)
+"""The North American ringback tone; its tail can reach a Media Stream's first frames."""
+
+
+def _fading_from_first_frame(kind: str, start_dbfs: float, drop_db: float, fade_ms: int) -> bytes:
+    n_samples = 8 * 3000
+    if kind == "ringback":
+        t = np.arange(n_samples) / 8000
+        wave = sum(np.sin(2 * np.pi * hz * t) for hz in RINGBACK_HZ)
+        wave = np.asarray(wave) / np.sqrt(np.mean(np.asarray(wave) ** 2))
+    else:
+        wave = make_noise(n_samples, 1.0, seed=41, kind="hum" if kind == "hum" else "white")
+    t_ms = np.arange(n_samples) / 8
+    level_dbfs = start_dbfs - drop_db * np.minimum(t_ms / fade_ms, 1.0)
+    samples = wave * 32768 * 10 ** (level_dbfs / 20)
+    return np.clip(np.rint(samples), -32768, 32767).astype("<i2").tobytes()
+
+
+@pytest.mark.parametrize("agent_speaking", [False, True], ids=["idle", "agent"])
+@pytest.mark.parametrize(
+    ("kind", "start_dbfs", "drop_db", "fade_ms"),
+    [("white", -20.0, 25.0, 400), ("hum", -20.0, 40.0, 800), ("ringback", -20.0, 30.0, 800)],
+)
+def test_a_sound_fading_out_from_the_first_frame_starts_nothing(
+    kind: str, start_dbfs: float, drop_db: float, fade_ms: int, agent_speaking: bool
+) -> None:
+    """Noise, hum or a ringback tail that opens the stream and fades out (its levels span
+    many dB but only fall) is not taken for speech when the warm-up is judged again, so it
+    neither starts a turn nor barges in over the greeting."""
+    audio = _fading_from_first_frame(kind, start_dbfs, drop_db, fade_ms)
+    assert _run(Endpointer(), audio, agent_speaking=agent_speaking) == []

@@ -147,16 +147,24 @@ def test_only_the_warmup_can_be_judged_again() -> None:
     assert not vad.judge_again(0, GateMode.ONSET)
 
 
-def test_level_span_tells_a_voice_from_a_steady_burst(hebrew_cache_dir: Path) -> None:
-    """Judged again after a quieter stretch, the first frames of "הלו" span several dB;
-    a steady noise burst as loud spans under 3 dB."""
+def test_level_span_and_rise_tell_a_voice_from_a_steady_or_fading_burst(
+    hebrew_cache_dir: Path,
+) -> None:
+    """Judged again after a quieter stretch, the first frames of "הלו" span several dB and
+    rise between syllable parts; a steady noise burst as loud spans under 3 dB; one fading
+    out by 2 dB a frame spans many dB yet never rises by 2 dB."""
     speech = pcm16_frames(synthesize_hebrew("הלו", cache_dir=hebrew_cache_dir))[:4]
     burst = pcm16_frames(_noise(200, 1000.0))
-    spans = []
-    for opening in (speech, burst):
+    fading = [
+        scale(frame, -2.0 * index) for index, frame in enumerate(pcm16_frames(_noise(200, 1000.0)))
+    ]
+    measured = []
+    for opening in (speech, burst, fading):
         vad = VoiceActivityDetector()
         for frame in opening + pcm16_frames(silence(100)):
             vad.is_speech(frame)
-        spans.append(vad.speech_level_span_db(0, len(opening) - 1, GateMode.ONSET))
-    assert spans[0] >= 6.0
-    assert 0.0 < spans[1] < 3.0
+        measured.append(vad.speech_level_span_db(0, len(opening) - 1, GateMode.ONSET))
+    (speech_span, speech_rise), (burst_span, _), (fading_span, fading_rise) = measured
+    assert speech_span >= 6.0 and speech_rise >= 2.0
+    assert 0.0 < burst_span < 3.0
+    assert fading_span >= 6.0 and fading_rise < 2.0
