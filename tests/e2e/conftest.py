@@ -1,14 +1,15 @@
 """What every end-to-end call test shares: espeak-ng present, one server configuration
 (SQLite, Twilio signatures on, the provider simulator as STT), the caller's cached Hebrew
-speech, the simulator that recognises it, the running call server and a frozen Tuesday
-morning for calls that book "מחר"."""
+speech, the simulator that recognises it, the running call server, a frozen Tuesday
+morning for calls that book "מחר", and a call session run in-process without a server
+(its services and a session on a new call row)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,22 @@ import pytest
 import time_machine
 
 from tests.conftest import REQUIRE_SERVICES, make_settings
+from voicebot.brain.base import ConversationState
+from voicebot.call.services import CallServices
+from voicebot.call.session import CallSession
+from voicebot.call.wiring import build_call_services
 from voicebot.cli import migrate
 from voicebot.config import Settings
+from voicebot.db.engine import (
+    create_autocommit_engine,
+    create_engine,
+    create_sessionmaker,
+    dispose_engines,
+)
+from voicebot.db.models import Call, CallStatus
+from voicebot.metrics import Metrics
+from voicebot.providers.factory import build_providers
+from voicebot.store.resilient import ResilientStore
 from voicebot.testing.hebrew_audio import synthesize_hebrew
 from voicebot.testing.provider_sim import ProviderSim, SimConfig
 from voicebot.testing.server import free_port, running_server
@@ -141,3 +156,54 @@ async def answer_call(
             to_number="+97233769999",
         )
     return stream_from_twiml(response.status_code, response.text)
+
+
+@contextlib.asynccontextmanager
+async def local_call_services(tmp_path: Path, **overrides: Any) -> AsyncIterator[CallServices]:
+    """What a :class:`CallSession` runs on, in this process and without a server: a migrated
+    SQLite database and the TTS cache in ``tmp_path``, the configured providers (espeak-ng),
+    no Redis; ``overrides`` are settings. Providers and engines are closed on exit."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}"
+    migrate(make_settings(database_url=url))
+    settings = make_settings(database_url=url, tts_cache_dir=str(tmp_path / "tts"), **overrides)
+    engine = create_engine(settings)
+    autocommit = create_autocommit_engine(settings, engine)
+    providers = build_providers(settings)
+    try:
+        yield build_call_services(
+            settings,
+            metrics=Metrics(),
+            sessions=create_sessionmaker(engine),
+            autocommit=create_sessionmaker(autocommit),
+            store=ResilientStore(None),
+            providers=providers,
+        )
+    finally:
+        await providers.aclose()
+        await dispose_engines(engine, autocommit)
+
+
+async def local_session(
+    services: CallServices,
+    call_sid: str,
+    *,
+    send_media: Callable[[bytes], Awaitable[None]],
+    send_mark: Callable[[str], Awaitable[None]],
+    send_clear: Callable[[], Awaitable[None]],
+) -> CallSession:
+    """A session (not yet run) on a new in-progress inbound call row ``call_sid``, sending
+    through the given callables (Twilio's side of the socket, as the test plays it)."""
+    async with services.sessions() as db:
+        call = Call(call_sid=call_sid, direction="inbound", status=CallStatus.IN_PROGRESS)
+        db.add(call)
+        await db.commit()
+        call_id = call.id
+    return CallSession(
+        services=services,
+        call_id=call_id,
+        call_sid=call_sid,
+        state=ConversationState(),
+        send_media=send_media,
+        send_mark=send_mark,
+        send_clear=send_clear,
+    )

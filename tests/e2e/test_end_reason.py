@@ -5,28 +5,14 @@ close reason and the ``call.ended`` log say why the call really ended."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.conftest import make_settings
-from voicebot.brain.base import ConversationState
+from tests.e2e.conftest import local_call_services, local_session
 from voicebot.call.services import CallServices
 from voicebot.call.session import CallSession
-from voicebot.call.wiring import build_call_services
-from voicebot.cli import migrate
-from voicebot.db.engine import (
-    create_autocommit_engine,
-    create_engine,
-    create_sessionmaker,
-    dispose_engines,
-)
-from voicebot.db.models import Call, CallStatus, CallTurn
-from voicebot.metrics import Metrics
-from voicebot.providers.factory import build_providers
-from voicebot.store.resilient import ResilientStore
+from voicebot.db.models import CallTurn
 from voicebot.testing.twilio_api_sim import TwilioApiSimulator, serve_on_loopback
 
 GOODBYE = "אנחנו צריכים לסיים כאן, יום טוב!"
@@ -54,42 +40,9 @@ class Peer:
         return None
 
 
-@asynccontextmanager
-async def _services(tmp_path: Path, **overrides: object) -> AsyncIterator[CallServices]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'endings.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(database_url=url, tts_cache_dir=str(tmp_path / "tts"), **overrides)
-    engine = create_engine(settings)
-    autocommit = create_autocommit_engine(settings, engine)
-    providers = build_providers(settings)
-    try:
-        yield build_call_services(
-            settings,
-            metrics=Metrics(),
-            sessions=create_sessionmaker(engine),
-            autocommit=create_sessionmaker(autocommit),
-            store=ResilientStore(None),
-            providers=providers,
-        )
-    finally:
-        await providers.aclose()
-        await dispose_engines(engine, autocommit)
-
-
 async def _session(services: CallServices, peer: Peer, call_sid: str) -> CallSession:
-    async with services.sessions() as db:
-        call = Call(call_sid=call_sid, direction="inbound", status=CallStatus.IN_PROGRESS)
-        db.add(call)
-        await db.commit()
-        call_id = call.id
-    session = CallSession(
-        services=services,
-        call_id=call_id,
-        call_sid=call_sid,
-        state=ConversationState(),
-        send_media=peer.media,
-        send_mark=peer.mark,
-        send_clear=peer.clear,
+    session = await local_session(
+        services, call_sid, send_media=peer.media, send_mark=peer.mark, send_clear=peer.clear
     )
     peer.session = session
     return session
@@ -104,7 +57,7 @@ async def test_a_drain_after_a_machine_stop_keeps_the_reason_machine(tmp_path: P
     api = TwilioApiSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
     async with (
         serve_on_loopback(api.app) as api_url,
-        _services(
+        local_call_services(
             tmp_path,
             inbound_media_timeout_s=60.0,
             twilio_account_sid=ACCOUNT_SID,
@@ -141,7 +94,9 @@ async def test_inbound_media_stopping_during_the_goodbye_keeps_the_reason_max_du
     stream stops: the call ended at its duration limit, and the reason stays
     ``max_duration`` (not ``inbound_media_stopped``)."""
     peer = Peer(echo_marks=False)
-    async with _services(tmp_path, max_call_duration_s=1, inbound_media_timeout_s=2.0) as services:
+    async with local_call_services(
+        tmp_path, max_call_duration_s=1, inbound_media_timeout_s=2.0
+    ) as services:
         session = await _session(services, peer, "CAlimit")
         async with asyncio.timeout(20):
             await session.run()
@@ -162,7 +117,7 @@ async def test_the_inbound_stream_stopping_during_the_opt_out_goodbye_keeps_the_
             await session.on_media(b"\xff" * 160)
             await asyncio.sleep(0.02)
 
-    async with _services(tmp_path, inbound_media_timeout_s=2.0) as services:
+    async with local_call_services(tmp_path, inbound_media_timeout_s=2.0) as services:
         session = await _session(services, peer, "CAoptout")
         async with asyncio.timeout(60), asyncio.TaskGroup() as tg:
             runner = tg.create_task(session.run())

@@ -11,23 +11,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.conftest import make_settings
+from tests.e2e.conftest import local_call_services, local_session
 from tests.unit.call.conftest import Wire
 from voicebot.brain.base import ConversationState
-from voicebot.call.session import CallSession
 from voicebot.call.speaker import prepare_greeting
-from voicebot.call.wiring import build_call_services
-from voicebot.cli import migrate
-from voicebot.db.engine import (
-    create_autocommit_engine,
-    create_engine,
-    create_sessionmaker,
-    dispose_engines,
-)
-from voicebot.db.models import Call, CallStatus
-from voicebot.metrics import Metrics
-from voicebot.providers.factory import build_providers
-from voicebot.store.resilient import ResilientStore
 
 
 class LoopIterations:
@@ -49,20 +36,6 @@ class LoopIterations:
 async def test_the_cached_greeting_leaves_one_iteration_after_the_session_starts(
     tmp_path: Path,
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'greeting.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(database_url=url, tts_cache_dir=str(tmp_path / "tts"))
-    engine = create_engine(settings)
-    autocommit = create_autocommit_engine(settings, engine)
-    providers = build_providers(settings)
-    services = build_call_services(
-        settings,
-        metrics=Metrics(),
-        sessions=create_sessionmaker(engine),
-        autocommit=create_sessionmaker(autocommit),
-        store=ResilientStore(None),
-        providers=providers,
-    )
     wire = Wire()
     at_first_frame: list[int] = []
     first_frame = asyncio.Event()
@@ -74,21 +47,11 @@ async def test_the_cached_greeting_leaves_one_iteration_after_the_session_starts
             first_frame.set()
         await wire.media(payload)
 
-    try:
+    async with local_call_services(tmp_path) as services:
         # The voice webhook prepares the greeting while Twilio connects the stream.
         await prepare_greeting(services, ConversationState())
-        async with services.sessions() as db:
-            row = Call(call_sid="CAgreet", direction="inbound", status=CallStatus.IN_PROGRESS)
-            db.add(row)
-            await db.commit()
-        call = CallSession(
-            services=services,
-            call_id=row.id,
-            call_sid="CAgreet",
-            state=ConversationState(),
-            send_media=media,
-            send_mark=wire.mark,
-            send_clear=wire.clear,
+        call = await local_session(
+            services, "CAgreet", send_media=media, send_mark=wire.mark, send_clear=wire.clear
         )
         running = asyncio.create_task(call.run())
         iterations = LoopIterations()  # its first tick runs just after the session's start
@@ -96,9 +59,6 @@ async def test_the_cached_greeting_leaves_one_iteration_after_the_session_starts
         iterations.stop()
         call.on_stop()
         await asyncio.wait_for(running, timeout=10)
-    finally:
-        await providers.aclose()
-        await dispose_engines(engine, autocommit)
     # Iteration 1: the session starts its tasks, greeting first; iteration 2: the
     # greeting's task queues the cached audio and sends (the tick of iteration 2 runs
     # after it). Before: turn loop, then generation, then the playout's wake-up.

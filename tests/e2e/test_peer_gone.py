@@ -13,23 +13,10 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from tests.conftest import make_settings
-from voicebot.brain.base import ConversationState
+from tests.e2e.conftest import local_call_services, local_session
 from voicebot.call import session as session_module
 from voicebot.call.session import CallSession
-from voicebot.call.wiring import build_call_services
-from voicebot.cli import migrate
-from voicebot.db.engine import (
-    create_autocommit_engine,
-    create_engine,
-    create_sessionmaker,
-    dispose_engines,
-)
-from voicebot.db.models import Call, CallStatus
 from voicebot.errors import PeerGoneError
-from voicebot.metrics import Metrics
-from voicebot.providers.factory import build_providers
-from voicebot.store.resilient import ResilientStore
 
 
 class GonePeer:
@@ -66,43 +53,17 @@ class GonePeer:
 
 
 async def _run_call(tmp_path: Path, peer: GonePeer) -> tuple[CallSession, list[dict[str, object]]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'gone.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(
-        database_url=url,
-        tts_cache_dir=str(tmp_path / "tts"),
-        inbound_media_timeout_s=60.0,  # this peer sends no media; only its socket goes
-    )
-    engine = create_engine(settings)
-    autocommit = create_autocommit_engine(settings, engine)
-    providers = build_providers(settings)
-    services = build_call_services(
-        settings,
-        metrics=Metrics(),
-        sessions=create_sessionmaker(engine),
-        autocommit=create_sessionmaker(autocommit),
-        store=ResilientStore(None),
-        providers=providers,
-    )
-    try:
-        async with services.sessions() as db:
-            row = Call(call_sid="CAgone", direction="inbound", status=CallStatus.IN_PROGRESS)
-            db.add(row)
-            await db.commit()
+    # This peer sends no media; only its socket goes.
+    async with local_call_services(tmp_path, inbound_media_timeout_s=60.0) as services:
         with capture_logs() as logs:  # the session binds its logger when created
-            call = CallSession(
-                services=services,
-                call_id=row.id,
-                call_sid="CAgone",
-                state=ConversationState(),
+            call = await local_session(
+                services,
+                "CAgone",
                 send_media=peer.media,
                 send_mark=peer.mark,
                 send_clear=peer.clear,
             )
             await asyncio.wait_for(call.run(), timeout=20)
-    finally:
-        await providers.aclose()
-        await dispose_engines(engine, autocommit)
     return call, logs
 
 

@@ -1,9 +1,11 @@
 """A caller already talking when the Media Stream starts, through the real server: the
 noise floor is not known at the stream's first frames, and the speech must still be
-heard whole."""
+heard whole; and it cuts the greeting, whose first frames its own task sends from the
+call's first loop iteration (0f00097)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -59,3 +61,24 @@ async def test_words_from_the_first_frame_are_the_callers_turn(
         turns = await stored_turns(http)
     assert turns[0]["role"] == "assistant" and turns[0]["interrupted"]
     assert [t["text"] for t in turns if t["role"] == "user"] == [ANSWER]
+
+
+async def test_a_caller_talking_from_the_first_frame_cuts_the_greeting(
+    server: tuple[str, Settings],
+) -> None:
+    """The caller speaks from the stream's first frame, over the greeting's first frames
+    (sent by the greeting's own task): a `clear` comes, no greeting audio after it, the
+    call goes on, and the greeting is stored as interrupted, as far as it was heard."""
+    base, _ = server
+    async with place_call(base, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as call:
+        speech = call.say(pcm16_to_ulaw(hebrew_speech(ANSWER)))
+        await call.wait_until(lambda: speech.clear_latency_ms is not None, 10)
+        assert speech.barge_in
+        await speech.done.wait()
+        await asyncio.sleep(0.5)
+        assert speech.audio_after_clear_ms == 0
+        assert not call.metrics.protocol_errors
+        assert not call.ended
+    async with httpx.AsyncClient(base_url=base) as http:
+        turns = await stored_turns(http)
+    assert turns[0]["role"] == "assistant" and turns[0]["interrupted"]

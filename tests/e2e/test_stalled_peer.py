@@ -7,22 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.conftest import make_settings
-from voicebot.brain.base import ConversationState
+from tests.e2e.conftest import local_call_services, local_session
 from voicebot.call.playout import FRAME_S
-from voicebot.call.session import CallSession
-from voicebot.call.wiring import build_call_services
-from voicebot.cli import migrate
-from voicebot.db.engine import (
-    create_autocommit_engine,
-    create_engine,
-    create_sessionmaker,
-    dispose_engines,
-)
-from voicebot.db.models import Call, CallStatus
-from voicebot.metrics import Metrics
-from voicebot.providers.factory import build_providers
-from voicebot.store.resilient import ResilientStore
 
 SEND_TIMEOUT_S = 0.5
 
@@ -52,48 +38,26 @@ async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
 ) -> None:
     """The stalled call ends within the send timeout (+ watchdog period); the healthy call's
     frames keep flowing at real time meanwhile (no gap over 100 ms)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'stall.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(
-        database_url=url,
-        ws_send_timeout_s=SEND_TIMEOUT_S,
-        tts_cache_dir=str(tmp_path / "tts"),
-        inbound_media_timeout_s=60.0,  # these peers send no media; only their sends stall
-    )
-    engine = create_engine(settings)
-    autocommit = create_autocommit_engine(settings, engine)
-    providers = build_providers(settings)
-    services = build_call_services(
-        settings,
-        metrics=Metrics(),
-        sessions=create_sessionmaker(engine),
-        autocommit=create_sessionmaker(autocommit),
-        store=ResilientStore(None),
-        providers=providers,
-    )
     stalled, healthy = Peer(stall_after_frames=5), Peer(stall_after_frames=None)
-
-    async def call_row(sid: str) -> int:
-        async with services.sessions() as db:
-            call = Call(call_sid=sid, direction="inbound", status=CallStatus.IN_PROGRESS)
-            db.add(call)
-            await db.commit()
-            return call.id
-
-    async def session(peer: Peer, sid: str) -> CallSession:
-        return CallSession(
-            services=services,
-            call_id=await call_row(sid),
-            call_sid=sid,
-            state=ConversationState(),
-            send_media=peer.media,
-            send_mark=peer.mark,
-            send_clear=peer.clear,
+    async with local_call_services(
+        tmp_path,
+        ws_send_timeout_s=SEND_TIMEOUT_S,
+        inbound_media_timeout_s=60.0,  # these peers send no media; only their sends stall
+    ) as services:
+        stalled_call = await local_session(
+            services,
+            "CAstalled",
+            send_media=stalled.media,
+            send_mark=stalled.mark,
+            send_clear=stalled.clear,
         )
-
-    try:
-        stalled_call = await session(stalled, "CAstalled")
-        healthy_call = await session(healthy, "CAhealthy")
+        healthy_call = await local_session(
+            services,
+            "CAhealthy",
+            send_media=healthy.media,
+            send_mark=healthy.mark,
+            send_clear=healthy.clear,
+        )
         async with asyncio.TaskGroup() as tg:
             started = time.monotonic()
             stalled_task = tg.create_task(stalled_call.run())
@@ -104,9 +68,6 @@ async def test_stalled_peer_ends_its_call_and_the_other_call_keeps_its_pace(
             await asyncio.sleep(0.3)
             assert not healthy_task.done()
             healthy_call.on_stop()
-    finally:
-        await providers.aclose()
-        await dispose_engines(engine, autocommit)
     assert SEND_TIMEOUT_S <= ended_after_s < SEND_TIMEOUT_S * 1.25 + 0.3
     # While the stalled call waited out its timeout, the healthy one kept real-time pace.
     during = [t for t in healthy.frames_at if stalled_at <= t <= stalled_at + SEND_TIMEOUT_S]
@@ -145,36 +106,15 @@ async def test_a_key_while_the_greeting_waits_on_a_full_socket_still_ends_the_ca
     """The greeting's own task is stuck sending a frame to a socket that takes no more;
     the caller presses a key: the reply is cut (its stuck send cancelled) and the `clear`
     hangs too. The call still ends as ``peer_stalled`` within the send timeout."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'full.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(
-        database_url=url,
-        ws_send_timeout_s=SEND_TIMEOUT_S,
-        tts_cache_dir=str(tmp_path / "tts"),
-        inbound_media_timeout_s=60.0,  # only the sends stall
-    )
-    engine = create_engine(settings)
-    autocommit = create_autocommit_engine(settings, engine)
-    providers = build_providers(settings)
-    services = build_call_services(
-        settings,
-        metrics=Metrics(),
-        sessions=create_sessionmaker(engine),
-        autocommit=create_sessionmaker(autocommit),
-        store=ResilientStore(None),
-        providers=providers,
-    )
     socket = FullSocket(frames=5)
-    try:
-        async with services.sessions() as db:
-            row = Call(call_sid="CAfull", direction="inbound", status=CallStatus.IN_PROGRESS)
-            db.add(row)
-            await db.commit()
-        call = CallSession(
-            services=services,
-            call_id=row.id,
-            call_sid="CAfull",
-            state=ConversationState(),
+    async with local_call_services(
+        tmp_path,
+        ws_send_timeout_s=SEND_TIMEOUT_S,
+        inbound_media_timeout_s=60.0,  # only the sends stall
+    ) as services:
+        call = await local_session(
+            services,
+            "CAfull",
             send_media=socket.media,
             send_mark=socket.mark,
             send_clear=socket.clear,
@@ -189,9 +129,6 @@ async def test_a_key_while_the_greeting_waits_on_a_full_socket_still_ends_the_ca
             ended_by_itself = running.done()
             call.on_stop()  # ends the call here when it hangs
             key.cancel()
-    finally:
-        await providers.aclose()
-        await dispose_engines(engine, autocommit)
     assert ended_by_itself, "the call hung on the `clear` to a full socket"
     assert call.end_reason == "peer_stalled"
     assert ended_after_s < SEND_TIMEOUT_S * 1.25 + 0.3

@@ -13,22 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from tests.conftest import make_settings
+from tests.e2e.conftest import local_call_services, local_session
 from voicebot.brain.base import ConversationState, Reply, ReplyEvent
 from voicebot.call.session import CallSession
 from voicebot.call.speaker import ERROR_GOODBYE_TEXT
-from voicebot.call.wiring import build_call_services
-from voicebot.cli import migrate
-from voicebot.db.engine import (
-    create_autocommit_engine,
-    create_engine,
-    create_sessionmaker,
-    dispose_engines,
-)
-from voicebot.db.models import Call, CallStatus, CallTurn
-from voicebot.metrics import Metrics
-from voicebot.providers.factory import build_providers
-from voicebot.store.resilient import ResilientStore
+from voicebot.db.models import CallTurn
 
 
 class BuggyBrain:
@@ -73,38 +62,11 @@ async def test_unexpected_exception_is_logged_once_and_the_caller_hears_a_goodby
 ) -> None:
     """A key reaching a buggy brain: one `call.unexpected_error` with the SID and a
     traceback, then the stored goodbye turn and the end of the call (no cut line)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'fault.db'}"
-    migrate(make_settings(database_url=url))
-    settings = make_settings(
-        database_url=url, tts_cache_dir=str(tmp_path / "tts"), inbound_media_timeout_s=60.0
-    )
-    engine = create_engine(settings)
-    autocommit = create_autocommit_engine(settings, engine)
-    providers = build_providers(settings)
-    services = build_call_services(
-        settings,
-        metrics=Metrics(),
-        sessions=create_sessionmaker(engine),
-        autocommit=create_sessionmaker(autocommit),
-        store=ResilientStore(None),
-        providers=providers,
-    )
-    services.brain_factory = lambda tools, *, script=None: BuggyBrain()  # type: ignore[assignment,misc,return-value]
     peer = Peer()
-    try:
-        async with services.sessions() as db:
-            call = Call(call_sid="CAbuggy", direction="inbound", status=CallStatus.IN_PROGRESS)
-            db.add(call)
-            await db.commit()
-            call_id = call.id
-        session = CallSession(
-            services=services,
-            call_id=call_id,
-            call_sid="CAbuggy",
-            state=ConversationState(),
-            send_media=peer.media,
-            send_mark=peer.mark,
-            send_clear=peer.clear,
+    async with local_call_services(tmp_path, inbound_media_timeout_s=60.0) as services:
+        services.brain_factory = lambda tools, *, script=None: BuggyBrain()  # type: ignore[assignment,misc,return-value]
+        session = await local_session(
+            services, "CAbuggy", send_media=peer.media, send_mark=peer.mark, send_clear=peer.clear
         )
         peer.session = session
         with capture_logs() as logs:
@@ -121,9 +83,6 @@ async def test_unexpected_exception_is_logged_once_and_the_caller_hears_a_goodby
                 await runner
         async with services.sessions() as db:
             turns = (await db.scalars(select(CallTurn).order_by(CallTurn.seq))).all()
-    finally:
-        await providers.aclose()
-        await dispose_engines(engine, autocommit)
     errors = [e for e in logs if e["event"] == "call.unexpected_error"]
     assert len(errors) == 1
     assert errors[0]["call_sid"] == "CAbuggy"
