@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import call_server, hebrew_speech, recognising_sim
+from tests.e2e.conftest import call_server, hebrew_speech, local_call_services, recognising_sim
 from voicebot.audio.codec import pcm16_to_ulaw
 from voicebot.call.session import CallSession, UtteranceIn
 from voicebot.call.speculation import Speculation
@@ -66,9 +66,9 @@ async def test_an_ended_call_keeps_no_audio_in_its_cycles(
 async def test_an_ended_call_drops_frame_actions_that_never_ran(tmp_path: Path) -> None:
     """A barge-in's action still queued when the call ends (its runner was busy) is dropped
     with the call, not kept with the reply it would have interrupted."""
-    from tests.e2e.test_end_reason import Peer, _services, _session
+    from tests.e2e.test_end_reason import Peer, _session
 
-    async with _services(tmp_path, inbound_media_timeout_s=60.0) as services:
+    async with local_call_services(tmp_path, inbound_media_timeout_s=60.0) as services:
         session = await _session(services, Peer(echo_marks=True), "CAreleased")
         never = asyncio.Event()
         async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
